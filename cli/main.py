@@ -1,0 +1,182 @@
+"""The ``cardfile`` command: thin click commands over ``cardfile.plugin``.
+
+Every command takes ``--data-dir`` and ``--config`` so scripts and tests can
+run several independent servers side by side.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from cardfile.cli import settings as settings_mod
+from cardfile.cli import users
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(func: F) -> F:
+    func = click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False), default=None,
+        help="Configuration file (Radicale INI format). "
+             "Default: $XDG_CONFIG_HOME/cardfile/config if it exists.")(func)
+    func = click.option(
+        "--data-dir", type=click.Path(file_okay=False), default=None,
+        help="Where contacts, users and the index live. "
+             "Default: $XDG_DATA_HOME/cardfile (~/.local/share/cardfile).")(func)
+    return func
+
+
+def _settings(data_dir: str | None, config_file: str | None) -> settings_mod.Settings:
+    try:
+        return settings_mod.resolve(data_dir, config_file)
+    except FileNotFoundError as e:
+        raise click.UsageError(str(e)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cardfile")
+def cli() -> None:
+    """Cardfile: your contacts as plain .vcf files, synced over CardDAV."""
+
+
+# -- serve -------------------------------------------------------------------
+@cli.command()
+@common_options
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on (default 5232).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True)
+def serve(data_dir: str | None, config_file: str | None, host: str | None, port: int | None,
+          log_level: str) -> None:
+    """Start the CardDAV server (loopback only, login required, by default)."""
+    from cardfile.cli import server
+
+    settings = _settings(data_dir, config_file)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    configuration = settings_mod.radicale_configuration(settings)
+    hosts = _listen_addresses(configuration.get("server", "hosts"), host, port)
+    configuration = settings_mod.radicale_configuration(
+        settings, {"server": {"hosts": ", ".join(hosts)}})
+    auth_type = str(configuration.get("auth", "type"))
+    exposed = [h for h in hosts if not settings_mod.is_loopback(h.rsplit(":", 1)[0])]
+    if exposed and auth_type in ("none", "remote_user", "http_x_remote_user"):
+        raise click.UsageError(
+            f"refusing to listen on {', '.join(exposed)} with authentication off "
+            f"([auth] type = {auth_type}); use a loopback address or turn authentication on")
+    server.configure_logging(log_level)
+    if auth_type == "htpasswd":
+        _first_run_user(Path(str(configuration.get("auth", "htpasswd_filename"))), hosts[0])
+    click.echo(f"Cardfile serving {settings.data_dir} on "
+               + ", ".join(f"http://{h}/" for h in hosts), err=True)
+    server.serve(configuration)
+
+
+def _listen_addresses(configured: list[tuple[str, int]], host: str | None,
+                      port: int | None) -> list[str]:
+    if host is None and port is None:
+        pairs = configured
+    else:
+        default_host, default_port = configured[0] if configured else ("127.0.0.1", 5232)
+        pairs = [(host or default_host, default_port if port is None else port)]
+    return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in pairs]
+
+
+def _first_run_user(htpasswd: Path, host: str) -> None:
+    """With no users yet, create one for the login name and show its password once."""
+    if users.read(htpasswd):
+        return
+    name = getpass.getuser()
+    try:
+        users.validate_name(name)
+    except users.UserError:
+        name = "cardfile"
+    password = users.generate_password()
+    users.add(htpasswd, name, password)
+    click.echo(
+        "\nFirst run: created the user below. The password is shown only this once;\n"
+        f"change it with 'cardfile user passwd {name}'.\n\n"
+        f"  Server:   http://{host}/\n"
+        f"  Contacts: http://{host}/{name}/contacts/\n"
+        f"  User:     {name}\n"
+        f"  Password: {password}\n")
+
+
+# -- user --------------------------------------------------------------------
+@cli.group()
+def user() -> None:
+    """Manage the accounts that may log in."""
+
+
+def _read_password(password_stdin: bool, name: str) -> str:
+    if password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    value: str = click.prompt(f"Password for {name}", hide_input=True,
+                              confirmation_prompt=True)
+    return value
+
+
+def _user_action(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except users.UserError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@user.command("add")
+@common_options
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(data_dir: str | None, config_file: str | None, name: str,
+             password_stdin: bool) -> None:
+    """Add a user (asks for the password)."""
+    settings = _settings(data_dir, config_file)
+    _user_action(lambda: users.validate_name(name) and None)
+    password = _read_password(password_stdin, name)
+    _user_action(lambda: users.add(settings.htpasswd, name, password))
+    click.echo(f"Added user {name!r}.", err=True)
+
+
+@user.command("passwd")
+@common_options
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_passwd(data_dir: str | None, config_file: str | None, name: str,
+                password_stdin: bool) -> None:
+    """Change a user's password."""
+    settings = _settings(data_dir, config_file)
+    if name not in users.read(settings.htpasswd):
+        raise click.ClickException(f"no user {name!r}; use 'cardfile user add {name}'")
+    password = _read_password(password_stdin, name)
+    _user_action(lambda: users.set_password(settings.htpasswd, name, password))
+    click.echo(f"Changed the password of {name!r}.", err=True)
+
+
+@user.command("list")
+@common_options
+def user_list(data_dir: str | None, config_file: str | None) -> None:
+    """List the users, one per line."""
+    settings = _settings(data_dir, config_file)
+    for name in users.read(settings.htpasswd):
+        click.echo(name)
+
+
+@user.command("remove")
+@common_options
+@click.argument("name")
+def user_remove(data_dir: str | None, config_file: str | None, name: str) -> None:
+    """Remove a user's login (their contacts stay on disk)."""
+    settings = _settings(data_dir, config_file)
+    _user_action(lambda: users.remove(settings.htpasswd, name))
+    click.echo(f"Removed user {name!r}; their contacts stay in "
+               f"{settings.collection_root / name}.", err=True)
+
+
+if __name__ == "__main__":
+    cli()

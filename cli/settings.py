@@ -1,0 +1,99 @@
+"""Where Cardfile keeps things, and the Radicale configuration built from them.
+
+One function decides the data folder and one builds the configuration, so
+``serve``, ``user`` and every later command agree on them. The shipped
+default (``config/cardfile.conf``) is Radicale's INI format; a user file at
+``$XDG_CONFIG_HOME/cardfile/config`` (or ``--config``) is layered on top.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from radicale import config as radicale_config
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "cardfile"
+
+
+def default_config_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(base) / "cardfile" / "config"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The folders one ``cardfile`` invocation works on."""
+
+    data_dir: Path
+    config_file: Path | None
+
+    @property
+    def htpasswd(self) -> Path:
+        return self.data_dir / "htpasswd"
+
+    @property
+    def collection_root(self) -> Path:
+        return self.data_dir / "collection-root"
+
+
+def resolve(data_dir: str | None, config_file: str | None) -> Settings:
+    data = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    cfg: Path | None
+    if config_file:
+        explicit = Path(config_file).expanduser()
+        if not explicit.is_file():
+            raise FileNotFoundError(f"configuration file {explicit} does not exist")
+        cfg = explicit
+    else:
+        cfg = default_config_file()
+        if not cfg.is_file():
+            cfg = None
+    return Settings(data.resolve(), cfg)
+
+
+def _read_ini(text: str, data_dir: Path) -> dict[str, dict[str, str]]:
+    parser = configparser.RawConfigParser()
+    parser.read_string(text)
+    return {
+        section: {key: value.replace("{data_dir}", str(data_dir))
+                  for key, value in parser.items(section)}
+        for section in parser.sections()
+    }
+
+
+def shipped_default_text() -> str:
+    return (resources.files("cardfile.config") / "cardfile.conf").read_text()
+
+
+def radicale_configuration(settings: Settings,
+                           overrides: dict[str, dict[str, str]] | None = None) -> Any:
+    """Radicale's Configuration: shipped default, then the user file, then flags."""
+    configuration = radicale_config.load()
+    layers = [("Cardfile default", _read_ini(shipped_default_text(), settings.data_dir))]
+    if settings.config_file is not None:
+        layers.append((str(settings.config_file),
+                       _read_ini(settings.config_file.read_text(), settings.data_dir)))
+    if overrides:
+        layers.append(("command line", overrides))
+    for source, values in layers:
+        configuration.update(values, source)
+    return configuration
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

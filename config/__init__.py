@@ -1,0 +1,1 @@
+"""Shipped configuration files (read with importlib.resources)."""

@@ -1,0 +1,190 @@
+"""The WSGI application ``cardfile serve`` runs: Radicale, wrapped.
+
+The wrapper does what Radicale's storage API cannot see (the HTTP request):
+it checks an uploaded card before Radicale does, so a bad card is refused
+with a sentence that says what is wrong and where; it turns Radicale's bare
+error statuses into one-line reasons a client can show; and it logs one line
+per request. Everything else is Radicale's own request handling.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+import radicale
+from cardfile.plugin import request_notes
+from cardfile.plugin.card_check import CardRejected, check_card_upload
+from radicale.log import logger as radicale_logger
+
+log = logging.getLogger("cardfile")
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+_REASON_NS = "http://cardfile.org/ns"
+
+#: WebDAV precondition elements (RFC 4918, 6352, 6578) and what they mean to a user.
+_PRECONDITIONS: dict[str, str] = {
+    "no-uid-conflict": "Another contact in this address book already has this card's UID",
+    "valid-sync-token": "The sync token is unknown or expired; start a full sync "
+                        "(an empty sync-token)",
+    "supported-report": "This report is not supported on this address",
+    "max-resource-size": "The card is larger than this server accepts",
+    "valid-address-data": "The card is not a valid vCard",
+}
+_FRIENDLY: dict[tuple[str, int], str] = {
+    ("PUT", 412): "The contact changed since you last read it (or the If-Match/If-None-Match "
+                  "condition does not hold); fetch it again, then retry",
+    ("DELETE", 412): "The contact changed since you last read it; fetch it again, then retry",
+    ("PUT", 403): "You may not write to this address",
+    ("DELETE", 403): "You may not delete at this address",
+    ("MKCOL", 403): "You may not create a collection here",
+}
+_GENERIC: dict[int, str] = {
+    400: "The request could not be understood",
+    401: "Log in with your Cardfile user name and password",
+    403: "You do not have access to this address",
+    404: "Nothing exists at this address",
+    405: "This method is not allowed at this address",
+    409: "The request conflicts with what is stored",
+    412: "A precondition of the request does not hold",
+    413: "The request body is too large",
+    415: "This content type is not accepted here",
+}
+
+
+class CardfileApp:
+    """Radicale's application behind Cardfile's checks and messages."""
+
+    def __init__(self, configuration: Any) -> None:
+        self.configuration = configuration
+        self.radicale = radicale.Application(configuration)
+        self.max_content_length: int = configuration.get("server", "max_content_length")
+        self.max_resource_size: int = configuration.get("server", "max_resource_size")
+        request_notes.install(radicale_logger)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.monotonic()
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        with request_notes.collecting() as notes:
+            try:
+                status, headers, body = self._handle(environ, method)
+            except CardRejected as e:
+                status, headers, body = e.status, [], b""
+                notes.insert(0, e.reason)
+            code = int(status.split(" ", 1)[0])
+            if code >= 400:
+                headers, body = _with_reason(method, code, headers, body, notes)
+        start_response(status, headers)
+        self._log(environ, method, code, time.monotonic() - started, notes)
+        return [body]
+
+    def _handle(self, environ: Environ, method: str) -> tuple[str, list[tuple[str, str]], bytes]:
+        length = _content_length(environ)
+        if length > self.max_content_length:
+            raise CardRejected(413, f"The request body is {length} bytes; this server accepts "
+                                    f"at most {self.max_content_length} (max_content_length)")
+        if method == "PUT" and length:
+            body = _read_exactly(environ, length)
+            check_card_upload(environ, body, self.max_resource_size)
+            environ["wsgi.input"] = io.BytesIO(body)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured["status"], captured["headers"] = status, list(headers)
+
+        chunks = self.radicale(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return captured["status"], captured["headers"], body
+
+    @staticmethod
+    def _log(environ: Environ, method: str, code: int, seconds: float, notes: list[str]) -> None:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", "")) or "-"
+        agent = environ.get("HTTP_USER_AGENT", "-")[:80]
+        line = "%s %s %d %.1fms user=%s agent=%r"
+        args: tuple[Any, ...] = (method, path, code, seconds * 1000, user, agent)
+        if code >= 400 and notes:
+            line += " reason=%r"
+            args += (notes[0],)
+        log.info(line, *args)
+
+
+def _basic_auth_user(header: str) -> str:
+    """The user name of a Basic login, for the log (never the password)."""
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        return base64.b64decode(credentials.strip()).decode("utf-8").partition(":")[0][:64]
+    except (ValueError, UnicodeDecodeError):
+        return "?"
+
+
+def _precondition_reason(body: bytes) -> str | None:
+    if b"error" not in body[:400]:
+        return None
+    for name, sentence in _PRECONDITIONS.items():
+        if name.encode() in body:
+            return sentence
+    return None
+
+
+def _content_length(environ: Environ) -> int:
+    try:
+        return max(0, int(environ.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        raise CardRejected(400, "The Content-Length header is not a number") from None
+
+
+def _read_exactly(environ: Environ, length: int) -> bytes:
+    stream = environ["wsgi.input"]
+    parts, remaining = [], length
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 1 << 16))
+        if not chunk:
+            raise CardRejected(400, f"The request body ended after {length - remaining} of "
+                                    f"{length} bytes")
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def _with_reason(method: str, code: int, headers: list[tuple[str, str]], body: bytes,
+                 notes: list[str]) -> tuple[list[tuple[str, str]], bytes]:
+    """Put one human sentence in an error response, keeping WebDAV's XML."""
+    friendly = (_precondition_reason(body) or _FRIENDLY.get((method, code))
+                or _GENERIC.get(code) or HTTPStatus(code).phrase)
+    details = [n for n in notes if n and n != friendly]
+    reason = friendly if not details else f"{friendly}: {details[0]}"
+    if code in (400, 413) and details:
+        reason = details[0]
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+    headers = [(k, v) for k, v in headers
+               if k.lower() not in ("content-length", "content-type")]
+    if "xml" in content_type and body.strip():
+        try:
+            root = ET.fromstring(body)
+            ET.SubElement(root, f"{{{_REASON_NS}}}reason").text = reason
+            body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+            headers.append(("Content-Type", content_type))
+        except ET.ParseError:
+            body = (reason + "\n").encode()
+            headers.append(("Content-Type", "text/plain; charset=utf-8"))
+    else:
+        body = (reason + "\n").encode()
+        headers.append(("Content-Type", "text/plain; charset=utf-8"))
+    headers.append(("Content-Length", str(len(body))))
+    return headers, body

@@ -1,0 +1,80 @@
+"""Check an uploaded card before it reaches Radicale, and say what is wrong.
+
+Radicale refuses a bad card with a bare "Bad Request". A phone user needs to
+know which card, which line and why, so the same parse Radicale will do
+(``radicale.item.read_components``, with the fidelity fixes installed) is run
+first here and its failure turned into a sentence. Only bodies that are meant
+to be vCards are checked; anything else is Radicale's to judge.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import radicale.item as radicale_item
+
+_VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
+
+
+class CardRejected(Exception):
+    """A request refused with ``status`` and a reason meant for the user."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = _STATUS_LINES.get(status, f"{status} Error")
+        self.reason = reason
+
+
+_STATUS_LINES = {
+    400: "400 Bad Request",
+    413: "413 Request Entity Too Large",
+    415: "415 Unsupported Media Type",
+}
+
+
+def _looks_like_vcard(environ: dict[str, Any], body: bytes) -> bool:
+    content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type in _VCARD_TYPES:
+        return True
+    head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n").upper()
+    return head.startswith(b"BEGIN:VCARD")
+
+
+def check_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: int) -> None:
+    """Raise ``CardRejected`` if ``body`` is not exactly one storable vCard."""
+    path = environ.get("PATH_INFO", "")
+    if path.endswith("/") or not _looks_like_vcard(environ, body):
+        return
+    if len(body) > max_resource_size:
+        raise CardRejected(413, f"This contact is {len(body)} bytes; one contact may be at most "
+                                f"{max_resource_size} bytes (max_resource_size). Use a smaller "
+                                "photo.")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = body[: e.start].count(b"\n") + 1
+        raise CardRejected(400, f"The card is not valid UTF-8 text (line {line}, byte "
+                                f"{e.start}); save it as UTF-8 and upload again") from None
+    try:
+        components = radicale_item.read_components(text)
+    except Exception as e:  # vobject raises many kinds; all mean "not a vCard"
+        raise CardRejected(400, f"The card could not be read as a vCard: {_one_line(e)}"
+                           ) from None
+    if len(components) != 1:
+        raise CardRejected(400, f"A contact must be uploaded as exactly one vCard; this body "
+                                f"holds {len(components)}. Upload each card to its own URL.")
+    card = components[0]
+    if card.name != "VCARD":
+        raise CardRejected(415, f"This is a {card.name}, not a vCard; an address book only "
+                                "stores vCards")
+    uid = card.uid.value if hasattr(card, "uid") else ""
+    if not str(uid or "").strip():
+        raise CardRejected(400, "The card has no UID property; every contact needs a unique "
+                                "UID (RFC 6352, section 5.1)")
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    text = re.sub(r"\s+", " ", text)
+    return (text[:240] + "...") if len(text) > 240 else (text or type(error).__name__)

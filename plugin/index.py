@@ -1,0 +1,377 @@
+"""The SQLite index derived from the ``.vcf`` files.
+
+Files are the truth; this is a cache that makes every query, listing, sync and
+UID check cost the same at 100 cards as at 100,000. Deleting the database
+loses nothing: it is rebuilt from the files (``reconcile``), and a card added,
+changed or removed on disk by another tool is picked up by comparing each
+file's size and mtime with what the index recorded.
+
+Every change to a collection takes the next number of one global sequence;
+sync tokens are ``(epoch, collection id, sequence)`` so an incremental
+``sync-collection`` is one range query. ``epoch`` is random per database, so a
+token issued before the index was rebuilt is refused (the client then does a
+full sync) instead of being silently misread.
+
+This module is the storage seam: it speaks SQL and knows nothing of HTTP or
+Radicale, so a PostgreSQL version can sit behind the same methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from hashlib import sha256
+
+from cardfile.plugin import card_fields
+
+SCHEMA_VERSION = "3"
+
+#: Reads one card file: its text and fields, or None if it vanished or is no card.
+ReadFile = Callable[[str], "tuple[str, card_fields.CardFields] | None"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS collections (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    inode INTEGER NOT NULL DEFAULT 0,
+    dir_mtime_ns INTEGER NOT NULL DEFAULT -1,
+    seq_floor INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    coll INTEGER NOT NULL,
+    href TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    fn TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    UNIQUE (coll, href)
+);
+CREATE INDEX IF NOT EXISTS items_uid ON items (coll, uid);
+CREATE INDEX IF NOT EXISTS items_seq ON items (coll, seq);
+CREATE INDEX IF NOT EXISTS items_mtime ON items (coll, mtime_ns);
+CREATE TABLE IF NOT EXISTS props (
+    item INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    lvalue TEXT NOT NULL,
+    norm TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS props_item ON props (item, name);
+CREATE INDEX IF NOT EXISTS props_name ON props (name, lvalue);
+CREATE TABLE IF NOT EXISTS tombstones (
+    coll INTEGER NOT NULL,
+    href TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (coll, href)
+);
+CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (coll, seq);
+"""
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One card as the index knows it."""
+
+    href: str
+    uid: str
+    etag: str
+    size: int
+    mtime_ns: int
+    fn: str
+    kind: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class SyncState:
+    epoch: str
+    coll_id: int
+    seq: int
+    seq_floor: int
+
+
+def etag_of(text: str) -> str:
+    """The same etag Radicale computes for an item's text."""
+    return f'"{sha256(text.encode()).hexdigest()}"'
+
+
+class CardIndex:
+    """Thread-safe access to one index database (one connection per thread)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._db().executescript(_SCHEMA)
+        with self._transaction() as db:
+            version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is None or version[0] != SCHEMA_VERSION:
+                self._reset(db)
+
+    # -- connections -----------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            # The index is derived data: a lost transaction after a power
+            # cut is repaired by reconcile, so no fsync per commit.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=OFF")
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _reset(self, db: sqlite3.Connection) -> None:
+        for table in ("items", "props", "tombstones", "collections", "meta"):
+            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+        db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(6),))
+        db.execute("INSERT INTO meta VALUES ('seq', '0')")
+
+    @staticmethod
+    def _next_seq(db: sqlite3.Connection) -> int:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='seq'")
+        return int(db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
+
+    # -- collections -----------------------------------------------------
+    def collection_id(self, path: str, inode: int) -> tuple[int, int]:
+        """(id, recorded directory mtime) of a collection, created on demand.
+
+        A collection whose folder was replaced (another inode: deleted and
+        created again, or overwritten) starts afresh, so tokens and rows of
+        the old folder never leak into the new one.
+        """
+        row = self._db().execute(
+            "SELECT id, inode, dir_mtime_ns FROM collections WHERE path=?", (path,)
+        ).fetchone()
+        if row is not None and row[1] == inode:
+            return int(row[0]), int(row[2])
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, inode, dir_mtime_ns FROM collections WHERE path=?", (path,)
+            ).fetchone()
+            if row is not None and row[1] == inode:
+                return int(row[0]), int(row[2])
+            if row is not None:
+                self._drop_collection(db, int(row[0]))
+            cur = db.execute(
+                "INSERT INTO collections (path, inode, seq_floor) VALUES (?, ?, ?)",
+                (path, inode, self._next_seq(db)),
+            )
+            return int(cur.lastrowid or 0), -1
+
+    @staticmethod
+    def _drop_collection(db: sqlite3.Connection, coll: int) -> None:
+        db.execute("DELETE FROM props WHERE item IN (SELECT id FROM items WHERE coll=?)", (coll,))
+        db.execute("DELETE FROM items WHERE coll=?", (coll,))
+        db.execute("DELETE FROM tombstones WHERE coll=?", (coll,))
+        db.execute("DELETE FROM collections WHERE id=?", (coll,))
+
+    def forget_collection(self, path: str) -> None:
+        """Drop a deleted collection and everything below it."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id FROM collections WHERE path=? OR path LIKE ? ESCAPE '\\'",
+                (path, _like_prefix(path + "/")),
+            ).fetchall()
+            for (coll,) in rows:
+                self._drop_collection(db, int(coll))
+
+    # -- reading ---------------------------------------------------------
+    def rows(self, coll: int) -> dict[str, ItemRow]:
+        cur = self._db().execute(
+            "SELECT href, uid, etag, size, mtime_ns, fn, kind, seq FROM items WHERE coll=?",
+            (coll,),
+        )
+        return {r[0]: ItemRow(*r) for r in cur}
+
+    def row(self, coll: int, href: str) -> ItemRow | None:
+        r = self._db().execute(
+            "SELECT href, uid, etag, size, mtime_ns, fn, kind, seq FROM items "
+            "WHERE coll=? AND href=?",
+            (coll, href),
+        ).fetchone()
+        return ItemRow(*r) if r else None
+
+    def hrefs_with_uid(self, coll: int, uid: str) -> list[str]:
+        cur = self._db().execute("SELECT href FROM items WHERE coll=? AND uid=?", (coll, uid))
+        return [r[0] for r in cur]
+
+    def select(self, coll: int, where: str, params: Sequence[object]) -> list[ItemRow]:
+        """Rows of ``coll`` matching an SQL condition over ``items i``."""
+        sql = (
+            "SELECT href, uid, etag, size, mtime_ns, fn, kind, seq FROM items i "
+            f"WHERE i.coll=? AND ({where})"
+        )
+        return [ItemRow(*r) for r in self._db().execute(sql, (coll, *params))]
+
+    def last_mtime_ns(self, coll: int) -> int:
+        r = self._db().execute("SELECT MAX(mtime_ns) FROM items WHERE coll=?", (coll,)).fetchone()
+        return int(r[0] or 0)
+
+    def sync_state(self, coll: int) -> SyncState:
+        db = self._db()
+        epoch = db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
+        floor = db.execute("SELECT seq_floor FROM collections WHERE id=?", (coll,)).fetchone()
+        seq = db.execute(
+            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM items WHERE coll=? "
+            "UNION ALL SELECT MAX(seq) FROM tombstones WHERE coll=?)",
+            (coll, coll),
+        ).fetchone()[0]
+        seq_floor = int(floor[0]) if floor else 0
+        return SyncState(str(epoch), coll, max(int(seq or 0), seq_floor), seq_floor)
+
+    def changed_since(self, coll: int, seq: int) -> list[str]:
+        """Hrefs added, changed or deleted after ``seq``."""
+        cur = self._db().execute(
+            "SELECT href FROM items WHERE coll=? AND seq>? "
+            "UNION SELECT href FROM tombstones WHERE coll=? AND seq>?",
+            (coll, seq, coll, seq),
+        )
+        return [r[0] for r in cur]
+
+    # -- writing ---------------------------------------------------------
+    def put(
+        self, coll: int, href: str, text: str, size: int, mtime_ns: int,
+        fields: card_fields.CardFields | None = None,
+    ) -> ItemRow:
+        """Record a card written (by us or found on disk) at ``href``."""
+        if fields is None:
+            fields = card_fields.extract(text)
+        with self._transaction() as db:
+            row = self._put(db, coll, href, text, size, mtime_ns, fields)
+        return row
+
+    def _put(
+        self, db: sqlite3.Connection, coll: int, href: str, text: str, size: int,
+        mtime_ns: int, fields: card_fields.CardFields,
+    ) -> ItemRow:
+        seq = self._next_seq(db)
+        etag = etag_of(text)
+        old = db.execute("SELECT id FROM items WHERE coll=? AND href=?", (coll, href)).fetchone()
+        if old is not None:
+            db.execute("DELETE FROM props WHERE item=?", (old[0],))
+            db.execute(
+                "UPDATE items SET uid=?, etag=?, size=?, mtime_ns=?, fn=?, kind=?, seq=? "
+                "WHERE id=?",
+                (fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, seq, old[0]),
+            )
+            item_id = int(old[0])
+        else:
+            cur = db.execute(
+                "INSERT INTO items (coll, href, uid, etag, size, mtime_ns, fn, kind, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (coll, href, fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, seq),
+            )
+            item_id = int(cur.lastrowid or 0)
+        db.execute("DELETE FROM tombstones WHERE coll=? AND href=?", (coll, href))
+        db.executemany(
+            "INSERT INTO props (item, name, value, lvalue, norm) VALUES (?, ?, ?, ?, ?)",
+            [(item_id, name, value, value.lower(), _norm(name, value))
+             for name, value in fields.values],
+        )
+        return ItemRow(href, fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, seq)
+
+    def remove(self, coll: int, hrefs: Iterable[str]) -> None:
+        with self._transaction() as db:
+            self._remove(db, coll, hrefs)
+
+    def _remove(self, db: sqlite3.Connection, coll: int, hrefs: Iterable[str]) -> None:
+        for href in hrefs:
+            old = db.execute(
+                "SELECT id FROM items WHERE coll=? AND href=?", (coll, href)
+            ).fetchone()
+            if old is None:
+                continue
+            db.execute("DELETE FROM props WHERE item=?", (old[0],))
+            db.execute("DELETE FROM items WHERE id=?", (old[0],))
+            db.execute(
+                "INSERT OR REPLACE INTO tombstones (coll, href, seq) VALUES (?, ?, ?)",
+                (coll, href, self._next_seq(db)),
+            )
+
+    def apply_scan(
+        self, coll: int, dir_mtime_ns: int, found: dict[str, os.stat_result],
+        read: ReadFile,
+    ) -> int:
+        """Bring ``coll`` in line with a directory listing; return changes made.
+
+        ``found`` maps every card file's name to its stat; ``read`` returns a
+        file's text (or None when it vanished or cannot be read as a card).
+        """
+        changes = 0
+        with self._transaction() as db:
+            known = {
+                r[0]: (r[1], r[2])
+                for r in db.execute("SELECT href, size, mtime_ns FROM items WHERE coll=?", (coll,))
+            }
+            gone = [href for href in known if href not in found]
+            self._remove(db, coll, gone)
+            changes += len(gone)
+            for href, st in found.items():
+                if known.get(href) == (st.st_size, st.st_mtime_ns):
+                    continue
+                loaded = read(href)
+                if loaded is None:
+                    if href in known:
+                        self._remove(db, coll, [href])
+                        changes += 1
+                    continue
+                text, fields = loaded
+                self._put(db, coll, href, text, st.st_size, st.st_mtime_ns, fields)
+                changes += 1
+            db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
+        return changes
+
+    def set_dir_mtime(self, coll: int, dir_mtime_ns: int) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
+
+    def prune_tombstones(self, coll: int, keep: int) -> None:
+        """Forget all but the newest ``keep`` deletions; older tokens become invalid."""
+        with self._transaction() as db:
+            cut = db.execute(
+                "SELECT seq FROM tombstones WHERE coll=? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                (coll, keep),
+            ).fetchone()
+            if cut is None:
+                return
+            db.execute("DELETE FROM tombstones WHERE coll=? AND seq<=?", (coll, cut[0]))
+            db.execute(
+                "UPDATE collections SET seq_floor=MAX(seq_floor, ?) WHERE id=?", (cut[0], coll)
+            )
+
+
+def _norm(name: str, value: str) -> str:
+    if name == "EMAIL":
+        return card_fields.normalise_email(value)
+    if name == "TEL":
+        return card_fields.normalise_phone(value)
+    return ""
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"

@@ -1,0 +1,67 @@
+"""Per-request notes: why a request failed, gathered from wherever it failed.
+
+Radicale answers a bad request with a bare status ("Bad Request") and writes
+the reason only to its log. The reason is what a user needs, so a logging
+handler copies Radicale's warnings for the current request into a
+``ContextVar``; the storage adds its own notes (which card holds a clashing
+UID) the same way. The WSGI wrapper then puts them in the response body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+_notes: ContextVar[list[str] | None] = ContextVar("cardfile_request_notes", default=None)
+_MAX_NOTE = 300
+
+
+def add(note: str) -> None:
+    """Record a reason for the current request (no-op outside a request)."""
+    notes = _notes.get()
+    if notes is not None:
+        notes.append(note.splitlines()[0][:_MAX_NOTE] if note else note)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[str]]:
+    notes: list[str] = []
+    token = _notes.set(notes)
+    try:
+        yield notes
+    finally:
+        _notes.reset(token)
+
+
+class _WarningCollector(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            with contextlib.suppress(Exception):
+                add(record.getMessage())
+
+
+class _QuietPerRequestLines(logging.Filter):
+    """Drop Radicale's own two info lines per request; Cardfile logs one."""
+
+    _PHRASES = (" request for ", " response status for ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = str(record.msg)
+        return not any(phrase in message for phrase in self._PHRASES)
+
+
+_installed = False
+
+
+def install(logger: logging.Logger) -> None:
+    """Attach the collector and the filter to Radicale's logger (once)."""
+    global _installed
+    if _installed:
+        return
+    logger.addHandler(_WarningCollector(level=logging.WARNING))
+    logger.addFilter(_QuietPerRequestLines())
+    _installed = True

@@ -1,0 +1,392 @@
+"""Radicale storage whose address books are answered from the card index.
+
+Everything stays Radicale's ``multifilesystem`` layout (one ``.vcf`` per card,
+atomic writes, Radicale's storage lock), so khard, vdirsyncer's filesystem
+storage and a backup tool read the folder as it is. What changes is where
+answers come from: listing, ``has_uid``, ``addressbook-query``,
+``sync-collection``, the collection's etag/ctag and last-modified come from
+the SQLite index (``index.py``) instead of reading and parsing every card, so
+a request costs the same at 100 cards as at 100,000. Only the cards a
+response returns are read from disk, and they are served byte for byte.
+
+Collections that are not address books (a calendar someone created) keep
+Radicale's own behaviour untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator
+from hashlib import sha256
+from typing import Any, ClassVar, TextIO, cast
+
+import radicale.item as radicale_item
+import vobject
+from cardfile.plugin import card_fields, query, request_notes
+from cardfile.plugin.index import CardIndex, ItemRow
+from radicale import pathutils
+from radicale import storage as radicale_storage
+from radicale.item import filter as radicale_filter
+from radicale.log import logger
+from radicale.storage import multifilesystem
+
+SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
+INDEX_FILE_NAME = "cardfile-index.sqlite3"
+
+
+def http_date(mtime_ns: int) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(mtime_ns / 1e9))
+
+
+def decode_card_file(raw: bytes) -> str:
+    """Card files are UTF-8 (a BOM is tolerated, as editors write one)."""
+    return raw.decode("utf-8-sig")
+
+
+class IndexedItem(radicale_item.Item):
+    """An item described by its index row; its text is read only when needed.
+
+    A PROPFIND of a 100,000-card book needs only hrefs and etags: building
+    items from the index avoids opening a single file.
+    """
+
+    def __init__(self, collection: Collection, row: ItemRow, path: str,
+                 text: str | None = None) -> None:
+        super().__init__(
+            collection=collection, href=row.href, last_modified=http_date(row.mtime_ns),
+            text=text if text is not None else "", etag=row.etag, uid=row.uid,
+            name="VCARD", component_name="VCARD",
+            time_range=(radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX))
+        self._text = text
+        self._path = path
+
+    def serialize(self) -> str:
+        if self._text is None:
+            try:
+                with open(self._path, "rb") as f:
+                    self._text = decode_card_file(f.read())
+            except (OSError, UnicodeDecodeError) as e:
+                raise RuntimeError(f"Failed to read item {self.href!r}: {e}") from e
+        return self._text
+
+    @property
+    def vobject_item(self) -> Any:
+        if self._vobject_item is None:
+            self._vobject_item = vobject.readOne(self.serialize(), allowQP=True)
+        return self._vobject_item
+
+
+class Collection(multifilesystem.Collection):
+    """A Radicale collection; address books are served from the index."""
+
+    _storage: Storage
+
+    def __init__(self, storage_: Storage, path: str,
+                 filesystem_path: str | None = None) -> None:
+        super().__init__(storage_, path, filesystem_path)
+        self._coll_id: int | None = None
+        self._rows: dict[str, ItemRow] | None = None
+
+    # -- plumbing ----------------------------------------------------------
+    @property
+    def _indexed(self) -> bool:
+        return self.tag == "VADDRESSBOOK"
+
+    @property
+    def _index(self) -> CardIndex:
+        return self._storage.card_index
+
+    def _coll(self) -> int:
+        """This collection's index id, after making the index match the disk.
+
+        One ``stat`` of the folder per request: a card added, removed or
+        renamed by another program changes the folder's mtime, and then the
+        folder is compared file by file with the index.
+        """
+        if self._coll_id is None:
+            st = os.stat(self._filesystem_path)
+            coll, recorded_mtime = self._index.collection_id(self.path, st.st_ino)
+            if recorded_mtime != st.st_mtime_ns or not self._storage.was_reconciled(self.path):
+                self.reconcile(coll, st.st_mtime_ns)
+            self._coll_id = coll
+        return self._coll_id
+
+    def reconcile(self, coll: int | None = None, dir_mtime_ns: int | None = None) -> int:
+        """Compare the folder with the index and fix the index; return changes."""
+        if coll is None or dir_mtime_ns is None:
+            st = os.stat(self._filesystem_path)
+            coll, _ = self._index.collection_id(self.path, st.st_ino)
+            dir_mtime_ns = st.st_mtime_ns
+        found: dict[str, os.stat_result] = {}
+        with os.scandir(self._filesystem_path) as entries:
+            for entry in entries:
+                if entry.is_file() and pathutils.is_safe_filesystem_path_component(entry.name):
+                    found[entry.name] = entry.stat()
+        changes = self._index.apply_scan(coll, dir_mtime_ns, found, self._read_card)
+        self._storage.mark_reconciled(self.path)
+        self._rows = None
+        if changes:
+            logger.info("Index of %r updated from disk: %d change(s)", self.path, changes)
+        return changes
+
+    def _read_card(self, href: str) -> tuple[str, card_fields.CardFields] | None:
+        path = os.path.join(self._filesystem_path, href)
+        try:
+            if os.path.getsize(path) > self._storage._max_resource_size:
+                logger.warning("Skipping %r in %r: larger than max_resource_size", href, self.path)
+                return None
+            with open(path, "rb") as f:
+                text = decode_card_file(f.read())
+            return text, card_fields.extract(text)
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, card_fields.CardSyntaxError) as e:
+            logger.warning("Skipping unreadable card %r in %r: %s", href, self.path, e)
+            return None
+
+    def _item(self, row: ItemRow, text: str | None = None) -> IndexedItem:
+        return IndexedItem(self, row, os.path.join(self._filesystem_path, row.href), text)
+
+    def _all_rows(self) -> dict[str, ItemRow]:
+        if self._rows is None:
+            self._rows = self._index.rows(self._coll())
+        return self._rows
+
+    # -- reading -------------------------------------------------------------
+    def _list(self) -> Iterator[str]:
+        if not self._indexed:
+            yield from super()._list()
+            return
+        yield from sorted(self._all_rows())
+
+    def _get(self, href: str, verify_href: bool = True) -> radicale_item.Item | None:
+        if not self._indexed:
+            return super()._get(href, verify_href)
+        if not pathutils.is_safe_filesystem_path_component(href):
+            return None
+        if self._rows is not None and not verify_href:
+            row = self._rows.get(href)
+            return self._item(row) if row else None
+        coll = self._coll()
+        row = self._index.row(coll, href)
+        if verify_href:
+            # A single-item access (GET, PUT, DELETE) also checks the file
+            # itself, so an edit made in place by another program is seen
+            # before its etag is compared with the client's If-Match.
+            path = os.path.join(self._filesystem_path, href)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                if row is not None:
+                    self._index.remove(coll, [href])
+                return None
+            if row is None or (row.size, row.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                loaded = self._read_card(href)
+                if loaded is None:
+                    return None
+                row = self._index.put(coll, href, loaded[0], st.st_size, st.st_mtime_ns,
+                                      loaded[1])
+                return self._item(row, loaded[0])
+        return self._item(row) if row else None
+
+    def get_multi(self, hrefs: Iterable[str]
+                  ) -> Iterator[tuple[str, radicale_item.Item | None]]:
+        if not self._indexed:
+            yield from super().get_multi(hrefs)
+            return
+        rows = self._all_rows()
+        for href in hrefs:
+            row = rows.get(href) if pathutils.is_safe_filesystem_path_component(href) else None
+            yield href, (self._item(row) if row else None)
+
+    def get_all(self) -> Iterator[radicale_item.Item]:
+        if not self._indexed:
+            yield from super().get_all()
+            return
+        for _, row in sorted(self._all_rows().items()):
+            yield self._item(row)
+
+    def get_filtered(self, filters: Iterable[ET.Element]
+                     ) -> Iterator[tuple[radicale_item.Item, bool]]:
+        if not self._indexed:
+            yield from super().get_filtered(filters)
+            return
+        filters = list(filters)
+        try:
+            where, params = query.translate(filters)
+        except query.Unsupported as e:
+            logger.debug("Query on %r evaluated card by card (%s)", self.path, e)
+            for item in self.get_all():
+                yield item, False
+            return
+        for row in self._index.select(self._coll(), where, params):
+            yield self._item(row), True
+
+    def has_uid(self, uid: str) -> bool:
+        if not self._indexed:
+            return super().has_uid(uid)
+        hrefs = self._index.hrefs_with_uid(self._coll(), uid)
+        if hrefs:
+            # Radicale calls this only to refuse a clashing UID: say where it is.
+            request_notes.add(f"UID {uid!r} is already used by {self.path}/{hrefs[0]}")
+        return bool(hrefs)
+
+    # -- writing -------------------------------------------------------------
+    def upload(self, href: str, item: radicale_item.Item
+               ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
+        if not self._indexed:
+            return super().upload(href, item)
+        if not pathutils.is_safe_filesystem_path_component(href):
+            raise pathutils.UnsafePathError(href)
+        path = pathutils.path_to_filesystem(self._filesystem_path, href, self._is_collision_free)
+        coll = self._coll()
+        old_row = self._index.row(coll, href)
+        old_item = None
+        if old_row is not None:
+            old_item = self._item(old_row)
+            try:
+                old_item.serialize()
+            except RuntimeError:
+                old_item = None
+        text = item.serialize()
+        fields = card_fields.extract(text)
+        try:
+            with self._atomic_write(path, newline="") as fo:  # type: ignore[misc]
+                cast(TextIO, fo).write(text)
+        except Exception as e:
+            raise ValueError(f"Failed to store item {href!r} in collection {self.path!r}: {e}"
+                             ) from e
+        st = os.stat(path)
+        row = self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields)
+        self._index.set_dir_mtime(coll, os.stat(self._filesystem_path).st_mtime_ns)
+        self._rows = None
+        return self._item(row, text), old_item
+
+    def delete(self, href: str | None = None) -> None:
+        if href is None:
+            super().delete(None)
+            self._index.forget_collection(self.path)
+            return
+        if not self._indexed:
+            super().delete(href)
+            return
+        if not pathutils.is_safe_filesystem_path_component(href):
+            raise pathutils.UnsafePathError(href)
+        path = pathutils.path_to_filesystem(self._filesystem_path, href, self._is_collision_free)
+        if not os.path.isfile(path):
+            raise radicale_storage.ComponentNotFoundError(href)
+        coll = self._coll()
+        os.remove(path)
+        self._storage._sync_directory(self._filesystem_path)
+        self._index.remove(coll, [href])
+        self._index.set_dir_mtime(coll, os.stat(self._filesystem_path).st_mtime_ns)
+        self._rows = None
+
+    # -- collection-wide state ------------------------------------------------
+    def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        if not self._indexed:
+            return super().sync(old_token)
+        state = self._index.sync_state(self._coll())
+        token = f"{SYNC_TOKEN_PREFIX}{state.epoch}-{state.coll_id}-{state.seq}"
+        if not old_token:
+            return token, list(self._all_rows())
+        epoch, coll_id, seq = _parse_token(old_token)
+        if epoch != state.epoch or coll_id != state.coll_id:
+            raise ValueError(f"Token not issued for this collection or index: {old_token!r}")
+        if not state.seq_floor <= seq <= state.seq:
+            raise ValueError(f"Token too old or from the future: {old_token!r}")
+        if seq == state.seq:
+            return token, []
+        return token, self._index.changed_since(state.coll_id, seq)
+
+    @property
+    def etag(self) -> str:
+        if not self._indexed:
+            return super().etag
+        digest = sha256(self._current_token().encode())
+        digest.update(json.dumps(self.get_meta(), sort_keys=True).encode())
+        return f'"{digest.hexdigest()}"'
+
+    def _current_token(self) -> str:
+        state = self._index.sync_state(self._coll())
+        return f"{state.epoch}-{state.coll_id}-{state.seq}"
+
+    @property
+    def last_modified(self) -> str:
+        if not self._indexed:
+            return super().last_modified
+        newest = self._index.last_mtime_ns(self._coll())
+        for path in (self._filesystem_path, self._props_path):
+            try:
+                newest = max(newest, os.stat(path).st_mtime_ns)
+            except FileNotFoundError:
+                pass
+        return http_date(newest)
+
+
+def _parse_token(token: str) -> tuple[str, int, int]:
+    if not token.startswith(SYNC_TOKEN_PREFIX):
+        raise ValueError(f"Malformed token: {token!r}")
+    parts = token[len(SYNC_TOKEN_PREFIX):].split("-")
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise ValueError(f"Malformed token: {token!r}")
+    return parts[0], int(parts[1]), int(parts[2])
+
+
+class Storage(multifilesystem.Storage):
+    """Radicale's multifilesystem storage plus the card index."""
+
+    _collection_class: ClassVar[type[multifilesystem.Collection]] = Collection
+
+    def __init__(self, configuration: Any) -> None:
+        super().__init__(configuration)
+        self.card_index = CardIndex(os.path.join(self._filesystem_folder, INDEX_FILE_NAME))
+        self._reconciled: set[str] = set()
+        self._reconciled_lock = threading.Lock()
+        self._rescan_interval = float(_storage_option(configuration, "rescan_interval", "30"))
+        self._sweeper: threading.Thread | None = None
+
+    def was_reconciled(self, path: str) -> bool:
+        return path in self._reconciled
+
+    def mark_reconciled(self, path: str) -> None:
+        with self._reconciled_lock:
+            self._reconciled.add(path)
+            if self._sweeper is None and self._rescan_interval > 0:
+                self._sweeper = threading.Thread(
+                    target=self._sweep_forever, name="cardfile-rescan", daemon=True)
+                self._sweeper.start()
+
+    def _sweep_forever(self) -> None:
+        """Catch cards edited in place by other programs (same folder mtime)."""
+        while True:
+            time.sleep(self._rescan_interval)
+            for path in list(self._reconciled):
+                try:
+                    with self.acquire_lock("r"):
+                        collection = Collection(self, pathutils.unstrip_path(path, True))
+                        if os.path.isdir(collection._filesystem_path):
+                            collection.reconcile()
+                except Exception as e:  # keep sweeping the other books
+                    logger.warning("Rescan of %r failed: %s", path, e)
+
+    def move(self, item: radicale_item.Item, to_collection: radicale_storage.BaseCollection,
+             to_href: str) -> None:
+        source = item.collection
+        super().move(item, to_collection, to_href)  # type: ignore[arg-type]
+        for collection in (source, to_collection):
+            if isinstance(collection, Collection) and collection.tag == "VADDRESSBOOK":
+                collection.reconcile()
+
+
+def _storage_option(configuration: Any, name: str, default: str) -> str:
+    """A Cardfile option from ``[storage]`` (Radicale passes plugin options through)."""
+    try:
+        value = configuration.get("storage", name)
+    except KeyError:
+        return default
+    return str(value) if value not in (None, "") else default

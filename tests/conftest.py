@@ -1,0 +1,131 @@
+"""Shared fixtures: a real ``cardfile serve`` on a free loopback port.
+
+Tests talk to it over HTTP exactly as a contacts app would; nothing of the
+storage is mocked. Each server gets its own temporary data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.davclient import DavClient
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+USER = "alice"
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cardfile_command() -> list[str]:
+    exe = shutil.which("cardfile")
+    return [exe] if exe else [sys.executable, "-m", "cardfile.cli.main"]
+
+
+def run_cli(*args: str, data_dir: Path, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*cardfile_command(), *args, "--data-dir", str(data_dir)],
+        input=stdin, capture_output=True, text=True, check=check, timeout=120)
+
+
+class ServerProcess:
+    """A running ``cardfile serve`` and what a test needs to reach it."""
+
+    def __init__(self, data_dir: Path, port: int, extra_config: str = "") -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = data_dir.parent / f"server-{port}.log"
+        args = ["serve", "--port", str(port)]
+        if extra_config:
+            config = data_dir.parent / f"config-{port}"
+            config.write_text(extra_config)
+            args += ["--config", str(config)]
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [*cardfile_command(), *args, "--data-dir", str(data_dir)],
+            stdout=self._log, stderr=subprocess.STDOUT, text=True)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def client(self, user: str = USER, password: str = PASSWORD) -> DavClient:
+        return DavClient(self.url, user, password)
+
+    def book_dir(self, user: str = USER, book: str = "contacts") -> Path:
+        return self.data_dir / "collection-root" / user / book
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+def start_server(tmp_path: Path, users: dict[str, str] | None = None,
+                 extra_config: str = "") -> ServerProcess:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    for name, password in (users or {USER: PASSWORD}).items():
+        run_cli("user", "add", name, "--password-stdin", data_dir=data_dir,
+                stdin=password + "\n")
+    return ServerProcess(data_dir, free_port(), extra_config)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = start_server(tmp_path, {USER: PASSWORD, "bob": "bob's password"})
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def dav(server: ServerProcess) -> DavClient:
+    """Alice's client, logged in once so her address book exists."""
+    client = server.client()
+    status, _, _ = client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+    assert status == 207
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Servers are on loopback; a proxy from the environment must not intercept.
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
