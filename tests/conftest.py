@@ -73,7 +73,8 @@ class ServerProcess:
         raise RuntimeError(f"server did not start:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def client(self, user: str = USER, password: str = PASSWORD) -> DavClient:

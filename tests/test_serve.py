@@ -1,0 +1,184 @@
+"""``cardfile serve`` and ``cardfile user`` as a new user meets them."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import (
+    USER,
+    ServerProcess,
+    cardfile_command,
+    free_port,
+    run_cli,
+    start_server,
+)
+from tests.davclient import DavClient, card
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_first_run_with_no_configuration(tmp_path: Path) -> None:
+    """No flags, no config: data under $HOME, loopback, a user created and shown once."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    env["HOME"] = str(home)
+    port = free_port()
+    # --port only because 5232 may be taken on a shared machine; everything else is default.
+    proc = subprocess.Popen([*cardfile_command(), "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output = ""
+        assert proc.stdout is not None
+        while "Password:" not in output:
+            line = proc.stdout.readline()
+            assert line, output
+            output += line
+        match = re.search(r"User:\s+(\S+)\s+Password:\s+(\S+)", output)
+        assert match, output
+        user, password = match.groups()
+        assert f"http://127.0.0.1:{port}/{user}/contacts/" in output
+        data = home / ".local" / "share" / "cardfile"
+        assert (data / "htpasswd").is_file()
+        assert (data / "htpasswd").stat().st_mode & 0o077 == 0
+        assert password not in (data / "htpasswd").read_text()
+        client = DavClient(f"http://127.0.0.1:{port}", user, password)
+        _wait_for(lambda: _answers(client, f"/{user}/"))
+        assert client.request("PROPFIND", f"/{user}/", auth=False)[0] == 401
+        assert client.put("first.vcf", card("first", "First Contact"), book=None)[0] == 201
+        assert (data / "collection-root" / user / "contacts" / "first.vcf").is_file()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    # The second start creates no new user and prints no password.
+    proc = subprocess.Popen([*cardfile_command(), "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    assert "Password:" not in out and proc.returncode == 0
+
+
+def _answers(client: DavClient, path: str) -> bool:
+    try:
+        return client.request("PROPFIND", path, headers={"Depth": "0"})[0] == 207
+    except OSError:
+        return False
+
+
+def test_refuses_exposed_address_without_authentication(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[auth]\ntype = none\n")
+    result = subprocess.run(
+        [*cardfile_command(), "serve", "--host", "0.0.0.0", "--port", str(free_port()),
+         "--config", str(config), "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "authentication" in result.stderr
+
+
+def test_user_commands(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run_cli("user", "add", "carol", "--password-stdin", data_dir=data, stdin="pw one\n")
+    run_cli("user", "add", "dave", "--password-stdin", data_dir=data, stdin="pw two\n")
+    assert run_cli("user", "list", data_dir=data).stdout.split() == ["carol", "dave"]
+    again = run_cli("user", "add", "carol", "--password-stdin", data_dir=data, stdin="x\n",
+                    check=False)
+    assert again.returncode != 0 and "exists already" in again.stderr
+    bad = run_cli("user", "add", "../evil", "--password-stdin", data_dir=data, stdin="x\n",
+                  check=False)
+    assert bad.returncode != 0 and "invalid user name" in bad.stderr
+    run_cli("user", "passwd", "carol", "--password-stdin", data_dir=data, stdin="new pw\n")
+    srv = ServerProcess(data, free_port())
+    try:
+        assert srv.client("carol", "new pw").request("PROPFIND", "/carol/")[0] == 207
+        assert srv.client("carol", "pw one").request("PROPFIND", "/carol/")[0] == 401
+        run_cli("user", "remove", "dave", data_dir=data)
+        _wait_for(lambda: srv.client("dave", "pw two").request("PROPFIND", "/dave/")[0] == 401)
+    finally:
+        assert srv.stop() == 0
+    assert run_cli("user", "list", data_dir=data).stdout.split() == ["carol"]
+
+
+def test_index_is_derived_and_rebuilt(tmp_path: Path) -> None:
+    srv = start_server(tmp_path)
+    client = srv.client()
+    client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+    for i in range(20):
+        assert client.put(f"r{i}.vcf", card(f"r{i}", f"Rebuilt Person{i}",
+                                            f"EMAIL:r{i}@example.com"))[0] == 201
+    etags = client.etags()
+    _, token, _ = client.sync()
+    assert srv.stop() == 0
+    for suffix in ("", "-wal", "-shm"):
+        index = srv.data_dir / f"cardfile-index.sqlite3{suffix}"
+        if index.exists():
+            index.unlink()
+    srv = ServerProcess(srv.data_dir, free_port())
+    try:
+        client = srv.client()
+        assert client.etags() == etags
+        hits = client.query('<C:prop-filter name="EMAIL"><C:text-match>r7@</C:text-match>'
+                            '</C:prop-filter>')
+        assert [h.href.rsplit("/", 1)[-1] for h in hits] == ["r7.vcf"]
+        # A token from before the rebuild is refused, so the client resyncs fully.
+        assert client.sync(token)[0] == 403
+        status, _, entries = client.sync()
+        assert status == 207 and len(entries) == 20
+    finally:
+        srv.stop()
+
+
+def test_plugin_works_in_plain_radicale(tmp_path: Path) -> None:
+    """``[storage] type = cardfile.plugin`` in an ordinary Radicale installation."""
+    port = free_port()
+    config = tmp_path / "radicale.conf"
+    config.write_text(
+        f"[server]\nhosts = 127.0.0.1:{port}\n[auth]\ntype = none\n"
+        f"[storage]\ntype = cardfile.plugin\nfilesystem_folder = {tmp_path / 'data'}\n"
+        "[web]\ntype = none\n")
+    proc = subprocess.Popen([sys.executable, "-m", "radicale", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        client = DavClient(f"http://127.0.0.1:{port}", "anon", "x")
+        _wait_for(lambda: _answers(client, "/"))
+        mkcol = ('<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" '
+                 'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype>'
+                 '<D:collection/><C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>')
+        assert client.request("MKCOL", "/anon/book/", mkcol)[0] == 201
+        assert client.put("a.vcf", card("a", "Plain Radicale", "EMAIL:p@example.com"),
+                          book="/anon/book/")[0] == 201
+        client_book = DavClient(f"http://127.0.0.1:{port}", "anon", "x")
+        status, text = client_book.report(
+            '<?xml version="1.0"?><C:addressbook-query xmlns:D="DAV:" '
+            'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/></D:prop><C:filter>'
+            '<C:prop-filter name="EMAIL"><C:text-match>p@</C:text-match></C:prop-filter>'
+            '</C:filter></C:addressbook-query>', path="/anon/book/")
+        assert status == 207 and "/anon/book/a.vcf" in text
+        assert (tmp_path / "data" / "cardfile-index.sqlite3").is_file()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_sigterm_finishes_cleanly(server: ServerProcess, dav: DavClient) -> None:
+    assert dav.put("t.vcf", card("t", "Term Signal"))[0] == 201
+    assert server.stop() == 0
+    log = server.log()
+    assert "Traceback" not in log
+    assert re.search(r"PUT /alice/contacts/t\.vcf 201 ", log)
+    assert "Stopping" in log
