@@ -6,9 +6,10 @@ installs the vobject fidelity fixes, so every process that can store a card
 same way.
 """
 
-from cardfile.plugin import vobject_fixes
+from cardfile.plugin import radicale_speedups, vobject_fixes
 from cardfile.plugin.storage import Collection, Storage
 
 vobject_fixes.install()
+radicale_speedups.install()
 
 __all__ = ["Collection", "Storage"]

@@ -81,6 +81,9 @@ def _is_quoted_printable(line: str) -> bool:
 
 def parse_line(line: str) -> ContentLine:
     """Parse ``group.NAME;param=a,b;BARE:value``, respecting quoted params."""
+    colon = line.find(":")
+    if colon > 0 and '"' not in line[:colon]:
+        return _parse_plain_line(line, colon)
     i = 0
     length = len(line)
     while i < length and line[i] not in ";:":
@@ -111,6 +114,20 @@ def parse_line(line: str) -> ContentLine:
     return ContentLine(group, name.strip().upper(), params, line[i + 1 :])
 
 
+def _parse_plain_line(line: str, colon: int) -> ContentLine:
+    """The common case (no quoted parameter values): plain string splits."""
+    head, *raw_params = line[:colon].split(";")
+    group, _, name = head.rpartition(".")
+    params: dict[str, list[str]] = {}
+    for param in raw_params:
+        key, eq, raw_values = param.partition("=")
+        if eq:
+            params.setdefault(key.strip().upper(), []).extend(raw_values.split(","))
+        else:
+            params.setdefault("TYPE", []).append(param)
+    return ContentLine(group, name.strip().upper(), params, line[colon + 1 :])
+
+
 def _split_param_values(raw: str) -> list[str]:
     values, current, in_quotes = [], [], False
     for ch in raw:
@@ -128,6 +145,8 @@ def _split_param_values(raw: str) -> list[str]:
 
 def split_escaped(value: str, separator: str) -> list[str]:
     """Split on unescaped ``separator`` and undo vCard text escapes."""
+    if "\\" not in value:
+        return value.split(separator)
     parts: list[str] = []
     current: list[str] = []
     chars = iter(value)
