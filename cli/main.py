@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
 from cardfile.cli import settings as settings_mod
 from cardfile.cli import users
 

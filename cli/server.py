@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import radicale.server as radicale_server
+
 from cardfile.plugin.app import CardfileApp
 
 

@@ -19,9 +19,10 @@ from http import HTTPStatus
 from typing import Any
 
 import radicale
+from radicale.log import logger as radicale_logger
+
 from cardfile.plugin import request_notes
 from cardfile.plugin.card_check import CardRejected, check_card_upload
-from radicale.log import logger as radicale_logger
 
 log = logging.getLogger("cardfile")
 

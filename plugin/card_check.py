@@ -28,6 +28,9 @@ class CardRejected(Exception):
 
 _STATUS_LINES = {
     400: "400 Bad Request",
+    404: "404 Not Found",
+    409: "409 Conflict",
+    412: "412 Precondition Failed",
     413: "413 Request Entity Too Large",
     415: "415 Unsupported Media Type",
 }
@@ -56,6 +59,14 @@ def check_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: i
         line = body[: e.start].count(b"\n") + 1
         raise CardRejected(400, f"The card is not valid UTF-8 text (line {line}, byte "
                                 f"{e.start}); save it as UTF-8 and upload again") from None
+    parse_single_card(text)
+
+
+def parse_single_card(text: str) -> Any:
+    """The one vCard in ``text`` as a vobject component, or ``CardRejected``.
+
+    The same parse Radicale does on PUT, so what passes here is stored.
+    """
     try:
         components = radicale_item.read_components(text)
     except Exception as e:  # vobject raises many kinds; all mean "not a vCard"
@@ -72,6 +83,7 @@ def check_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: i
     if not str(uid or "").strip():
         raise CardRejected(400, "The card has no UID property; every contact needs a unique "
                                 "UID (RFC 6352, section 5.1)")
+    return card
 
 
 def _one_line(error: Exception) -> str:

@@ -26,13 +26,14 @@ from typing import Any, ClassVar, TextIO, cast
 
 import radicale.item as radicale_item
 import vobject
-from cardfile.plugin import card_fields, query, request_notes
-from cardfile.plugin.index import CardIndex, ItemRow
 from radicale import pathutils
 from radicale import storage as radicale_storage
 from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
+
+from cardfile.plugin import card_fields, query, request_notes
+from cardfile.plugin.index import CardIndex, ItemRow
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
 INDEX_FILE_NAME = "cardfile-index.sqlite3"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from cardfile.plugin import card_fields
-
 from tests.conftest import USER, ServerProcess
 from tests.davclient import DavClient, card
 

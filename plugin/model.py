@@ -1,0 +1,157 @@
+"""The Contacts model outside HTTP: one user's address book (AllContacts).
+
+The CLI, the importers and the JSON API change contacts through this module,
+never by writing files themselves, so every write goes through the same
+storage code as a CardDAV PUT: Radicale's storage lock (shared with a running
+server), atomic files, the index and sync tokens kept right, and the same
+validation and fidelity fixes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import radicale.item as radicale_item
+from radicale import pathutils
+
+from cardfile.plugin.card_check import CardRejected, parse_single_card
+from cardfile.plugin.index import ItemRow
+from cardfile.plugin.storage import Collection
+
+GROUP_KINDS = frozenset({"group"})
+
+
+class BookError(Exception):
+    """A model operation refused; ``status`` is the HTTP status that fits."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Contact:
+    href: str
+    uid: str
+    etag: str
+    fn: str
+    mtime_ns: int
+    text: str
+
+
+def book_path(user: str, book: str) -> str:
+    for part in (user, book):
+        if not pathutils.is_safe_filesystem_path_component(part):
+            raise BookError(400, f"invalid name {part!r}")
+    return f"/{user}/{book}/"
+
+
+@contextlib.contextmanager
+def open_book(storage: Any, user: str, book: str = "contacts", mode: str = "r",
+              create: bool = False) -> Iterator[AddressBook]:
+    """An address book under Radicale's storage lock (``mode`` "r" or "w")."""
+    path = book_path(user, book)
+    with storage.acquire_lock(mode, user):
+        collection = next(iter(storage.discover(path)), None)
+        if not isinstance(collection, Collection) or collection.tag != "VADDRESSBOOK":
+            if collection is not None:
+                raise BookError(409, f"{path} exists but is not an address book")
+            if not (create and mode == "w"):
+                raise BookError(404, f"there is no address book {path}")
+            storage.create_collection(f"/{user}/")
+            storage.create_collection(path, props={"tag": "VADDRESSBOOK",
+                                                   "D:displayname": book.capitalize()})
+            collection = next(iter(storage.discover(path)))
+        assert isinstance(collection, Collection)
+        yield AddressBook(collection, user, book)
+
+
+class AddressBook:
+    """AllContacts of one book: list, read, create/update by UID, delete."""
+
+    def __init__(self, collection: Collection, user: str, name: str) -> None:
+        self.collection = collection
+        self.user = user
+        self.name = name
+
+    @property
+    def path(self) -> str:
+        return self.collection.path
+
+    def rows(self) -> dict[str, ItemRow]:
+        """href -> index row of every contact (group cards excluded)."""
+        return {href: row for href, row in self.collection._all_rows().items()
+                if row.kind not in GROUP_KINDS}
+
+    def find(self, key: str) -> ItemRow | None:
+        """A contact by UID or by href."""
+        index, coll = self.collection._index, self.collection._coll()
+        hrefs = index.hrefs_with_uid(coll, key)
+        row = index.row(coll, hrefs[0] if hrefs else key)
+        return row if row is not None and row.kind not in GROUP_KINDS else None
+
+    def read(self, row: ItemRow) -> Contact:
+        item = self.collection._item(row)
+        return Contact(row.href, row.uid, row.etag, row.fn, row.mtime_ns, item.serialize())
+
+    def get(self, key: str) -> Contact:
+        row = self.find(key)
+        if row is None:
+            raise BookError(404, f"no contact {key!r} in {self.path}")
+        return self.read(row)
+
+    def put(self, text: str, href: str | None = None, if_match: str | None = None,
+            create_only: bool = False) -> Contact:
+        """Store one vCard: updates the card with the same UID, else creates one."""
+        try:
+            card = parse_single_card(text)
+        except CardRejected as e:
+            raise BookError(400 if e.status.startswith("400") else 415, e.reason) from None
+        uid = str(card.uid.value).strip()
+        existing = self.find(uid)
+        if existing is not None:
+            if create_only:
+                raise BookError(412, f"a contact with UID {uid!r} exists already")
+            if href is not None and href != existing.href:
+                raise BookError(409, f"UID {uid!r} is already used by {existing.href}")
+            href = existing.href
+        elif if_match is not None:
+            raise BookError(412, f"no contact with UID {uid!r} to update")
+        if existing is not None and if_match not in (None, "*") and if_match != existing.etag:
+            raise BookError(412, "the contact changed since it was read (ETag "
+                                 f"{existing.etag}, not {if_match})")
+        if href is None:
+            href = self._free_href(uid)
+        elif not pathutils.is_safe_filesystem_path_component(href):
+            raise BookError(400, f"invalid contact name {href!r}")
+        radicale_item.check_and_sanitize_items(
+            [card], max_vevent_rrule_occurrence=0, is_collection=False, tag="VADDRESSBOOK")
+        item = radicale_item.Item(collection_path=self.collection.path, vobject_item=card)
+        item.prepare()
+        stored, _ = self.collection.upload(href, item)
+        return Contact(href, uid, stored.etag, "", 0, stored.serialize())
+
+    def delete(self, key: str, if_match: str | None = None) -> None:
+        row = self.find(key)
+        if row is None:
+            raise BookError(404, f"no contact {key!r} in {self.path}")
+        if if_match not in (None, "*") and if_match != row.etag:
+            raise BookError(412, "the contact changed since it was read")
+        self.collection.delete(row.href)
+
+    def _free_href(self, uid: str) -> str:
+        rows = self.collection._index.row
+        coll = self.collection._coll()
+        candidate = f"{uid}.vcf"
+        if (pathutils.is_safe_filesystem_path_component(candidate) and len(candidate) < 200
+                and rows(coll, candidate) is None
+                and not os.path.lexists(os.path.join(self.collection._filesystem_path,
+                                                     candidate))):
+            return candidate
+        return radicale_item.find_available_uid(
+            lambda h: rows(coll, h) is not None, ".vcf")
