@@ -10,33 +10,12 @@ import getpass
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from cardfile.cli import settings as settings_mod
 from cardfile.cli import users
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def common_options(func: F) -> F:
-    func = click.option(
-        "--config", "config_file", type=click.Path(dir_okay=False), default=None,
-        help="Configuration file (Radicale INI format). "
-             "Default: $XDG_CONFIG_HOME/cardfile/config if it exists.")(func)
-    func = click.option(
-        "--data-dir", type=click.Path(file_okay=False), default=None,
-        help="Where contacts, users and the index live. "
-             "Default: $XDG_DATA_HOME/cardfile (~/.local/share/cardfile).")(func)
-    return func
-
-
-def _settings(data_dir: str | None, config_file: str | None) -> settings_mod.Settings:
-    try:
-        return settings_mod.resolve(data_dir, config_file)
-    except FileNotFoundError as e:
-        raise click.UsageError(str(e)) from None
+from cardfile.cli.options import _settings, common_options, default_user  # noqa: F401
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -178,6 +157,15 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
     click.echo(f"Removed user {name!r}; their contacts stay in "
                f"{settings.collection_root / name}.", err=True)
 
+
+def _register_command_groups() -> None:
+    """Command groups live in their own modules; they are attached here."""
+    from cardfile.cli.categories import categories
+
+    cli.add_command(categories)
+
+
+_register_command_groups()
 
 if __name__ == "__main__":
     cli()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from typing import Any
 import radicale
 from radicale.log import logger as radicale_logger
 
-from cardfile.plugin import request_notes
+from cardfile.plugin import request_notes, views
 from cardfile.plugin.card_check import CardRejected, check_card_upload
 
 log = logging.getLogger("cardfile")
@@ -69,12 +70,26 @@ class CardfileApp:
         self.radicale = radicale.Application(configuration)
         self.max_content_length: int = configuration.get("server", "max_content_length")
         self.max_resource_size: int = configuration.get("server", "max_resource_size")
+        self.collection_root = os.path.join(
+            configuration.get("storage", "filesystem_folder"), "collection-root")
+        try:
+            self.group_cards_default = str(configuration.get("storage", "group_cards"))
+        except KeyError:
+            self.group_cards_default = "auto"
         request_notes.install(radicale_logger)
+
+    def view_for(self, environ: Environ) -> str:
+        """Group cards for Apple clients (or per the user's setting), else categories."""
+        user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""))
+        mode = self.group_cards_default
+        if user and user != "?" and "/" not in user and not user.startswith("."):
+            mode = views.read_group_card_mode(self.collection_root, user, mode)
+        return views.choose(environ.get("HTTP_USER_AGENT", ""), mode)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        with request_notes.collecting() as notes:
+        with request_notes.collecting() as notes, views.using(self.view_for(environ)):
             try:
                 status, headers, body = self._handle(environ, method)
             except CardRejected as e:

@@ -83,6 +83,10 @@ def parse_single_card(text: str) -> Any:
     if not str(uid or "").strip():
         raise CardRejected(400, "The card has no UID property; every contact needs a unique "
                                 "UID (RFC 6352, section 5.1)")
+    try:
+        card.validate(raiseException=True)
+    except Exception as e:  # the same check Radicale's store step would fail on
+        raise CardRejected(400, f"The card is not a valid vCard: {_one_line(e)}") from None
     return card
 
 

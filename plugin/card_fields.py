@@ -254,6 +254,11 @@ def _name_from_n(values: list[tuple[str, str]]) -> str:
     return ""
 
 
+def category_key(name: str) -> str:
+    """Category names compare case-insensitively, trimmed, inner spaces folded."""
+    return " ".join(name.split()).casefold()
+
+
 def normalise_email(value: str) -> str:
     value = value.strip()
     if value.lower().startswith("mailto:"):

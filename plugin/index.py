@@ -29,7 +29,7 @@ from hashlib import sha256
 
 from cardfile.plugin import card_fields
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 #: Reads one card file: its text and fields, or None if it vanished or is no card.
 ReadFile = Callable[[str], "tuple[str, card_fields.CardFields] | None"]
@@ -68,6 +68,17 @@ CREATE TABLE IF NOT EXISTS props (
 );
 CREATE INDEX IF NOT EXISTS props_item ON props (item, name);
 CREATE INDEX IF NOT EXISTS props_name ON props (name, lvalue);
+CREATE INDEX IF NOT EXISTS props_norm ON props (name, norm);
+CREATE TABLE IF NOT EXISTS group_cards (
+    coll INTEGER NOT NULL,
+    href TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (coll, href)
+);
+CREATE INDEX IF NOT EXISTS group_cards_seq ON group_cards (coll, seq);
 CREATE TABLE IF NOT EXISTS tombstones (
     coll INTEGER NOT NULL,
     href TEXT NOT NULL,
@@ -112,11 +123,18 @@ class CardIndex:
         self.path = path
         self._local = threading.local()
         self._write_lock = threading.RLock()
-        self._db().executescript(_SCHEMA)
-        with self._transaction() as db:
-            version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if version is None or version[0] != SCHEMA_VERSION:
-                self._reset(db)
+        db = self._db()
+        db.executescript(_SCHEMA)
+        version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if version is None or version[0] != SCHEMA_VERSION:
+            # An index from another version is simply rebuilt from the files.
+            tables = [r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                db.execute(f'DROP TABLE IF EXISTS "{table}"')
+            db.executescript(_SCHEMA)
+            with self._transaction() as tx:
+                self._reset(tx)
 
     # -- connections -----------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -144,8 +162,6 @@ class CardIndex:
             db.execute("COMMIT")
 
     def _reset(self, db: sqlite3.Connection) -> None:
-        for table in ("items", "props", "tombstones", "collections", "meta"):
-            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
         db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(6),))
         db.execute("INSERT INTO meta VALUES ('seq', '0')")
@@ -187,6 +203,7 @@ class CardIndex:
         db.execute("DELETE FROM props WHERE item IN (SELECT id FROM items WHERE coll=?)", (coll,))
         db.execute("DELETE FROM items WHERE coll=?", (coll,))
         db.execute("DELETE FROM tombstones WHERE coll=?", (coll,))
+        db.execute("DELETE FROM group_cards WHERE coll=?", (coll,))
         db.execute("DELETE FROM collections WHERE id=?", (coll,))
 
     def forget_collection(self, path: str) -> None:
@@ -216,7 +233,8 @@ class CardIndex:
         return ItemRow(*r) if r else None
 
     def hrefs_with_uid(self, coll: int, uid: str) -> list[str]:
-        cur = self._db().execute("SELECT href FROM items WHERE coll=? AND uid=?", (coll, uid))
+        cur = self._db().execute(
+            "SELECT href FROM items WHERE coll=? AND uid=? AND kind != 'group'", (coll, uid))
         return [r[0] for r in cur]
 
     def select(self, coll: int, where: str, params: Sequence[object]) -> list[ItemRow]:
@@ -231,26 +249,85 @@ class CardIndex:
         r = self._db().execute("SELECT MAX(mtime_ns) FROM items WHERE coll=?", (coll,)).fetchone()
         return int(r[0] or 0)
 
-    def sync_state(self, coll: int) -> SyncState:
+    def sync_state(self, coll: int, with_groups: bool = False) -> SyncState:
         db = self._db()
         epoch = db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
         floor = db.execute("SELECT seq_floor FROM collections WHERE id=?", (coll,)).fetchone()
-        seq = db.execute(
+        seq = self.items_seq(coll)
+        if with_groups:
+            groups = db.execute("SELECT MAX(seq) FROM group_cards WHERE coll=?",
+                                (coll,)).fetchone()[0]
+            seq = max(seq, int(groups or 0))
+        seq_floor = int(floor[0]) if floor else 0
+        return SyncState(str(epoch), coll, max(int(seq or 0), seq_floor), seq_floor)
+
+    def items_seq(self, coll: int) -> int:
+        """The newest change to the cards of ``coll`` (group cards excluded)."""
+        seq = self._db().execute(
             "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM items WHERE coll=? "
             "UNION ALL SELECT MAX(seq) FROM tombstones WHERE coll=?)",
             (coll, coll),
         ).fetchone()[0]
-        seq_floor = int(floor[0]) if floor else 0
-        return SyncState(str(epoch), coll, max(int(seq or 0), seq_floor), seq_floor)
+        return int(seq or 0)
 
-    def changed_since(self, coll: int, seq: int) -> list[str]:
+    def changed_since(self, coll: int, seq: int, with_groups: bool = False) -> list[str]:
         """Hrefs added, changed or deleted after ``seq``."""
+        sql = ("SELECT href FROM items WHERE coll=? AND seq>? "
+               "UNION SELECT href FROM tombstones WHERE coll=? AND seq>?")
+        params: list[object] = [coll, seq, coll, seq]
+        if with_groups:
+            sql += " UNION SELECT href FROM group_cards WHERE coll=? AND seq>?"
+            params += [coll, seq]
+        return [r[0] for r in self._db().execute(sql, params)]
+
+    # -- categories --------------------------------------------------------
+    def category_counts(self, coll: int) -> list[tuple[str, str, int]]:
+        """(key, a spelling, member count) of every category used on a card."""
         cur = self._db().execute(
-            "SELECT href FROM items WHERE coll=? AND seq>? "
-            "UNION SELECT href FROM tombstones WHERE coll=? AND seq>?",
-            (coll, seq, coll, seq),
-        )
-        return [r[0] for r in cur]
+            "SELECT p.norm, MIN(p.value), COUNT(DISTINCT p.item) FROM props p "
+            "JOIN items i ON i.id = p.item WHERE i.coll=? AND i.kind != 'group' "
+            "AND p.name='CATEGORIES' GROUP BY p.norm", (coll,))
+        return [(r[0], r[1], int(r[2])) for r in cur]
+
+    def memberships(self, coll: int) -> list[tuple[str, str]]:
+        """(category key, member UID) for every category on every card."""
+        cur = self._db().execute(
+            "SELECT DISTINCT p.norm, i.uid FROM props p JOIN items i ON i.id = p.item "
+            "WHERE i.coll=? AND i.kind != 'group' AND p.name='CATEGORIES'", (coll,))
+        return [(r[0], r[1]) for r in cur]
+
+    def category_members(self, coll: int, key: str) -> list[ItemRow]:
+        return self.select(
+            coll, "i.kind != 'group' AND EXISTS (SELECT 1 FROM props p WHERE p.item = i.id "
+            "AND p.name = 'CATEGORIES' AND p.norm = ?)", [key])
+
+    def group_files(self, coll: int) -> list[ItemRow]:
+        """Group cards stored as files (to be turned into categories)."""
+        return self.select(coll, "i.kind = 'group'", [])
+
+    def group_cards(self, coll: int) -> dict[str, tuple[str, str, int]]:
+        """href -> (uid, etag, seq) of the group cards last shown to clients."""
+        cur = self._db().execute(
+            "SELECT href, uid, etag, seq FROM group_cards WHERE coll=? AND deleted=0", (coll,))
+        return {r[0]: (r[1], r[2], int(r[3])) for r in cur}
+
+    def update_group_cards(self, coll: int, current: dict[str, tuple[str, str]]) -> bool:
+        """Record the group cards as they are now; changed ones get a new seq."""
+        known = self.group_cards(coll)
+        if {h: (u, e) for h, (u, e, _) in known.items()} == current:
+            return False
+        with self._transaction() as db:
+            for href, (uid, etag) in current.items():
+                old = known.get(href)
+                if old is None or (old[0], old[1]) != (uid, etag):
+                    db.execute(
+                        "INSERT OR REPLACE INTO group_cards (coll, href, uid, etag, seq, deleted)"
+                        " VALUES (?, ?, ?, ?, ?, 0)",
+                        (coll, href, uid, etag, self._next_seq(db)))
+            for href in known.keys() - current.keys():
+                db.execute("UPDATE group_cards SET deleted=1, seq=? WHERE coll=? AND href=?",
+                           (self._next_seq(db), coll, href))
+        return True
 
     # -- writing ---------------------------------------------------------
     def put(
@@ -369,6 +446,8 @@ def _norm(name: str, value: str) -> str:
         return card_fields.normalise_email(value)
     if name == "TEL":
         return card_fields.normalise_phone(value)
+    if name == "CATEGORIES":
+        return card_fields.category_key(value)
     return ""
 
 

@@ -32,10 +32,11 @@ from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
 
-from cardfile.plugin import card_fields, query, request_notes
-from cardfile.plugin.index import CardIndex, ItemRow
+from cardfile.plugin import card_fields, categories, query, request_notes, views
+from cardfile.plugin.index import CardIndex, ItemRow, etag_of
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
+_NOT_A_CARD_SIZE = 256 * 1024 * 1024
 INDEX_FILE_NAME = "cardfile-index.sqlite3"
 
 
@@ -69,7 +70,8 @@ class IndexedItem(radicale_item.Item):
         self._etag = row.etag
         self._uid = row.uid
         self._name = "VCARD"
-        self._component_name = "VCARD"
+        # Radicale gives vCards no component name (";component=" is CalDAV's).
+        self._component_name = ""
         self._time_range = (radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX)
         self._path = path
 
@@ -99,6 +101,7 @@ class Collection(multifilesystem.Collection):
         super().__init__(storage_, path, filesystem_path)
         self._coll_id: int | None = None
         self._rows: dict[str, ItemRow] | None = None
+        self._groups: dict[str, radicale_item.Item] | None = None
 
     # -- plumbing ----------------------------------------------------------
     @property
@@ -122,6 +125,8 @@ class Collection(multifilesystem.Collection):
             if recorded_mtime != st.st_mtime_ns or not self._storage.was_reconciled(self.path):
                 self.reconcile(coll, st.st_mtime_ns)
             self._coll_id = coll
+            if self._storage._lock.locked == "w":
+                self._convert_group_files()
         return self._coll_id
 
     def reconcile(self, coll: int | None = None, dir_mtime_ns: int | None = None) -> int:
@@ -145,8 +150,12 @@ class Collection(multifilesystem.Collection):
     def _read_card(self, href: str) -> tuple[str, card_fields.CardFields] | None:
         path = os.path.join(self._filesystem_path, href)
         try:
-            if os.path.getsize(path) > self._storage._max_resource_size:
-                logger.warning("Skipping %r in %r: larger than max_resource_size", href, self.path)
+            # Cards over max_resource_size are indexed but never served (see
+            # _all_rows), so changing the limit needs no rebuild; only files
+            # too big to be cards at all are skipped here.
+            if os.path.getsize(path) > _NOT_A_CARD_SIZE:
+                logger.warning("Skipping %r in %r: %d bytes is too large for a card", href,
+                               self.path, os.path.getsize(path))
                 return None
             with open(path, "rb") as f:
                 text = decode_card_file(f.read())
@@ -161,22 +170,75 @@ class Collection(multifilesystem.Collection):
         return IndexedItem(self, row, os.path.join(self._filesystem_path, row.href), text)
 
     def _all_rows(self) -> dict[str, ItemRow]:
+        """Every servable contact: group-card files and oversized cards excluded."""
         if self._rows is None:
-            self._rows = self._index.rows(self._coll())
+            limit = self._storage._max_resource_size
+            self._rows = {href: row for href, row in self._index.rows(self._coll()).items()
+                          if row.kind != "group" and row.size <= limit}
         return self._rows
+
+    # -- views ---------------------------------------------------------------
+    @property
+    def _groups_view(self) -> bool:
+        return self._indexed and views.current() == views.GROUPS_VIEW
+
+    def _group_items(self) -> dict[str, radicale_item.Item]:
+        """The synthesised group cards of this book (groups view only).
+
+        Recomputed only when a card or the category store changed; the
+        result is recorded in the index so sync-collection can report
+        exactly the group cards that changed.
+        """
+        if self._groups is None:
+            self._groups = {}
+            for href, (uid, text) in self._storage.group_cards(self).items():
+                self._groups[href] = radicale_item.Item(
+                    collection=self, href=href, text=text, etag=etag_of(text), uid=uid,
+                    name="VCARD", component_name="", last_modified=self.last_modified)
+        return self._groups
+
+    def note_own_write(self) -> None:
+        """Record the folder's mtime after a write of ours (not an outside change)."""
+        self._index.set_dir_mtime(self._coll(), os.stat(self._filesystem_path).st_mtime_ns)
+        self._rows = None
+        self._groups = None
+
+    def _convert_group_files(self) -> None:
+        """Group cards found as files become categories (needs the write lock)."""
+        rows = self._index.group_files(self._coll())
+        if not rows:
+            return
+        book = categories.Categories(self)
+        for row in rows:
+            try:
+                book.absorb_group_card(row.href, self._item(row).serialize())
+            except (RuntimeError, card_fields.CardSyntaxError) as e:
+                logger.warning("Could not convert group card %r in %r: %s", row.href,
+                               self.path, e)
+                continue
+            os.remove(os.path.join(self._filesystem_path, row.href))
+            self._index.remove(self._coll(), [row.href])
+            logger.info("Converted group card %r in %r into category %r", row.href,
+                        self.path, row.fn)
+        self.note_own_write()
 
     # -- reading -------------------------------------------------------------
     def _list(self) -> Iterator[str]:
         if not self._indexed:
             yield from super()._list()
             return
-        yield from sorted(self._all_rows())
+        hrefs = set(self._all_rows())
+        if self._groups_view:
+            hrefs |= self._group_items().keys()
+        yield from sorted(hrefs)
 
     def _get(self, href: str, verify_href: bool = True) -> radicale_item.Item | None:
         if not self._indexed:
             return super()._get(href, verify_href)
         if not pathutils.is_safe_filesystem_path_component(href):
             return None
+        if self._groups_view and href in self._group_items():
+            return self._group_items()[href]
         if self._rows is not None and not verify_href:
             row = self._rows.get(href)
             return self._item(row) if row else None
@@ -199,8 +261,9 @@ class Collection(multifilesystem.Collection):
                     return None
                 row = self._index.put(coll, href, loaded[0], st.st_size, st.st_mtime_ns,
                                       loaded[1])
-                return self._item(row, loaded[0])
-        return self._item(row) if row else None
+        if row is None or row.kind == "group" or row.size > self._storage._max_resource_size:
+            return None
+        return self._item(row)
 
     def get_multi(self, hrefs: Iterable[str]
                   ) -> Iterator[tuple[str, radicale_item.Item | None]]:
@@ -208,7 +271,11 @@ class Collection(multifilesystem.Collection):
             yield from super().get_multi(hrefs)
             return
         rows = self._all_rows()
+        groups = self._group_items() if self._groups_view else {}
         for href in hrefs:
+            if href in groups:
+                yield href, groups[href]
+                continue
             row = rows.get(href) if pathutils.is_safe_filesystem_path_component(href) else None
             yield href, (self._item(row) if row else None)
 
@@ -218,6 +285,8 @@ class Collection(multifilesystem.Collection):
             return
         for _, row in sorted(self._all_rows().items()):
             yield self._item(row)
+        if self._groups_view:
+            yield from self._group_items().values()
 
     def get_filtered(self, filters: Iterable[ET.Element]
                      ) -> Iterator[tuple[radicale_item.Item, bool]]:
@@ -232,8 +301,14 @@ class Collection(multifilesystem.Collection):
             for item in self.get_all():
                 yield item, False
             return
+        servable = self._all_rows()
         for row in self._index.select(self._coll(), where, params):
-            yield self._item(row), True
+            if row.href in servable:
+                yield self._item(row), True
+        if self._groups_view:
+            # Group cards are not in the index: Radicale tests them itself.
+            for item in self._group_items().values():
+                yield item, False
 
     def has_uid(self, uid: str) -> bool:
         if not self._indexed:
@@ -251,6 +326,33 @@ class Collection(multifilesystem.Collection):
             return super().upload(href, item)
         if not pathutils.is_safe_filesystem_path_component(href):
             raise pathutils.UnsafePathError(href)
+        text = item.serialize()
+        lines = card_fields.parse_lines(text)
+        book = categories.Categories(self)
+        if categories.is_group_card(lines):
+            # Never stored as a contact: it becomes CATEGORIES on its members.
+            old = self._group_items().get(href) if self._groups_view else None
+            book.absorb_group_card(href, text)
+            self._groups = None
+            self._storage.forget_group_cache(self)
+            group = self._group_items_any_view().get(href)
+            if group is None:
+                raise ValueError(f"group card {href!r} could not be turned into a category")
+            return group, old
+        uid = next((v for line in lines if line.name == "UID"
+                    for v in card_fields.text_values(line)), "")
+        with_pending = book.apply_pending(uid.strip(), text)
+        if with_pending != text:
+            item = radicale_item.Item(collection_path=self.path, text=with_pending)
+        return self.store_card(href, item)
+
+    def _group_items_any_view(self) -> dict[str, radicale_item.Item]:
+        with views.using(views.GROUPS_VIEW):
+            return self._group_items()
+
+    def store_card(self, href: str, item: radicale_item.Item
+                   ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
+        """Write one contact file atomically and index it."""
         path = pathutils.path_to_filesystem(self._filesystem_path, href, self._is_collision_free)
         coll = self._coll()
         old_row = self._index.row(coll, href)
@@ -271,8 +373,7 @@ class Collection(multifilesystem.Collection):
                              ) from e
         st = os.stat(path)
         row = self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields)
-        self._index.set_dir_mtime(coll, os.stat(self._filesystem_path).st_mtime_ns)
-        self._rows = None
+        self.note_own_write()
         return self._item(row, text), old_item
 
     def delete(self, href: str | None = None) -> None:
@@ -285,6 +386,12 @@ class Collection(multifilesystem.Collection):
             return
         if not pathutils.is_safe_filesystem_path_component(href):
             raise pathutils.UnsafePathError(href)
+        if self._groups_view and href in self._group_items():
+            # Deleting a group deletes the category; its members stay.
+            categories.Categories(self).delete_group(href)
+            self._storage.forget_group_cache(self)
+            self._groups = None
+            return
         path = pathutils.path_to_filesystem(self._filesystem_path, href, self._is_collision_free)
         if not os.path.isfile(path):
             raise radicale_storage.ComponentNotFoundError(href)
@@ -292,37 +399,44 @@ class Collection(multifilesystem.Collection):
         os.remove(path)
         self._storage._sync_directory(self._filesystem_path)
         self._index.remove(coll, [href])
-        self._index.set_dir_mtime(coll, os.stat(self._filesystem_path).st_mtime_ns)
-        self._rows = None
+        self.note_own_write()
 
     # -- collection-wide state ------------------------------------------------
+    def _token(self) -> tuple[str, int, int, int]:
+        """(token, collection id, seq, seq floor) for the current view."""
+        groups = self._groups_view
+        if groups:
+            self._group_items()  # records any change of the group cards first
+        state = self._index.sync_state(self._coll(), with_groups=groups)
+        view = "g" if groups else "c"
+        token = f"{SYNC_TOKEN_PREFIX}{view}{state.epoch}-{state.coll_id}-{state.seq}"
+        return token, state.coll_id, state.seq, state.seq_floor
+
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
         if not self._indexed:
             return super().sync(old_token)
-        state = self._index.sync_state(self._coll())
-        token = f"{SYNC_TOKEN_PREFIX}{state.epoch}-{state.coll_id}-{state.seq}"
+        token, coll_id, seq, seq_floor = self._token()
         if not old_token:
-            return token, list(self._all_rows())
-        epoch, coll_id, seq = _parse_token(old_token)
-        if epoch != state.epoch or coll_id != state.coll_id:
-            raise ValueError(f"Token not issued for this collection or index: {old_token!r}")
-        if not state.seq_floor <= seq <= state.seq:
+            return token, list(self._list())
+        view, epoch, old_coll, old_seq = _parse_token(old_token)
+        current_view, current_epoch = _parse_token(token)[:2]
+        if (view, epoch, old_coll) != (current_view, current_epoch, coll_id):
+            raise ValueError(f"Token not issued for this collection, view or index: "
+                             f"{old_token!r}")
+        if not seq_floor <= old_seq <= seq:
             raise ValueError(f"Token too old or from the future: {old_token!r}")
-        if seq == state.seq:
+        if old_seq == seq:
             return token, []
-        return token, self._index.changed_since(state.coll_id, seq)
+        return token, self._index.changed_since(coll_id, old_seq,
+                                                with_groups=self._groups_view)
 
     @property
     def etag(self) -> str:
         if not self._indexed:
             return super().etag
-        digest = sha256(self._current_token().encode())
+        digest = sha256(self._token()[0].encode())
         digest.update(json.dumps(self.get_meta(), sort_keys=True).encode())
         return f'"{digest.hexdigest()}"'
-
-    def _current_token(self) -> str:
-        state = self._index.sync_state(self._coll())
-        return f"{state.epoch}-{state.coll_id}-{state.seq}"
 
     @property
     def last_modified(self) -> str:
@@ -337,13 +451,15 @@ class Collection(multifilesystem.Collection):
         return http_date(newest)
 
 
-def _parse_token(token: str) -> tuple[str, int, int]:
+def _parse_token(token: str) -> tuple[str, str, int, int]:
     if not token.startswith(SYNC_TOKEN_PREFIX):
         raise ValueError(f"Malformed token: {token!r}")
-    parts = token[len(SYNC_TOKEN_PREFIX):].split("-")
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+    body = token[len(SYNC_TOKEN_PREFIX):]
+    parts = body[1:].split("-")
+    if (body[:1] not in ("c", "g") or len(parts) != 3 or not parts[1].isdigit()
+            or not parts[2].isdigit()):
         raise ValueError(f"Malformed token: {token!r}")
-    return parts[0], int(parts[1]), int(parts[2])
+    return body[0], parts[0], int(parts[1]), int(parts[2])
 
 
 class Storage(multifilesystem.Storage):
@@ -358,6 +474,47 @@ class Storage(multifilesystem.Storage):
         self._reconciled_lock = threading.Lock()
         self._rescan_interval = float(_storage_option(configuration, "rescan_interval", "30"))
         self._sweeper: threading.Thread | None = None
+        self._group_cache: dict[str, tuple[tuple[int, int], dict[str, tuple[str, str]]]] = {}
+
+    def group_cards(self, collection: Collection) -> dict[str, tuple[str, str]]:
+        """href -> (UID, text) of a book's group cards, rebuilt only after a change."""
+        coll = collection._coll()
+        try:
+            store_mtime = os.stat(categories.CategoryStore(collection._filesystem_path).path
+                                  ).st_mtime_ns
+        except FileNotFoundError:
+            store_mtime = 0
+        key = (self.card_index.items_seq(coll), store_mtime)
+        cached = self._group_cache.get(collection.path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        cards = categories.Categories(collection).group_cards()
+        self.card_index.update_group_cards(
+            coll, {href: (uid, etag_of(text)) for href, (uid, text) in cards.items()})
+        self._group_cache[collection.path] = (key, cards)
+        return cards
+
+    def forget_group_cache(self, collection: Collection) -> None:
+        self._group_cache.pop(collection.path, None)
+
+    def discover(self, path: str, depth: str = "0", child_context_manager: Any = None,
+                 user_groups: Any = frozenset()) -> Iterator[Any]:
+        """Radicale's discovery, plus group cards, which exist only as a view."""
+        found = False
+        for entry in super().discover(path, depth, child_context_manager, set(user_groups)):
+            found = True
+            yield entry
+        if found or views.current() != views.GROUPS_VIEW:
+            return
+        sane = pathutils.strip_path(pathutils.sanitize_path(path))
+        parent, _, href = sane.rpartition("/")
+        if not parent or not href:
+            return
+        collection = Collection(self, pathutils.unstrip_path(parent, True))
+        if os.path.isdir(collection._filesystem_path) and collection.tag == "VADDRESSBOOK":
+            item = collection._group_items().get(href)
+            if item is not None:
+                yield item
 
     def was_reconciled(self, path: str) -> bool:
         return path in self._reconciled

@@ -1,0 +1,163 @@
+"""``cardfile categories``: the Categories collection from the command line.
+
+Works on the data folder directly, with or without a running server: it
+takes the same storage lock and writes through the same plugin code, so a
+server's clients see every change in their next sync.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import click
+from radicale import storage as radicale_storage
+
+from cardfile.cli import settings as settings_mod
+from cardfile.cli.options import _settings, common_options, default_user
+from cardfile.plugin import categories as categories_mod
+from cardfile.plugin import model, views
+
+
+def book_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--book", default="contacts", show_default=True,
+                        help="Address book name.")(func)
+    func = click.option("--user", "user_name", default=None,
+                        help="Whose address book (default: the only user, else your login "
+                             "name).")(func)
+    return common_options(func)
+
+
+@contextmanager
+def open_categories(data_dir: str | None, config_file: str | None, user_name: str | None,
+                    book: str, mode: str) -> Iterator[categories_mod.Categories]:
+    settings = _settings(data_dir, config_file)
+    storage = radicale_storage.load(settings_mod.radicale_configuration(settings))
+    user = user_name or default_user(settings)
+    try:
+        with model.open_book(storage, user, book, mode, create=(mode == "w")) as address_book:
+            yield categories_mod.Categories(address_book.collection)
+    except model.BookError as e:
+        raise click.ClickException(e.reason) from None
+    except categories_mod.CategoryError as e:
+        raise click.ClickException(e.reason) from None
+
+
+def _as_dict(category: categories_mod.Category) -> dict[str, Any]:
+    data = asdict(category)
+    data["pending"] = list(category.pending)
+    return data
+
+
+@click.group("categories")
+def categories() -> None:
+    """List and change categories (groups) of contacts."""
+
+
+@categories.command("list")
+@book_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
+          as_json: bool) -> None:
+    """Every category with its number of members (empty ones too)."""
+    with open_categories(data_dir, config_file, user_name, book, "r") as cats:
+        found = cats.all()
+    if as_json:
+        click.echo(json.dumps([_as_dict(c) for c in found], indent=1, ensure_ascii=False))
+        return
+    for c in found:
+        click.echo(f"{c.count:6d}  {c.name}")
+
+
+@categories.command("show")
+@book_options
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
+         name: str, as_json: bool) -> None:
+    """One category and its members."""
+    with open_categories(data_dir, config_file, user_name, book, "r") as cats:
+        category = cats.require(name)
+        members = cats.members(name)
+    if as_json:
+        data = _as_dict(category)
+        data["members"] = [{"uid": r.uid, "href": r.href, "name": r.fn} for r in members]
+        click.echo(json.dumps(data, indent=1, ensure_ascii=False))
+        return
+    click.echo(f"{category.name} ({category.count} members)")
+    for row in sorted(members, key=lambda r: r.fn.casefold()):
+        click.echo(f"  {row.fn}  [{row.uid}]")
+    for pending in category.pending:
+        click.echo(f"  (not on this server yet) {pending}")
+
+
+@categories.command("add")
+@book_options
+@click.argument("name")
+@click.option("--color", default="", help="A colour, e.g. #3366cc.")
+@click.option("--description", default="")
+def add(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
+        name: str, color: str, description: str) -> None:
+    """Create a category (it may stay empty)."""
+    with open_categories(data_dir, config_file, user_name, book, "w") as cats:
+        category = cats.create(name, color=color, description=description)
+    click.echo(f"Created category {category.name!r}.", err=True)
+
+
+@categories.command("rename")
+@book_options
+@click.argument("old")
+@click.argument("new")
+def rename(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
+           old: str, new: str) -> None:
+    """Rename a category on every member."""
+    with open_categories(data_dir, config_file, user_name, book, "w") as cats:
+        category = cats.rename(old, new)
+    click.echo(f"Renamed {old!r} to {category.name!r} ({category.count} members).", err=True)
+
+
+@categories.command("remove")
+@book_options
+@click.argument("name")
+def remove(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
+           name: str) -> None:
+    """Delete a category; its contacts stay."""
+    with open_categories(data_dir, config_file, user_name, book, "w") as cats:
+        count = cats.delete(name)
+    click.echo(f"Removed category {name!r} from {count} contact(s).", err=True)
+
+
+@categories.command("members")
+@book_options
+@click.argument("name")
+@click.option("--add", "to_add", multiple=True, help="UID of a contact to add.")
+@click.option("--remove", "to_remove", multiple=True, help="UID of a contact to remove.")
+def members(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
+            name: str, to_add: tuple[str, ...], to_remove: tuple[str, ...]) -> None:
+    """Put contacts into a category or take them out."""
+    with open_categories(data_dir, config_file, user_name, book, "w") as cats:
+        added, missing = cats.add_members(name, to_add) if to_add else ([], [])
+        removed = cats.remove_members(name, to_remove) if to_remove else []
+    click.echo(f"Added {len(added)}, removed {len(removed)}.", err=True)
+    if missing:
+        raise click.ClickException(f"no contact with UID {', '.join(missing)}")
+
+
+@categories.command("group-cards")
+@common_options
+@click.option("--user", "user_name", default=None, help="Whose setting.")
+@click.argument("mode", type=click.Choice(views.GROUP_CARD_MODES), required=False)
+def group_cards(data_dir: str | None, config_file: str | None, user_name: str | None,
+                mode: str | None) -> None:
+    """Show or set who gets group cards: auto (Apple clients), always, never."""
+    settings = _settings(data_dir, config_file)
+    user = user_name or default_user(settings)
+    root = str(settings.collection_root)
+    if mode is None:
+        click.echo(views.read_group_card_mode(root, user, "auto"))
+        return
+    views.write_group_card_mode(root, user, mode)
+    click.echo(f"group_cards for {user}: {mode}", err=True)

@@ -1,0 +1,384 @@
+"""The Categories collection of one address book.
+
+``CATEGORIES`` on each card is the one truth of membership. What cards cannot
+hold lives in a small store beside them (``.cardfile-categories.json`` in the
+book's folder): categories with no members, metadata (colour, description),
+the identity (UID and href) of the group card an Apple client made, and
+members a client named that the server does not hold (kept, and applied when
+such a contact arrives).
+
+The same module turns categories into group cards for clients that want them
+and turns group cards from any client back into ``CATEGORIES`` edits, so
+every client sees the same groups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+import radicale.item as radicale_item
+
+from cardfile.plugin import card_edit, card_fields
+from cardfile.plugin.card_edit import category_key
+from cardfile.plugin.index import ItemRow, etag_of
+
+if TYPE_CHECKING:
+    from cardfile.plugin.storage import Collection
+
+STORE_NAME = ".cardfile-categories.json"
+_GROUP_NAMESPACE = uuid.UUID("6f1f1d2e-9a3c-4d6b-8f0e-7c2a5b4e3d21")
+_GROUP_KIND_PROPS = ("X-ADDRESSBOOKSERVER-KIND", "KIND")
+_MEMBER_PROPS = ("X-ADDRESSBOOKSERVER-MEMBER", "MEMBER")
+
+
+class CategoryError(Exception):
+    """A category operation refused (``status`` is the HTTP status that fits)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class CategoryEntry:
+    """What the store keeps about one category."""
+
+    name: str
+    uid: str = ""
+    href: str = ""
+    color: str = ""
+    description: str = ""
+    pending: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Category:
+    """A category as the Categories collection shows it."""
+
+    key: str
+    name: str
+    uid: str
+    href: str
+    count: int
+    color: str
+    description: str
+    pending: tuple[str, ...]
+
+
+def is_group_card(lines: Iterable[card_fields.ContentLine]) -> bool:
+    return any(line.name in _GROUP_KIND_PROPS and line.value.strip().lower() == "group"
+               for line in lines)
+
+
+def member_uid(member: str) -> str:
+    """``urn:uuid:X`` -> ``X``; other member URIs are kept as they are."""
+    member = member.strip()
+    return member[9:] if member.lower().startswith("urn:uuid:") else member
+
+
+class CategoryStore:
+    """The JSON file of category entries, written atomically."""
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, STORE_NAME)
+
+    def load(self) -> dict[str, CategoryEntry]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except ValueError as e:
+            raise CategoryError(500, f"{self.path} is damaged ({e}); fix or remove it") from e
+        entries = {}
+        for item in raw.get("categories", []):
+            entry = CategoryEntry(**{k: v for k, v in item.items()
+                                     if k in CategoryEntry.__dataclass_fields__})
+            entries[category_key(entry.name)] = entry
+        return entries
+
+    def save(self, entries: dict[str, CategoryEntry]) -> None:
+        data = {"version": 1, "categories": [asdict(e) for e in
+                                             sorted(entries.values(), key=lambda e: e.name)]}
+        folder = os.path.dirname(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=".cardfile-categories-", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1, ensure_ascii=False)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+class Categories:
+    """List, create, rename, delete categories and change their members.
+
+    Callers hold Radicale's storage lock ("w" for changes).
+    """
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self.store = CategoryStore(collection._filesystem_path)
+        self._entries: dict[str, CategoryEntry] | None = None
+
+    # -- reading -----------------------------------------------------------
+    @property
+    def entries(self) -> dict[str, CategoryEntry]:
+        if self._entries is None:
+            self._entries = self.store.load()
+        return self._entries
+
+    def _save(self) -> None:
+        self.store.save(self.entries)
+        self.collection.note_own_write()
+
+    def default_uid(self, key: str) -> str:
+        return str(uuid.uuid5(_GROUP_NAMESPACE, f"{self.collection.path}\n{key}"))
+
+    def all(self) -> list[Category]:
+        index, coll = self.collection._index, self.collection._coll()
+        counts = {key: (name, count) for key, name, count in index.category_counts(coll)}
+        result = []
+        for key in counts.keys() | self.entries.keys():
+            entry = self.entries.get(key)
+            name, count = counts.get(key, (entry.name if entry else key, 0))
+            uid = (entry.uid if entry and entry.uid else "") or self.default_uid(key)
+            result.append(Category(
+                key=key, name=entry.name if entry else name, uid=uid,
+                href=(entry.href if entry and entry.href else "") or f"{uid}.vcf",
+                count=count, color=entry.color if entry else "",
+                description=entry.description if entry else "",
+                pending=tuple(entry.pending) if entry else ()))
+        return sorted(result, key=lambda c: (c.name.casefold(), c.key))
+
+    def get(self, name: str) -> Category | None:
+        key = category_key(name)
+        return next((c for c in self.all() if c.key == key), None)
+
+    def require(self, name: str) -> Category:
+        category = self.get(name)
+        if category is None:
+            raise CategoryError(404, f"there is no category {name!r}")
+        return category
+
+    def members(self, name: str) -> list[ItemRow]:
+        return self.collection._index.category_members(self.collection._coll(),
+                                                       category_key(name))
+
+    def by_group(self, uid: str = "", href: str = "") -> Category | None:
+        return next((c for c in self.all() if (uid and c.uid == uid)
+                     or (href and c.href == href)), None)
+
+    # -- changing ------------------------------------------------------------
+    def _entry(self, category: Category) -> CategoryEntry:
+        """The stored entry of ``category``, created so its identity is kept."""
+        entry = self.entries.get(category.key)
+        if entry is None:
+            entry = CategoryEntry(name=category.name, uid=category.uid, href=category.href)
+            self.entries[category.key] = entry
+        return entry
+
+    def create(self, name: str, color: str = "", description: str = "") -> Category:
+        name = _clean_name(name)
+        key = category_key(name)
+        if self.get(name) is not None:
+            raise CategoryError(409, f"category {name!r} exists already")
+        uid = self.default_uid(key)
+        self.entries[key] = CategoryEntry(name=name, uid=uid, href=f"{uid}.vcf", color=color,
+                                          description=description)
+        self._save()
+        return self.require(name)
+
+    def update(self, name: str, color: str | None = None,
+               description: str | None = None) -> Category:
+        entry = self._entry(self.require(name))
+        if color is not None:
+            entry.color = color
+        if description is not None:
+            entry.description = description
+        self._save()
+        return self.require(name)
+
+    def rename(self, old: str, new: str) -> Category:
+        """Rename everywhere: every member's CATEGORIES and the stored entry."""
+        new = _clean_name(new)
+        category = self.require(old)
+        new_key = category_key(new)
+        entry = self._entry(category)
+        del self.entries[category.key]
+        target = self.entries.get(new_key)
+        if target is not None and new_key != category.key:
+            target.pending = sorted(set(target.pending) | set(entry.pending))
+            target.name = new
+        else:
+            entry.name = new
+            self.entries[new_key] = entry
+        for row in self.members(category.name):
+            self._rewrite(row, lambda text: card_edit.rename_category(text, category.name, new))
+        self._save()
+        return self.require(new)
+
+    def delete(self, name: str) -> int:
+        """Remove the category from every member (contacts stay); return how many."""
+        category = self.require(name)
+        rows = self.members(category.name)
+        for row in rows:
+            self._rewrite(row, lambda text: card_edit.remove_category(text, category.name))
+        self.entries.pop(category.key, None)
+        self._save()
+        return len(rows)
+
+    def add_members(self, name: str, keys: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Add contacts (by UID or href); return (added, not found)."""
+        category = self.require(name)
+        added, missing = [], []
+        for key in keys:
+            row = self._find(key)
+            if row is None:
+                missing.append(key)
+                continue
+            self._rewrite(row, lambda text: card_edit.add_category(text, category.name))
+            added.append(row.uid)
+        self._entry(category)
+        self._save()
+        return added, missing
+
+    def remove_members(self, name: str, keys: Iterable[str]) -> list[str]:
+        category = self.require(name)
+        removed = []
+        for key in keys:
+            row = self._find(key)
+            if row is not None:
+                self._rewrite(row, lambda text: card_edit.remove_category(text, category.name))
+                removed.append(row.uid)
+        entry = self._entry(category)
+        entry.pending = [p for p in entry.pending if member_uid(p) not in set(keys)]
+        self._save()
+        return removed
+
+    def _find(self, key: str) -> ItemRow | None:
+        index, coll = self.collection._index, self.collection._coll()
+        for candidate in (key, member_uid(key), f"urn:uuid:{key}"):
+            hrefs = index.hrefs_with_uid(coll, candidate)
+            if hrefs:
+                row = index.row(coll, hrefs[0])
+                if row is not None and row.kind != "group":
+                    return row
+        row = index.row(coll, key)
+        return row if row is not None and row.kind != "group" else None
+
+    def _rewrite(self, row: ItemRow, change: Callable[[str], str]) -> None:
+        text = self.collection._item(row).serialize()
+        new_text = change(text)
+        if new_text != text:
+            item = radicale_item.Item(collection_path=self.collection.path, text=new_text)
+            self.collection.store_card(row.href, item)
+
+    # -- group cards -----------------------------------------------------------
+    def group_cards(self) -> dict[str, tuple[str, str]]:
+        """href -> (UID, vCard text) of one synthesised group card per category."""
+        members: dict[str, list[str]] = {}
+        for key, uid in self.collection._index.memberships(self.collection._coll()):
+            members.setdefault(key, []).append(f"urn:uuid:{member_uid(uid)}")
+        cards = {}
+        for category in self.all():
+            uris = sorted(set(members.get(category.key, [])) | {
+                p if ":" in p else f"urn:uuid:{p}" for p in category.pending})
+            cards[category.href] = (category.uid, _group_card_text(category, uris))
+        return cards
+
+    def absorb_group_card(self, href: str, text: str) -> tuple[str, str]:
+        """Turn a client's group card into a category; return (href, group card)."""
+        lines = card_fields.parse_lines(text)
+        uid = next((card_fields.text_values(line)[0] for line in lines if line.name == "UID"),
+                   "").strip()
+        name = next((card_fields.text_values(line)[0] for line in lines if line.name == "FN"),
+                    "") or next((card_fields.text_values(line)[0] for line in lines
+                                 if line.name == "N"), "") or "Unnamed group"
+        name = _clean_name(name)
+        wanted = [card_fields.unescape(line.value).strip() for line in lines
+                  if line.name in _MEMBER_PROPS and line.value.strip()]
+        existing = self.by_group(uid=uid, href=href)
+        if existing is not None and existing.key != category_key(name):
+            existing = self.rename(existing.name, name)
+        category = existing or self.get(name)
+        if category is None:
+            self.entries[category_key(name)] = CategoryEntry(name=name)
+            category = self.require(name)
+        entry = self._entry(category)
+        entry.name, entry.uid, entry.href = name, uid or category.uid, href
+        current = {row.uid: row for row in self.members(name)}
+        wanted_rows: dict[str, ItemRow] = {}
+        pending = []
+        for member in wanted:
+            row = self._find(member_uid(member))
+            if row is None:
+                pending.append(member)
+            else:
+                wanted_rows[row.uid] = row
+        for member_uid_, row in wanted_rows.items():
+            if member_uid_ not in current:
+                self._rewrite(row, lambda t: card_edit.add_category(t, name))
+        for member_uid_, row in current.items():
+            if member_uid_ not in wanted_rows:
+                self._rewrite(row, lambda t: card_edit.remove_category(t, name))
+        entry.pending = sorted(set(pending))
+        self._save()
+        return href, self.group_cards()[href][1]
+
+    def delete_group(self, href: str) -> bool:
+        category = self.by_group(href=href)
+        if category is None:
+            return False
+        self.delete(category.name)
+        return True
+
+    def apply_pending(self, uid: str, text: str) -> str:
+        """Add categories that named this contact before it existed here."""
+        if not os.path.exists(self.store.path):
+            return text
+        changed = False
+        for entry in self.entries.values():
+            matches = [p for p in entry.pending if member_uid(p) == member_uid(uid)]
+            if matches:
+                text = card_edit.add_category(text, entry.name)
+                entry.pending = [p for p in entry.pending if p not in matches]
+                changed = True
+        if changed:
+            self._save()
+        return text
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise CategoryError(400, "a category needs a name")
+    if len(cleaned) > 200:
+        raise CategoryError(400, "a category name may be at most 200 characters")
+    return cleaned
+
+
+def _group_card_text(category: Category, member_uris: list[str]) -> str:
+    name = card_edit.escape_text(category.name)
+    lines = ["BEGIN:VCARD", "VERSION:3.0", "PRODID:-//Cardfile//Categories//EN",
+             f"UID:{category.uid}", f"FN:{name}", f"N:{name};;;;",
+             "X-ADDRESSBOOKSERVER-KIND:group"]
+    lines += [f"X-ADDRESSBOOKSERVER-MEMBER:{uri}" for uri in member_uris]
+    lines.append("END:VCARD")
+    return "".join(card_edit.fold(line) + "\r\n" for line in lines)
+
+
+def group_card_etag(text: str) -> str:
+    return etag_of(text)
