@@ -56,6 +56,9 @@ class CardFields:
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
+    #: Family and given name from N, for sorting by family name.
+    family: str = ""
+    given: str = ""
 
 
 def unfold(text: str) -> list[str]:
@@ -229,6 +232,10 @@ def extract(text: str) -> CardFields:
             fields.fn = first.strip()
         elif name == "VERSION":
             fields.version = first.strip()
+        elif name == "N" and not (fields.family or fields.given):
+            parts = split_escaped(decode_value(line), ";")
+            fields.family = parts[0].strip()
+            fields.given = parts[1].strip() if len(parts) > 1 else ""
         elif name in ("KIND", "X-ADDRESSBOOKSERVER-KIND"):
             fields.kind = first.strip().lower()
         elif name == "CATEGORIES":

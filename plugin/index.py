@@ -29,7 +29,7 @@ from hashlib import sha256
 
 from cardfile.plugin import card_fields
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 #: Reads one card file: its text and fields, or None if it vanished or is no card.
 ReadFile = Callable[[str], "tuple[str, card_fields.CardFields] | None"]
@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS items (
     mtime_ns INTEGER NOT NULL,
     fn TEXT NOT NULL,
     kind TEXT NOT NULL,
+    family TEXT NOT NULL DEFAULT '',
+    given TEXT NOT NULL DEFAULT '',
     seq INTEGER NOT NULL,
     UNIQUE (coll, href)
 );
@@ -170,6 +172,15 @@ class CardIndex:
     def _next_seq(db: sqlite3.Connection) -> int:
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='seq'")
         return int(db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for read-only queries kept in their own module.
+
+        Tables: ``items`` (one row per card: coll, href, uid, etag, size,
+        mtime_ns, fn, kind, family, given, seq), ``props`` (item, name, value,
+        lvalue = value.lower(), norm = normalised email/phone/category key).
+        """
+        return self._db()
 
     # -- collections -----------------------------------------------------
     def collection_id(self, path: str, inode: int) -> tuple[int, int]:
@@ -351,16 +362,18 @@ class CardIndex:
         if old is not None:
             db.execute("DELETE FROM props WHERE item=?", (old[0],))
             db.execute(
-                "UPDATE items SET uid=?, etag=?, size=?, mtime_ns=?, fn=?, kind=?, seq=? "
-                "WHERE id=?",
-                (fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, seq, old[0]),
+                "UPDATE items SET uid=?, etag=?, size=?, mtime_ns=?, fn=?, kind=?, family=?, "
+                "given=?, seq=? WHERE id=?",
+                (fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, fields.family,
+                 fields.given, seq, old[0]),
             )
             item_id = int(old[0])
         else:
             cur = db.execute(
-                "INSERT INTO items (coll, href, uid, etag, size, mtime_ns, fn, kind, seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (coll, href, fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, seq),
+                "INSERT INTO items (coll, href, uid, etag, size, mtime_ns, fn, kind, family, "
+                "given, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (coll, href, fields.uid, etag, size, mtime_ns, fields.fn, fields.kind,
+                 fields.family, fields.given, seq),
             )
             item_id = int(cur.lastrowid or 0)
         db.execute("DELETE FROM tombstones WHERE coll=? AND href=?", (coll, href))
