@@ -19,7 +19,7 @@ from radicale import storage as radicale_storage
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import _settings, common_options, default_user
 from cardfile.plugin import categories as categories_mod
-from cardfile.plugin import model, views
+from cardfile.plugin import model, published, views
 
 
 def book_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,6 +144,37 @@ def members(data_dir: str | None, config_file: str | None, user_name: str | None
     click.echo(f"Added {len(added)}, removed {len(removed)}.", err=True)
     if missing:
         raise click.ClickException(f"no contact with UID {', '.join(missing)}")
+
+
+@categories.command("publish")
+@book_options
+@click.argument("name")
+@click.option("--as", "folder", default=None,
+              help="Name of the new address book (default BOOK-CATEGORY).")
+def publish(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
+            name: str, folder: str | None) -> None:
+    """Offer one category as an address book of its own (for a phone)."""
+    with open_categories(data_dir, config_file, user_name, book, "w") as cats:
+        category = cats.require(name)
+        storage = cats.collection._storage
+        path = published.publish(storage, cats.collection.owner, book, category.name, folder)
+    click.echo(f"Published {category.name!r} as {path}; subscribe to that address book on "
+               "the device that should carry only this category.", err=True)
+    click.echo(path)
+
+
+@categories.command("unpublish")
+@book_options
+@click.argument("name")
+def unpublish(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
+              name: str) -> None:
+    """Remove a category's own address book (the contacts stay)."""
+    with open_categories(data_dir, config_file, user_name, book, "w") as cats:
+        removed = published.unpublish(cats.collection._storage, cats.collection.owner, book,
+                                      name)
+    if not removed:
+        raise click.ClickException(f"category {name!r} is not published")
+    click.echo(f"Removed {', '.join(removed)}.", err=True)
 
 
 @categories.command("group-cards")

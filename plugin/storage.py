@@ -32,7 +32,7 @@ from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
 
-from cardfile.plugin import card_fields, categories, query, request_notes, views
+from cardfile.plugin import card_fields, categories, published, query, request_notes, views
 from cardfile.plugin.index import CardIndex, ItemRow, etag_of
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
@@ -102,6 +102,7 @@ class Collection(multifilesystem.Collection):
         self._coll_id: int | None = None
         self._rows: dict[str, ItemRow] | None = None
         self._groups: dict[str, radicale_item.Item] | None = None
+        self._publication: published.PublishedBook | None | bool = False
 
     # -- plumbing ----------------------------------------------------------
     @property
@@ -167,10 +168,30 @@ class Collection(multifilesystem.Collection):
             return None
 
     def _item(self, row: ItemRow, text: str | None = None) -> IndexedItem:
+        if self._published is not None:
+            return self._published.item(row, text)
         return IndexedItem(self, row, os.path.join(self._filesystem_path, row.href), text)
+
+    @property
+    def _published(self) -> published.PublishedBook | None:
+        """The category this book publishes from another book, if it is one."""
+        if self._publication is False:
+            marker = published.read_marker(self._filesystem_path) if self._indexed else None
+            self._publication = (published.PublishedBook(
+                self, pathutils.unstrip_path(pathutils.strip_path(
+                    pathutils.sanitize_path(marker[0])), True), marker[1])
+                if marker else None)
+        assert self._publication is not True
+        return self._publication or None
+
+    def _sync_coll(self) -> int:
+        """The index collection whose changes this book shows."""
+        return self._published.sync_coll() if self._published else self._coll()
 
     def _all_rows(self) -> dict[str, ItemRow]:
         """Every servable contact: group-card files and oversized cards excluded."""
+        if self._rows is None and self._published is not None:
+            self._rows = self._published.rows()
         if self._rows is None:
             limit = self._storage._max_resource_size
             self._rows = {href: row for href, row in self._index.rows(self._coll()).items()
@@ -180,7 +201,8 @@ class Collection(multifilesystem.Collection):
     # -- views ---------------------------------------------------------------
     @property
     def _groups_view(self) -> bool:
-        return self._indexed and views.current() == views.GROUPS_VIEW
+        return (self._indexed and views.current() == views.GROUPS_VIEW
+                and self._published is None)
 
     def _group_items(self) -> dict[str, radicale_item.Item]:
         """The synthesised group cards of this book (groups view only).
@@ -196,6 +218,14 @@ class Collection(multifilesystem.Collection):
                     collection=self, href=href, text=text, etag=etag_of(text), uid=uid,
                     name="VCARD", component_name="", last_modified=self.last_modified)
         return self._groups
+
+    def virtual_item(self, href: str) -> radicale_item.Item | None:
+        """An item that has no file here: a group card, or a published member."""
+        if self._groups_view:
+            return self._group_items().get(href)
+        if self._published is not None:
+            return self._get(href)
+        return None
 
     def note_own_write(self) -> None:
         """Record the folder's mtime after a write of ours (not an outside change)."""
@@ -239,6 +269,9 @@ class Collection(multifilesystem.Collection):
             return None
         if self._groups_view and href in self._group_items():
             return self._group_items()[href]
+        if self._published is not None:
+            row = self._all_rows().get(href)
+            return self._item(row) if row else None
         if self._rows is not None and not verify_href:
             row = self._rows.get(href)
             return self._item(row) if row else None
@@ -302,7 +335,7 @@ class Collection(multifilesystem.Collection):
                 yield item, False
             return
         servable = self._all_rows()
-        for row in self._index.select(self._coll(), where, params):
+        for row in self._index.select(self._sync_coll(), where, params):
             if row.href in servable:
                 yield self._item(row), True
         if self._groups_view:
@@ -313,6 +346,8 @@ class Collection(multifilesystem.Collection):
     def has_uid(self, uid: str) -> bool:
         if not self._indexed:
             return super().has_uid(uid)
+        if self._published is not None:
+            return self._published.has_uid(uid)
         hrefs = self._index.hrefs_with_uid(self._coll(), uid)
         if hrefs:
             # Radicale calls this only to refuse a clashing UID: say where it is.
@@ -326,6 +361,8 @@ class Collection(multifilesystem.Collection):
             return super().upload(href, item)
         if not pathutils.is_safe_filesystem_path_component(href):
             raise pathutils.UnsafePathError(href)
+        if self._published is not None:
+            return self._published.upload(href, item)
         text = item.serialize()
         lines = card_fields.parse_lines(text)
         book = categories.Categories(self)
@@ -386,6 +423,9 @@ class Collection(multifilesystem.Collection):
             return
         if not pathutils.is_safe_filesystem_path_component(href):
             raise pathutils.UnsafePathError(href)
+        if self._published is not None:
+            self._published.delete(href)
+            return
         if self._groups_view and href in self._group_items():
             # Deleting a group deletes the category; its members stay.
             categories.Categories(self).delete_group(href)
@@ -407,8 +447,8 @@ class Collection(multifilesystem.Collection):
         groups = self._groups_view
         if groups:
             self._group_items()  # records any change of the group cards first
-        state = self._index.sync_state(self._coll(), with_groups=groups)
-        view = "g" if groups else "c"
+        state = self._index.sync_state(self._sync_coll(), with_groups=groups)
+        view = "p" if self._published is not None else "g" if groups else "c"
         token = f"{SYNC_TOKEN_PREFIX}{view}{state.epoch}-{state.coll_id}-{state.seq}"
         return token, state.coll_id, state.seq, state.seq_floor
 
@@ -442,7 +482,7 @@ class Collection(multifilesystem.Collection):
     def last_modified(self) -> str:
         if not self._indexed:
             return super().last_modified
-        newest = self._index.last_mtime_ns(self._coll())
+        newest = self._index.last_mtime_ns(self._sync_coll())
         for path in (self._filesystem_path, self._props_path):
             try:
                 newest = max(newest, os.stat(path).st_mtime_ns)
@@ -456,7 +496,7 @@ def _parse_token(token: str) -> tuple[str, str, int, int]:
         raise ValueError(f"Malformed token: {token!r}")
     body = token[len(SYNC_TOKEN_PREFIX):]
     parts = body[1:].split("-")
-    if (body[:1] not in ("c", "g") or len(parts) != 3 or not parts[1].isdigit()
+    if (body[:1] not in ("c", "g", "p") or len(parts) != 3 or not parts[1].isdigit()
             or not parts[2].isdigit()):
         raise ValueError(f"Malformed token: {token!r}")
     return body[0], parts[0], int(parts[1]), int(parts[2])
@@ -504,7 +544,7 @@ class Storage(multifilesystem.Storage):
         for entry in super().discover(path, depth, child_context_manager, set(user_groups)):
             found = True
             yield entry
-        if found or views.current() != views.GROUPS_VIEW:
+        if found:
             return
         sane = pathutils.strip_path(pathutils.sanitize_path(path))
         parent, _, href = sane.rpartition("/")
@@ -512,7 +552,7 @@ class Storage(multifilesystem.Storage):
             return
         collection = Collection(self, pathutils.unstrip_path(parent, True))
         if os.path.isdir(collection._filesystem_path) and collection.tag == "VADDRESSBOOK":
-            item = collection._group_items().get(href)
+            item = collection.virtual_item(href)
             if item is not None:
                 yield item
 

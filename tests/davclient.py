@@ -122,7 +122,10 @@ class DavClient:
 
     def etags(self) -> dict[str, str]:
         """href -> etag of every card, as a PROPFIND Depth 1 lists them."""
-        status, text = self.propfind(self.book, '<?xml version="1.0"?><D:propfind '
+        return self.etags_of(self.book)
+
+    def etags_of(self, book: str) -> dict[str, str]:
+        status, text = self.propfind(book, '<?xml version="1.0"?><D:propfind '
                                      'xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>')
         assert status == 207, text
         return {e.href: e.etag for e in parse_multistatus(text)[1]

@@ -208,3 +208,37 @@ def test_client_detection_and_per_user_setting(server: ServerProcess) -> None:
     assert len(groups_seen(evolution)) == 1
     run_cli("categories", "group-cards", "never", "--user", USER, data_dir=server.data_dir)
     assert groups_seen(apple) == {}
+
+
+def test_published_category_book(server: ServerProcess) -> None:
+    _, thunderbird = clients(server)
+    put_people(thunderbird, ("ann", "Ann Smith"), ("bob", "Bob Jones"))
+    thunderbird.put("ann.vcf", card("ann", "Ann Smith", "CATEGORIES:Family"),
+                    if_match=thunderbird.get("ann.vcf")[1]["etag"])
+    # Off by default: only the main book exists.
+    status, text = thunderbird.propfind(f"/{USER}/")
+    assert text.count("<addressbook") + text.count(":addressbook ") >= 1
+    assert "/contacts-family/" not in text
+    path = run_cli("categories", "publish", "Family", "--user", USER,
+                   data_dir=server.data_dir).stdout.strip()
+    assert path == f"/{USER}/contacts-family/"
+    phone = DavClient(server.url, USER, PASSWORD, user_agent="DAVx5/4.3.4-ose (dav4jvm)")
+    etags = {h.rsplit("/", 1)[-1] for h in phone.etags_of(path)}
+    assert etags == {"ann.vcf"}
+    _, token, entries = phone.sync(path=path)
+    assert names(entries) == {"ann.vcf": 200}
+    # A card added on the phone joins the category in the main book.
+    status, _, _ = phone.put("cyd.vcf", card("cyd", "Cyd Brown"), book=path)
+    assert status == 201
+    assert categories_of(thunderbird, "cyd.vcf") == {"Family"}
+    # A card deleted on the phone leaves the category; the contact stays.
+    assert phone.request("DELETE", path + "ann.vcf")[0] in (200, 204)
+    assert thunderbird.get("ann.vcf")[0] == 200
+    assert categories_of(thunderbird, "ann.vcf") == set()
+    _, _, entries = phone.sync(token, path=path)
+    assert names(entries) == {"ann.vcf": 404, "cyd.vcf": 200}
+    # Bob, never in the category, is not in the phone's book.
+    assert phone.get("bob.vcf", book=path)[0] == 404
+    run_cli("categories", "unpublish", "Family", "--user", USER, data_dir=server.data_dir)
+    assert phone.propfind(path)[0] == 404
+    assert thunderbird.get("cyd.vcf")[0] == 200

@@ -1,0 +1,154 @@
+"""Per-category address books: one category of a book, as a book of its own.
+
+A phone that should carry only "Family" subscribes to a published book. It
+holds no files: it is a view of the source book's members of that category,
+read and written through the source, so the card exists once. A card added
+to it gets the category; a card deleted from it loses the category (the
+contact stays). Opt-in (``cardfile categories publish``), because a client
+that syncs every address book would otherwise show each member twice.
+
+The folder of a published book holds only Radicale's ``.Radicale.props`` and
+a marker naming the source book and the category.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import radicale.item as radicale_item
+from radicale import storage as radicale_storage
+
+from cardfile.plugin import card_edit, categories
+from cardfile.plugin.card_fields import category_key
+from cardfile.plugin.index import ItemRow
+
+if TYPE_CHECKING:
+    from cardfile.plugin.storage import Collection, IndexedItem
+
+MARKER = ".cardfile-published.json"
+
+
+def read_marker(folder: str) -> tuple[str, str] | None:
+    """(source book path, category name) if ``folder`` is a published book."""
+    try:
+        with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
+            data = json.load(f)
+        return str(data["source"]), str(data["category"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_marker(folder: str, source: str, category: str) -> None:
+    tmp = os.path.join(folder, MARKER + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"source": source, "category": category}, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(folder, MARKER))
+
+
+def slug(name: str) -> str:
+    """A folder name for a category: lower-case letters, digits and dashes."""
+    text = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")
+    return text[:60] or "category"
+
+
+class PublishedBook:
+    """The members of one category of ``source``, served as ``collection``."""
+
+    def __init__(self, collection: Collection, source_path: str, category: str) -> None:
+        self.collection = collection
+        self.source = type(collection)(collection._storage, source_path)
+        self.category = category
+        self.key = category_key(category)
+
+    def exists(self) -> bool:
+        return (os.path.isdir(self.source._filesystem_path)
+                and self.source.tag == "VADDRESSBOOK")
+
+    def sync_coll(self) -> int:
+        return self.source._coll()
+
+    def rows(self) -> dict[str, ItemRow]:
+        if not self.exists():
+            return {}
+        source = self.source
+        limit = source._storage._max_resource_size
+        return {row.href: row for row in
+                source._index.category_members(source._coll(), self.key)
+                if row.size <= limit}
+
+    def item(self, row: ItemRow, text: str | None = None) -> IndexedItem:
+        from cardfile.plugin.storage import IndexedItem
+
+        return IndexedItem(self.collection, row,
+                           os.path.join(self.source._filesystem_path, row.href), text)
+
+    def has_uid(self, uid: str) -> bool:
+        return self.exists() and self.source.has_uid(uid)
+
+    def upload(self, href: str, item: radicale_item.Item) -> tuple[Any, Any]:
+        """Store through the source book, with this category added."""
+        if not self.exists():
+            raise ValueError(f"the book {self.source.path!r} this one shows is gone")
+        old = self.rows().get(href)
+        text = card_edit.add_category(item.serialize(), self.category)
+        self.source.upload(href, radicale_item.Item(collection_path=self.source.path,
+                                                    text=text))
+        row = self.rows().get(href)
+        if row is None:
+            raise ValueError(f"{href!r} was stored but is not in category {self.category!r}")
+        return self.item(row, text), (self.item(old) if old else None)
+
+    def delete(self, href: str) -> None:
+        """Deleting here takes the contact out of the category; it stays in the book."""
+        row = self.rows().get(href)
+        if row is None:
+            raise radicale_storage.ComponentNotFoundError(href)
+        categories.Categories(self.source).remove_members(self.category, [row.uid])
+
+
+def publish(storage: Any, user: str, book: str, category: str,
+            name: str | None = None) -> str:
+    """Create the published book of ``category`` of ``/user/book/``; return its path.
+
+    The caller holds the storage write lock and has checked the category.
+    """
+    folder_name = name or f"{book}-{slug(category)}"
+    path = f"/{user}/{folder_name}/"
+    existing = next(iter(storage.discover(path)), None)
+    if existing is not None:
+        marker = read_marker(existing._filesystem_path)
+        if marker and category_key(marker[1]) == category_key(category):
+            return path
+        raise categories.CategoryError(409, f"{path} exists already")
+    storage.create_collection(path, props={"tag": "VADDRESSBOOK", "D:displayname": category})
+    collection = next(iter(storage.discover(path)))
+    write_marker(collection._filesystem_path, f"/{user}/{book}/", category)
+    return path
+
+
+def published_books(storage: Any, user: str, book: str, category: str) -> list[Any]:
+    """The published books that show ``category`` of ``/user/book/``."""
+    found = []
+    for child in storage.discover(f"/{user}/", depth="1"):
+        folder = getattr(child, "_filesystem_path", None)
+        if folder is None or getattr(child, "path", "").count("/") != 1:
+            continue
+        marker = read_marker(folder)
+        if (marker and marker[0].strip("/") == f"{user}/{book}"
+                and category_key(marker[1]) == category_key(category)):
+            found.append(child)
+    return found
+
+
+def unpublish(storage: Any, user: str, book: str, category: str) -> list[str]:
+    """Delete the published books of ``category`` (the contacts stay); return their paths."""
+    removed = []
+    for collection in published_books(storage, user, book, category):
+        collection.delete(None)
+        removed.append(f"/{collection.path}/")
+    return removed
