@@ -21,10 +21,16 @@ import radicale.server as radicale_server
 from cardfile.plugin.app import CardfileApp
 
 
+def _warmed_up_application(configuration: Any) -> CardfileApp:
+    app = CardfileApp(configuration)
+    app.warm_up()
+    return app
+
+
 @contextlib.contextmanager
 def _cardfile_application() -> Iterator[None]:
     original = radicale_server.Application
-    radicale_server.Application = CardfileApp  # type: ignore[misc, assignment]
+    radicale_server.Application = _warmed_up_application  # type: ignore[misc, assignment]
     try:
         yield
     finally:

@@ -534,6 +534,27 @@ class Storage(multifilesystem.Storage):
         self._group_cache[collection.path] = (key, cards)
         return cards
 
+    def warm_up(self) -> tuple[int, int]:
+        """Bring the index of every address book in line with the disk.
+
+        Run before a server accepts requests, so the first phone to sync a
+        large book that changed while the server was down does not wait for
+        the index (and group-card files are converted). Returns (books, cards).
+        """
+        root = self._get_collection_root_folder()
+        books = cards = 0
+        with self.acquire_lock("w"):
+            for user_entry in _subfolders(root):
+                for book_entry in _subfolders(user_entry.path):
+                    path = pathutils.unstrip_path(f"{user_entry.name}/{book_entry.name}", True)
+                    collection = Collection(self, path)
+                    if collection.tag != "VADDRESSBOOK" or collection._published is not None:
+                        continue
+                    collection._coll()
+                    books += 1
+                    cards += len(collection._all_rows())
+        return books, cards
+
     def forget_group_cache(self, collection: Collection) -> None:
         self._group_cache.pop(collection.path, None)
 
@@ -587,6 +608,15 @@ class Storage(multifilesystem.Storage):
         for collection in (source, to_collection):
             if isinstance(collection, Collection) and collection.tag == "VADDRESSBOOK":
                 collection.reconcile()
+
+
+def _subfolders(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e for e in entries if e.is_dir()
+                    and pathutils.is_safe_filesystem_path_component(e.name)]
+    except FileNotFoundError:
+        return []
 
 
 def _storage_option(configuration: Any, name: str, default: str) -> str:
