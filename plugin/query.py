@@ -67,7 +67,9 @@ def _filter(filter_: ET.Element) -> tuple[str, list[object]]:
     return _combine(filter_.get("test", "anyof"), parts), params
 
 
-_EXISTS = "EXISTS (SELECT 1 FROM props p WHERE p.item = i.id AND p.name = ?"
+# "i.id IN (subquery)" lets SQLite walk the (name, lvalue) index once; an
+# EXISTS per card made it rescan every matching value for each card.
+_EXISTS = "i.id IN (SELECT p.item FROM props p WHERE p.name = ?"
 
 
 def _prop_filter(prop_filter: ET.Element) -> tuple[str, list[object]]:

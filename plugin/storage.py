@@ -303,14 +303,23 @@ class Collection(multifilesystem.Collection):
         if not self._indexed:
             yield from super().get_multi(hrefs)
             return
-        rows = self._all_rows()
+        wanted = list(hrefs)
         groups = self._group_items() if self._groups_view else {}
-        for href in hrefs:
+        rows = self._servable_rows(wanted)
+        for href in wanted:
             if href in groups:
                 yield href, groups[href]
                 continue
             row = rows.get(href) if pathutils.is_safe_filesystem_path_component(href) else None
             yield href, (self._item(row) if row else None)
+
+    def _servable_rows(self, hrefs: list[str]) -> dict[str, ItemRow]:
+        """Rows of ``hrefs``: looked up one by one for a few, all at once for many."""
+        if self._rows is not None or self._published is not None or len(hrefs) > 2000:
+            return self._all_rows()
+        limit = self._storage._max_resource_size
+        return {href: row for href, row in self._index.rows_for(self._coll(), hrefs).items()
+                if row.kind != "group" and row.size <= limit}
 
     def get_all(self) -> Iterator[radicale_item.Item]:
         if not self._indexed:
