@@ -29,7 +29,7 @@ from hashlib import sha256
 
 from cardfile.plugin import card_fields
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "7"
 
 #: Reads one card file: its text and fields, or None if it vanished or is no card.
 ReadFile = Callable[[str], "tuple[str, card_fields.CardFields] | None"]
@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_uid ON items (coll, uid);
 CREATE INDEX IF NOT EXISTS items_seq ON items (coll, seq);
 CREATE INDEX IF NOT EXISTS items_mtime ON items (coll, mtime_ns);
+CREATE INDEX IF NOT EXISTS items_kind ON items (coll, kind);
 CREATE TABLE IF NOT EXISTS props (
     item INTEGER NOT NULL,
     name TEXT NOT NULL,
@@ -69,8 +70,9 @@ CREATE TABLE IF NOT EXISTS props (
     norm TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS props_item ON props (item, name);
-CREATE INDEX IF NOT EXISTS props_name ON props (name, lvalue);
-CREATE INDEX IF NOT EXISTS props_norm ON props (name, norm);
+-- Covering indexes: a text-match scans index entries only, never the table.
+CREATE INDEX IF NOT EXISTS props_name ON props (name, lvalue, item);
+CREATE INDEX IF NOT EXISTS props_norm ON props (name, norm, item);
 CREATE TABLE IF NOT EXISTS group_cards (
     coll INTEGER NOT NULL,
     href TEXT NOT NULL,
