@@ -160,9 +160,11 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
 
 def _register_command_groups() -> None:
     """Command groups live in their own modules; they are attached here."""
+    from cardfile.cli import contacts
     from cardfile.cli.categories import categories
 
     cli.add_command(categories)
+    contacts.register(cli)  # import, export, dedupe, contacts, search
 
 
 _register_command_groups()

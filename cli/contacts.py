@@ -1,0 +1,402 @@
+"""``cardfile import``, ``export``, ``dedupe``, ``contacts list|show`` and ``search``.
+
+Thin click commands: they resolve the data folder, user and book, call
+``cardfile.plugin`` (importers, dedupe, export) and print. They work on the
+data folder directly, with or without a running server: every write takes
+Radicale's storage lock through ``model.open_book``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from radicale import storage as radicale_storage
+
+from cardfile.cli import settings as settings_mod
+from cardfile.cli import users
+from cardfile.cli.main import _settings, common_options
+from cardfile.plugin import dedupe, export, importers, normalize
+from cardfile.plugin.importers import book as import_book
+from cardfile.plugin.model import AddressBook, BookError, open_book
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def book_options(func: F) -> F:
+    func = click.option("--book", default="contacts", show_default=True,
+                        help="Address book name.")(func)
+    func = click.option("--user", default=None,
+                        help="Whose contacts. Default: the only user in the htpasswd file "
+                             "if there is exactly one, else your login name.")(func)
+    return common_options(func)
+
+
+class Context:
+    """Settings, storage and the user/book one command works on."""
+
+    def __init__(self, data_dir: str | None, config_file: str | None, user: str | None,
+                 book: str) -> None:
+        self.settings = _settings(data_dir, config_file)
+        self.configuration = settings_mod.radicale_configuration(self.settings)
+        self.user = user or default_user(self.settings.htpasswd)
+        self.book = book
+        self.region = normalize.default_region(self.configuration)
+        self._storage: Any = None
+
+    @property
+    def storage(self) -> Any:
+        if self._storage is None:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._storage = radicale_storage.load(self.configuration)
+        return self._storage
+
+    @property
+    def merges(self) -> dedupe.MergeStore:
+        return dedupe.MergeStore(self.settings.data_dir, self.user, self.book)
+
+    def open(self, mode: str = "r") -> Any:
+        return open_book(self.storage, self.user, self.book, mode, create=mode == "w")
+
+
+def default_user(htpasswd: Path) -> str:
+    names = list(users.read(htpasswd))
+    return names[0] if len(names) == 1 else getpass.getuser()
+
+
+def _fail(e: BookError) -> click.ClickException:
+    hint = " (import contacts first, or check --user/--book)" if e.status == 404 else ""
+    return click.ClickException(e.reason + hint)
+
+
+# -- import ----------------------------------------------------------------------
+@click.command("import")
+@book_options
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(importers.FORMATS), default="auto",
+              show_default=True, help="Format of the files; auto looks at the content.")
+@click.option("--category", "categories", multiple=True, metavar="NAME",
+              help="Add every imported contact to this category (repeatable).")
+@click.option("--encoding", default=None, help="Text encoding, when detection guesses wrong.")
+@click.option("--dry-run", is_flag=True, help="Report what would happen; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def import_(data_dir: str | None, config_file: str | None, user: str | None, book: str,
+            files: tuple[str, ...], fmt: str, categories: tuple[str, ...],
+            encoding: str | None, dry_run: bool, as_json: bool) -> None:
+    """Import contacts (vCard, jCard, Google/Outlook/Thunderbird/LinkedIn CSV, LDIF).
+
+    FILE may be - for standard input. Contacts that match one already in the
+    book (same UID, or a shared email or phone with a compatible name) are
+    merged into it; importing the same file twice adds nothing.
+    """
+    ctx = Context(data_dir, config_file, user, book)
+    parsed = []
+    for name in files:
+        try:
+            data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        except OSError as e:
+            raise click.ClickException(f"cannot read {name}: {e.strerror}") from None
+        label = "<stdin>" if name == "-" else name
+        try:
+            parsed.append(importers.read(data, label, fmt, encoding))
+        except importers.ImportFailed as e:
+            raise click.ClickException(str(e)) from None
+    total = sum(len(p.cards) for p in parsed)
+    show_bar = sys.stderr.isatty() and not as_json and total > 200
+    try:
+        if show_bar:
+            with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
+                report = import_book.import_cards(
+                    ctx.storage, ctx.user, book, parsed, ctx.merges, ctx.region,
+                    list(categories), dry_run, progress=bar.update)
+        else:
+            report = import_book.import_cards(ctx.storage, ctx.user, book, parsed, ctx.merges,
+                                              ctx.region, list(categories), dry_run)
+    except BookError as e:
+        raise _fail(e) from None
+    report.formats = {p.cards[0].origin.rsplit(":", 1)[0] if p.cards else "?": p.format
+                      for p in parsed}
+    if as_json:
+        click.echo(json.dumps(report.as_dict() | {"dry_run": dry_run}, ensure_ascii=False))
+        return
+    prefix = "Would import" if dry_run else "Imported"
+    click.echo(f"{prefix} into {ctx.user}/{book}: read {report.read}, added {report.added}, "
+               f"merged {report.merged}, unchanged {report.unchanged}, "
+               f"skipped {report.skipped}.")
+    for problem in report.problems:
+        click.echo(("  skipped: " if problem.skipped else "  repaired: ") + str(problem),
+                   err=True)
+    if report.merges:
+        more = " ..." if len(report.merges) > 5 else ""
+        click.echo(f"  merges can be undone with 'cardfile dedupe --undo ID' "
+                   f"(IDs: {', '.join(report.merges[:5])}{more})")
+
+
+# -- export ----------------------------------------------------------------------
+@click.command("export")
+@book_options
+@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="vcard3",
+              show_default=True, help="vcard3 (Apple, Google), vcard4, jcard or csv.")
+@click.option("--category", default=None, metavar="NAME", help="Only contacts in this category.")
+@click.option("-o", "--output", default="-", type=click.Path(allow_dash=True),
+              help="File to write (default: standard output).")
+def export_(data_dir: str | None, config_file: str | None, user: str | None, book: str,
+            fmt: str, category: str | None, output: str) -> None:
+    """Export contacts as vCard 3.0/4.0, jCard or CSV."""
+    ctx = Context(data_dir, config_file, user, book)
+    try:
+        with ctx.open() as b:
+            texts = [c for c in _texts(b) if _in_category(c, category)]
+    except BookError as e:
+        raise _fail(e) from None
+    result = export.export_cards(texts, fmt)
+    if output == "-":
+        click.echo(result, nl=False)
+    else:
+        Path(output).write_text(result, encoding="utf-8", newline="")
+        click.echo(f"Exported {len(texts)} contact(s) to {output}.", err=True)
+
+
+def _texts(book: AddressBook) -> list[str]:
+    rows = sorted(book.rows().values(), key=lambda r: (r.fn.casefold(), r.uid))
+    return [book.read(row).text for row in rows]
+
+
+def _in_category(text: str, category: str | None) -> bool:
+    if category is None:
+        return True
+    wanted = category.strip().casefold()
+    return any(c.casefold() == wanted for c in export.summary(text)["categories"])
+
+
+# -- dedupe ----------------------------------------------------------------------
+@click.command("dedupe")
+@book_options
+@click.option("--apply", "apply_", is_flag=True, help="Merge the sure duplicates.")
+@click.option("--undo", "undo_id", default=None, metavar="ID", help="Undo the merge ID.")
+@click.option("--history", is_flag=True, help="List merges that can be undone.")
+@click.option("--force", is_flag=True, help="Undo even if the merged card changed since.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, book: str,
+            apply_: bool, undo_id: str | None, history: bool, force: bool,
+            as_json: bool) -> None:
+    """List duplicate contacts (and merge them with --apply; undo with --undo ID)."""
+    ctx = Context(data_dir, config_file, user, book)
+    store = ctx.merges
+    if history:
+        entries = store.entries()
+        if as_json:
+            click.echo(json.dumps(entries, ensure_ascii=False))
+        for meta in [] if as_json else entries:
+            click.echo(f"{meta['id']}  {meta['survivor']}  {meta['reason']}")
+        return
+    try:
+        if undo_id:
+            with ctx.open("w") as b:
+                restored = import_book.undo_merge(b, store, undo_id, force)
+            click.echo(json.dumps({"undone": undo_id, "restored": restored}) if as_json else
+                       f"Undid merge {undo_id}: restored {', '.join(restored)}.")
+            return
+        with ctx.open("w" if apply_ else "r") as b:
+            matcher = import_book.load_matcher(b, ctx.region)
+            sure, ambiguous = dedupe.clusters(matcher)
+            names = {uid: p for uid, p in matcher.people.items()}
+            merged = []
+            if apply_:
+                for uids, reasons in sure:
+                    merged.append(import_book.merge_cluster(
+                        b, store, uids, ctx.region, "dedupe: " + "; ".join(reasons)))
+            labels = {uid: b.find(uid) for uid in {u for c, _ in sure for u in c}
+                      | {u for a, c, _ in ambiguous for u in (a, c)}}
+    except BookError as e:
+        raise _fail(e) from None
+    fn = {uid: (row.fn if row else names[uid].name) for uid, row in labels.items()}
+    if as_json:
+        click.echo(json.dumps({
+            "clusters": [{"uids": u, "names": [fn[x] for x in u], "reasons": r}
+                         for u, r in sure],
+            "review": [{"uids": [a, b], "names": [fn[a], fn[b]], "reason": r}
+                       for a, b, r in ambiguous],
+            "merged": merged}, ensure_ascii=False))
+        return
+    if not sure and not ambiguous:
+        click.echo("No duplicates found.")
+    for uids, reasons in sure:
+        verb = "Merged" if apply_ else "Duplicates"
+        click.echo(f"{verb}: " + " | ".join(f"{fn[u]} ({u})" for u in uids)
+                   + f"  [{'; '.join(reasons)}]")
+    for a, b_uid, reason in ambiguous:
+        click.echo(f"Review: {fn[a]} ({a}) | {fn[b_uid]} ({b_uid})  [{reason}]")
+    if sure and not apply_:
+        click.echo("Run 'cardfile dedupe --apply' to merge the duplicates above "
+                   "('Review' pairs are never merged automatically).")
+    for merge_id in merged:
+        click.echo(f"  undo with: cardfile dedupe --undo {merge_id}")
+
+
+# -- contacts list / show, search --------------------------------------------------
+@click.group("contacts")
+def contacts() -> None:
+    """List and show contacts."""
+
+
+@contacts.command("list")
+@book_options
+@click.option("--category", default=None, metavar="NAME", help="Only this category.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@click.option("--parsable", is_flag=True, help="Tab-separated: uid, name, email, phone.")
+def contacts_list(data_dir: str | None, config_file: str | None, user: str | None, book: str,
+                  category: str | None, as_json: bool, parsable: bool) -> None:
+    """List contacts (all, or one category's)."""
+    ctx = Context(data_dir, config_file, user, book)
+    try:
+        with ctx.open() as b:
+            items = [export.summary(t) for t in _texts(b) if _in_category(t, category)]
+    except BookError as e:
+        raise _fail(e) from None
+    _print_people(items, as_json, parsable)
+
+
+def _print_people(items: list[dict[str, Any]], as_json: bool, parsable: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(items, ensure_ascii=False))
+        return
+    for s in items:
+        email = s["emails"][0]["value"] if s["emails"] else ""
+        phone = s["phones"][0]["value"] if s["phones"] else ""
+        if parsable:
+            click.echo("\t".join((s["uid"], s["fn"], email, phone)))
+        else:
+            click.echo(f"{s['fn'] or '(no name)':30}  {email:30}  {phone}")
+
+
+@contacts.command("show")
+@book_options
+@click.argument("contact_id", metavar="ID")
+@click.option("--format", "fmt", type=click.Choice(["pretty", "vcard", "json"]),
+              default="pretty", show_default=True)
+def contacts_show(data_dir: str | None, config_file: str | None, user: str | None, book: str,
+                  contact_id: str, fmt: str) -> None:
+    """Show one contact (ID is its UID, file name, or a unique search match)."""
+    ctx = Context(data_dir, config_file, user, book)
+    try:
+        with ctx.open() as b:
+            row = b.find(contact_id)
+            if row is None:
+                rows = search_rows(b, [contact_id])
+                if len(rows) != 1:
+                    raise click.ClickException(
+                        f"no contact {contact_id!r}" if not rows else
+                        f"{len(rows)} contacts match {contact_id!r}; use the UID "
+                        "('cardfile search' lists them)")
+                row = rows[0]
+            text = b.read(row).text
+    except BookError as e:
+        raise _fail(e) from None
+    if fmt == "vcard":
+        click.echo(text, nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps(export.summary(text) | {"vcard": text}, ensure_ascii=False))
+    else:
+        click.echo(_pretty(export.summary(text)))
+
+
+def _pretty(s: dict[str, Any]) -> str:
+    out = [s["fn"] or "(no name)"]
+    for label, key in (("Nickname", "nickname"), ("Organisation", "org"), ("Title", "title"),
+                       ("Birthday", "bday")):
+        if s[key]:
+            out.append(f"  {label}: {s[key]}")
+    for e in s["emails"]:
+        out.append(f"  Email ({','.join(e['types']) or 'other'}): {e['value']}")
+    for p in s["phones"]:
+        out.append(f"  Phone ({','.join(p['types']) or 'other'}): {p['value']}")
+    for a in s["addresses"]:
+        parts = [a[k] for k in ("street", "extended", "box", "code", "city", "region",
+                                "country") if a[k]]
+        out.append(f"  Address ({','.join(a['types']) or 'other'}): {', '.join(parts)}")
+    if s["categories"]:
+        out.append(f"  Categories: {', '.join(s['categories'])}")
+    if s["note"]:
+        out.append(f"  Note: {s['note']}")
+    out.append(f"  UID: {s['uid']}")
+    return "\n".join(out)
+
+
+_FIELDS = {"name": ("FN", "N", "NICKNAME"), "fn": ("FN",), "email": ("EMAIL",),
+           "phone": ("TEL",), "tel": ("TEL",), "org": ("ORG",), "category": ("CATEGORIES",),
+           "categories": ("CATEGORIES",), "nickname": ("NICKNAME",), "note": ("NOTE",),
+           "uid": ("UID",), "address": ("ADR",), "adr": ("ADR",), "title": ("TITLE",)}
+_ANY = ("FN", "N", "NICKNAME", "EMAIL", "TEL", "ORG")
+
+
+def search_rows(book: AddressBook, terms: list[str]) -> list[Any]:
+    """Rows matching every term: words look in name, email, phone, nickname and org;
+    ``field:value`` (name, email, phone, org, category, note, uid...) in that field."""
+    where: list[str] = []
+    params: list[object] = []
+    for term in terms:
+        name, sep, value = term.partition(":")
+        props = _FIELDS.get(name.lower()) if sep else None
+        if props is None:
+            props, value = _ANY, term
+        marks = ",".join("?" * len(props))
+        clause = (f"EXISTS (SELECT 1 FROM props p WHERE p.item = i.id AND p.name IN ({marks}) "
+                  "AND (p.lvalue LIKE ? ESCAPE '\\'")
+        params += [*props, "%" + _like(value.lower()) + "%"]
+        digits = "".join(c for c in value if c.isdigit())
+        if "TEL" in props and len(digits) >= 3:
+            clause += " OR (p.name = 'TEL' AND p.norm LIKE ?)"
+            params.append(f"%{digits}%")
+        where.append(clause + "))")
+    rows = book.collection._index.select(book.collection._coll(),
+                                         " AND ".join(where) or "1", params)
+    return sorted((r for r in rows if r.kind != "group"), key=lambda r: (r.fn.casefold(), r.uid))
+
+
+def _like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@click.command("search")
+@book_options
+@click.argument("terms", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@click.option("--parsable", is_flag=True, help="Tab-separated: uid, name, email, phone.")
+@click.option("--mutt", is_flag=True, help="mutt query_command output (email, name, note).")
+def search(data_dir: str | None, config_file: str | None, user: str | None, book: str,
+           terms: tuple[str, ...], as_json: bool, parsable: bool, mutt: bool) -> None:
+    """Find contacts by name, email or phone; FIELD:VALUE searches one field.
+
+    Fields: name, email, phone, org, category, nickname, note, title, address, uid.
+    All terms must match. --mutt prints what mutt's query_command expects.
+    """
+    ctx = Context(data_dir, config_file, user, book)
+    try:
+        with ctx.open() as b:
+            items = [export.summary(b.read(row).text) for row in search_rows(b, list(terms))]
+    except BookError as e:
+        raise _fail(e) from None
+    if mutt:
+        lines = [f"{e['value']}\t{s['fn']}\t{', '.join(s['categories'])}"
+                 for s in items for e in s["emails"]]
+        click.echo(f"{len(lines)} entries found" if lines else "No matches")
+        for line in lines:
+            click.echo(line)
+        if not lines:
+            sys.exit(1)
+        return
+    if not items and not as_json:
+        click.echo("No matches.", err=True)
+        sys.exit(1)
+    _print_people(items, as_json, parsable)
+
+
+def register(cli: click.Group) -> None:
+    for command in (import_, export_, dedupe_, contacts, search):
+        cli.add_command(command)

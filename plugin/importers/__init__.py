@@ -1,0 +1,66 @@
+"""Importers: turn a foreign contacts file into vCards, by content, never by file name.
+
+``read(data, name, fmt)`` decodes the bytes, recognises the format (vCard
+2.1/3.0/4.0, jCard, Google/Outlook/Thunderbird/LinkedIn/khard CSV, LDIF) and
+returns a ``Parsed``: storable cards, problems with their line or row, and
+groups (group cards and mailing lists, as category -> member UIDs). Writing
+them into a book, with duplicate matching, is ``importers.apply``.
+"""
+
+from __future__ import annotations
+
+from cardfile.plugin.importers.csvfile import CSV_FORMATS, read_csv
+from cardfile.plugin.importers.groups import split_groups
+from cardfile.plugin.importers.jcard import read_jcards
+from cardfile.plugin.importers.ldif import read_ldif
+from cardfile.plugin.importers.model import ImportFailed, Parsed, Problem, SourceCard
+from cardfile.plugin.importers.text import decode
+from cardfile.plugin.importers.vcard import read_vcards
+
+FORMATS = ("auto", "vcard", "jcard", *CSV_FORMATS, "csv", "ldif")
+
+__all__ = ["FORMATS", "ImportFailed", "Parsed", "Problem", "SourceCard", "detect", "read"]
+
+
+def detect(text: str) -> str:
+    """The format of ``text`` from its content: vcard, jcard, ldif or csv."""
+    head = text.lstrip("\ufeff \t\r\n")[:4096]
+    upper = head.upper()
+    if upper.startswith("BEGIN:VCARD") or "\nBEGIN:VCARD" in upper[:1024]:
+        return "vcard"
+    if head[:1] in "[{" and '"vcard"' in head.replace(" ", "").lower():
+        return "jcard"
+    for line in head.splitlines():
+        stripped = line.strip().lower()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith(("dn:", "dn::", "version: 1")):
+            return "ldif"
+        break
+    return "csv"
+
+
+def read(data: bytes, name: str, fmt: str = "auto", encoding: str | None = None) -> Parsed:
+    """Everything importable in one file (``name`` is used in problem reports)."""
+    if fmt not in FORMATS:
+        raise ImportFailed(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if not data.strip():
+        raise ImportFailed(f"{name} is empty")
+    try:
+        text, _ = decode(data, encoding)
+    except LookupError:
+        raise ImportFailed(f"unknown encoding {encoding!r}") from None
+    kind = detect(text) if fmt == "auto" else fmt
+    if kind == "vcard":
+        parsed = read_vcards(text, name)
+    elif kind == "jcard":
+        parsed = read_jcards(text, name)
+    elif kind == "ldif":
+        parsed = read_ldif(text, name)
+    else:
+        parsed = read_csv(text, name, kind)
+    if not parsed.cards and not parsed.problems:
+        raise ImportFailed(f"{name}: no contacts found (read as {parsed.format}); if this "
+                           "is a contacts export, name its format with --format")
+    split_groups(parsed)
+    return parsed

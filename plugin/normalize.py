@@ -1,0 +1,82 @@
+"""Match keys for people: emails, phone numbers and names in one comparable form.
+
+Duplicates are found by comparing these keys, so every importer and the
+``dedupe`` command must normalise the same way: emails through
+``email-validator`` (then case-folded: ``John@X.org`` and ``john@x.org`` reach
+the same person in practice), phones to E.164 through ``phonenumbers`` with a
+default region for numbers written without a country code. Values that these
+libraries refuse are still usable keys in a weaker form (digits only), because
+real address books are full of ``911`` and ``contact@invalid``.
+"""
+
+from __future__ import annotations
+
+import locale
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from cardfile.plugin import card_fields
+
+FALLBACK_REGION = "US"
+
+
+def default_region(configuration: Any = None) -> str:
+    """``[storage] default_region`` if set, else the locale's country, else US."""
+    if configuration is not None:
+        try:
+            value = str(configuration.get("storage", "default_region") or "").strip()
+        except (KeyError, RuntimeError):
+            value = ""
+        if value:
+            return value.upper()
+    try:
+        name = locale.getlocale()[0] or ""
+    except ValueError:
+        name = ""
+    match = re.search(r"_([A-Za-z]{2})\b", name)
+    return match.group(1).upper() if match else FALLBACK_REGION
+
+
+@lru_cache(maxsize=65536)
+def email_key(value: str) -> str:
+    """The address as one person's key: validated, normalised and case-folded."""
+    raw = card_fields.normalise_email(value)
+    if not raw or "@" not in raw:
+        return raw
+    try:
+        result = validate_email(raw, check_deliverability=False, globally_deliverable=False,
+                                allow_smtputf8=True, allow_quoted_local=True,
+                                allow_display_name=False, test_environment=True)
+        return str(result.normalized).casefold()
+    except (EmailNotValidError, ValueError):
+        return raw
+
+
+@lru_cache(maxsize=65536)
+def phone_key(value: str, region: str = FALLBACK_REGION) -> str:
+    """E.164 (``+4930123456``) when the number parses, else its digits."""
+    raw = value.strip()
+    if raw.lower().startswith("tel:"):
+        raw = raw[4:].split(";", 1)[0]
+    try:
+        number = phonenumbers.parse(raw, region)
+        if phonenumbers.is_possible_number(number):
+            return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    except phonenumbers.NumberParseException:
+        pass
+    digits = card_fields.normalise_phone(raw)
+    # Text in a phone field ("BusinessPhone", "ask reception") is compared as text.
+    return digits if any(c.isdigit() for c in digits) else " ".join(raw.casefold().split())
+
+
+def name_key(value: str) -> str:
+    """A name for fuzzy comparison: accents, punctuation and case removed."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    words = re.sub(r"[^\w]+", " ", stripped.casefold()).split()
+    return " ".join(words)

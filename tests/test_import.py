@@ -1,0 +1,373 @@
+"""``cardfile import``: every corpus file, the expected results shipped beside them,
+Google/Outlook/LinkedIn CSV samples, tolerance, idempotence, groups, a running server."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cardfile.plugin import importers
+from tests._sample_csv import (
+    google_new,
+    google_old,
+    import_json,
+    listing,
+    new_data_dir,
+    outlook,
+)
+from tests.conftest import CORPUS, USER, ServerProcess, run_cli
+
+NOT_CONTACTS = {"addressbook.json", "vcard-samples-license.txt", "SOURCES.md"}
+
+
+def corpus_files() -> list[Path]:
+    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name not in NOT_CONTACTS
+                  and p.suffix != ".yaml")
+
+
+def by_name(people: list[dict[str, Any]], fn: str) -> dict[str, Any]:
+    matches = [p for p in people if p["fn"] == fn]
+    assert matches, f"no contact {fn!r} in {[p['fn'] for p in people]}"
+    return matches[0]
+
+
+def test_corpus_is_present() -> None:
+    assert len(corpus_files()) >= 60
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: str(p.relative_to(CORPUS)))
+def test_every_corpus_file_reads(path: Path) -> None:
+    parsed = importers.read(path.read_bytes(), path.name)
+    if path.name == "unparsable.vcf":
+        assert not parsed.cards
+        assert any("END:VCARD is missing" in p.reason and p.origin == "unparsable.vcf:1"
+                   for p in parsed.problems)
+        return
+    assert parsed.cards, [str(p) for p in parsed.problems]
+    assert not [p for p in parsed.problems if p.skipped], [str(p) for p in parsed.problems]
+
+
+def test_whole_corpus_imports_and_a_second_import_adds_nothing(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    files = [str(p) for p in corpus_files()]
+    first = import_json(data, *files)
+    assert first["added"] > 50
+    assert first["skipped"] == 1
+    assert "unparsable.vcf:1" in first["skipped_reasons"][0]
+    count = len(listing(data))
+    assert count == first["added"]
+    again = import_json(data, *files)
+    assert again["added"] == 0
+    assert again["merged"] <= first["merged"]
+    third = import_json(data, *files)
+    assert (third["added"], third["merged"]) == (0, 0)
+    assert len(listing(data)) == count
+
+
+# -- Thunderbird's expected results (addressbook.json) ---------------------------------
+TB_FILES = {"basic_ldif_addressbook.ldif": "basic_addressbook",
+            "bug_263304.ldif": "bug_263304", "utf16_addressbook.csv": "utf16_csv",
+            "shiftjis_addressbook.csv": "shiftjis_csv", "quote.csv": "quote_csv",
+            "basic_vcard_addressbook.vcf": "vcard_import",
+            "emptylines_vcard_addressbook.vcf": "vcard_import",
+            "dos_vcard_addressbook.vcf": "dos_vcard_import",
+            "basic_csv_addressbook.csv": "csv_import", "csv_semicolon.csv": "csv_import",
+            "csv_no_header.csv": "csv_import"}
+
+
+def _vcard_props(text: str) -> list[tuple[str, set[str], str]]:
+    """(NAME, lower-case TYPEs, value) of each unfolded line of a vCard 4.0 text."""
+    text = re.sub(r"\r?\n[ \t]", "", text)
+    props = []
+    for line in text.splitlines():
+        head, _, value = line.partition(":")
+        name, *params = head.split(";")
+        types = {t.lower() for p in params if p.upper().startswith("TYPE=")
+                 for t in p[5:].split(",")}
+        props.append((name.split(".")[-1].upper(), types, value))
+    return props
+
+
+def _same(name: str, expected: str, actual: str) -> bool:
+    if name == "BDAY":
+        return re.sub(r"\D", "", expected) == re.sub(r"\D", "", actual)
+    if name in ("ORG", "N", "ADR"):
+        return expected.rstrip(";") == actual.rstrip(";")
+    return expected == actual
+
+
+@pytest.mark.parametrize("file_name", sorted(TB_FILES))
+def test_thunderbird_expected_results(tmp_path: Path, file_name: str) -> None:
+    expected = json.loads((CORPUS / "thunderbird" / "addressbook.json").read_text())
+    cards = expected[TB_FILES[file_name]]
+    data = new_data_dir(tmp_path)
+    report = import_json(data, str(CORPUS / "thunderbird" / file_name))
+    assert report["added"] == len(cards) and report["skipped"] == 0
+    people = listing(data)
+    vcards = run_cli("export", "--format", "vcard4", data_dir=data).stdout
+    for card in cards:
+        person = by_name(people, card["DisplayName"])
+        if "PrimaryEmail" in card:
+            assert person["emails"][0]["value"] == card["PrimaryEmail"]
+        if "FirstName" in card:
+            assert person["n"]["given"] == card["FirstName"]
+            assert person["n"]["family"] == card["LastName"]
+        if "NickName" in card:
+            assert person["nickname"] == card["NickName"]
+        if "SecondEmail" in card:
+            assert card["SecondEmail"] in [e["value"] for e in person["emails"]]
+        if "_vCard" not in card:
+            continue
+        ours = _vcard_props(_card_of(vcards, person["uid"]))
+        for line in _vcard_props("\n".join(card["_vCard"])):
+            name, types, value = line
+            if name in ("VERSION", "UID"):
+                continue
+            assert any(n == name and types <= t | {"internet"} and _same(name, value, v)
+                       for n, t, v in ours), f"{line} missing from {ours}"
+
+
+def _card_of(export: str, uid: str) -> str:
+    for card in export.split("END:VCARD"):
+        if f"UID:{uid}" in card:
+            return card
+    raise AssertionError(uid)
+
+
+# -- khard's expected results (csv/khard/*.yaml) ----------------------------------------
+@pytest.mark.parametrize("csv_name", ["neat.csv", "jumbled.csv"])
+def test_khard_csv_matches_the_yaml(tmp_path: Path, csv_name: str) -> None:
+    data = new_data_dir(tmp_path)
+    report = import_json(data, str(CORPUS / "csv" / "khard" / csv_name))
+    assert report["added"] == 3
+    people = listing(data)
+    vcards = run_cli("export", "--format", "vcard3", data_dir=data).stdout
+    for yaml_name in ("batman.yaml", "superman.yaml", "lois_lane.yaml"):
+        want = yaml.safe_load((CORPUS / "csv" / "khard" / yaml_name).read_text())
+        person = by_name(people, f"{want['First name']} {want['Last name']}")
+        assert person["n"]["given"] == want["First name"]
+        assert person["n"]["family"] == want["Last name"]
+        assert person["nickname"] == (want["Nickname"] or "")
+        card = _vcard_props(_card_of(vcards, person["uid"]))
+        orgs = want["Organisation"] if isinstance(want["Organisation"], list) \
+            else [want["Organisation"]]
+        assert sorted(v for n, _, v in card if n == "ORG") == sorted(orgs)
+        for kind, values in (want["Email"] or {}).items():
+            for value in values if isinstance(values, list) else [values] if values else []:
+                assert any(n == "EMAIL" and kind in t and v == value for n, t, v in card)
+        for kind, value in (want["Phone"] or {}).items():
+            if value:
+                assert any(n == "TEL" and kind in t and v == str(value) for n, t, v in card)
+        for kind, addresses in (want["Address"] or {}).items():
+            for adr in addresses if isinstance(addresses, list) else [addresses]:
+                parts = [adr[k] or "" for k in ("Box", "Extended", "Street", "City", "Region",
+                                                "Code", "Country")]
+                assert any(n == "ADR" and kind in t and v == ";".join(parts)
+                           for n, t, v in card), (kind, parts)
+
+
+# -- Google and Outlook samples ---------------------------------------------------------
+def test_google_csv_current_layout(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    sample = tmp_path / "google.csv"
+    sample.write_bytes(google_new([
+        {"First Name": "Ada", "Last Name": "Lovelace", "Nickname": "Countess",
+         "Organization Name": "Analytical Engines", "Organization Title": "Programmer",
+         "Birthday": "1815-12-10", "Notes": "Met in London, 1843",
+         "Labels": "* myContacts ::: * starred ::: Friends ::: Math, Club",
+         "E-mail 1 - Label": "* Home", "E-mail 1 - Value": "ada@example.org ::: a.l@example.net",
+         "E-mail 2 - Label": "Work", "E-mail 2 - Value": "ada@engines.example",
+         "Phone 1 - Label": "Mobile", "Phone 1 - Value": "+44 20 7946 0018",
+         "Phone 2 - Label": "Work Fax", "Phone 2 - Value": "+44 20 7946 0019",
+         "Address 1 - Label": "Home", "Address 1 - Street": "12 St James's Square",
+         "Address 1 - City": "London", "Address 1 - Postal Code": "SW1Y 4JH",
+         "Address 1 - Country": "United Kingdom",
+         "Website 1 - Label": "Profile", "Website 1 - Value": "https://example.org/ada",
+         "Event 1 - Label": "Anniversary", "Event 1 - Value": "1835-07-08"},
+        {"First Name": "Charles", "Last Name": "Babbage", "Labels": "* myContacts",
+         "Phone 1 - Label": "Home", "Phone 1 - Value": "+44 20 7946 0020"}]))
+    report = import_json(data, str(sample))
+    assert report["formats"] and list(report["formats"].values()) == ["google-csv"]
+    assert report["added"] == 2
+    ada = by_name(listing(data), "Ada Lovelace")
+    assert [e["value"] for e in ada["emails"]] == ["ada@example.org", "a.l@example.net",
+                                                   "ada@engines.example"]
+    assert "pref" in ada["emails"][0]["types"] and "home" in ada["emails"][0]["types"]
+    assert {p["value"]: p["types"] for p in ada["phones"]} == {
+        "+44 20 7946 0018": ["cell"], "+44 20 7946 0019": ["work", "fax"]}
+    assert ada["addresses"][0]["street"] == "12 St James's Square"
+    assert ada["addresses"][0]["code"] == "SW1Y 4JH" and "home" in ada["addresses"][0]["types"]
+    assert ada["bday"] == "1815-12-10"
+    assert ada["org"] == "Analytical Engines" and ada["title"] == "Programmer"
+    assert ada["note"] == "Met in London, 1843"
+    assert ada["categories"] == ["Friends", "Math, Club"]
+    babbage = by_name(listing(data), "Charles Babbage")
+    assert babbage["categories"] == []
+
+
+def test_google_csv_older_layout_in_utf16(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    sample = tmp_path / "google-old.csv"
+    sample.write_bytes(google_old([
+        {"Name": "Grace Hopper", "Given Name": "Grace", "Family Name": "Hopper",
+         "Birthday": "1906-12-09", "Group Membership": "* My Contacts ::: Navy",
+         "E-mail 1 - Type": "* Work", "E-mail 1 - Value": "grace@navy.example",
+         "Phone 1 - Type": "Mobile", "Phone 1 - Value": "(202) 555-0143",
+         "Address 1 - Type": "Work", "Address 1 - Street": "1 Navy Yard",
+         "Address 1 - City": "Washington", "Address 1 - Region": "DC",
+         "Organization 1 - Name": "US Navy", "Organization 1 - Title": "Rear Admiral"}]))
+    report = import_json(data, str(sample))
+    assert report["added"] == 1
+    grace = by_name(listing(data), "Grace Hopper")
+    assert grace["emails"][0]["value"] == "grace@navy.example"
+    assert grace["phones"][0] == {"value": "(202) 555-0143", "types": ["cell"]}
+    assert grace["addresses"][0]["city"] == "Washington"
+    assert grace["bday"] == "1906-12-09" and grace["categories"] == ["Navy"]
+    assert grace["org"] == "US Navy" and grace["title"] == "Rear Admiral"
+
+
+@pytest.mark.parametrize("german", [False, True], ids=["english", "german-cp1252"])
+def test_outlook_csv(tmp_path: Path, german: bool) -> None:
+    data = new_data_dir(tmp_path)
+    sample = tmp_path / "outlook.csv"
+    sample.write_bytes(outlook([
+        {"First Name": "Jürgen", "Last Name": "Müller", "Company": "Bäckerei Müller",
+         "Job Title": "Meister", "Business Street": "Hauptstraße 5", "Business City": "Köln",
+         "Business Postal Code": "50667", "Business Country/Region": "Deutschland",
+         "Business Phone": "+49 221 1234567", "Mobile Phone": "+49 171 2345678",
+         "E-mail Address": "juergen@baeckerei.example", "Birthday": "5/17/1970",
+         "Categories": "Kunden;Lieferanten", "Notes": "Brötchen, täglich"}], german))
+    report = import_json(data, str(sample))
+    assert list(report["formats"].values()) == ["outlook-csv"]
+    person = by_name(listing(data), "Jürgen Müller")
+    assert person["org"] == "Bäckerei Müller" and person["title"] == "Meister"
+    assert person["emails"][0]["value"] == "juergen@baeckerei.example"
+    assert {p["value"] for p in person["phones"]} == {"+49 221 1234567", "+49 171 2345678"}
+    assert person["addresses"][0]["street"] == "Hauptstraße 5"
+    assert person["addresses"][0]["city"] == "Köln" and "work" in person["addresses"][0]["types"]
+    assert person["bday"] == "1970-05-17"
+    assert person["categories"] == ["Kunden", "Lieferanten"]
+    assert person["note"] == "Brötchen, täglich"
+
+
+def test_linkedin_connections_with_preamble(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    sample = tmp_path / "Connections.csv"
+    sample.write_text(
+        'Notes:\n"When exporting your connection data, you may notice that some of the email '
+        'addresses are missing."\n\nFirst Name,Last Name,URL,Email Address,Company,Position,'
+        'Connected On\nAlan,Turing,https://www.linkedin.com/in/example-alan,alan@example.org,'
+        'Bletchley Park,Cryptanalyst,23 Jun 2012\nJoan,Clarke,https://www.linkedin.com/in/'
+        'example-joan,,Bletchley Park,Cryptanalyst,24 Jun 2012\n')
+    report = import_json(data, str(sample))
+    assert report["added"] == 2 and list(report["formats"].values()) == ["linkedin-csv"]
+    alan = by_name(listing(data), "Alan Turing")
+    assert alan["emails"][0]["value"] == "alan@example.org"
+    assert alan["urls"] == ["https://www.linkedin.com/in/example-alan"]
+    assert alan["org"] == "Bletchley Park" and alan["title"] == "Cryptanalyst"
+
+
+def test_broken_row_is_named_and_the_rest_imports(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    sample = tmp_path / "broken.csv"
+    sample.write_text("First Name,Last Name,E-mail Address\r\nAnn,Able,ann@example.org\r\n"
+                      'Bob,"Ba"ker",bob@example.org\r\n,,\r\n'
+                      "Dee,Dunn,dee@example.org,extra,more\r\nCy,Cole,cy@example.org\r\n")
+    report = import_json(data, str(sample))
+    assert report["added"] == 3
+    assert report["skipped"] == 1
+    assert report["skipped_reasons"][0].startswith(f"{sample}:3: cannot read this row")
+    assert report["repairs"][0].startswith(f"{sample}:5: row has 5 fields")
+    assert sorted(p["fn"] for p in listing(data)) == ["Ann Able", "Cy Cole", "Dee Dunn"]
+
+
+def test_messy_vcard_is_repaired(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    sample = tmp_path / "phone.vcf"
+    sample.write_bytes(
+        b"BEGIN:VCARD\r\r\nVERSION:2.1\r\r\nN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:M=C3=BC"
+        b"ller;J=C3=B6rg\r\r\nTEL;CELL;PREF:+49 171 555 0100\r\r\n"
+        b"NOTE;ENCODING=QUOTED-PRINTABLE:line one=0D=0Aline two, with comma=\r\r\n and more"
+        b"\r\r\nPHOTO;ENCODING=BASE64;JPEG:!!!not base64!!!\r\r\nEND:VCARD\r\r\n"
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nEMAIL:nameless@example.org\r\nEND:VCARD\r\n"
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Cut Off\r\n")
+    report = import_json(data, str(sample))
+    assert report["added"] == 2 and report["skipped"] == 1
+    assert f"{sample}:13: END:VCARD is missing" in report["skipped_reasons"][0]
+    assert any("PHOTO is not valid base64" in r for r in report["repairs"])
+    jorg = by_name(listing(data), "Jörg Müller")
+    assert jorg["phones"] == [{"value": "+49 171 555 0100", "types": ["cell", "pref"]}]
+    assert jorg["note"] == "line one\nline two, with comma and more"
+    assert by_name(listing(data), "nameless@example.org")["emails"]
+
+
+def test_group_cards_and_category_option(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    sample = tmp_path / "apple.vcf"
+    sample.write_text(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:m1\r\nFN:Mia One\r\nN:One;Mia;;;\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:m2\r\nFN:Max Two\r\nN:Two;Max;;;\r\n"
+        "CATEGORIES:Chess\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:g1\r\nFN:Book Club\r\nN:Book Club;;;;\r\n"
+        "X-ADDRESSBOOKSERVER-KIND:group\r\nX-ADDRESSBOOKSERVER-MEMBER:urn:uuid:m1\r\n"
+        "X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:m2\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:g2\r\nFN:Runners\r\nKIND:group\r\n"
+        "MEMBER:urn:uuid:m1\r\nEND:VCARD\r\n")
+    report = import_json(data, str(sample), "--category", " imported ", "--category", "chess")
+    assert report["added"] == 2
+    people = {p["uid"]: p for p in listing(data)}
+    assert set(people) == {"m1", "m2"}
+    assert people["m1"]["categories"] == ["imported", "chess", "Book Club", "Runners"]
+    assert people["m2"]["categories"] == ["Chess", "imported", "Book Club"]
+    text = run_cli("contacts", "show", "m2", "--format", "vcard", data_dir=data).stdout
+    assert "CATEGORIES:Chess,imported,Book Club" in text
+    assert listing(data, "--category", "book club") and len(listing(data, "--category",
+                                                                   "Runners")) == 1
+
+
+def test_ldif_mailing_list_becomes_a_category(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    import_json(data, str(CORPUS / "thunderbird" / "export.ldif"))
+    people = listing(data, "--category", "new list")
+    assert [p["fn"] for p in people] == ["contact number one"]
+    two = by_name(listing(data), "contact number two")
+    assert two["title"] == '"worker"' and two["note"] == "here's some unicode text…"
+
+
+def test_stdin_and_dry_run(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    text = (CORPUS / "vcard" / "ez-vcard" / "gmail-list.vcf").read_text()
+    dry = run_cli("import", "-", "--dry-run", "--json", data_dir=data, stdin=text)
+    assert json.loads(dry.stdout)["added"] == 3
+    assert run_cli("contacts", "list", data_dir=data, check=False).returncode != 0
+    assert json.loads(run_cli("import", "-", "--json", data_dir=data, stdin=text).stdout
+                      )["added"] == 3
+
+
+def test_unknown_file_is_refused_with_advice(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    junk = tmp_path / "notes.txt"
+    junk.write_text("just some words\nnothing here\n")
+    result = run_cli("import", str(junk), data_dir=data, check=False)
+    assert result.returncode == 1
+    assert "skipped" in result.stderr or "no contacts" in result.stderr
+
+
+def test_import_while_the_server_runs(server: ServerProcess) -> None:
+    client = server.client()
+    status, _, _ = client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+    assert status == 207
+    _, token, before = client.sync()
+    result = run_cli("import", str(CORPUS / "vcard" / "ez-vcard" / "rfc2426-example.vcf"),
+                     "--user", USER, "--json", data_dir=server.data_dir)
+    assert json.loads(result.stdout)["added"] == 2
+    status, _, changed = client.sync(token)
+    assert status == 207 and len(changed) == 2
+    status, _, body = client.get(changed[0].href.rsplit("/", 1)[-1])
+    assert status == 200 and "BEGIN:VCARD" in body
+    assert len(client.etags()) == len(before) + 2
