@@ -369,11 +369,16 @@ class CardIndex:
 
     def _put(
         self, db: sqlite3.Connection, coll: int, href: str, text: str, size: int,
-        mtime_ns: int, fields: card_fields.CardFields,
+        mtime_ns: int, fields: card_fields.CardFields, seq: int | None = None,
+        is_new: bool = False,
     ) -> ItemRow:
-        seq = self._next_seq(db)
+        """Write one row; a scan passes one ``seq`` for all its changes and says
+        which hrefs it knows are new, so a 100,000-card rebuild skips lookups."""
+        if seq is None:
+            seq = self._next_seq(db)
         etag = etag_of(text)
-        old = db.execute("SELECT id FROM items WHERE coll=? AND href=?", (coll, href)).fetchone()
+        old = None if is_new else db.execute(
+            "SELECT id FROM items WHERE coll=? AND href=?", (coll, href)).fetchone()
         if old is not None:
             db.execute("DELETE FROM props WHERE item=?", (old[0],))
             db.execute(
@@ -391,7 +396,7 @@ class CardIndex:
                  fields.family, fields.given, seq),
             )
             item_id = int(cur.lastrowid or 0)
-        db.execute("DELETE FROM tombstones WHERE coll=? AND href=?", (coll, href))
+            db.execute("DELETE FROM tombstones WHERE coll=? AND href=?", (coll, href))
         db.executemany(
             "INSERT INTO props (item, name, value, lvalue, norm) VALUES (?, ?, ?, ?, ?)",
             [(item_id, name, value, value.lower(), _norm(name, value))
@@ -427,6 +432,7 @@ class CardIndex:
         file's text (or None when it vanished or cannot be read as a card).
         """
         changes = 0
+        scan_seq: int | None = None
         with self._transaction() as db:
             known = {
                 r[0]: (r[1], r[2])
@@ -445,7 +451,10 @@ class CardIndex:
                         changes += 1
                     continue
                 text, fields = loaded
-                self._put(db, coll, href, text, st.st_size, st.st_mtime_ns, fields)
+                if scan_seq is None:
+                    scan_seq = self._next_seq(db)
+                self._put(db, coll, href, text, st.st_size, st.st_mtime_ns, fields,
+                          seq=scan_seq, is_new=href not in known)
                 changes += 1
             db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
         return changes
