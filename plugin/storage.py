@@ -598,15 +598,19 @@ class Storage(multifilesystem.Storage):
                 self._sweeper.start()
 
     def _sweep_forever(self) -> None:
-        """Catch cards edited in place by other programs (same folder mtime)."""
+        """Catch cards edited in place by other programs (same folder mtime).
+
+        No storage lock is taken: writers would otherwise wait for a stat of
+        every card. A card written meanwhile is at worst indexed twice, by
+        this sweep and by its writer, from the same file.
+        """
         while True:
             time.sleep(self._rescan_interval)
             for path in list(self._reconciled):
                 try:
-                    with self.acquire_lock("r"):
-                        collection = Collection(self, pathutils.unstrip_path(path, True))
-                        if os.path.isdir(collection._filesystem_path):
-                            collection.reconcile()
+                    collection = Collection(self, pathutils.unstrip_path(path, True))
+                    if os.path.isdir(collection._filesystem_path) and collection._indexed:
+                        collection.reconcile()
                 except Exception as e:  # keep sweeping the other books
                     logger.warning("Rescan of %r failed: %s", path, e)
 
