@@ -213,10 +213,12 @@ class Collection(multifilesystem.Collection):
         """
         if self._groups is None:
             self._groups = {}
-            for href, (uid, text) in self._storage.group_cards(self).items():
+            cards = self._storage.group_cards(self)
+            modified = self.last_modified if cards else ""
+            for href, (uid, text) in cards.items():
                 self._groups[href] = radicale_item.Item(
                     collection=self, href=href, text=text, etag=etag_of(text), uid=uid,
-                    name="VCARD", component_name="", last_modified=self.last_modified)
+                    name="VCARD", component_name="", last_modified=modified)
         return self._groups
 
     def virtual_item(self, href: str) -> radicale_item.Item | None:
