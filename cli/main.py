@@ -16,6 +16,7 @@ import click
 from cardfile.cli import settings as settings_mod
 from cardfile.cli import users
 from cardfile.cli.options import _settings, common_options, default_user  # noqa: F401
+from cardfile.plugin import host_check  # noqa: F401  (registers [server] allowed_hosts)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,8 +33,12 @@ def cli() -> None:
               help="Port to listen on (default 5232).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Serve HTTPS with this PEM certificate (needs --tls-key).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The PEM private key of --tls-cert.")
 def serve(data_dir: str | None, config_file: str | None, host: str | None, port: int | None,
-          log_level: str) -> None:
+          log_level: str, tls_cert: str | None, tls_key: str | None) -> None:
     """Start the CardDAV server (loopback only, login required, by default)."""
     from cardfile.cli import server
 
@@ -41,8 +46,13 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     configuration = settings_mod.radicale_configuration(settings)
     hosts = _listen_addresses(configuration.get("server", "hosts"), host, port)
-    configuration = settings_mod.radicale_configuration(
-        settings, {"server": {"hosts": ", ".join(hosts)}})
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    server_options = {"hosts": ", ".join(hosts)}
+    if tls_cert and tls_key:
+        server_options |= {"ssl": "True", "certificate": str(Path(tls_cert).resolve()),
+                           "key": str(Path(tls_key).resolve())}
+    configuration = settings_mod.radicale_configuration(settings, {"server": server_options})
     auth_type = str(configuration.get("auth", "type"))
     exposed = [h for h in hosts if not settings_mod.is_loopback(h.rsplit(":", 1)[0])]
     if exposed and auth_type in ("none", "remote_user", "http_x_remote_user"):
@@ -52,8 +62,9 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
     server.configure_logging(log_level)
     if auth_type == "htpasswd":
         _first_run_user(Path(str(configuration.get("auth", "htpasswd_filename"))), hosts[0])
+    scheme = "https" if configuration.get("server", "ssl") else "http"
     click.echo(f"Cardfile serving {settings.data_dir} on "
-               + ", ".join(f"http://{h}/" for h in hosts), err=True)
+               + ", ".join(f"{scheme}://{h}/" for h in hosts), err=True)
     server.serve(configuration)
 
 
@@ -160,11 +171,12 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
 
 def _register_command_groups() -> None:
     """Command groups live in their own modules; they are attached here."""
-    from cardfile.cli import contacts
+    from cardfile.cli import contacts, maintenance
     from cardfile.cli.categories import categories
 
     cli.add_command(categories)
     contacts.register(cli)  # import, export, dedupe, contacts, search
+    maintenance.register(cli)  # backup, restore
 
 
 _register_command_groups()

@@ -4,7 +4,9 @@ The wrapper does what Radicale's storage API cannot see (the HTTP request):
 it checks an uploaded card before Radicale does, so a bad card is refused
 with a sentence that says what is wrong and where; it turns Radicale's bare
 error statuses into one-line reasons a client can show; and it logs one line
-per request. Everything else is Radicale's own request handling.
+per request. The listings of a whole index-backed address book (PROPFIND
+Depth 1, sync-collection, multiget) are streamed by ``fastpath.py`` with
+Radicale's own answers; everything else is Radicale's own request handling.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ import logging
 import os
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
 import radicale
 from radicale.log import logger as radicale_logger
 
-from cardfile.plugin import request_notes, views
+from cardfile.plugin import preconditions, request_guard, request_notes, views
+from cardfile.plugin.api import ApiApp, is_api_path
 from cardfile.plugin.card_check import CardRejected, check_card_upload
+from cardfile.plugin.fastpath import FastPath
+from cardfile.plugin.host_check import HostCheck
+from cardfile.plugin.web_app import WebApp, is_web_path
 
 log = logging.getLogger("cardfile")
 
@@ -40,6 +46,8 @@ _PRECONDITIONS: dict[str, str] = {
     "supported-report": "This report is not supported on this address",
     "max-resource-size": "The card is larger than this server accepts",
     "valid-address-data": "The card is not a valid vCard",
+    "propfind-finite-depth": "PROPFIND with Depth: infinity is not supported; use Depth 0 "
+                             "or 1",
 }
 _FRIENDLY: dict[tuple[str, int], str] = {
     ("PUT", 412): "The contact changed since you last read it (or the If-Match/If-None-Match "
@@ -77,6 +85,12 @@ class CardfileApp:
         except KeyError:
             self.group_cards_default = "auto"
         request_notes.install(radicale_logger)
+        # The JSON API shares Radicale's storage object: one index, one lock.
+        self.api = ApiApp(configuration, self.radicale._storage)
+        self.host_check = HostCheck.from_configuration(configuration)
+        self.web = WebApp()  # the contacts page at / (web_app.py)
+        # Whole-book listings of index-backed books are streamed (fastpath.py).
+        self.fastpath = FastPath(self.radicale, configuration)
 
     def warm_up(self) -> None:
         """Index every address book before the first request (see Storage.warm_up)."""
@@ -99,40 +113,66 @@ class CardfileApp:
         started = time.monotonic()
         method = environ.get("REQUEST_METHOD", "GET").upper()
         with request_notes.collecting() as notes, views.using(self.view_for(environ)):
-            try:
-                status, headers, body = self._handle(environ, method)
-            except CardRejected as e:
-                status, headers, body = e.status, [], b""
-                notes.insert(0, e.reason)
-            code = int(status.split(" ", 1)[0])
-            if code >= 400:
-                headers, body = _with_reason(method, code, headers, body, notes)
+            misdirected = self.host_check.response(environ)  # DNS rebinding: see host_check
+            if misdirected is not None:
+                status, headers, body, reason = misdirected
+                code = 421
+                notes.insert(0, reason)
+            elif is_api_path(environ.get("PATH_INFO", "")):
+                status, headers, body = self.api.handle(environ)
+                code = int(status.split(" ", 1)[0])
+            elif is_web_path(environ.get("PATH_INFO", ""), method):
+                status, headers, body = self.web.handle(environ)
+                code = int(status.split(" ", 1)[0])
+            else:
+                chunks: Iterable[bytes]
+                try:
+                    status, headers, chunks = self._handle(environ, method)
+                except CardRejected as e:
+                    status, headers, chunks = e.status, [], [b""]
+                    notes.insert(0, e.reason)
+                code = int(status.split(" ", 1)[0])
+                if code >= 400:
+                    headers, body = _with_reason(method, code, headers, _joined(chunks), notes)
+                    chunks = [body]
+                if not isinstance(chunks, list):
+                    # A streamed answer: its log line (and duration) comes when it ends.
+                    start_response(status, headers)
+                    return _LoggedStream(chunks, lambda: self._log(
+                        environ, method, code, time.monotonic() - started, notes))
+                # A 2xx body is passed on as Radicale's chunks, never joined.
+                start_response(status, headers)
+                self._log(environ, method, code, time.monotonic() - started, notes)
+                return chunks
         start_response(status, headers)
         self._log(environ, method, code, time.monotonic() - started, notes)
         return [body]
 
-    def _handle(self, environ: Environ, method: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    def _handle(self, environ: Environ, method: str
+                ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         length = _content_length(environ)
         if length > self.max_content_length:
             raise CardRejected(413, f"The request body is {length} bytes; this server accepts "
                                     f"at most {self.max_content_length} (max_content_length)")
+        refused = (request_guard.screen(environ, method, length)  # entities, Depth, names
+                   or preconditions.evaluate(self.radicale, environ, method))  # RFC 9110
+        if refused is not None:
+            return refused
         if method == "PUT" and length:
             body = _read_exactly(environ, length)
             check_card_upload(environ, body, self.max_resource_size)
             environ["wsgi.input"] = io.BytesIO(body)
+        fast = self.fastpath.respond(environ, method)
+        if fast is not None:
+            return fast
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
             captured["status"], captured["headers"] = status, list(headers)
 
+        # Passed through as they come: only an error body is joined (to be reworded).
         chunks = self.radicale(environ, capture)
-        try:
-            body = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        return captured["status"], captured["headers"], body
+        return captured["status"], captured["headers"], chunks
 
     @staticmethod
     def _log(environ: Environ, method: str, code: int, seconds: float, notes: list[str]) -> None:
@@ -145,6 +185,35 @@ class CardfileApp:
             line += " reason=%r"
             args += (notes[0],)
         log.info(line, *args)
+
+
+def _joined(chunks: Iterable[bytes]) -> bytes:
+    """A whole body from WSGI chunks, closing the iterable as WSGI requires."""
+    try:
+        return b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+class _LoggedStream:
+    """A streamed body that logs the request line once the server is done with it."""
+
+    def __init__(self, chunks: Iterable[bytes], on_close: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._on_close = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close()
 
 
 def _basic_auth_user(header: str) -> str:

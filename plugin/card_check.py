@@ -44,10 +44,31 @@ def _looks_like_vcard(environ: dict[str, Any], body: bytes) -> bool:
     return head.startswith(b"BEGIN:VCARD")
 
 
+def _refuse_non_card(body: bytes) -> None:
+    """Refuse a body that is neither a vCard nor an iCalendar object (415).
+
+    Radicale would refuse it too, but with a parser message ("Failed to parse
+    line") that points nowhere. iCalendar bodies are left to Radicale: a user
+    may keep a calendar beside the address books, and for an address book
+    Radicale already says the item type is not supported there. One prefix
+    test, so a normal PUT costs nothing more.
+    """
+    head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n").upper()
+    if head.startswith(b"BEGIN:VCALENDAR"):
+        return
+    start = body[:24].decode("utf-8", "replace")
+    shown = "".join(ch if ch.isprintable() else "?" for ch in start)
+    raise CardRejected(415, f"The body is not a vCard (it starts with {shown!r}, not "
+                            "BEGIN:VCARD); an address book stores only vCards (text/vcard)")
+
+
 def check_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: int) -> None:
     """Raise ``CardRejected`` if ``body`` is not exactly one storable vCard."""
     path = environ.get("PATH_INFO", "")
-    if path.endswith("/") or not _looks_like_vcard(environ, body):
+    if path.endswith("/"):
+        return
+    if not _looks_like_vcard(environ, body):
+        _refuse_non_card(body)
         return
     if len(body) > max_resource_size:
         raise CardRejected(413, f"This contact is {len(body)} bytes; one contact may be at most "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -197,6 +198,13 @@ class Collection(multifilesystem.Collection):
             self._rows = {href: row for href, row in self._index.rows(self._coll()).items()
                           if row.kind != "group" and row.size <= limit}
         return self._rows
+
+    def card_count(self) -> int:
+        """How many cards the index holds for this book (no rows loaded)."""
+        row = self._index.connection().execute(
+            "SELECT COUNT(*) FROM items WHERE coll=? AND kind != 'group'",
+            (self._coll(),)).fetchone()
+        return int(row[0])
 
     # -- views ---------------------------------------------------------------
     @property
@@ -453,6 +461,18 @@ class Collection(multifilesystem.Collection):
         self.note_own_write()
 
     # -- collection-wide state ------------------------------------------------
+    def get_meta(self, key: str | None = None) -> Any:
+        """Radicale's props, plus CardDAV ``max-resource-size`` (RFC 6352 6.2.3).
+
+        Radicale answers PROPFIND for props it does not know from the meta,
+        so an address book without the prop set reports the configured
+        limit: a client can then refuse an oversized card before uploading.
+        """
+        value = super().get_meta(key) if key is not None else super().get_meta()
+        if key == "CR:max-resource-size" and value is None and self._indexed:
+            return str(self._storage._max_resource_size)
+        return value
+
     def _token(self) -> tuple[str, int, int, int]:
         """(token, collection id, seq, seq floor) for the current view."""
         groups = self._groups_view
@@ -561,9 +581,10 @@ class Storage(multifilesystem.Storage):
                     collection = Collection(self, path)
                     if collection.tag != "VADDRESSBOOK" or collection._published is not None:
                         continue
+                    _remove_stale_temp_files(book_entry.path)
                     collection._coll()
                     books += 1
-                    cards += len(collection._all_rows())
+                    cards += collection.card_count()
         return books, cards
 
     def forget_group_cache(self, collection: Collection) -> None:
@@ -623,6 +644,27 @@ class Storage(multifilesystem.Storage):
         for collection in (source, to_collection):
             if isinstance(collection, Collection) and collection.tag == "VADDRESSBOOK":
                 collection.reconcile()
+
+
+def _remove_stale_temp_files(folder: str) -> None:
+    """Delete temporary files a killed process left (only ever under the write lock).
+
+    Every write makes its temporary file under the storage write lock, so
+    while this holds that lock none is in progress: any left is from a
+    process killed mid-write. Clients never see them (dot files); this only
+    stops them piling up after crashes.
+    """
+    with os.scandir(folder) as entries:
+        stale = [e for e in entries if e.name.startswith(".Radicale.tmp-")]
+    for entry in stale:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.remove(entry.path)
+            logger.info("Removed %r, left by an interrupted write", entry.path)
+        except OSError as e:
+            logger.warning("Could not remove %r: %s", entry.path, e)
 
 
 def _subfolders(folder: str) -> list[os.DirEntry[str]]:

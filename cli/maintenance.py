@@ -1,0 +1,82 @@
+"""``cardfile backup`` and ``cardfile restore``: thin commands over ``plugin/backup.py``.
+
+Both take Radicale's storage lock through the same storage object a running
+server uses, so they are safe while ``cardfile serve`` runs: a backup waits
+for writes in progress and blocks new ones only while it reads; a restore
+swaps folders in while no request is in the middle of a write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from radicale import storage as radicale_storage
+
+from cardfile.cli import settings as settings_mod
+from cardfile.cli.options import _settings, common_options
+from cardfile.plugin import backup as backup_mod
+
+
+def _lock_factory(settings: settings_mod.Settings) -> Any:
+    configuration = settings_mod.radicale_configuration(settings)
+    storage = radicale_storage.load(configuration)
+
+    def lock(mode: str) -> AbstractContextManager[object]:
+        return _locked(storage, mode)
+
+    return lock
+
+
+@contextmanager
+def _locked(storage: Any, mode: str) -> Iterator[object]:
+    with storage.acquire_lock(mode):
+        yield storage
+
+
+@click.command("backup")
+@common_options
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.option("--no-users", is_flag=True,
+              help="Leave out htpasswd (the users' password hashes).")
+def backup(data_dir: str | None, config_file: str | None, file: str, no_users: bool) -> None:
+    """Write the contacts, categories and users to FILE (.tar.gz), safely while serving."""
+    settings = _settings(data_dir, config_file)
+    try:
+        summary = backup_mod.create(settings.data_dir, Path(file), _lock_factory(settings),
+                                    include_users=not no_users)
+    except backup_mod.BackupError as e:
+        raise click.ClickException(str(e)) from None
+    users = f", users: {', '.join(summary.users)}" if summary.users else ", no users"
+    click.echo(f"Backed up {summary.cards} card(s) in {summary.files} file(s) "
+               f"({summary.bytes} bytes{users}) to {file}.")
+
+
+@click.command("restore")
+@common_options
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True,
+              help="Restore over existing data (it is moved to replaced-<time>/ first).")
+def restore(data_dir: str | None, config_file: str | None, file: str, force: bool) -> None:
+    """Bring back a backup written by 'cardfile backup' (refuses to overwrite without --force)."""
+    settings = _settings(data_dir, config_file)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        summary = backup_mod.restore(Path(file), settings.data_dir, _lock_factory(settings),
+                                     force=force)
+    except backup_mod.BackupError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"Restored {summary.cards} card(s) in {summary.files} file(s) into "
+               f"{settings.data_dir}.")
+    if summary.moved_aside is not None:
+        click.echo(f"What was there before is kept in {summary.moved_aside}.")
+    if summary.users:
+        click.echo(f"Users: {', '.join(summary.users)}.")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(backup)
+    cli.add_command(restore)

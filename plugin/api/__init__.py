@@ -1,0 +1,162 @@
+"""The Contacts JSON API, mounted by ``cardfile serve`` at ``/api/``.
+
+``ApiApp`` is a WSGI application beside Radicale: same users (Radicale's auth
+plugin from the same configuration, with its login cache and failed-login
+delay), same rights plugin, same storage object (so one index and one lock),
+and every write goes through ``model.AddressBook`` and ``Categories``, so a
+change made here is in CardDAV clients' next sync and the reverse.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import radicale.auth
+import radicale.rights
+from radicale import pathutils
+
+from cardfile.plugin import request_notes
+from cardfile.plugin.api import routes
+from cardfile.plugin.api.context import Context
+from cardfile.plugin.api.problems import PROBLEM_TYPE, Problem, encode_problem
+from cardfile.plugin.api.web import Request, Response
+from cardfile.plugin.card_fields import CardSyntaxError
+from cardfile.plugin.categories import CategoryError
+from cardfile.plugin.model import BookError
+
+log = logging.getLogger("cardfile")
+_REALM = 'Basic realm="Cardfile", charset="UTF-8"'
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+class ApiApp:
+    """WSGI app for ``/api``; ``handle`` returns (status line, headers, body)."""
+
+    def __init__(self, configuration: Any, storage: Any) -> None:
+        self.configuration = configuration
+        self.storage = storage
+        self.auth = radicale.auth.load(configuration)
+        self.rights = radicale.rights.load(configuration)
+        self.max_content_length: int = configuration.get("server", "max_content_length")
+        self.max_resource_size: int = configuration.get("server", "max_resource_size")
+        self.auth_delay = float(configuration.get("auth", "delay"))
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> list[bytes]:
+        status, headers, body = self.handle(environ)
+        start_response(status, headers)
+        return [body]
+
+    def handle(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        try:
+            try:
+                response = self._respond(environ, method)
+            except Problem:
+                raise
+            except CardSyntaxError as e:  # a card on disk this code cannot edit
+                raise Problem(422, f"the stored card could not be read or edited: {e}"
+                              ) from None
+            except Exception:  # a bug: logged with its traceback, answered as a problem
+                log.exception("API request %s %s failed", method, environ.get("PATH_INFO"))
+                raise Problem(500, "the server failed on this request; the log has the "
+                                   "details") from None
+        except Problem as e:
+            request_notes.add(e.detail)
+            body = encode_problem(e.status, e.detail, **e.extra)
+            response = Response(e.status, body, PROBLEM_TYPE, list(e.headers))
+        headers = list(response.headers)
+        if response.content_type:
+            headers.append(("Content-Type", response.content_type
+                            + ("; charset=utf-8" if response.content_type.startswith("text/")
+                               else "")))
+        headers.append(("Content-Length", str(len(response.body))))
+        headers.append(("Cache-Control", "no-store"))
+        body = b"" if method == "HEAD" else response.body
+        return routes.status_line(response.status), headers, body
+
+    def _respond(self, environ: dict[str, Any], method: str) -> Response:
+        path = environ.get("PATH_INFO", "")
+        route, params = routes.match(path)
+        if route is None:
+            raise Problem(404, f"there is nothing at {path}; start at /api/")
+        handler = route.handler(method)
+        if method == "OPTIONS":
+            return Response.empty(204, [("Allow", route.allow())])
+        if handler is None:
+            raise Problem(405, f"{method} is not allowed here; use {route.allow()}",
+                          headers=[("Allow", route.allow())])
+        if route.public:
+            user = ""
+        else:
+            user = self.login(environ)
+        request = Request.from_environ(environ, user, self.max_content_length)
+        unknown = sorted(set(request.query) - routes.query_names(route, method))
+        if unknown:
+            known = ", ".join(sorted(routes.query_names(route, method))) or "none"
+            raise Problem(400, f"unknown query parameter {unknown[0]!r}; this address "
+                               f"takes: {known}")
+        prefix = environ.get("SCRIPT_NAME", "").rstrip("/") + "/api"
+        context = Context(request, self.storage, self.rights, prefix, self.max_resource_size)
+        try:
+            return handler(context, **params)
+        except BookError as e:
+            raise Problem(e.status if e.status < 500 else 500, e.reason) from None
+        except CategoryError as e:
+            raise Problem(e.status if e.status < 500 else 500, e.reason) from None
+
+    # -- authentication --------------------------------------------------------
+    def login(self, environ: dict[str, Any]) -> str:
+        """The logged-in user, or 401 (after Radicale's delay for a wrong password)."""
+        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "basic" or not credentials.strip():
+            raise self._unauthorized("log in with your Cardfile user name and password "
+                                     "(HTTP Basic authentication)")
+        try:
+            login, sep, password = base64.b64decode(
+                credentials.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            login, sep, password = "", "", ""
+        if not sep or not login:
+            raise self._unauthorized("the Authorization header is not user:password in "
+                                     "base64 (HTTP Basic)")
+        # Radicale 3.9: (user or "", auth info, groups); the login cache is inside.
+        user = self.auth.login(login, password, radicale.auth.AuthContext())[0]
+        if not user or not pathutils.is_safe_path_component(user):
+            if self.auth_delay > 0:
+                time.sleep(self.auth_delay * (0.5 + random.random()))
+            raise self._unauthorized("the user name or password is wrong")
+        self._ensure_principal(user)
+        return str(user)
+
+    @staticmethod
+    def _unauthorized(detail: str) -> Problem:
+        return Problem(401, detail, headers=[("WWW-Authenticate", _REALM)])
+
+    def _ensure_principal(self, user: str) -> None:
+        """Create the user's home and predefined books at first login, as Radicale does."""
+        principal = f"/{user}/"
+        with self.storage.acquire_lock("r", user):
+            if next(iter(self.storage.discover(principal)), None) is not None:
+                return
+        if "w" not in self.rights.authorization(user, set(), principal).lower():
+            return
+        with self.storage.acquire_lock("w", user):
+            if next(iter(self.storage.discover(principal)), None) is not None:
+                return
+            self.storage.create_collection(principal)
+            predefined = self.configuration.get("storage", "predefined_collections") or {}
+            for name, props in predefined.items():
+                try:
+                    self.storage.create_collection(principal + name, props=props)
+                except ValueError as e:
+                    log.warning("Could not create predefined collection %r: %s", name, e)

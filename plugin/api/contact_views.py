@@ -1,0 +1,305 @@
+"""AllContacts and contact entries: list, create, read, replace, patch, delete.
+
+Reads and writes go through ``model.AddressBook`` under the storage lock;
+precondition checks (If-Match, If-None-Match) happen under the same write
+lock as the write, so a stale ETag can never overwrite a newer card.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from urllib.parse import urlencode
+
+from cardfile.plugin import card_fields, categories, export, model
+from cardfile.plugin.api import edit, ids, jcard, queries, schemas
+from cardfile.plugin.api import representation as rep
+from cardfile.plugin.api.context import Context, decode_id
+from cardfile.plugin.api.problems import Problem
+from cardfile.plugin.api.web import JCARD, VCARD, Request, Response, etag_matches
+from cardfile.plugin.index import ItemRow
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
+
+
+# -- representations -------------------------------------------------------------
+def meta(ctx: Context, book: str, row: ItemRow) -> rep.Meta:
+    key = row.uid or row.href
+    return rep.Meta(ids.encode(key), row.uid, row.etag, ctx.contact_url(book, key),
+                    row.mtime_ns)
+
+
+def represent(ctx: Context, book: str, row: ItemRow, text: str, status: int = 200,
+              extra: list[tuple[str, str]] | None = None) -> Response:
+    headers = [("ETag", row.etag), *(extra or [])]
+    wanted = ctx.request.wants()
+    if wanted == "vcard":
+        return Response(status, text.encode(), VCARD, headers)
+    if wanted == "jcard":
+        return Response.json(jcard.to_jcard(text), status, JCARD, headers)
+    data = rep.to_json(text, meta(ctx, book, row), parse_fields(ctx.request))
+    return Response.json(data, status, headers=headers)
+
+
+def parse_fields(request: Request) -> frozenset[str] | None:
+    raw = request.arg("fields")
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",")]
+    unknown = [n for n in names if n not in rep.FIELDS]
+    if unknown or not names:
+        raise Problem(400, f"fields may name only {', '.join(rep.FIELDS)}; "
+                           f"{', '.join(map(repr, unknown)) or 'none given'} is not one")
+    return frozenset(names)
+
+
+def _int_arg(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.arg(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,7}", raw.strip()) or not low <= int(raw) <= high:
+        raise Problem(400, f"{name} must be a whole number from {low} to {high}, not {raw!r}")
+    return int(raw)
+
+
+# -- the collection --------------------------------------------------------------
+def list_contacts(ctx: Context, book: str) -> Response:
+    request = ctx.request
+    limit = _int_arg(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    sort, descending = queries.parse_sort(request.arg("sort", "name") or "")
+    cursor = request.arg("cursor") or None
+    q = request.arg("q", "") or ""
+    if len(q) > 200:
+        raise Problem(400, "q may be at most 200 characters")
+    category = request.arg("category")
+    fields = parse_fields(request)
+    items = []
+    with ctx.open(book) as address_book:
+        collection = address_book.collection
+        found = queries.page(collection._index.connection(), collection._coll(),
+                             ctx.max_resource_size, sort=sort, descending=descending,
+                             limit=limit, cursor=cursor, q=q, category=category)
+        for row in found.rows:
+            if fields is not None and fields <= rep.INDEX_FIELDS:
+                items.append(rep.index_json(meta(ctx, book, row), row.fn, fields))
+                continue
+            try:
+                text = address_book.read(row).text
+            except RuntimeError:  # the file vanished since the index saw it
+                continue
+            items.append(rep.to_json(text, meta(ctx, book, row), fields))
+    next_url = None
+    if found.next_cursor:
+        keep = [(k, v) for k, vs in request.query.items() if k != "cursor" for v in vs]
+        keep.append(("cursor", found.next_cursor))
+        next_url = f"{ctx.book_url(book)}/contacts?{urlencode(keep)}"
+    return Response.json({"total": found.total, "count": len(items), "items": items,
+                          "next_cursor": found.next_cursor, "next": next_url})
+
+
+def create_contact(ctx: Context, book: str) -> Response:
+    request = ctx.request
+    parse_fields(request)
+    kind = request.body_kind(("json", "jcard", "vcard"))
+    if kind == "json":
+        data = schemas.validate(request.json(), "ContactInput")
+        uid = data.get("uid") or str(uuid.uuid4())
+        text = edit.apply(edit.new_card(uid), data, replace=True)
+    else:
+        text = with_uid(body_card(request, kind), None)
+        uid = uid_of(text)
+    with ctx.open(book, "w") as address_book:
+        if address_book.find(uid) is not None:
+            raise Problem(409, f"a contact with UID {uid!r} exists already; PUT to "
+                               f"{ctx.contact_url(book, uid)} to change it")
+        row = store(ctx, address_book, text, None, from_json=kind == "json")
+        location = ctx.contact_url(book, row.uid or row.href)
+        return represent(ctx, book, row, address_book.read(row).text, 201,
+                         [("Location", location)])
+
+
+# -- one contact -------------------------------------------------------------------
+def _find(address_book: model.AddressBook, uid: str) -> ItemRow:
+    row = address_book.find(uid)
+    if row is None:
+        raise Problem(404, f"there is no contact {uid!r} in this address book")
+    return row
+
+
+def get_contact(ctx: Context, book: str, id: str) -> Response:
+    parse_fields(ctx.request)
+    uid = decode_id(id)
+    with ctx.open(book) as address_book:
+        row = _find(address_book, uid)
+        text = address_book.read(row).text
+    if etag_matches(ctx.request.headers.get("if-none-match", "-"), row.etag):
+        return Response.empty(304, [("ETag", row.etag)])
+    return represent(ctx, book, row, text)
+
+
+def put_contact(ctx: Context, book: str, id: str) -> Response:
+    request = ctx.request
+    parse_fields(request)
+    uid = decode_id(id)
+    kind = request.body_kind(("json", "jcard", "vcard"))
+    data = schemas.validate(request.json(), "ContactInput") if kind == "json" else None
+    body_text = body_card(request, kind) if data is None else ""
+    with ctx.open(book, "w") as address_book:
+        row = address_book.find(uid)
+        check_preconditions(request, row)
+        current = address_book.read(row).text if row is not None else None
+        if data is not None:
+            if data.get("uid") not in (None, row.uid if row else uid):
+                raise Problem(409, f"uid {data['uid']!r} differs from this contact's UID; "
+                                   "a contact's UID cannot change")
+            text = edit.apply(current or edit.new_card(uid), data, replace=True)
+        else:
+            text = with_uid(body_text, row.uid if row else uid)
+        if row is not None and text == current:
+            return represent(ctx, book, row, text)
+        stored = store(ctx, address_book, text, row, from_json=data is not None)
+        status = 200 if row is not None else 201
+        extra = [] if row is not None else [("Location", ctx.contact_url(book, uid))]
+        return represent(ctx, book, stored, address_book.read(stored).text, status, extra)
+
+
+def patch_contact(ctx: Context, book: str, id: str) -> Response:
+    request = ctx.request
+    parse_fields(request)
+    uid = decode_id(id)
+    request.body_kind(("json",))
+    data = schemas.validate(request.json(), "ContactInput")
+    with ctx.open(book, "w") as address_book:
+        row = _find(address_book, uid)
+        check_preconditions(request, row)
+        if data.get("uid") not in (None, row.uid):
+            raise Problem(409, f"uid {data['uid']!r} differs from this contact's UID; "
+                               "a contact's UID cannot change")
+        current = address_book.read(row).text
+        text = edit.apply(current, data, replace=False)
+        if text != current:
+            row = store(ctx, address_book, text, row, from_json=True)
+            current = address_book.read(row).text
+        return represent(ctx, book, row, current)
+
+
+def delete_contact(ctx: Context, book: str, id: str) -> Response:
+    uid = decode_id(id)
+    with ctx.open(book, "w") as address_book:
+        row = _find(address_book, uid)
+        check_preconditions(ctx.request, row)
+        address_book.delete(row.uid or row.href)
+    return Response.empty(204)
+
+
+def get_photo(ctx: Context, book: str, id: str) -> Response:
+    uid = decode_id(id)
+    with ctx.open(book) as address_book:
+        row = _find(address_book, uid)
+        text = address_book.read(row).text
+    line = next((p for p in card_fields.parse_lines(text) if p.name == "PHOTO"), None)
+    if line is None:
+        raise Problem(404, "this contact has no photo")
+    media_type, data = photo_bytes(line)
+    if data is None:
+        if media_type.lower().startswith(("http://", "https://")):
+            return Response(302, b"", "", [("Location", media_type)])
+        raise Problem(404, "this contact's photo is not stored in the card")
+    return Response(200, data, media_type, [("ETag", row.etag)])
+
+
+def photo_bytes(line: card_fields.ContentLine) -> tuple[str, bytes | None]:
+    """(media type, bytes) of an inline photo; (URI, None) for a linked one."""
+    value = re.sub(r"\s+", "", line.value).replace("\\,", ",")  # khard writes base64\,
+    found = re.match(r"(?i)data:([^;,]*)[^,]*?;base64,(.*)$", value)
+    encodings = {e.upper() for e in line.params.get("ENCODING", [])}
+    types = [t for t in line.params.get("TYPE", []) if t.upper() not in ("B", "BASE64")]
+    if found:
+        media_type, payload = found.group(1), found.group(2)
+    elif encodings & {"B", "BASE64"} or len(types) < len(line.params.get("TYPE", [])):
+        payload, kind = value, next((t for t in types if t.isalnum() or "/" in t), "")
+        media_type = kind if "/" in kind else (
+            f"image/{kind.lower().replace('jpg', 'jpeg')}" if kind else "")
+    elif ":" not in value[:40] and export.sniff_media_type(value):
+        payload, media_type = value, ""  # Thunderbird: bare base64, no ENCODING
+    else:
+        return line.value.strip(), None
+    media_type = media_type or export.sniff_media_type(payload) or "application/octet-stream"
+    # Phones write sloppy base64 (stray padding, a dangling last character):
+    # decode what is decodable, as their own readers do.
+    payload = re.sub(r"[^A-Za-z0-9+/]", "", payload.replace("-", "+").replace("_", "/"))
+    if len(payload) % 4 == 1:
+        payload = payload[:-1]
+    try:
+        return media_type, base64.b64decode(payload + "=" * (-len(payload) % 4))
+    except (binascii.Error, ValueError):
+        return "", None
+
+
+# -- writing helpers -------------------------------------------------------------------
+def check_preconditions(request: Request, row: ItemRow | None) -> None:
+    if_match = request.headers.get("if-match")
+    if if_match is not None and (row is None or not etag_matches(if_match, row.etag)):
+        raise Problem(412, "the contact changed since you last read it (its ETag is no "
+                           "longer the one in If-Match); fetch it again, then retry"
+                      if row is not None else "there is no contact to match If-Match")
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and row is not None and etag_matches(if_none_match, row.etag):
+        raise Problem(412, "the contact exists already (If-None-Match)")
+
+
+def body_card(request: Request, kind: str) -> str:
+    if kind == "jcard":
+        return jcard.from_jcard(request.json())
+    text = request.text()
+    if not text.lstrip().upper().startswith("BEGIN:VCARD"):
+        raise Problem(400, "the body is not a vCard (it does not start with BEGIN:VCARD)")
+    return text
+
+
+def uid_of(text: str) -> str:
+    try:
+        lines = card_fields.parse_lines(text)
+    except card_fields.CardSyntaxError as e:
+        raise Problem(400, f"the card could not be read: {e}") from None
+    return next((rep.text_of(p).strip() for p in lines if p.name == "UID"), "")
+
+
+def with_uid(text: str, uid: str | None) -> str:
+    """``text`` with UID ``uid`` (added when missing; a different one is refused)."""
+    found = uid_of(text)
+    if found and uid is not None and found != uid:
+        raise Problem(409, f"the card's UID {found!r} is not this contact's ({uid!r}); "
+                           "a contact's UID cannot change")
+    if found:
+        return text
+    card = edit.CardText(text)
+    card.replace("UID", [card.line("UID:" + export.escape_text(uid or str(uuid.uuid4())))])
+    return card.text()
+
+
+def store(ctx: Context, address_book: model.AddressBook, text: str, row: ItemRow | None,
+          from_json: bool) -> ItemRow:
+    """Write one card through the model; the index row as stored."""
+    size = len(text.encode())
+    if size > ctx.max_resource_size:
+        raise Problem(413, f"this contact is {size} bytes; one contact may be at most "
+                           f"{ctx.max_resource_size} bytes (max_resource_size)")
+    try:
+        if categories.is_group_card(card_fields.parse_lines(text)):
+            raise Problem(422, "this is a group card; manage groups under /categories")
+        stored = address_book.put(text, href=row.href if row else None,
+                                  create_only=row is None)
+    except card_fields.CardSyntaxError as e:
+        raise Problem(400, f"the card could not be read: {e}") from None
+    except model.BookError as e:
+        status = 422 if from_json and e.status in (400, 415) else e.status
+        raise Problem(status, e.reason) from None
+    except ValueError as e:
+        raise Problem(422, f"the card could not be stored: {e}") from None
+    found = address_book.find(stored.uid)
+    assert found is not None
+    return found
+

@@ -1,0 +1,175 @@
+"""Every SQL the API runs: paging, sorting and search over the card index.
+
+Paging is keyset ("seek") paging over a total order: the sort key, then the
+file name (unique in a book). A cursor holds the last row's key, so a page
+costs the same at position 50 as at 99,950, and a contact added or removed
+while a client pages never makes it skip or repeat another one. Cursors are
+base64url JSON, opaque to clients.
+
+Search matches every word of ``q`` against names (FN, N, NICKNAME, ORG) and
+emails, case-insensitively; a word or a whole query that looks like a phone
+number is compared by digits with the ``norm`` column (digits-only TEL), so
+``+49 (30) 1234-56`` finds ``030 123456`` written in any format.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from cardfile.plugin.api.problems import Problem
+from cardfile.plugin.card_fields import category_key
+from cardfile.plugin.index import ItemRow
+
+#: sort name -> SQL expressions of the key (ascending), before the href tie-breaker.
+SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("lower(i.fn)",),
+    "family": ("lower(CASE WHEN i.family != '' THEN i.family ELSE i.fn END)",
+               "lower(i.given)", "lower(i.fn)"),
+    "modified": ("i.mtime_ns",),
+}
+_ROW = "i.href, i.uid, i.etag, i.size, i.mtime_ns, i.fn, i.kind, i.seq"
+_NAME_PROPS = ("FN", "N", "NICKNAME", "ORG", "EMAIL")
+_PHONE_LIKE = re.compile(r"[+\d\s().\-/]+")
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[ItemRow]
+    total: int
+    next_cursor: str | None
+
+
+def parse_sort(value: str) -> tuple[str, bool]:
+    """``name``, ``-modified``: (key, descending)."""
+    descending = value.startswith("-")
+    key = value[1:] if descending else value
+    if key not in SORTS:
+        raise Problem(400, f"sort must be one of {', '.join(SORTS)} (with - for descending), "
+                           f"not {value!r}")
+    return key, descending
+
+
+def _like(word: str) -> str:
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _phone_needle(text: str) -> str:
+    digits = re.sub(r"\D", "", text)
+    trimmed = digits.lstrip("0")
+    return trimmed if len(trimmed) >= 3 else digits
+
+
+def _word_condition(word: str) -> tuple[str, list[Any]]:
+    names = ",".join("?" * len(_NAME_PROPS))
+    sql = (f"EXISTS (SELECT 1 FROM props p WHERE p.item = i.id AND p.name IN ({names}) "
+           "AND p.lvalue LIKE ? ESCAPE '\\')")
+    params: list[Any] = [*_NAME_PROPS, _like(word.lower())]
+    digits = re.sub(r"\D", "", word)
+    if len(digits) >= 3:
+        sql = (f"({sql} OR EXISTS (SELECT 1 FROM props p WHERE p.item = i.id "
+               "AND p.name = 'TEL' AND p.norm LIKE ? ESCAPE '\\'))")
+        params.append(_like(_phone_needle(word)))
+    return sql, params
+
+
+def search_condition(q: str) -> tuple[str, list[Any]]:
+    """SQL over ``items i`` that holds when every word of ``q`` matches."""
+    q = q.strip()
+    if not q:
+        return "1", []
+    if _PHONE_LIKE.fullmatch(q) and len(re.sub(r"\D", "", q)) >= 3:
+        whole = ("EXISTS (SELECT 1 FROM props p WHERE p.item = i.id AND p.name = 'TEL' "
+                 "AND p.norm LIKE ? ESCAPE '\\')")
+        words_sql, words_params = _all_words(q)
+        return f"({whole} OR {words_sql})", [_like(_phone_needle(q)), *words_params]
+    return _all_words(q)
+
+
+def _all_words(q: str) -> tuple[str, list[Any]]:
+    conditions, params = [], []
+    for word in q.split()[:16]:
+        sql, p = _word_condition(word)
+        conditions.append(sql)
+        params += p
+    return " AND ".join(conditions) or "1", params
+
+
+def _filters(coll: int, max_size: int, q: str, category: str | None
+             ) -> tuple[str, list[Any]]:
+    where = "i.coll = ? AND i.kind != 'group' AND i.size <= ?"
+    params: list[Any] = [coll, max_size]
+    if q:
+        sql, p = search_condition(q)
+        where += f" AND {sql}"
+        params += p
+    if category is not None:
+        where += (" AND EXISTS (SELECT 1 FROM props c WHERE c.item = i.id "
+                  "AND c.name = 'CATEGORIES' AND c.norm = ?)")
+        params.append(category_key(category))
+    return where, params
+
+
+def encode_cursor(sort: str, key: list[Any]) -> str:
+    raw = json.dumps([sort, *key], separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, width: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        data = None
+    if (not isinstance(data, list) or len(data) != width + 1 or data[0] != sort
+            or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in data[1:])):
+        raise Problem(400, "the cursor is not one this server gave for this sort order; "
+                           "start again without a cursor")
+    return data[1:]
+
+
+def page(db: sqlite3.Connection, coll: int, max_size: int, *, sort: str, descending: bool,
+         limit: int, cursor: str | None, q: str = "", category: str | None = None) -> Page:
+    """One page of contacts in a stable order, the total, and the next cursor."""
+    where, params = _filters(coll, max_size, q, category)
+    total = int(db.execute(f"SELECT COUNT(*) FROM items i WHERE {where}", params).fetchone()[0])
+    keys = [*SORTS[sort], "i.href"]
+    select_keys = ", ".join(keys)
+    seek, seek_params = "", []
+    if cursor:
+        values = decode_cursor(cursor, ("-" if descending else "") + sort, len(keys))
+        op = "<" if descending else ">"
+        seek = f" AND ({select_keys}) {op} ({', '.join('?' * len(keys))})"
+        seek_params = values
+    direction = " DESC" if descending else ""
+    order = ", ".join(k + direction for k in keys)
+    sql = (f"SELECT {_ROW}, {select_keys} FROM items i WHERE {where}{seek} "
+           f"ORDER BY {order} LIMIT ?")
+    result = db.execute(sql, [*params, *seek_params, limit + 1]).fetchall()
+    rows = [ItemRow(*r[:8]) for r in result[:limit]]
+    next_cursor = None
+    if len(result) > limit:
+        last = result[limit - 1]
+        next_cursor = encode_cursor(("-" if descending else "") + sort, list(last[8:]))
+    return Page(rows, total, next_cursor)
+
+
+def members(db: sqlite3.Connection, coll: int, max_size: int, category: str) -> list[ItemRow]:
+    """Every contact in ``category``, by name."""
+    where, params = _filters(coll, max_size, "", category)
+    sql = f"SELECT {_ROW} FROM items i WHERE {where} ORDER BY lower(i.fn), i.href"
+    return [ItemRow(*r) for r in db.execute(sql, params)]
+
+
+def all_rows(db: sqlite3.Connection, coll: int, max_size: int, category: str | None
+             ) -> list[ItemRow]:
+    """Every contact (of ``category``), in file-name order, for an export."""
+    where, params = _filters(coll, max_size, "", category)
+    return [ItemRow(*r) for r in db.execute(
+        f"SELECT {_ROW} FROM items i WHERE {where} ORDER BY i.href", params)]

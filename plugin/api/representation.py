@@ -1,0 +1,188 @@
+"""A vCard as the readable JSON contact, and back, without losing a line.
+
+The JSON form models what people edit (name, emails, phones, addresses,
+organization, title, birthday, notes, urls, categories); the card keeps
+everything else (photos, Apple ``item1.`` labels, X- properties, N's prefix
+and suffix). Reading derives the JSON from the card's lines; writing
+(``edit.py``) changes only the lines of fields whose JSON value changed, so a
+GET followed by a PUT of the same JSON leaves the card byte for byte as it was.
+
+Entries of lists compare in their derived form (value, lower-case types
+without ``pref``/``internet``, pref flag): that is what makes an unchanged
+entry recognisable, and so kept verbatim, on the way back.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from cardfile.plugin import card_edit, card_fields
+from cardfile.plugin.card_fields import ContentLine
+
+#: JSON list field -> vCard property.
+LIST_FIELDS = {"emails": "EMAIL", "phones": "TEL", "urls": "URL", "addresses": "ADR"}
+#: JSON text field -> vCard property (one line each).
+TEXT_FIELDS = {"title": "TITLE", "birthday": "BDAY", "notes": "NOTE"}
+ADDRESS_PARTS = ("po_box", "extended", "street", "city", "region", "postal_code", "country")
+#: Types that say nothing a person chose (vCard 3's EMAIL;TYPE=INTERNET).
+_HIDDEN_TYPES = frozenset({"pref", "internet"})
+#: Every field a contact's JSON may carry (the ``fields`` query selects from these).
+FIELDS = ("id", "uid", "etag", "url", "name", "given", "family", "emails", "phones",
+          "addresses", "organization", "title", "birthday", "notes", "urls", "categories",
+          "photo", "updated")
+#: Fields answered from the index alone (no card file read).
+INDEX_FIELDS = frozenset({"id", "uid", "etag", "url", "name", "updated"})
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What the JSON form needs besides the card text."""
+
+    id: str
+    uid: str
+    etag: str
+    url: str
+    mtime_ns: int
+
+
+def updated(mtime_ns: int) -> str:
+    moment = datetime.datetime.fromtimestamp(mtime_ns / 1e9, tz=datetime.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def split_raw(value: str, separator: str) -> list[str]:
+    """Split on unescaped ``separator``, keeping escapes (to re-join untouched)."""
+    parts, current, escaped = [], [], False
+    for ch in value:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            current.append(ch)
+            escaped = True
+        elif ch == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def types_of(line: ContentLine) -> list[str]:
+    found: list[str] = []
+    for raw in line.params.get("TYPE", []):
+        for t in raw.split(","):
+            t = t.strip().strip('"').lower()
+            if t and t not in _HIDDEN_TYPES and t not in found:
+                found.append(t)
+    return found
+
+
+def is_pref(line: ContentLine) -> bool:
+    types = {t.strip().lower() for raw in line.params.get("TYPE", []) for t in raw.split(",")}
+    return "pref" in types or (line.params.get("PREF") or [""])[0].strip() == "1"
+
+
+def text_of(line: ContentLine) -> str:
+    return card_fields.unescape(card_fields.decode_value(line))
+
+
+def components(line: ContentLine) -> list[str]:
+    return [card_fields.unescape(p) for p in split_raw(card_fields.decode_value(line), ";")]
+
+
+def entry_of(field: str, line: ContentLine) -> dict[str, Any]:
+    """One list entry (email, phone, url, address) as JSON."""
+    entry: dict[str, Any] = {}
+    if field == "addresses":
+        parts = components(line) + [""] * len(ADDRESS_PARTS)
+        entry.update(zip(ADDRESS_PARTS, parts, strict=False))
+    else:
+        value = text_of(line).strip()
+        if field == "phones" and value.lower().startswith("tel:"):
+            value = value[4:]
+        if field == "emails" and value.lower().startswith("mailto:"):
+            value = value[7:]
+        entry["value"] = value
+    entry["type"] = types_of(line)
+    entry["pref"] = is_pref(line)
+    return entry
+
+
+def normalise_entry(field: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry from a client, in the derived form (defaults filled, types folded)."""
+    out: dict[str, Any] = {}
+    if field == "addresses":
+        for part in ADDRESS_PARTS:
+            out[part] = str(entry.get(part) or "")
+    else:
+        out["value"] = str(entry.get("value", "")).strip()
+    types: list[str] = []
+    for t in entry.get("type") or []:
+        t = str(t).strip().lower()
+        if t and t not in _HIDDEN_TYPES and t not in types:
+            types.append(t)
+    out["type"] = types
+    out["pref"] = bool(entry.get("pref", False))
+    return out
+
+
+def first(lines: list[ContentLine], name: str) -> ContentLine | None:
+    return next((line for line in lines if line.name == name), None)
+
+
+def name_parts(lines: list[ContentLine]) -> tuple[str, str]:
+    """(given, family) from N."""
+    n = first(lines, "N")
+    if n is None:
+        return "", ""
+    parts = components(n) + ["", ""]
+    return parts[1].strip(), parts[0].strip()
+
+
+def scalar(lines: list[ContentLine], field: str) -> str | None:
+    """The JSON value of a one-line field, or None when the card has none."""
+    if field == "notes":
+        notes = [text_of(line) for line in lines if line.name == "NOTE"]
+        return "\n".join(notes) if notes else None
+    if field == "organization":
+        org = first(lines, "ORG")
+        return components(org)[0] if org is not None else None
+    if field == "name":
+        fn = first(lines, "FN")
+        return text_of(fn).strip() if fn is not None else None
+    line = first(lines, TEXT_FIELDS[field])
+    if line is None:
+        return None
+    value = text_of(line)
+    return value.strip() if field == "birthday" else value
+
+
+def to_json(text: str, meta: Meta, fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """The readable JSON contact (only ``fields`` when given; ``id`` always)."""
+    lines = card_fields.parse_lines(text)
+    given, family = name_parts(lines)
+    data: dict[str, Any] = {
+        "id": meta.id, "uid": meta.uid, "etag": meta.etag, "url": meta.url,
+        "name": scalar(lines, "name") or "", "given": given, "family": family,
+    }
+    for field, prop in LIST_FIELDS.items():
+        data[field] = [entry_of(field, line) for line in lines if line.name == prop]
+    for field in ("organization", *TEXT_FIELDS):
+        data[field] = scalar(lines, field)
+    data["categories"] = card_edit.categories_of(text)
+    data["photo"] = meta.url + "/photo" if first(lines, "PHOTO") is not None else None
+    data["updated"] = updated(meta.mtime_ns)
+    if fields is not None:
+        data = {k: v for k, v in data.items() if k in fields or k == "id"}
+    return data
+
+
+def index_json(meta: Meta, name: str, fields: frozenset[str]) -> dict[str, Any]:
+    """A contact's JSON from its index row, when only index fields are asked for."""
+    data = {"id": meta.id, "uid": meta.uid, "etag": meta.etag, "url": meta.url,
+            "name": name, "updated": updated(meta.mtime_ns)}
+    return {k: v for k, v in data.items() if k in fields or k == "id"}

@@ -1,0 +1,501 @@
+"""Streamed answers for the three requests that list a whole address book.
+
+Radicale answers PROPFIND Depth 1, ``sync-collection`` and
+``addressbook-multiget`` by building the whole multistatus as an ElementTree,
+then as one string: at 100,000 cards that is hundreds of megabytes and
+seconds, and a 10-card multiget still pays for every layer. For an
+index-backed address book the answers are regular, so this module writes them
+itself (``multistatus.py``), a chunk of responses at a time, reading a card
+from disk only when its response is written.
+
+Parity with Radicale is the rule, so the module is deliberately narrow:
+
+- Whatever it does not reproduce exactly is answered by Radicale (``respond``
+  returns None): other shapes, ``allprop``/``propname``, props whose value
+  needs more than the index, filters, sharing, reverse-proxy prefixes, the
+  groups view, published books, an invalid sync-token, a missing principal,
+  and every request that is not a successful Basic login with read rights
+  (Radicale then answers 401/403/404 with its delays; a failed login is thus
+  checked twice, the second time from Radicale's failed-login cache).
+- Login and rights are Radicale's own objects, called as ``_handle_request``
+  and ``Access`` call them; the book's own ``<response>`` in a PROPFIND *is*
+  Radicale's, from running it on the same request with Depth 0 (before the
+  cards are listed, so a ctag is never newer than the list it comes with).
+
+Concurrency: the index is read under Radicale's storage read lock, compact
+rows kept and the lock released before streaming, so a slow client never
+blocks writers. A card deleted in between is answered 404 (as if the request
+came after the delete); a card changed in between is sent with the etag of
+the text actually sent. ``X-Cardfile-No-Fastpath: 1`` (any client may ask for
+the slower answer) or ``[storage] fastpath = False`` leaves it all to Radicale.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import io
+import itertools
+import logging
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any, cast
+from urllib.parse import quote, unquote, urlparse
+
+import defusedxml.ElementTree as DefusedET
+from radicale import httputils, pathutils, rights, xmlutils
+from radicale.app import base as app_base
+from radicale.auth import AuthContext
+
+from cardfile.plugin import multistatus
+from cardfile.plugin.storage import Collection, http_date
+
+log = logging.getLogger("cardfile")
+
+BYPASS_HEADER = "HTTP_X_CARDFILE_NO_FASTPATH"
+Headers = list[tuple[str, str]]
+Response = tuple[str, Headers, Iterable[bytes]]
+
+_C = xmlutils.make_clark
+_RESPONSE, _HREF, _PROP = _C("D:response"), _C("D:href"), _C("D:prop")
+_GETETAG, _LASTMOD, _CTYPE = _C("D:getetag"), _C("D:getlastmodified"), _C("D:getcontenttype")
+_RESOURCETYPE = _C("D:resourcetype")
+_DATA = frozenset((_C("CR:address-data"), _C("C:calendar-data")))
+#: PROPFIND props that Radicale answers for an item from anything but the item
+#: (user, rights, size, config): left to Radicale. Other unknown props are 404.
+_PROPFIND_RADICALE = frozenset(_C(t) for t in (
+    "D:principal-collection-set", "D:current-user-principal", "D:current-user-privilege-set",
+    "D:supported-report-set", "D:getcontentlength", "D:owner", "C:max-resource-size"))
+_REPORT_OK = frozenset((_GETETAG, _CTYPE, *_DATA))
+_PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO",
+                  "HTTP_X_FORWARDED_SERVER")
+
+
+@dataclass
+class _Report:
+    """What a multiget or sync-collection asks for."""
+
+    sync: bool
+    tags: tuple[str, ...]
+    hrefs: list[str]
+    token: str
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Who asks for what, once Radicale's login and rights said yes."""
+
+    base_prefix: str
+    path: str
+    user: str
+    groups: set[str]
+    access: app_base.Access
+
+
+class FastPath:
+    """Answers the listing requests of index-backed address books as streams."""
+
+    def __init__(self, application: Any, configuration: Any) -> None:
+        self.app = application
+        self.configuration = configuration
+        self.storage = application._storage
+        self.encoding: str = application._encoding
+        try:
+            option = str(configuration.get("storage", "fastpath"))
+        except KeyError:
+            option = "True"
+        self.enabled = (option.strip().lower() not in ("false", "0", "no", "off")
+                        and self.encoding.lower().replace("-", "") == "utf8"
+                        and hasattr(self.storage, "card_index"))
+
+    def respond(self, environ: dict[str, Any], method: str) -> Response | None:
+        """A streamed answer, or None when Radicale must answer (the body is kept)."""
+        try:
+            return self._respond(environ, method)
+        except Exception:  # never worse than Radicale: let it answer instead
+            log.exception("Fast path failed for %s %s; Radicale answers", method,
+                          environ.get("PATH_INFO", ""))
+            return None
+
+    def _respond(self, environ: dict[str, Any], method: str) -> Response | None:
+        if (not self.enabled or method not in ("PROPFIND", "REPORT")
+                or environ.get(BYPASS_HEADER, "").strip() not in ("", "0")
+                or (method == "PROPFIND" and environ.get("HTTP_DEPTH") != "1")):
+            return None
+        raw = _read_body(environ)
+        root = self._parse(environ, raw) if raw is not None else None
+        if root is None:
+            return None
+        # Only what is needed is kept: a multiget of 100,000 hrefs is a big tree.
+        tags = _propfind_tags(root) if method == "PROPFIND" else None
+        report = _report_request(root) if method == "REPORT" else None
+        del root
+        if tags is None and report is None:
+            return None
+        target = self._target(environ)
+        if target is None:
+            return None
+        if tags is not None:
+            return self._propfind(environ, raw or b"", target, tags)
+        assert report is not None
+        return self._report(environ, target, report)
+
+    # -- request ----------------------------------------------------------------
+    def _parse(self, environ: dict[str, Any], raw: bytes) -> ET.Element | None:
+        try:
+            text = httputils.decode_request(self.configuration, environ, raw)
+            return DefusedET.fromstring(text) if text else None
+        except Exception:  # Radicale answers what it cannot parse (400)
+            return None
+
+    def _target(self, environ: dict[str, Any]) -> _Target | None:
+        """Radicale's login, path and read-right checks; None means "ask Radicale"."""
+        app = self.app
+        if app._sharing._enabled or any(environ.get(h) for h in _PROXY_HEADERS):
+            return None
+        base_prefix = environ.get("HTTP_X_SCRIPT_NAME" if "HTTP_X_SCRIPT_NAME" in environ
+                                  else "SCRIPT_NAME", "")
+        if base_prefix and not base_prefix.startswith("/"):
+            return None
+        base_prefix = base_prefix.rstrip("/")
+        path = pathutils.sanitize_path(environ.get("PATH_INFO", ""))
+        if (not app_base._check_path_format(self.storage, path, app._validate_path_value)
+                or "/.well-known" in path):  # redirects and 404s
+            return None
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        if app._auth.get_external_login(environ) or not authorization.startswith("Basic"):
+            return None
+        try:
+            login, password = httputils.decode_request(
+                self.configuration, environ,
+                base64.b64decode(authorization[len("Basic"):].strip().encode("ascii"))
+            ).split(":", 1)
+        except (ValueError, UnicodeError):
+            return None
+        if not login or not app_base._check_user_format(
+                self.storage, login, app._validate_user_value, app._urldecode_username):
+            return None
+        context = AuthContext()
+        if environ.get("REMOTE_ADDR"):
+            context.remote_addr = environ["REMOTE_ADDR"]
+        if environ.get("HTTP_X_REMOTE_ADDR"):
+            context.x_remote_addr = environ["HTTP_X_REMOTE_ADDR"]
+        user, _, groups = app._auth.login(login, password, context) or ("", "", set())
+        if not user or not pathutils.is_safe_path_component(user):
+            return None
+        if self.configuration.get("group", "type") == "htgroup":
+            groups = app._group.groups(login)
+        groups = set(groups or ())
+        access = app_base.Access(app._rights, user, groups, path)
+        if not access.check("r"):
+            return None
+        return _Target(base_prefix, path, user, groups, access)
+
+    def _book(self, target: _Target) -> Collection | None:
+        """The address book this module may answer for (call under the read lock)."""
+        own = target.path.startswith(f"/{target.user}/")  # then the principal exists
+        if not own and next(iter(self.storage.discover(f"/{target.user}/")), None) is None:
+            return None  # Radicale creates the principal on this request
+        book = next(iter(self.storage.discover(target.path)), None)
+        if (not isinstance(book, Collection) or book.tag != "VADDRESSBOOK"
+                or book._published is not None or book._groups_view
+                or not target.access.check("r", book)):
+            return None
+        return book
+
+    # -- PROPFIND -----------------------------------------------------------------
+    def _propfind(self, environ: dict[str, Any], raw: bytes, target: _Target,
+                  tags: tuple[str, ...]) -> Response | None:
+        with self.storage.acquire_lock("r", target.user):
+            book = self._book(target)
+            if book is None or _has_child_folders(book._filesystem_path):
+                return None
+        granted = self.app._rights.authorization(
+            target.user, target.groups, pathutils.unstrip_path(book.path, True))
+        if not rights.intersect(granted, "rw"):
+            return None
+        own = self._radicale_depth0(environ, raw)
+        if own is None:
+            return None
+        headers, own_response = own
+        with self.storage.acquire_lock("r", target.user):
+            book = self._book(target)
+            if book is None:
+                return None
+            all_rows = book._all_rows()
+            rows = [(href, all_rows[href].etag, all_rows[href].mtime_ns)
+                    for href in sorted(all_rows)]
+            book_path = book.path
+        del all_rows, book  # the compact rows are all the stream needs
+        names = multistatus.Names()
+        plan = [(status, [(tag, names.q(tag)) for tag in group])
+                for status, group in _propfind_plan(tags)]
+        content_type = f"text/vcard;charset={self.encoding}"
+        prefix = pathutils.unstrip_path(book_path, True)
+        own_xml = names.element(own_response)
+        header = names.root_start() + own_xml
+
+        ends = {status: names.propstat_end(status) for status, _ in plan}
+
+        book_href = quote(target.base_prefix + prefix)
+
+        def item(row: tuple[str, str, int]) -> str:
+            href, etag, mtime_ns = row
+            out = [names.response_start(book_href + quote(href))]
+            for status, group in plan:
+                out.append(names.propstat_start)
+                for tag, q in group:
+                    value = (etag if tag == _GETETAG else http_date(mtime_ns)
+                             if tag == _LASTMOD else content_type if tag == _CTYPE else "")
+                    out.append(f"<{q}>{multistatus.escape(value)}</{q}>" if value else f"<{q} />")
+                out.append(ends[status])
+            out.append(names.response_end)
+            return "".join(out)
+
+        chunks = multistatus.chunks(header, map(item, rows), names.root_end())
+        return self._answer(environ, headers, chunks)
+
+    def _radicale_depth0(self, environ: dict[str, Any], raw: bytes
+                         ) -> tuple[Headers, ET.Element] | None:
+        """Radicale's answer for the book itself: its headers and its one <response>."""
+        env = dict(environ, HTTP_DEPTH="0")
+        env["wsgi.input"] = io.BytesIO(raw)
+        env.pop("HTTP_ACCEPT_ENCODING", None)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: Headers, exc_info: Any = None) -> None:
+            captured["status"], captured["headers"] = status, list(headers)
+
+        chunks = self.app(env, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        if not str(captured.get("status", "")).startswith("207"):
+            return None
+        root = ET.fromstring(body)
+        if len(root) != 1 or root[0].tag != _RESPONSE:
+            return None
+        headers = [(k, v) for k, v in captured["headers"]
+                   if k.lower() not in ("content-length", "content-encoding")]
+        return headers, root[0]
+
+    # -- REPORT -------------------------------------------------------------------
+    def _report(self, environ: dict[str, Any], target: _Target, report: _Report
+                ) -> Response | None:
+        tags, sync = report.tags, report.sync
+        refs: set[str] = set()
+        for text in report.hrefs:
+            try:
+                href_path = _sanitized(unquote(_url_path(text)))
+            except Exception:  # Radicale fails on it: let it say how
+                return None
+            if (href_path + "/").startswith(target.base_prefix + "/"):
+                refs.add(href_path[len(target.base_prefix):])
+        report.hrefs.clear()
+        token = None
+        missing: list[str] = []
+        with self.storage.acquire_lock("r", target.user):
+            book = self._book(target)
+            if book is None:
+                return None
+            prefix = pathutils.unstrip_path(book.path, True)
+            if sync:
+                try:
+                    token, changed = book.sync(report.token)
+                except ValueError:  # Radicale answers 403 valid-sync-token
+                    return None
+                # Radicale joins each name to the book's path and splits it off again.
+                changed = list(changed)
+                wanted = [name for name in changed if pathutils.is_safe_path_component(name)]
+                missing += [prefix + name for name in changed
+                            if not pathutils.is_safe_path_component(name)]
+                del changed
+            else:
+                wanted = []
+                for ref in refs:
+                    # pathutils.name_from_path, without re-sanitising every href
+                    name = ref[len(prefix):] if (ref + "/").startswith(prefix) else None
+                    if name is None or (name and not pathutils.is_safe_path_component(name)):
+                        missing.append(ref)
+                    elif not name:  # the book itself: Radicale then lists every card
+                        return None
+                    else:
+                        wanted.append(name)
+            del refs
+            # Compact (href, etag, size) rows, looked up a batch at a time, so a
+            # multiget of a whole book never holds every index row at once.
+            rows: list[tuple[str, str, int]] = []
+            for start in range(0, len(wanted), 1000):
+                batch = wanted[start:start + 1000]
+                found_rows = book._servable_rows(batch)
+                for name in batch:
+                    row = (found_rows.get(name)
+                           if pathutils.is_safe_filesystem_path_component(name) else None)
+                    if row is None:
+                        missing.append(prefix + name)
+                    else:
+                        rows.append((row.href, row.etag, row.size))
+                del found_rows
+            folder = book._filesystem_path
+        del book, wanted
+        names = multistatus.Names()
+        ok = [(tag, names.q(tag)) for tag in tags if tag in _REPORT_OK]
+        not_found = "".join(f"<{names.q(tag)} />" for tag in tags if tag not in _REPORT_OK)
+        needs_text = any(tag in _DATA for tag in tags)
+        content_type = f"text/vcard;charset={self.encoding}"
+        base = target.base_prefix
+
+        gone_end = names.status(404) + names.response_end
+        ok_end, not_found = names.propstat_end(200), (
+            names.propstat_start + not_found + names.propstat_end(404) if not_found else "")
+
+        book_href = quote(base + prefix)
+
+        def gone(ref: str) -> str:
+            return names.response_start(quote(base + ref)) + gone_end
+
+        def item(row: tuple[str, str, int]) -> str:
+            href, etag, size = row
+            text = None
+            if needs_text:
+                card = _read_card(folder, href, size)
+                if card is None:
+                    return gone(prefix + href)
+                text, etag = card
+            if not ok and not not_found:
+                return ""
+            out = [names.response_start(book_href + quote(href))]
+            if ok:
+                out.append(names.propstat_start)
+                for tag, q in ok:
+                    value = etag if tag == _GETETAG else content_type if tag == _CTYPE else text
+                    out.append(f"<{q}>{multistatus.escape(value or '')}</{q}>")
+                out.append(ok_end)
+            out += [not_found, names.response_end]
+            return "".join(out)
+
+        head = names.root_start()
+        if token is not None:
+            q = names.q(_C("D:sync-token"))
+            head += f"<{q}>{multistatus.escape(token)}</{q}>"
+        parts = itertools.chain(map(gone, missing), map(item, rows))
+        headers = {"Content-Type": f"text/xml; charset={self.encoding}",
+                   **self.app._extra_headers}
+        body = multistatus.chunks(head, parts, names.root_end())
+        return self._answer(environ, list(headers.items()), body)
+
+    # -- answer -------------------------------------------------------------------
+    def _answer(self, environ: dict[str, Any], headers: Headers, chunks: Iterator[bytes]
+                ) -> Response:
+        """207, gzipped exactly when Radicale would gzip it.
+
+        An answer of one chunk (a DAVx5 multiget of 10 cards) is sent whole with a
+        Content-Length, so the client need not wait for the connection to close.
+        """
+        gzipped = "gzip" in [e.strip() for e in environ.get("HTTP_ACCEPT_ENCODING", "").split(",")]
+        if gzipped:
+            headers = [*headers, ("Content-Encoding", "gzip")]
+        first = next(chunks)
+        second = next(chunks, None)
+        if second is None:
+            body = b"".join(multistatus.gzip_stream([first])) if gzipped else first
+            return "207 Multi-Status", [*headers, ("Content-Length", str(len(body)))], [body]
+        stream = itertools.chain((first, second), chunks)
+        return "207 Multi-Status", headers, (multistatus.gzip_stream(stream) if gzipped
+                                             else stream)
+
+
+# -- request shapes ----------------------------------------------------------------
+def _read_body(environ: dict[str, Any]) -> bytes | None:
+    """The request body, put back so Radicale can still read it."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    return raw if len(raw) == max(length, 0) else None
+
+
+def _url_path(href: str) -> str:
+    """``urlparse(href).path``, without its cost for the plain absolute paths clients send."""
+    if href.startswith("/") and not href.startswith("//") and href.isprintable() \
+            and not any(c in href for c in " ?#;"):
+        return href
+    return urlparse(href).path
+
+
+def _propfind_tags(root: ET.Element) -> tuple[str, ...] | None:
+    """The props of ``<propfind><prop>``, if this module answers them all for items."""
+    if root.tag != _C("D:propfind") or len(root) == 0 or root[0].tag != _PROP:
+        return None
+    tags = tuple(child.tag for child in root[0])
+    if any(not tag.startswith("{") or tag in _PROPFIND_RADICALE for tag in tags):
+        return None
+    return tags
+
+
+def _propfind_plan(tags: tuple[str, ...]) -> list[tuple[int, list[str]]]:
+    """Tags grouped by status, in the order Radicale writes its propstats."""
+    groups: dict[int, list[str]] = {}
+    for tag in tags:
+        status = 200 if tag in (_GETETAG, _LASTMOD, _CTYPE, _RESOURCETYPE) else 404
+        groups.setdefault(status, []).append(tag)
+    return list(groups.items())
+
+
+def _report_request(root: ET.Element) -> _Report | None:
+    """multiget or sync-collection, with no filter or expand (Radicale's business)."""
+    if (root.tag not in (_C("CR:addressbook-multiget"), _C("D:sync-collection"))
+            or root.findall(_C("C:filter")) or root.findall(_C("CR:filter"))
+            or next(root.iter(_C("C:expand")), None) is not None):
+        return None
+    prop = root.find(_PROP)
+    tags = tuple(child.tag for child in prop) if prop is not None else ()
+    sync = root.tag == _C("D:sync-collection")
+    hrefs = [] if sync else [e.text for e in root.findall(_HREF)]  # sync ignores hrefs
+    if any(not tag.startswith("{") for tag in tags) or None in hrefs:
+        return None
+    return _Report(sync, tags, cast(list[str], hrefs),
+                   (root.findtext(_C("D:sync-token")) or "").strip())
+
+
+def _has_child_folders(folder: str) -> bool:
+    """Radicale lists sub-folders of a book as collections in a PROPFIND Depth 1."""
+    if os.stat(folder).st_nlink == 2:  # no sub-folder at all (most file systems)
+        return False
+    with os.scandir(folder) as entries:
+        return any(e.is_dir() and pathutils.is_safe_filesystem_path_component(e.name)
+                   for e in entries)
+
+
+def _sanitized(path: str) -> str:
+    """``pathutils.sanitize_path``, skipped for a path it would return unchanged."""
+    if path.startswith("/") and "//" not in path and "/." not in path:
+        return path
+    return pathutils.sanitize_path(path)
+
+
+def _read_card(folder: str, href: str, size: int) -> tuple[str, str] | None:
+    """A card's text (as ``decode_card_file`` reads it) and the etag of that text."""
+    try:
+        fd = os.open(os.path.join(folder, href), os.O_RDONLY)
+        try:
+            raw = os.read(fd, size + 1)
+            if len(raw) > size:  # grown since it was indexed
+                raw += b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
+        finally:
+            os.close(fd)
+        if raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        # etag_of(text) without encoding the text again: UTF-8 round-trips.
+        return raw.decode("utf-8"), f'"{sha256(raw).hexdigest()}"'
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("Card %r vanished or became unreadable while it was listed: %s", href, e)
+        return None

@@ -1,0 +1,357 @@
+"""The streamed listings (plugin/fastpath.py) answer exactly what Radicale answers.
+
+Every request is sent twice to the same real server: once as a client sends
+it, once with ``X-Cardfile-No-Fastpath: 1``, which hands it to Radicale's own
+request handling. Both answers are parsed and compared: hrefs, statuses,
+props and their values (card text byte for byte after XML parsing), the
+sync-token. The fast writer names the DAV: namespace "D" where Radicale's
+ElementTree makes it the default namespace: that is how a test knows which
+path answered (the two are XML-equivalent). Small answers carry a
+Content-Length, big ones are streamed without one.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from radicale import pathutils
+
+from cardfile.plugin import fastpath, multistatus
+from tests.conftest import PASSWORD, USER, ServerProcess, start_server
+from tests.davclient import card
+
+BOOK = f"/{USER}/contacts/"
+BYPASS = {"X-Cardfile-No-Fastpath": "1"}
+NS = ('xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav" '
+      'xmlns:CS="http://calendarserver.org/ns/" xmlns:X="urn:example:x"')
+PHOTO = base64.b64encode(bytes(range(256)) * 8).decode()
+CARDS = 600  # more than one chunk (500 responses) of a streamed answer
+#: How each writer starts an answer: the fast one names DAV: "D", Radicale's makes it the default.
+FAST_XML = b"<?xml version='1.0' encoding='utf-8'?>\n<D:multistatus "
+RADICALE_XML = b"<?xml version='1.0' encoding='utf-8'?>\n<multistatus "
+
+
+def _awkward_cards() -> dict[str, bytes]:
+    """File name -> bytes: the shapes that break naive XML writers."""
+    photo = "PHOTO;ENCODING=b;TYPE=JPEG:" + PHOTO
+    folded = "\r\n ".join(photo[i:i + 74] for i in range(0, len(photo), 74))
+    cards = {
+        "amp.vcf": card("amp", "Tom & Jerry <cartoon>", "NOTE:a < b && c > d ]]> end"),
+        "unicode.vcf": card("unicode", "Zoë Ångström", "NOTE:日本語 ✓ \U0001F600"),
+        "folded.vcf": card("folded", "Fold Ed", "NOTE:" + "long text " * 20 + "\r\n  continued"),
+        "photo.vcf": card("photo", "Pic Ture", folded),
+        "sp ace&amp.vcf": card("space", "Space Name"),
+        "café.vcf": card("cafe", "Café Owner"),
+    }
+    files = {name: text.encode() for name, text in cards.items()}
+    files["lf-only.vcf"] = card("lf", "Lf Only").replace("\r\n", "\n").encode()
+    return files
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path_factory.mktemp("fastpath"),
+                          {USER: PASSWORD, "bob": "bob's password"})
+    try:
+        assert request(server, "PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0] == 207
+        assert request(server, "PROPFIND", "/bob/", headers={"Depth": "0"},
+                       user="bob", password="bob's password")[0] == 207
+        folder = server.book_dir()
+        for i in range(CARDS):
+            (folder / f"card-{i:04d}.vcf").write_bytes(card(
+                f"card-{i}", f"Person {i}", f"EMAIL:p{i}@example.com",
+                f"CATEGORIES:{'Family' if i % 7 == 0 else 'Work'}").encode())
+        for name, data in _awkward_cards().items():
+            (folder / name).write_bytes(data)
+        status, _, _ = request(server, "PUT", BOOK + "put-1.vcf", card(
+            "put-1", "Put & Stored", "NOTE:via <PUT>").encode(),
+            {"Content-Type": "text/vcard"})
+        assert status == 201
+        yield server
+    finally:
+        server.stop()
+
+
+def request(server: ServerProcess, method: str, path: str, body: bytes | str = b"",
+            headers: dict[str, str] | None = None, user: str | None = USER,
+            password: str = PASSWORD) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    hdrs = {"User-Agent": "cardfile-tests/1.0", "Content-Type": "application/xml"}
+    if user is not None:
+        hdrs["Authorization"] = "Basic " + base64.b64encode(
+            f"{user}:{password}".encode()).decode()
+    hdrs.update(headers or {})
+    try:
+        conn.request(method, path, body=body.encode() if isinstance(body, str) else body,
+                     headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        found = {k.lower(): v for k, v in resp.getheaders()}
+        if found.get("content-encoding") == "gzip":
+            data = gzip.decompress(data)
+        return resp.status, found, data
+    finally:
+        conn.close()
+
+
+def canonical(element: ET.Element) -> Any:
+    return (element.tag, (element.text or "").strip() if len(element) else element.text or "",
+            tuple(sorted(element.attrib.items())), tuple(canonical(c) for c in element))
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """token and href -> (status, {propstat status: {prop: value}}), order-free.
+
+    An href Radicale answers twice (a multiget naming the book and a card in
+    it) maps to the list of its responses.
+    """
+    root = ET.fromstring(body)
+    responses: dict[str, Any] = {}
+    for response in root.findall("{DAV:}response"):
+        href = response.findtext("{DAV:}href")
+        assert href, "a response without href"
+        propstats: dict[str, dict[str, Any]] = {}
+        for propstat in response.findall("{DAV:}propstat"):
+            props = propstats.setdefault(propstat.findtext("{DAV:}status") or "", {})
+            for prop in propstat.find("{DAV:}prop") or []:
+                props[prop.tag] = canonical(prop)
+        entry = (response.findtext("{DAV:}status"), propstats)
+        if href in responses:
+            previous = responses[href]
+            entry = sorted([*(previous if isinstance(previous, list) else [previous]), entry],
+                           key=repr)
+        responses[href] = entry
+    return {"token": root.findtext("{DAV:}sync-token"), "responses": responses,
+            "root": root.tag}
+
+
+def both(server: ServerProcess, method: str, body: str, path: str = BOOK,
+         headers: dict[str, str] | None = None, streamed: bool = True,
+         **auth: Any) -> tuple[int, bytes, bytes]:
+    """The fast answer and Radicale's; asserts they agree. Returns status, bodies."""
+    fast = request(server, method, path, body, headers, **auth)
+    slow = request(server, method, path, body, {**(headers or {}), **BYPASS}, **auth)
+    assert fast[0] == slow[0], (fast, slow)
+    assert slow[2].startswith(RADICALE_XML) or fast[0] != 207, slow[2][:100]
+    assert fast[2].startswith(FAST_XML if streamed else RADICALE_XML) or fast[0] != 207
+    assert fast[1].get("content-type") == slow[1].get("content-type")
+    assert fast[1].get("dav") == slow[1].get("dav")
+    if fast[0] == 207:
+        assert parse(fast[2]) == parse(slow[2])
+    return fast[0], fast[2], slow[2]
+
+
+def propfind(*props: str) -> str:
+    inner = "".join(f"<{p}/>" for p in props)
+    return f'<?xml version="1.0"?><D:propfind {NS}><D:prop>{inner}</D:prop></D:propfind>'
+
+
+def multiget(hrefs: list[str], *props: str) -> str:
+    inner = "".join(f"<{p}/>" for p in props or ("D:getetag", "C:address-data"))
+    refs = "".join(f"<D:href>{h}</D:href>" for h in hrefs)
+    return (f'<?xml version="1.0"?><C:addressbook-multiget {NS}><D:prop>{inner}</D:prop>'
+            f"{refs}</C:addressbook-multiget>")
+
+
+def sync(token: str = "", *props: str) -> str:
+    inner = "".join(f"<{p}/>" for p in props or ("D:getetag",))
+    return (f'<?xml version="1.0"?><D:sync-collection {NS}><D:sync-token>{token}'
+            f"</D:sync-token><D:sync-level>1</D:sync-level><D:prop>{inner}</D:prop>"
+            f"</D:sync-collection>")
+
+
+def card_hrefs(server: ServerProcess) -> list[str]:
+    status, body, _ = both(server, "PROPFIND", propfind("D:getetag"), headers={"Depth": "1"})
+    assert status == 207
+    return sorted(h for h in parse(body)["responses"] if not h.endswith("/"))
+
+
+# -- PROPFIND Depth 1 ------------------------------------------------------------------
+@pytest.mark.parametrize("props", [
+    ("D:getetag",),
+    ("D:getetag", "D:getcontenttype", "D:getlastmodified", "D:resourcetype"),
+    ("X:unknown", "D:getetag", "D:displayname", "CS:getctag", "D:sync-token",
+     "C:address-data", "D:resourcetype", "D:getetag"),
+    ("X:unknown",),
+    (),
+])
+def test_propfind_depth1_is_radicales_answer(srv: ServerProcess, props: tuple[str, ...]) -> None:
+    status, body, _ = both(srv, "PROPFIND", propfind(*props), headers={"Depth": "1"})
+    assert status == 207
+    responses = parse(body)["responses"]
+    assert len(responses) == CARDS + len(_awkward_cards()) + 2  # + put-1 and the book
+    assert BOOK in responses and "/alice/contacts/sp%20ace%26amp.vcf" in responses
+
+
+def test_big_answers_are_streamed_and_small_ones_have_a_length(srv: ServerProcess) -> None:
+    status, headers, _ = request(srv, "PROPFIND", BOOK, propfind("D:getetag"), {"Depth": "1"})
+    assert status == 207 and "content-length" not in headers
+    status, headers, body = request(srv, "REPORT", BOOK, multiget([BOOK + "amp.vcf"]))
+    assert status == 207 and headers["content-length"] == str(len(body))
+    assert body.startswith(FAST_XML)
+
+
+def test_propfind_is_gzipped_when_asked(srv: ServerProcess) -> None:
+    status, body, _ = both(srv, "PROPFIND", propfind("D:getetag"),
+                           headers={"Depth": "1", "Accept-Encoding": "gzip"})
+    assert status == 207 and len(parse(body)["responses"]) > CARDS
+
+
+@pytest.mark.parametrize("body, depth, path", [
+    (f'<?xml version="1.0"?><D:propfind {NS}><D:allprop/></D:propfind>', "1", BOOK),
+    (f'<?xml version="1.0"?><D:propfind {NS}><D:propname/></D:propfind>', "1", BOOK),
+    (propfind("D:getetag", "D:current-user-privilege-set"), "1", BOOK),
+    (propfind("D:getetag", "D:getcontentlength"), "1", BOOK),
+    (propfind("D:getetag"), "0", BOOK),
+    (propfind("D:getetag", "D:resourcetype"), "1", f"/{USER}/"),
+    (propfind("D:getetag"), "1", BOOK + "card-0001.vcf"),
+    ("", "1", BOOK),
+])
+def test_other_propfinds_are_left_to_radicale(srv: ServerProcess, body: str, depth: str,
+                                              path: str) -> None:
+    status, _, _ = both(srv, "PROPFIND", body, path=path, headers={"Depth": depth},
+                        streamed=False)
+    assert status == 207
+
+
+# -- addressbook-multiget --------------------------------------------------------------
+def test_multiget_of_every_card_in_one_request_and_in_batches(srv: ServerProcess) -> None:
+    hrefs = card_hrefs(srv)
+    status, body, slow = both(srv, "REPORT", multiget(hrefs))
+    assert status == 207
+    data = {h: r[1]["HTTP/1.1 200 OK"]["{urn:ietf:params:xml:ns:carddav}address-data"][1]
+            for h, r in parse(body)["responses"].items()}
+    assert len(data) == len(hrefs)
+    # Card text as Radicale's XML gives it (CRLF read back as LF by the parser).
+    expected = _awkward_cards()["amp.vcf"].decode().replace("\r\n", "\n")
+    assert data["/alice/contacts/amp.vcf"] == expected
+    assert data["/alice/contacts/photo.vcf"].count(PHOTO[:60]) == 1
+    for start in range(0, len(hrefs), 10):
+        assert both(srv, "REPORT", multiget(hrefs[start:start + 10]))[0] == 207
+
+
+def test_multiget_answers_missing_and_foreign_hrefs_like_radicale(srv: ServerProcess) -> None:
+    hrefs = [
+        BOOK + "card-0003.vcf", BOOK + "card-0003.vcf", BOOK + "nope.vcf",
+        "/bob/contacts/card-0001.vcf", "/elsewhere.vcf", BOOK + "caf%C3%A9.vcf",
+        f"http://127.0.0.1:{srv.port}{BOOK}card-0004.vcf", BOOK + "sp%20ace%26amp.vcf",
+        BOOK + "..%2Fescape.vcf", BOOK + "amp.vcf",
+    ]
+    for props in [("D:getetag",), ("D:getcontenttype", "X:unknown", "D:getetag"),
+                  ("C:address-data",), ()]:
+        status, body, _ = both(srv, "REPORT", multiget(hrefs, *props))
+        assert status == 207
+    found = parse(body)["responses"]
+    assert found[BOOK + "nope.vcf"][0] == "HTTP/1.1 404 Not Found"
+
+
+def test_multiget_naming_the_book_itself_is_left_to_radicale(srv: ServerProcess) -> None:
+    status, _, _ = both(srv, "REPORT", multiget([BOOK, BOOK + "amp.vcf"]), streamed=False)
+    assert status == 207
+
+
+# -- sync-collection --------------------------------------------------------------------
+def test_sync_collection_initial_incremental_and_unchanged(srv: ServerProcess) -> None:
+    status, body, _ = both(srv, "REPORT", sync())
+    token = parse(body)["token"]
+    assert status == 207 and token
+    assert both(srv, "REPORT", sync("", "D:getetag", "C:address-data", "X:unknown"))[0] == 207
+    # A change, a deletion and a new card: the deleted card is a 404 entry.
+    assert request(srv, "PUT", BOOK + "card-0010.vcf", card("card-10", "Changed Ten"),
+                   {"Content-Type": "text/vcard"})[0] in (201, 204)
+    assert request(srv, "DELETE", BOOK + "card-0011.vcf")[0] in (200, 204)
+    assert request(srv, "PUT", BOOK + "new-1.vcf", card("new-1", "New One"),
+                   {"Content-Type": "text/vcard"})[0] == 201
+    status, body, _ = both(srv, "REPORT", sync(token, "D:getetag", "C:address-data"))
+    changes = parse(body)
+    assert set(changes["responses"]) == {BOOK + "card-0010.vcf", BOOK + "card-0011.vcf",
+                                         BOOK + "new-1.vcf"}
+    assert changes["responses"][BOOK + "card-0011.vcf"][0] == "HTTP/1.1 404 Not Found"
+    status, body, _ = both(srv, "REPORT", sync(changes["token"]))
+    assert parse(body)["responses"] == {} and parse(body)["token"] == changes["token"]
+
+
+@pytest.mark.parametrize("token", ["http://cardfile.org/ns/sync/c0-1-1", "bogus",
+                                   "http://cardfile.org/ns/sync/g0-1-1"])
+def test_invalid_sync_token_is_radicales_403(srv: ServerProcess, token: str) -> None:
+    status, fast, slow = both(srv, "REPORT", sync(token), streamed=False)
+    assert status == 403 and b"valid-sync-token" in fast and b"valid-sync-token" in slow
+
+
+# -- who may ask ------------------------------------------------------------------------
+@pytest.mark.parametrize("method, body, depth", [
+    ("PROPFIND", propfind("D:getetag"), "1"),
+    ("REPORT", sync(), "1"),
+    ("REPORT", multiget([BOOK + "amp.vcf"]), "1"),
+])
+def test_logins_and_rights_are_radicales(srv: ServerProcess, method: str, body: str,
+                                         depth: str) -> None:
+    headers = {"Depth": depth}
+    status, _, _ = both(srv, method, body, headers=headers, streamed=False, user=None)
+    assert status == 401
+    status, _, _ = both(srv, method, body, headers=headers, streamed=False,
+                        password="wrong password")
+    assert status == 401
+    status, _, _ = both(srv, method, body, headers=headers, streamed=False, user="bob",
+                        password="bob's password")
+    assert status in (403, 404)
+    status, _, _ = both(srv, method, body, headers=headers, streamed=False,
+                        path=f"/{USER}/missing-book/")
+    assert status in (403, 404)
+
+
+def test_group_cards_view_is_left_to_radicale(srv: ServerProcess) -> None:
+    apple = {"User-Agent": "macOS/14.1 (23B74) AddressBookCore/2659.1.1"}
+    status, body, _ = both(srv, "PROPFIND", propfind("D:getetag"),
+                           headers={"Depth": "1", **apple}, streamed=False)
+    assert status == 207
+    assert both(srv, "REPORT", sync(), headers=apple, streamed=False)[0] == 207
+
+
+def test_streamed_requests_are_logged_with_status(srv: ServerProcess) -> None:
+    both(srv, "REPORT", sync())
+    assert any(line.endswith("agent='cardfile-tests/1.0'") and "REPORT /alice/contacts/ 207"
+               in line for line in srv.log().splitlines())
+
+
+def test_oversized_cards_are_not_listed(tmp_path: Path) -> None:
+    server = start_server(tmp_path, extra_config="[server]\nmax_resource_size = 1000\n")
+    try:
+        assert request(server, "PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0] == 207
+        (server.book_dir() / "big.vcf").write_bytes(_awkward_cards()["photo.vcf"])
+        (server.book_dir() / "small.vcf").write_bytes(card("small", "Small One").encode())
+        _, body, _ = both(server, "PROPFIND", propfind("D:getetag"), headers={"Depth": "1"})
+        assert set(parse(body)["responses"]) == {BOOK, BOOK + "small.vcf"}
+        _, body, _ = both(server, "REPORT", multiget([BOOK + "big.vcf", BOOK + "small.vcf"]))
+        assert parse(body)["responses"][BOOK + "big.vcf"][0] == "HTTP/1.1 404 Not Found"
+    finally:
+        server.stop()
+
+
+# -- the shortcuts the fast path takes are exact -----------------------------------------
+_PATHISH = st.text(alphabet=st.sampled_from(list("/.ab%;?# \t\r\né:")), max_size=24)
+
+
+@given(st.one_of(_PATHISH, st.text(max_size=24)))
+@settings(max_examples=500, deadline=None)
+def test_href_shortcuts_equal_radicales_functions(href: str) -> None:
+    assert fastpath._url_path(href) == urlparse(href).path
+    assert fastpath._sanitized(href) == pathutils.sanitize_path(href)
+
+
+def test_writer_escapes_as_elementtree_does() -> None:
+    text = "A & B <c> ]]> \"q\" 'a'\r\nnext\tline é \U0001F600"
+    element = ET.Element("{DAV:}x")
+    element.text = text
+    expected = ET.tostring(element, encoding="unicode").split(">", 1)[1].rsplit("<", 1)[0]
+    assert multistatus.escape(text) == expected
