@@ -111,6 +111,11 @@ class Writers:
                     "DELETE" if op == "delete" else "PUT", self.book + href, body, headers)
             except OSError:
                 return  # the server is gone: this write stays "in flight"
+            if status in (200, 201, 204) and op == "put" and not response.get("etag"):
+                # The server was killed while writing the headers (http.client takes
+                # the connection's end as the end of the headers): the outcome is
+                # unknown to the client, so this write stays "in flight".
+                return
             del self.inflight[href]
             if status in (200, 201, 204):
                 etag = response.get("etag", "")

@@ -48,7 +48,13 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
     dav.put("b.vcf", card("urn:uuid:0b9e", "Alan Turing", "CATEGORIES:Family"))
     command = [*schemathesis_command(), "--config-file", str(CONFIG), "--no-color", "run",
                f"{server.url}/api/openapi.json", "--auth", f"{USER}:{PASSWORD}",
-               "--checks", "all", "--max-examples", str(EXAMPLES), "--seed", SEED,
+               "--checks", "all",
+               # Two stateful checks misread this API (reasons in schemathesis.toml,
+               # whose per-operation switches the command line's --checks overrides):
+               # DELETE .../members empties a category (the members list stays) and
+               # a contact created without a photo has no photo resource.
+               "--exclude-checks", "use_after_free,ensure_resource_availability",
+               "--max-examples", str(EXAMPLES), "--seed", SEED,
                "--generation-database", "none", "--request-timeout", "60"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
                             timeout=3000)
