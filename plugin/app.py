@@ -26,7 +26,7 @@ from radicale.log import logger as radicale_logger
 
 from cardfile.plugin import preconditions, request_guard, request_notes, views
 from cardfile.plugin.api import ApiApp, is_api_path
-from cardfile.plugin.card_check import CardRejected, check_card_upload
+from cardfile.plugin.card_check import CardRejected, check_card_upload, read_exactly
 from cardfile.plugin.fastpath import FastPath
 from cardfile.plugin.host_check import HostCheck
 from cardfile.plugin.web_app import WebApp, is_web_path
@@ -159,7 +159,7 @@ class CardfileApp:
         if refused is not None:
             return refused
         if method == "PUT" and length:
-            body = _read_exactly(environ, length)
+            body = read_exactly(environ, length)
             check_card_upload(environ, body, self.max_resource_size)
             environ["wsgi.input"] = io.BytesIO(body)
         fast = self.fastpath.respond(environ, method)
@@ -241,19 +241,6 @@ def _content_length(environ: Environ) -> int:
         return max(0, int(environ.get("CONTENT_LENGTH") or 0))
     except ValueError:
         raise CardRejected(400, "The Content-Length header is not a number") from None
-
-
-def _read_exactly(environ: Environ, length: int) -> bytes:
-    stream = environ["wsgi.input"]
-    parts, remaining = [], length
-    while remaining > 0:
-        chunk = stream.read(min(remaining, 1 << 16))
-        if not chunk:
-            raise CardRejected(400, f"The request body ended after {length - remaining} of "
-                                    f"{length} bytes")
-        parts.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(parts)
 
 
 def _with_reason(method: str, code: int, headers: list[tuple[str, str]], body: bytes,

@@ -115,3 +115,17 @@ def _one_line(error: Exception) -> str:
     text = " ".join(str(error).split())
     text = re.sub(r"\s+", " ", text)
     return (text[:240] + "...") if len(text) > 240 else (text or type(error).__name__)
+
+
+def read_exactly(environ: dict[str, Any], length: int) -> bytes:
+    """The request body, all ``length`` bytes of it, or a 400 saying where it ended."""
+    stream = environ["wsgi.input"]
+    parts, remaining = [], length
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 1 << 16))
+        if not chunk:
+            raise CardRejected(400, f"The request body ended after {length - remaining} of "
+                                    f"{length} bytes")
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)

@@ -21,7 +21,7 @@ import xml.parsers.expat
 from typing import Any
 from urllib.parse import unquote
 
-from cardfile.plugin.card_check import CardRejected
+from cardfile.plugin.card_check import CardRejected, read_exactly
 
 #: Methods whose body Radicale parses as XML.
 XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR"})
@@ -72,7 +72,7 @@ def screen(environ: dict[str, Any], method: str, length: int) -> Response | None
         if destination:
             check_item_name(destination)
     if method in XML_METHODS and length:
-        body = _read_exactly(environ, length)
+        body = read_exactly(environ, length)
         root = check_xml_body(body)
         environ["wsgi.input"] = io.BytesIO(body)
         if method == "REPORT" and root and root not in KNOWN_REPORTS:
@@ -131,16 +131,3 @@ def check_xml_body(body: bytes) -> str:
                                 f"{xml.parsers.expat.ErrorString(e.code)} (line {e.lineno}, "
                                 f"column {e.offset + 1})") from None
     return root
-
-
-def _read_exactly(environ: dict[str, Any], length: int) -> bytes:
-    stream = environ["wsgi.input"]
-    parts, remaining = [], length
-    while remaining > 0:
-        chunk = stream.read(min(remaining, 1 << 16))
-        if not chunk:
-            raise CardRejected(400, f"The request body ended after {length - remaining} of "
-                                    f"{length} bytes")
-        parts.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(parts)
