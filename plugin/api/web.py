@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from cardfile.plugin.api.problems import Problem
+from cardfile.plugin.card_check import CardRejected, read_exactly
 
 JSON = "application/json"
 JCARD = "application/vcard+json"
@@ -146,16 +147,12 @@ def read_body(environ: dict[str, Any], max_length: int) -> bytes:
     if length > max_length:
         raise Problem(413, f"the request body is {length} bytes; this server accepts at most "
                            f"{max_length} (max_content_length)")
-    stream = environ.get("wsgi.input")
-    parts, remaining = [], length
-    while remaining > 0 and stream is not None:
-        chunk = stream.read(min(remaining, 1 << 16))
-        if not chunk:
-            raise Problem(400, f"the request body ended after {length - remaining} of "
-                               f"{length} bytes")
-        parts.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(parts)
+    if length == 0 or environ.get("wsgi.input") is None:
+        return b""
+    try:
+        return read_exactly(environ, length)
+    except CardRejected as e:  # the shared reader says where the body ended
+        raise Problem(400, e.reason[0].lower() + e.reason[1:]) from None
 
 
 def etag_matches(header: str, etag: str) -> bool:
