@@ -146,8 +146,11 @@ def _split_param_values(raw: str) -> list[str]:
     return values
 
 
-def split_escaped(value: str, separator: str) -> list[str]:
-    """Split on unescaped ``separator`` and undo vCard text escapes."""
+def split_escaped(value: str, separator: str, keep_escapes: bool = False) -> list[str]:
+    """Split on unescaped ``separator``; undo vCard text escapes unless asked to keep them.
+
+    Kept escapes let a caller re-join untouched parts byte for byte (line edits).
+    """
     if "\\" not in value:
         return value.split(separator)
     parts: list[str] = []
@@ -156,7 +159,10 @@ def split_escaped(value: str, separator: str) -> list[str]:
     for ch in chars:
         if ch == "\\":
             nxt = next(chars, "")
-            current.append("\n" if nxt in ("n", "N") else nxt)
+            if keep_escapes:
+                current.append(ch + nxt)
+            else:
+                current.append("\n" if nxt in ("n", "N") else nxt)
         elif ch == separator:
             parts.append("".join(current))
             current = []

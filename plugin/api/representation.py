@@ -54,21 +54,7 @@ def updated(mtime_ns: int) -> str:
 
 def split_raw(value: str, separator: str) -> list[str]:
     """Split on unescaped ``separator``, keeping escapes (to re-join untouched)."""
-    parts, current, escaped = [], [], False
-    for ch in value:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            current.append(ch)
-            escaped = True
-        elif ch == separator:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
+    return card_fields.split_escaped(value, separator, keep_escapes=True)
 
 
 def types_of(line: ContentLine) -> list[str]:
