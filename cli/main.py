@@ -113,7 +113,7 @@ def _read_password(password_stdin: bool, name: str) -> str:
     return value
 
 
-def _user_action(action: Callable[[], None]) -> None:
+def _user_action(action: Callable[[], object]) -> None:
     try:
         action()
     except users.UserError as e:
@@ -128,7 +128,7 @@ def user_add(data_dir: str | None, config_file: str | None, name: str,
              password_stdin: bool) -> None:
     """Add a user (asks for the password)."""
     settings = _settings(data_dir, config_file)
-    _user_action(lambda: users.validate_name(name) and None)
+    _user_action(lambda: users.validate_name(name))
     password = _read_password(password_stdin, name)
     _user_action(lambda: users.add(settings.htpasswd, name, password))
     click.echo(f"Added user {name!r}.", err=True)

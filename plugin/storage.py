@@ -422,8 +422,9 @@ class Collection(multifilesystem.Collection):
         text = item.serialize()
         fields = card_fields.extract(text)
         try:
-            with self._atomic_write(path, newline="") as fo:  # type: ignore[misc]
-                cast(TextIO, fo).write(text)
+            atomic_file: Any  # Radicale types it as IO[AnyStr]; newline="" makes it text
+            with self._atomic_write(path, newline="") as atomic_file:  # type: ignore[misc]
+                cast(TextIO, atomic_file).write(text)
         except Exception as e:
             raise ValueError(f"Failed to store item {href!r} in collection {self.path!r}: {e}"
                              ) from e
