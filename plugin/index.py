@@ -23,6 +23,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
@@ -120,12 +121,33 @@ def etag_of(text: str) -> str:
     return f'"{sha256(text.encode()).hexdigest()}"'
 
 
+class _Lease:
+    """A thread's hold on a pooled connection, given back when the thread ends.
+
+    The server runs each request in a thread of its own, so a connection per
+    thread was a connection per request: opening it (and setting WAL mode)
+    cost more than the query of a GET. A thread's ``threading.local`` is
+    dropped when the thread ends, and with it this lease, whose finaliser
+    returns the connection for the next thread.
+    """
+
+    def __init__(self, db: sqlite3.Connection, give_back: Callable[[sqlite3.Connection], None]
+                 ) -> None:
+        self.db = db
+        weakref.finalize(self, give_back, db)
+
+
 class CardIndex:
-    """Thread-safe access to one index database (one connection per thread)."""
+    """Thread-safe access to one index database (a connection per thread, pooled)."""
+
+    #: Idle connections kept for the next threads; more are closed.
+    POOL_SIZE = 16
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
         self._write_lock = threading.RLock()
         db = self._db()
         db.executescript(_SCHEMA)
@@ -142,16 +164,36 @@ class CardIndex:
 
     # -- connections -----------------------------------------------------
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            # The index is derived data: a lost transaction after a power
-            # cut is repaired by reconcile, so no fsync per commit.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=OFF")
-            self._local.db = db
+        lease: _Lease | None = getattr(self._local, "lease", None)
+        if lease is None:
+            with self._idle_lock:
+                db = self._idle.pop() if self._idle else None
+            if db is None:
+                db = self._connect()
+            lease = self._local.lease = _Lease(db, self._give_back)
+        return lease.db
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False: a pooled connection moves from a finished
+        # thread to the next; a lease keeps it to one thread at a time.
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                             check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # The index is derived data: a lost transaction after a power
+        # cut is repaired by reconcile, so no fsync per commit.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=OFF")
         return db
+
+    def _give_back(self, db: sqlite3.Connection) -> None:
+        if db.in_transaction:  # a thread died mid-transaction: never reuse that
+            db.close()
+            return
+        with self._idle_lock:
+            if len(self._idle) < self.POOL_SIZE:
+                self._idle.append(db)
+                return
+        db.close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
