@@ -6,7 +6,8 @@ then as one string: at 100,000 cards that is hundreds of megabytes and
 seconds, and a 10-card multiget still pays for every layer. For an
 index-backed address book the answers are regular, so this module writes them
 itself (``multistatus.py``), a chunk of responses at a time, reading a card
-from disk only when its response is written.
+from disk only when its response is written. A GET or HEAD of one card is
+answered the same way, by ``item_get.py``.
 
 Parity with Radicale is the rule, so the module is deliberately narrow:
 
@@ -50,7 +51,7 @@ from radicale import httputils, pathutils, rights, xmlutils
 from radicale.app import base as app_base
 from radicale.auth import AuthContext
 
-from cardfile.plugin import multistatus
+from cardfile.plugin import item_get, multistatus
 from cardfile.plugin.storage import Collection, http_date
 
 log = logging.getLogger("cardfile")
@@ -121,9 +122,12 @@ class FastPath:
             return None
 
     def _respond(self, environ: dict[str, Any], method: str) -> Response | None:
-        if (not self.enabled or method not in ("PROPFIND", "REPORT")
-                or environ.get(BYPASS_HEADER, "").strip() not in ("", "0")
-                or (method == "PROPFIND" and environ.get("HTTP_DEPTH") != "1")):
+        if not self.enabled or environ.get(BYPASS_HEADER, "").strip() not in ("", "0"):
+            return None
+        if method in ("GET", "HEAD"):
+            return item_get.respond(self, environ, method)
+        if method not in ("PROPFIND", "REPORT") or (
+                method == "PROPFIND" and environ.get("HTTP_DEPTH") != "1"):
             return None
         raw = _read_body(environ)
         root = self._parse(environ, raw) if raw is not None else None
@@ -135,7 +139,7 @@ class FastPath:
         del root
         if tags is None and report is None:
             return None
-        target = self._target(environ)
+        target = self.target(environ)
         if target is None:
             return None
         if tags is not None:
@@ -151,7 +155,7 @@ class FastPath:
         except Exception:  # Radicale answers what it cannot parse (400)
             return None
 
-    def _target(self, environ: dict[str, Any]) -> _Target | None:
+    def target(self, environ: dict[str, Any]) -> _Target | None:
         """Radicale's login, path and read-right checks; None means "ask Radicale"."""
         app = self.app
         if app._sharing._enabled or any(environ.get(h) for h in _PROXY_HEADERS):
@@ -194,7 +198,7 @@ class FastPath:
             return None
         return _Target(base_prefix, path, user, groups, access)
 
-    def _book(self, target: _Target) -> Collection | None:
+    def book(self, target: _Target) -> Collection | None:
         """The address book this module may answer for (call under the read lock)."""
         own = target.path.startswith(f"/{target.user}/")  # then the principal exists
         if not own and next(iter(self.storage.discover(f"/{target.user}/")), None) is None:
@@ -210,7 +214,7 @@ class FastPath:
     def _propfind(self, environ: dict[str, Any], raw: bytes, target: _Target,
                   tags: tuple[str, ...]) -> Response | None:
         with self.storage.acquire_lock("r", target.user):
-            book = self._book(target)
+            book = self.book(target)
             if book is None or _has_child_folders(book._filesystem_path):
                 return None
         granted = self.app._rights.authorization(
@@ -222,7 +226,7 @@ class FastPath:
             return None
         headers, own_response = own
         with self.storage.acquire_lock("r", target.user):
-            book = self._book(target)
+            book = self.book(target)
             if book is None:
                 return None
             all_rows = book._all_rows()
@@ -301,7 +305,7 @@ class FastPath:
         token = None
         missing: list[str] = []
         with self.storage.acquire_lock("r", target.user):
-            book = self._book(target)
+            book = self.book(target)
             if book is None:
                 return None
             prefix = pathutils.unstrip_path(book.path, True)

@@ -19,14 +19,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from radicale import pathutils
 
-from cardfile.plugin import fastpath, multistatus
+from cardfile.plugin import fastpath, item_get, multistatus
 from tests.conftest import PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import card
 
@@ -355,3 +355,76 @@ def test_writer_escapes_as_elementtree_does() -> None:
     element.text = text
     expected = ET.tostring(element, encoding="unicode").split(">", 1)[1].rsplit("<", 1)[0]
     assert multistatus.escape(text) == expected
+
+
+# -- GET and HEAD of one card (plugin/item_get.py) ---------------------------------------
+def _same_answer(server: ServerProcess, method: str, path: str,
+                 headers: dict[str, str] | None = None, **auth: Any) -> tuple[int, bytes]:
+    """GET/HEAD sent both ways: status, every header but Date, and the body agree."""
+    fast = request(server, method, path, headers=headers, **auth)
+    slow = request(server, method, path, headers={**(headers or {}), **BYPASS}, **auth)
+    assert fast[0] == slow[0], (fast, slow)
+    assert ({k: v for k, v in fast[1].items() if k != "date"}
+            == {k: v for k, v in slow[1].items() if k != "date"})
+    assert fast[2] == slow[2]
+    return fast[0], fast[2]
+
+
+@pytest.mark.parametrize("name", ["card-0001.vcf", "amp.vcf", "unicode.vcf", "photo.vcf",
+                                  "sp ace&amp.vcf", "café.vcf", "lf-only.vcf", "put-1.vcf"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("encoding", ["", "gzip, deflate"])
+def test_get_of_one_card_is_radicales_answer(srv: ServerProcess, name: str, method: str,
+                                             encoding: str) -> None:
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    status, body = _same_answer(srv, method, BOOK + quote(name), headers)
+    assert status == 200
+    if method == "GET":
+        assert body == (srv.book_dir() / name).read_bytes().decode().encode()
+    else:
+        assert body == b""
+
+
+@pytest.mark.parametrize("path, auth", [
+    (BOOK + "no-such-card.vcf", {}),
+    (BOOK + "amp.vcf", {"user": None}),
+    (BOOK + "amp.vcf", {"password": "wrong password"}),
+    (BOOK + "amp.vcf", {"user": "bob", "password": "bob's password"}),
+    (BOOK + "amp.vcf?view=freebusy", {}),
+    (BOOK + "..%2Famp.vcf", {}),
+    (BOOK, {}),
+])
+def test_get_refusals_and_misses_are_radicales(srv: ServerProcess, path: str,
+                                               auth: dict[str, Any]) -> None:
+    status, _ = _same_answer(srv, "GET", path, **auth)
+    assert status != 200 or path == BOOK
+
+
+def test_get_sees_a_card_edited_in_place_at_once(srv: ServerProcess) -> None:
+    target = srv.book_dir() / "edited-in-place.vcf"
+    target.write_bytes(card("in-place", "Before Edit").encode())
+    first = request(srv, "GET", BOOK + "edited-in-place.vcf")
+    target.write_bytes(card("in-place", "After The Edit, Longer").encode())
+    status, body = _same_answer(srv, "GET", BOOK + "edited-in-place.vcf")
+    assert status == 200 and b"After The Edit" in body
+    assert request(srv, "GET", BOOK + "edited-in-place.vcf")[1]["etag"] != first[1]["etag"]
+
+
+def test_get_of_an_indexed_card_is_answered_without_radicale(srv: ServerProcess) -> None:
+    """The fast answer really is taken (the HTTP tests above only show it is equal)."""
+    from cardfile.cli import settings as settings_mod
+    from cardfile.plugin.app import CardfileApp
+
+    settings = settings_mod.resolve(str(srv.data_dir), None)
+    app = CardfileApp(settings_mod.radicale_configuration(settings))
+    auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": BOOK + "amp.vcf", "SCRIPT_NAME": "",
+               "HTTP_AUTHORIZATION": auth, "REMOTE_ADDR": "127.0.0.1"}
+    answer = item_get.respond(app.fastpath, environ, "GET")
+    assert answer is not None
+    status, headers, chunks = answer
+    assert status == "200 OK"
+    assert b"".join(chunks) == (srv.book_dir() / "amp.vcf").read_bytes()
+    assert dict(headers)["Content-Type"] == "text/vcard; charset=utf-8"
+    missing = dict(environ, PATH_INFO=BOOK + "no-such-card.vcf")
+    assert item_get.respond(app.fastpath, missing, "GET") is None  # Radicale's 404
