@@ -21,6 +21,7 @@ CLI imports it before any configuration is loaded.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
@@ -37,6 +38,7 @@ _SERVER_SCHEMA.setdefault(OPTION, {
 })
 
 
+@functools.lru_cache(maxsize=256)  # a server sees a handful of Host values
 def is_loopback_name(host: str) -> bool:
     """``localhost``, an IPv4 127/8 or the IPv6 loopback address (no port)."""
     name = host.strip().rstrip(".").lower()

@@ -63,13 +63,28 @@ def user_settings_path(collection_root: str, user: str) -> str:
     return os.path.join(collection_root, user, SETTINGS_FILE)
 
 
+#: settings file -> (its mtime and size, the mode it holds): every request asks,
+#: and a stat is much cheaper than reading and parsing the file each time.
+_mode_cache: dict[str, tuple[tuple[int, int], str | None]] = {}
+
+
 def read_group_card_mode(collection_root: str, user: str, default: str) -> str:
     """The user's ``group_cards`` setting, else the configured default."""
+    path = user_settings_path(collection_root, user)
     try:
-        with open(user_settings_path(collection_root, user), encoding="utf-8") as f:
-            mode = json.load(f).get("group_cards", default)
-    except (OSError, ValueError, AttributeError):
+        st = os.stat(path)
+    except OSError:
         return default
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _mode_cache.get(path)
+    if cached is None or cached[0] != stamp:
+        try:
+            with open(path, encoding="utf-8") as f:
+                mode = json.load(f).get("group_cards")
+        except (OSError, ValueError, AttributeError):
+            mode = None
+        cached = _mode_cache[path] = (stamp, mode if isinstance(mode, str) else None)
+    mode = cached[1]
     return mode if mode in GROUP_CARD_MODES else default
 
 
