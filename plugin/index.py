@@ -305,11 +305,19 @@ class CardIndex:
             "SELECT href FROM items WHERE coll=? AND uid=? AND kind != 'group'", (coll, uid))
         return [r[0] for r in cur]
 
-    def select(self, coll: int, where: str, params: Sequence[object]) -> list[ItemRow]:
-        """Rows of ``coll`` matching an SQL condition over ``items i``."""
+    def select(self, coll: int, where: str, params: Sequence[object],
+               by_condition: bool = False) -> list[ItemRow]:
+        """Rows of ``coll`` matching an SQL condition over ``items i``.
+
+        ``by_condition``: the condition picks few cards through a value index
+        (a query's ``i.id IN (...)``), so SQLite should start from those and
+        check the collection per row ("+i.coll") rather than walk every card of
+        the book and probe the condition for each (5x slower at 10,000 cards).
+        """
+        coll_test = "+i.coll=?" if by_condition else "i.coll=?"
         sql = (
             "SELECT href, uid, etag, size, mtime_ns, fn, kind, seq FROM items i "
-            f"WHERE i.coll=? AND ({where})"
+            f"WHERE {coll_test} AND ({where})"
         )
         return [ItemRow(*r) for r in self._db().execute(sql, (coll, *params))]
 

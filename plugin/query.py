@@ -80,15 +80,23 @@ def _prop_filter(prop_filter: ET.Element) -> tuple[str, list[object]]:
     if len(children) == 1 and children[0].tag == _tag("is-not-defined"):
         return "NOT " + _EXISTS + ")", [name]
     parts: list[str] = []
-    params: list[object] = [name]
+    params: list[object] = []
+    negated: list[bool] = []
     for child in children:
         if child.tag != _tag("text-match"):
             raise Unsupported(child.tag)
         sql, p = _text_match(name, child)
         parts.append(sql)
         params.extend(p)
-    combined = _combine(prop_filter.get("test", "anyof"), parts)
-    return f"({_EXISTS}) AND {combined})", params
+        negated.append(child.get("negate-condition") == "yes")
+    test = prop_filter.get("test", "anyof")
+    combined = _combine(test, parts)
+    # A text-match that is not negated already requires the property; the
+    # extra existence test then only costs a second pass over its values.
+    implied = not any(negated) if test == "anyof" else not all(negated)
+    if implied:
+        return combined, params
+    return f"({_EXISTS}) AND {combined})", [name, *params]
 
 
 def _text_match(name: str, text_match: ET.Element) -> tuple[str, list[object]]:

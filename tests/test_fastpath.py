@@ -428,3 +428,56 @@ def test_get_of_an_indexed_card_is_answered_without_radicale(srv: ServerProcess)
     assert dict(headers)["Content-Type"] == "text/vcard; charset=utf-8"
     missing = dict(environ, PATH_INFO=BOOK + "no-such-card.vcf")
     assert item_get.respond(app.fastpath, missing, "GET") is None  # Radicale's 404
+
+
+# -- addressbook-query --------------------------------------------------------------------
+def query(filter_xml: str, *props: str, test: str = "") -> str:
+    inner = "".join(f"<{p}/>" for p in props or ("D:getetag", "C:address-data"))
+    attr = f' test="{test}"' if test else ""
+    return (f'<?xml version="1.0"?><C:addressbook-query {NS}><D:prop>{inner}</D:prop>'
+            f"<C:filter{attr}>{filter_xml}</C:filter></C:addressbook-query>")
+
+
+def _match(prop: str, text: str, match_type: str = "contains", extra: str = "") -> str:
+    return (f'<C:prop-filter name="{prop}"><C:text-match collation="i;unicode-casemap" '
+            f'match-type="{match_type}"{extra}>{text}</C:text-match></C:prop-filter>')
+
+
+@pytest.mark.parametrize("filter_xml, test", [
+    (_match("CATEGORIES", "family", "equals"), ""),
+    (_match("EMAIL", "p12@", "contains"), ""),
+    (_match("EMAIL", "p1", "starts-with"), ""),
+    (_match("FN", "&amp; jerry &lt;cartoon&gt;", "ends-with"), ""),
+    (_match("FN", "ZOË", "contains"), ""),
+    (_match("EMAIL", "example.com", "contains", ' negate-condition="yes"'), ""),
+    ('<C:prop-filter name="EMAIL"><C:is-not-defined/></C:prop-filter>', ""),
+    ('<C:prop-filter name="NOTE"/>', ""),
+    (_match("CATEGORIES", "family", "equals") + _match("FN", "Person 7", "starts-with"), "allof"),
+    (_match("CATEGORIES", "family", "equals") + _match("NOTE", "日本", "contains"), "anyof"),
+    ('<C:prop-filter name="FN" test="allof"><C:text-match match-type="contains">Person'
+     '</C:text-match><C:text-match match-type="contains" negate-condition="yes">1'
+     '</C:text-match></C:prop-filter>', ""),
+    (_match("FN", "nobody at all"), ""),
+])
+def test_addressbook_query_is_radicales_answer(srv: ServerProcess, filter_xml: str,
+                                               test: str) -> None:
+    status, fast, _ = both(srv, "REPORT", query(filter_xml, test=test),
+                           headers={"Depth": "1"})
+    assert status == 207
+    assert fast.startswith(FAST_XML)
+
+
+def test_addressbook_query_props_and_counts(srv: ServerProcess) -> None:
+    body = query(_match("CATEGORIES", "family", "equals"), "D:getetag", "X:unknown",
+                 "D:getcontenttype")
+    _, fast, _ = both(srv, "REPORT", body, headers={"Depth": "1"})
+    hits = parse(fast)["responses"]
+    assert len(hits) == len(range(0, CARDS, 7))  # every seventh card is in Family
+
+
+def test_param_filter_queries_are_left_to_radicale(srv: ServerProcess) -> None:
+    param = ('<C:prop-filter name="EMAIL"><C:param-filter name="TYPE"><C:text-match>'
+             "work</C:text-match></C:param-filter></C:prop-filter>")
+    status, fast, _ = both(srv, "REPORT", query(param), headers={"Depth": "1"},
+                           streamed=False)
+    assert status == 207 and fast.startswith(RADICALE_XML)
