@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
+from urllib.parse import quote
 
 import bcrypt
 
@@ -62,7 +63,8 @@ NOT_TIMINGS = {"meta", "mkcol", "setup", "abort"}
 # Per-item operations are compared by their median latency (a total would
 # just scale with --get-count etc.); whole-collection operations by the time
 # the one request (or the batch series) took.
-P50_OPS = {"get_single", "put_create", "put_update", "delete", "sync_modify_puts"}
+P50_OPS = {"get_single", "put_create", "put_update", "delete", "sync_modify_puts",
+           "api_categories", "api_search", "api_category_page"}
 
 # What a client asks for when it first opens an address book; for Radicale
 # getetag/getctag/sync-token mean reading every card, for Cardfile reconciling
@@ -79,6 +81,9 @@ LOGIN_PROPFIND = (
 ROW_LABELS = {
     "first_access": "first access after seeding (index build)",
     "second_access": "second PROPFIND Depth 0 (warm)",
+    "api_categories": "JSON API: category list (Cardfile only)",
+    "api_search": "JSON API: search by name (Cardfile only)",
+    "api_category_page": "JSON API: first page of a category",
     "peak_rss": "server peak RSS (VmHWM)",
     "server_cpu": "server CPU, whole run",
 }
@@ -301,6 +306,47 @@ def time_first_access(server: Server, password: str, timeout: float) -> list[dic
     return records
 
 
+def time_api(server: Server, password: str, timeout: float, repeats: int = 7
+             ) -> list[dict[str, Any]]:
+    """Median latency of what the web page asks most (Cardfile's JSON API only).
+
+    The category list with member counts, a search by a family name taken
+    from the book itself, and the first page of the biggest category.
+    """
+    token = base64.b64encode(f"{USER}:{password}".encode()).decode()
+
+    def get(path: str) -> tuple[int, float, Any]:
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=timeout)
+        try:
+            t0 = time.perf_counter()
+            conn.request("GET", path, headers={"Authorization": f"Basic {token}"})
+            resp = conn.getresponse()
+            data = resp.read()
+            secs = time.perf_counter() - t0
+            return resp.status, secs, json.loads(data) if resp.status == 200 else None
+        finally:
+            conn.close()
+
+    base = f"/api/books/{BOOK}"
+    _, _, first = get(f"{base}/contacts?sort=family&limit=1&fields=family")
+    _, _, cats = get(f"{base}/categories")
+    family = ((first or {}).get("items") or [{}])[0].get("family") or "a"
+    biggest = max((cats or {}).get("items") or [{"name": ""}], key=lambda c: c.get("count", 0))
+    paths = {"api_categories": f"{base}/categories",
+             "api_search": f"{base}/contacts?q={quote(family)}&limit=50",
+             "api_category_page": f"{base}/contacts?category={quote(biggest['name'])}&limit=50"}
+    records = []
+    for op, path in paths.items():
+        runs = [get(path) for _ in range(repeats)]
+        ok = all(status == 200 for status, _, _ in runs)
+        body = runs[-1][2] or {}
+        records.append({"op": op, "ok": ok, "path": path, "requests": repeats,
+                        "p50_ms": round(statistics.median(s for _, s, _ in runs) * 1000, 2),
+                        "total": body.get("total"),
+                        **({} if ok else {"error": f"HTTP {runs[-1][0]}"})})
+    return records
+
+
 # -- the yardstick --------------------------------------------------------------
 def yardstick_script(path: Path) -> Path:
     """Accept the script itself or the folder holding it."""
@@ -429,6 +475,12 @@ def one_repeat(index: int, args: argparse.Namespace, script: Path, base: Path,
                                      create=vcards is None, log_prefix=prefix)
             for rec in recs:
                 emit(server.label, rec)
+            if server.label == "cardfile" and not args.no_api:
+                for rec in time_api(server, password, args.request_timeout):
+                    print(f"{prefix} {rec['op']:<26} {rec['p50_ms']:>9.2f}ms  "
+                          f"{'ok' if rec['ok'] else 'FAILED: ' + rec['error']}",
+                          file=sys.stderr)
+                    emit(server.label, rec)
             if rc != 0:
                 meaning = {1: "some operations failed", 2: "setup failed",
                            3: "load hit --load-deadline, later ops skipped"}.get(rc, "?")
@@ -474,7 +526,9 @@ def headline(rec: dict[str, Any]) -> tuple[str, float] | None:
     return None
 
 
-def cell(values: list[float], repeats: int) -> str:
+def cell(values: list[float] | None, repeats: int) -> str:
+    if values is None:
+        return "-"  # not measured for this server (the JSON API is Cardfile's)
     if not values:
         return "FAIL"
     med = statistics.median(values)
@@ -516,8 +570,9 @@ def table(results: Results, args: argparse.Namespace, mode: str) -> str:
         ratio = "-"
         if rad and card and statistics.median(rad) > 0:
             ratio = f"{statistics.median(card) / statistics.median(rad):.2f}"
-        rows.append((ROW_LABELS.get(op, op), metric.get(op, "-"), cell(rad, args.repeat),
-                     cell(card, args.repeat), ratio))
+        rows.append((ROW_LABELS.get(op, op), metric.get(op, "-"),
+                     cell(values.get((op, "radicale")), args.repeat),
+                     cell(values.get((op, "cardfile")), args.repeat), ratio))
         for label in LABELS:
             if failed.get((op, label)):
                 errs = [r.get("error", "") for r in results.records
@@ -576,6 +631,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="extra argument passed to the yardstick (repeatable), "
                         "e.g. --yardstick-arg=--get-count=500")
     p.add_argument("--out", type=Path, help="write every raw JSON record to this file")
+    p.add_argument("--no-api", action="store_true",
+                   help="skip timing Cardfile's JSON API (category list, search)")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary folders (data, configs, server logs)")
     p.add_argument("--radicale-port", type=int, default=0, help="fixed port (0 = free one)")
