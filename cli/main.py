@@ -60,9 +60,10 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
             f"refusing to listen on {', '.join(exposed)} with authentication off "
             f"([auth] type = {auth_type}); use a loopback address or turn authentication on")
     server.configure_logging(log_level)
-    if auth_type == "htpasswd":
-        _first_run_user(Path(str(configuration.get("auth", "htpasswd_filename"))), hosts[0])
     scheme = "https" if configuration.get("server", "ssl") else "http"
+    if auth_type == "htpasswd":
+        _first_run_user(Path(str(configuration.get("auth", "htpasswd_filename"))),
+                        f"{scheme}://{hosts[0]}")
     click.echo(f"Cardfile serving {settings.data_dir} on "
                + ", ".join(f"{scheme}://{h}/" for h in hosts), err=True)
     server.serve(configuration)
@@ -78,7 +79,7 @@ def _listen_addresses(configured: list[tuple[str, int]], host: str | None,
     return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in pairs]
 
 
-def _first_run_user(htpasswd: Path, host: str) -> None:
+def _first_run_user(htpasswd: Path, server_url: str) -> None:
     """With no users yet, create one for the login name and show its password once."""
     if users.read(htpasswd):
         return
@@ -92,8 +93,8 @@ def _first_run_user(htpasswd: Path, host: str) -> None:
     click.echo(
         "\nFirst run: created the user below. The password is shown only this once;\n"
         f"change it with 'cardfile user passwd {name}'.\n\n"
-        f"  Server:   http://{host}/\n"
-        f"  Contacts: http://{host}/{name}/contacts/\n"
+        f"  Server:   {server_url}/\n"
+        f"  Contacts: {server_url}/{name}/contacts/\n"
         f"  User:     {name}\n"
         f"  Password: {password}\n")
 

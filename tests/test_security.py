@@ -196,6 +196,19 @@ def test_tls_with_cert_and_key(tmp_path: Path) -> None:
     assert f"https://127.0.0.1:{server.port}/" in server.log()
 
 
+def test_first_run_banner_gives_the_https_address_under_tls(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    data = tmp_path / "fresh"  # no users yet: the first run creates one and prints it
+    server = LaunchedServer(data, "--tls-cert", str(cert), "--tls-key", str(key),
+                            scheme="https")
+    try:
+        log = server.log()
+    finally:
+        server.stop()
+    assert f"Server:   https://127.0.0.1:{server.port}/" in log
+    assert "http://" not in log
+
+
 def test_tls_options_go_together(tmp_path: Path) -> None:
     cert, _ = _self_signed(tmp_path)
     data, _ = _data_dir(tmp_path)
