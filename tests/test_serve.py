@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -139,6 +141,34 @@ def test_index_is_derived_and_rebuilt(tmp_path: Path) -> None:
         assert client.sync(token)[0] == 403
         status, _, entries = client.sync()
         assert status == 207 and len(entries) == 20
+    finally:
+        srv.stop()
+
+
+def test_an_index_from_an_older_version_is_rebuilt(tmp_path: Path) -> None:
+    """An upgrade finds the previous release's index: it is rebuilt, not misread."""
+    srv = start_server(tmp_path)
+    client = srv.client()
+    client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+    for i in range(5):
+        assert client.put(f"u{i}.vcf", card(f"u{i}", f"Upgrade Person{i}",
+                                            "CATEGORIES:Old Friends"))[0] == 201
+    etags = client.etags()
+    assert srv.stop() == 0
+    with sqlite3.connect(srv.data_dir / "cardfile-index.sqlite3") as db:
+        # The shape of schema 7: props without the coll column.
+        db.execute("DROP TABLE props")
+        db.execute("CREATE TABLE props (item INTEGER NOT NULL, name TEXT NOT NULL, "
+                   "value TEXT NOT NULL, lvalue TEXT NOT NULL, norm TEXT NOT NULL DEFAULT '')")
+        db.execute("UPDATE meta SET value='7' WHERE key='schema'")
+    srv = ServerProcess(srv.data_dir, free_port())
+    try:
+        client = srv.client()
+        assert client.etags() == etags
+        status, _, body = client.request("GET", "/api/books/contacts/categories")
+        assert status == 200
+        assert [(c["name"], c["count"]) for c in json.loads(body)["items"]] == [
+            ("Old Friends", 5)]
     finally:
         srv.stop()
 

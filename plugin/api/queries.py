@@ -68,17 +68,22 @@ def _phone_needle(text: str) -> str:
 
 def _word_condition(word: str) -> tuple[str, list[Any]]:
     names = ",".join("?" * len(_NAME_PROPS))
-    # INDEXED BY: per contact, look at its own values (the planner otherwise
-    # scans every value of these properties once per contact).
-    sql = (f"EXISTS (SELECT 1 FROM props p INDEXED BY props_item WHERE p.item = i.id "
-           f"AND p.name IN ({names}) AND p.lvalue LIKE ? ESCAPE '\\')")
+    # "i.id IN (...)": SQLite scans the matching values once through the
+    # (name, lvalue) index and picks their cards, instead of looking at every
+    # card's values in turn (6x slower at 100,000 contacts).
+    sql = (f"i.id IN (SELECT p.item FROM props p WHERE p.name IN ({names}) "
+           f"AND p.lvalue LIKE ? ESCAPE '\\')")
     params: list[Any] = [*_NAME_PROPS, _like(word.lower())]
     digits = re.sub(r"\D", "", word)
     if len(digits) >= 3:
-        sql = (f"({sql} OR EXISTS (SELECT 1 FROM props p INDEXED BY props_item WHERE p.item = i.id "
-               "AND p.name = 'TEL' AND p.norm LIKE ? ESCAPE '\\'))")
+        sql = f"({sql} OR {_PHONE_IN})"
         params.append(_like(_phone_needle(word)))
     return sql, params
+
+
+#: Cards with a TEL whose digits (``norm``) contain the parameter.
+_PHONE_IN = ("i.id IN (SELECT p.item FROM props p WHERE p.name = 'TEL' "
+             "AND p.norm LIKE ? ESCAPE '\\')")
 
 
 def search_condition(q: str) -> tuple[str, list[Any]]:
@@ -87,10 +92,8 @@ def search_condition(q: str) -> tuple[str, list[Any]]:
     if not q:
         return "1", []
     if _PHONE_LIKE.fullmatch(q) and len(re.sub(r"\D", "", q)) >= 3:
-        whole = ("EXISTS (SELECT 1 FROM props p INDEXED BY props_item WHERE p.item = i.id "
-                 "AND p.name = 'TEL' AND p.norm LIKE ? ESCAPE '\\')")
         words_sql, words_params = _all_words(q)
-        return f"({whole} OR {words_sql})", [_like(_phone_needle(q)), *words_params]
+        return f"({_PHONE_IN} OR {words_sql})", [_like(_phone_needle(q)), *words_params]
     return _all_words(q)
 
 
@@ -105,15 +108,18 @@ def _all_words(q: str) -> tuple[str, list[Any]]:
 
 def _filters(coll: int, max_size: int, q: str, category: str | None
              ) -> tuple[str, list[Any]]:
-    where = "i.coll = ? AND i.kind != 'group' AND i.size <= ?"
+    # With a search or a category the matching values pick the cards, so the
+    # collection is checked per card ("+i.coll") rather than used to walk all.
+    narrowed = bool(q.strip()) or category is not None
+    where = ("+" if narrowed else "") + "i.coll = ? AND i.kind != 'group' AND i.size <= ?"
     params: list[Any] = [coll, max_size]
     if q:
         sql, p = search_condition(q)
         where += f" AND {sql}"
         params += p
     if category is not None:
-        where += (" AND EXISTS (SELECT 1 FROM props c INDEXED BY props_item WHERE c.item = i.id "
-                  "AND c.name = 'CATEGORIES' AND c.norm = ?)")
+        where += (" AND i.id IN (SELECT c.item FROM props c WHERE c.name = 'CATEGORIES' "
+                  "AND c.norm = ?)")
         params.append(category_key(category))
     return where, params
 
@@ -140,7 +146,6 @@ def page(db: sqlite3.Connection, coll: int, max_size: int, *, sort: str, descend
          limit: int, cursor: str | None, q: str = "", category: str | None = None) -> Page:
     """One page of contacts in a stable order, the total, and the next cursor."""
     where, params = _filters(coll, max_size, q, category)
-    total = int(db.execute(f"SELECT COUNT(*) FROM items i WHERE {where}", params).fetchone()[0])
     keys = [*SORTS[sort], "i.href"]
     select_keys = ", ".join(keys)
     seek, seek_params = "", []
@@ -151,9 +156,19 @@ def page(db: sqlite3.Connection, coll: int, max_size: int, *, sort: str, descend
         seek_params = values
     direction = " DESC" if descending else ""
     order = ", ".join(k + direction for k in keys)
-    sql = (f"SELECT {_ROW}, {select_keys} FROM items i WHERE {where}{seek} "
-           f"ORDER BY {order} LIMIT ?")
+    # The first page of a search counts its matches in the same pass (a window
+    # count), so the matching values are read once, not twice. Unfiltered, a
+    # plain COUNT is cheaper: the page itself then reads 51 rows in index order.
+    counted = not cursor and (bool(q.strip()) or category is not None)
+    sql = (f"SELECT {_ROW}, {select_keys}{', COUNT(*) OVER ()' if counted else ''} "
+           f"FROM items i WHERE {where}{seek} ORDER BY {order} LIMIT ?")
     result = db.execute(sql, [*params, *seek_params, limit + 1]).fetchall()
+    if counted:
+        total = int(result[0][-1]) if result else 0
+        result = [r[:-1] for r in result]
+    else:
+        total = int(db.execute(f"SELECT COUNT(*) FROM items i WHERE {where}",
+                               params).fetchone()[0])
     rows = [ItemRow(*r[:8]) for r in result[:limit]]
     next_cursor = None
     if len(result) > limit:
