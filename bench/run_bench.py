@@ -465,6 +465,9 @@ def one_repeat(index: int, args: argparse.Namespace, script: Path, base: Path,
         order = servers if index % 2 == 0 else servers[::-1]
         for server in order:
             prefix = f"[repeat {index + 1}/{args.repeat}] {server.label:<8}"
+            # The server before wrote its caches (Radicale: one file per card);
+            # their writeback must not land in the next server's timings.
+            os.sync()
             if vcards is not None:
                 for rec in time_first_access(server, password, args.request_timeout):
                     print(f"{prefix} {rec['op']:<26} {rec['seconds']:>9.3f}s  "
