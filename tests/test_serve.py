@@ -116,13 +116,20 @@ def test_user_commands(tmp_path: Path) -> None:
     assert run_cli("user", "list", data_dir=data).stdout.split() == ["carol"]
 
 
-def test_index_is_derived_and_rebuilt(tmp_path: Path) -> None:
+def _server_with_cards(tmp_path: Path, count: int, prefix: str, extra: str
+                       ) -> tuple[ServerProcess, DavClient]:
+    """A running server whose book holds ``count`` cards ``{prefix}{i}.vcf``."""
     srv = start_server(tmp_path)
     client = srv.client()
     client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
-    for i in range(20):
-        assert client.put(f"r{i}.vcf", card(f"r{i}", f"Rebuilt Person{i}",
-                                            f"EMAIL:r{i}@example.com"))[0] == 201
+    for i in range(count):
+        assert client.put(f"{prefix}{i}.vcf", card(f"{prefix}{i}", f"Person {prefix}{i}",
+                                                   extra.format(i=i)))[0] == 201
+    return srv, client
+
+
+def test_index_is_derived_and_rebuilt(tmp_path: Path) -> None:
+    srv, client = _server_with_cards(tmp_path, 20, "r", "EMAIL:r{i}@example.com")
     etags = client.etags()
     _, token, _ = client.sync()
     assert srv.stop() == 0
@@ -147,12 +154,7 @@ def test_index_is_derived_and_rebuilt(tmp_path: Path) -> None:
 
 def test_an_index_from_an_older_version_is_rebuilt(tmp_path: Path) -> None:
     """An upgrade finds the previous release's index: it is rebuilt, not misread."""
-    srv = start_server(tmp_path)
-    client = srv.client()
-    client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
-    for i in range(5):
-        assert client.put(f"u{i}.vcf", card(f"u{i}", f"Upgrade Person{i}",
-                                            "CATEGORIES:Old Friends"))[0] == 201
+    srv, client = _server_with_cards(tmp_path, 5, "u", "CATEGORIES:Old Friends")
     etags = client.etags()
     assert srv.stop() == 0
     with sqlite3.connect(srv.data_dir / "cardfile-index.sqlite3") as db:
