@@ -24,11 +24,12 @@ from typing import Any
 import radicale
 from radicale.log import logger as radicale_logger
 
-from cardfile.plugin import preconditions, request_guard, request_notes, views
+from cardfile.plugin import preconditions, request_guard, request_notes, sent_card, views
 from cardfile.plugin.api import ApiApp, is_api_path
-from cardfile.plugin.card_check import CardRejected, check_card_upload, read_exactly
+from cardfile.plugin.card_check import CardRejected, accept_card_upload, read_exactly
 from cardfile.plugin.fastpath import FastPath
 from cardfile.plugin.host_check import HostCheck
+from cardfile.plugin.sent_card import SentCard
 from cardfile.plugin.web_app import WebApp, is_web_path
 
 log = logging.getLogger("cardfile")
@@ -102,12 +103,24 @@ class CardfileApp:
                      time.monotonic() - started)
 
     def view_for(self, environ: Environ) -> str:
-        """Group cards for Apple clients (or per the user's setting), else categories."""
+        """Group cards for Apple and for clients that write them, else categories."""
         user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""))
         mode = self.group_cards_default
-        if user and user != "?" and "/" not in user and not user.startswith("."):
+        clients: frozenset[str] = frozenset()
+        if _plain_user_name(user):
             mode = views.read_group_card_mode(self.collection_root, user, mode)
-        return views.choose(environ.get("HTTP_USER_AGENT", ""), mode)
+            clients = views.read_group_clients(self.collection_root, user)
+        return views.choose(environ.get("HTTP_USER_AGENT", ""), mode, clients)
+
+    def _learn_group_client(self, environ: Environ) -> None:
+        """A client that wrote a group card sees group cards from its next request on."""
+        user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""))
+        if not _plain_user_name(user):
+            return
+        product = views.client_product(environ.get("HTTP_USER_AGENT", ""))
+        views.learn_group_client(self.collection_root, user, product)
+        log.info("User %s: client %r writes group cards; it gets the group view from now on",
+                 user, product)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
@@ -158,13 +171,22 @@ class CardfileApp:
                    or preconditions.evaluate(self.radicale, environ, method))  # RFC 9110
         if refused is not None:
             return refused
+        sent: SentCard | None = None
         if method == "PUT" and length:
             body = read_exactly(environ, length)
-            check_card_upload(environ, body, self.max_resource_size)
+            sent = accept_card_upload(environ, body, self.max_resource_size)
+            if sent is not None and sent.changed:
+                body = sent.text.encode("utf-8")  # Radicale parses what will be stored
+                environ["CONTENT_LENGTH"] = str(len(body))
             environ["wsgi.input"] = io.BytesIO(body)
         fast = self.fastpath.respond(environ, method)
         if fast is not None:
             return fast
+        if sent is not None:
+            return self._put(environ, sent)
+        return self._radicale(environ)
+
+    def _radicale(self, environ: Environ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
@@ -173,6 +195,25 @@ class CardfileApp:
         # Passed through as they come: only an error body is joined (to be reworded).
         chunks = self.radicale(environ, capture)
         return captured["status"], captured["headers"], chunks
+
+    def _put(self, environ: Environ, sent: SentCard
+             ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+        """Store the card as sent; an answer for a card the server changed has no ETag.
+
+        RFC 6352 6.3.2.3: with an ETag the client keeps its own bytes as current,
+        so a server-side change (a repair, a pending category, a group card kept
+        as a category) would never reach it.
+        """
+        with sent_card.receiving(sent):
+            status, headers, chunks = self._radicale(environ)
+        if status.startswith("2"):
+            if sent.changed:
+                headers = [(k, v) for k, v in headers if k.lower() != "etag"]
+                log.info("PUT %s stored with changes (no ETag): %s",
+                         environ.get("PATH_INFO", ""), "; ".join(sent.changes)[:300])
+            if sent.is_group_card and views.current() == views.CATEGORIES_VIEW:
+                self._learn_group_client(environ)
+        return status, headers, chunks
 
     @staticmethod
     def _log(environ: Environ, method: str, code: int, seconds: float, notes: list[str]) -> None:
@@ -225,6 +266,12 @@ def _basic_auth_user(header: str) -> str:
         return base64.b64decode(credentials.strip()).decode("utf-8").partition(":")[0][:64]
     except (ValueError, UnicodeDecodeError):
         return "?"
+
+
+def _plain_user_name(user: str) -> bool:
+    """A user name that can name a folder (the login itself is Radicale's to check)."""
+    return bool(user) and user != "?" and "/" not in user and "\\" not in user \
+        and not user.startswith(".") and "\x00" not in user
 
 
 def _precondition_reason(body: bytes) -> str | None:

@@ -10,10 +10,17 @@ to be vCards are checked; anything else is Radicale's to judge.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import radicale.item as radicale_item
 
+from cardfile.plugin import card_fields
+from cardfile.plugin.categories import is_group_card
+from cardfile.plugin.importers.vcard import repair_card
+from cardfile.plugin.sent_card import SentCard
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
 
 
@@ -62,25 +69,88 @@ def _refuse_non_card(body: bytes) -> None:
                             "BEGIN:VCARD); an address book stores only vCards (text/vcard)")
 
 
-def check_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: int) -> None:
-    """Raise ``CardRejected`` if ``body`` is not exactly one storable vCard."""
+def accept_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: int
+                       ) -> SentCard | None:
+    """The card to store for this PUT body, repaired if it must be, or ``CardRejected``.
+
+    A card that reads as a vCard is kept byte for byte. One that real clients
+    write but strict parsing refuses (no VERSION, no FN, 2.1 leftovers, lax
+    parameters) is repaired the way ``cardfile import`` repairs it, and the
+    repair is recorded so the PUT answer carries no ETag. Only a body that
+    cannot be read as one card is refused, with the line and the reason.
+    None: not a card upload (a collection, an iCalendar object).
+    """
     path = environ.get("PATH_INFO", "")
     if path.endswith("/"):
-        return
+        return None
     if not _looks_like_vcard(environ, body):
         _refuse_non_card(body)
-        return
+        return None
+    check_card_upload(environ, body, max_resource_size)
+    text = body.decode("utf-8").removeprefix("\ufeff")
+    changes: list[str] = []
+    if _CONTROL.search(text):
+        # Legal in no vCard value, and they would make every multiget answer invalid XML.
+        text = _CONTROL.sub("", text)
+        changes.append("control characters were removed")
+    if not _has_uid_line(text):
+        text = _with_uid(text, _uid_from_name(path.rsplit("/", 1)[-1]))
+        changes.append("the card had no UID; its file name became its UID")
+    try:
+        card = parse_single_card(text)
+        sent = SentCard(text, str(card.uid.value), changes)
+    except CardRejected as refused:
+        if refused.status != _STATUS_LINES[400] or text.upper().count("BEGIN:VCARD") != 1:
+            raise
+        repaired, notes = repair_card(text, path.rsplit("/", 1)[-1])
+        if repaired is None:
+            raise
+        try:
+            card = parse_single_card(repaired)
+        except CardRejected:
+            raise refused from None
+        sent = SentCard(repaired, str(card.uid.value),
+                        changes + (notes or ["the card was repaired"]))
+    sent.is_group_card = is_group_card(card_fields.parse_lines(sent.text))
+    return sent
+
+
+def _has_uid_line(text: str) -> bool:
+    for line in text.splitlines():
+        name = line.split(":", 1)[0].split(";", 1)[0].rsplit(".", 1)[-1]
+        if name.strip().upper() == "UID" and not line[:1].isspace():
+            return True
+    return False
+
+
+def _uid_from_name(name: str) -> str:
+    """The card's file name without ``.vcf``: stable, so a second PUT replaces the first."""
+    stem = name[:-4] if name.lower().endswith(".vcf") else name
+    stem = "".join(ch for ch in stem if ch.isprintable() and ch not in ",;:\\")
+    return stem or str(uuid.uuid4())
+
+
+def _with_uid(text: str, uid: str) -> str:
+    """``text`` with a UID line after BEGIN:VCARD, in the card's own line ending."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    head, sep, rest = text.partition(newline)
+    if head.strip().upper() != "BEGIN:VCARD" or not sep:
+        return text
+    return f"{head}{newline}UID:{uid}{newline}{rest}"
+
+
+def check_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: int) -> None:
+    """Raise ``CardRejected`` if ``body`` is too large or not UTF-8 text."""
     if len(body) > max_resource_size:
         raise CardRejected(413, f"This contact is {len(body)} bytes; one contact may be at most "
                                 f"{max_resource_size} bytes (max_resource_size). Use a smaller "
                                 "photo.")
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError as e:
         line = body[: e.start].count(b"\n") + 1
         raise CardRejected(400, f"The card is not valid UTF-8 text (line {line}, byte "
                                 f"{e.start}); save it as UTF-8 and upload again") from None
-    parse_single_card(text)
 
 
 def parse_single_card(text: str) -> Any:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import radicale.item as radicale_item
 from radicale import storage as radicale_storage
 
-from cardfile.plugin import card_edit, categories
+from cardfile.plugin import card_edit, categories, sent_card
 from cardfile.plugin.card_fields import category_key
 from cardfile.plugin.index import ItemRow
 
@@ -95,7 +95,12 @@ class PublishedBook:
         if not self.exists():
             raise ValueError(f"the book {self.source.path!r} this one shows is gone")
         old = self.rows().get(href)
-        text = card_edit.add_category(item.serialize(), self.category)
+        sent = sent_card.current(item.uid)
+        sent_text = sent.text if sent is not None else item.serialize()
+        text = card_edit.add_category(sent_text, self.category)
+        if sent is not None and text != sent_text:
+            sent.text = text  # the source book stores the client's card, with the category
+            sent_card.note_change(f"the category {self.category!r} of this book was added")
         self.source.upload(href, radicale_item.Item(collection_path=self.source.path,
                                                     text=text))
         row = self.rows().get(href)

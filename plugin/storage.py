@@ -33,7 +33,15 @@ from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
 
-from cardfile.plugin import card_fields, categories, published, query, request_notes, views
+from cardfile.plugin import (
+    card_fields,
+    categories,
+    published,
+    query,
+    request_notes,
+    sent_card,
+    views,
+)
 from cardfile.plugin.index import CardIndex, ItemRow, etag_of
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
@@ -399,11 +407,15 @@ class Collection(multifilesystem.Collection):
             raise pathutils.UnsafePathError(href)
         if self._published is not None:
             return self._published.upload(href, item)
-        text = item.serialize()
+        # The client's own bytes, not vobject's re-serialisation (sent_card.py).
+        sent = sent_card.current(item.uid)
+        text = sent.text if sent is not None else item.serialize()
         lines = card_fields.parse_lines(text)
         book = categories.Categories(self)
         if categories.is_group_card(lines):
-            # Never stored as a contact: it becomes CATEGORIES on its members.
+            # Never stored as a contact: it becomes CATEGORIES on its members, and the
+            # group card served at this href from now on is the server's own.
+            sent_card.note_change("the group card is kept as a category")
             old = self._group_items().get(href) if self._groups_view else None
             book.absorb_group_card(href, text)
             self._groups = None
@@ -416,6 +428,8 @@ class Collection(multifilesystem.Collection):
                     for v in card_fields.text_values(line)), "")
         with_pending = book.apply_pending(uid.strip(), text)
         if with_pending != text:
+            sent_card.note_change("categories that named this contact were added")
+        if sent is not None or with_pending != text:
             item = radicale_item.Item(collection_path=self.path, text=with_pending)
         return self.store_card(href, item)
 

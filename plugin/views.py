@@ -50,54 +50,107 @@ def is_apple_agent(user_agent: str) -> bool:
     return not user_agent.startswith("Mozilla/") and bool(_APPLE_AGENT.search(user_agent))
 
 
-def choose(user_agent: str, mode: str) -> str:
-    """The view for a request: ``mode`` is auto, always or never."""
+def choose(user_agent: str, mode: str, group_clients: frozenset[str] = frozenset()) -> str:
+    """The view for a request: ``mode`` is auto, always or never.
+
+    In ``auto``, Apple starts in the group view, and so does any client product
+    that has written a group card for this user (``group_clients``): DAVx5 in
+    its default mode, vdirsyncer carrying a Mac's cards. Every other client sees
+    CATEGORIES, DAVx5 included until it writes a group card, because in its
+    CATEGORIES mode it would save a received group card as a plain contact.
+    """
     if mode == "always":
         return GROUPS_VIEW
     if mode == "never":
         return CATEGORIES_VIEW
-    return GROUPS_VIEW if is_apple_agent(user_agent) else CATEGORIES_VIEW
+    if is_apple_agent(user_agent) or client_product(user_agent) in group_clients:
+        return GROUPS_VIEW
+    return CATEGORIES_VIEW
+
+
+_PRODUCT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_+")
+
+
+def client_product(user_agent: str) -> str:
+    """The product a User-Agent names first (``DAVx5/4.3 (...)`` -> ``davx5``).
+
+    Versions change with every update; the product is what stays, so a learned
+    view survives an app update. Bounded and reduced to safe characters: it is
+    written to the user's settings file.
+    """
+    first = user_agent.strip()[:200].split(" ", 1)[0].split("/", 1)[0].lower()
+    return "".join(ch for ch in first if ch in _PRODUCT_CHARS)[:40] or "-"
 
 
 def user_settings_path(collection_root: str, user: str) -> str:
     return os.path.join(collection_root, user, SETTINGS_FILE)
 
 
-#: settings file -> (its mtime and size, the mode it holds): every request asks,
-#: and a stat is much cheaper than reading and parsing the file each time.
-_mode_cache: dict[str, tuple[tuple[int, int], str | None]] = {}
+#: settings file -> (its mtime and size, the mode and group clients it holds): every
+#: request asks, and a stat is much cheaper than reading and parsing the file each time.
+_settings_cache: dict[str, tuple[tuple[int, int], str | None, frozenset[str]]] = {}
+_MAX_GROUP_CLIENTS = 32
 
 
-def read_group_card_mode(collection_root: str, user: str, default: str) -> str:
-    """The user's ``group_cards`` setting, else the configured default."""
+def _read_settings(collection_root: str, user: str
+                   ) -> tuple[str | None, frozenset[str]]:
     path = user_settings_path(collection_root, user)
     try:
         st = os.stat(path)
     except OSError:
-        return default
+        return None, frozenset()
     stamp = (st.st_mtime_ns, st.st_size)
-    cached = _mode_cache.get(path)
+    cached = _settings_cache.get(path)
     if cached is None or cached[0] != stamp:
+        mode: object = None
+        clients: object = []
         try:
             with open(path, encoding="utf-8") as f:
-                mode = json.load(f).get("group_cards")
+                settings = json.load(f)
+            mode = settings.get("group_cards")
+            clients = settings.get("group_clients", [])
         except (OSError, ValueError, AttributeError):
-            mode = None
-        cached = _mode_cache[path] = (stamp, mode if isinstance(mode, str) else None)
-    mode = cached[1]
+            pass
+        learned = frozenset(c for c in clients if isinstance(c, str)) if isinstance(
+            clients, list) else frozenset()
+        cached = _settings_cache[path] = (
+            stamp, mode if isinstance(mode, str) else None, learned)
+    return cached[1], cached[2]
+
+
+def read_group_card_mode(collection_root: str, user: str, default: str) -> str:
+    """The user's ``group_cards`` setting, else the configured default."""
+    mode = _read_settings(collection_root, user)[0]
     return mode if mode in GROUP_CARD_MODES else default
+
+
+def read_group_clients(collection_root: str, user: str) -> frozenset[str]:
+    """The client products that wrote group cards for ``user`` (see ``choose``)."""
+    return _read_settings(collection_root, user)[1]
+
+
+def learn_group_client(collection_root: str, user: str, product: str) -> None:
+    """Remember that ``product`` writes group cards: it gets the group view from now on."""
+    clients = read_group_clients(collection_root, user)
+    if product in clients or len(clients) >= _MAX_GROUP_CLIENTS:
+        return
+    _update_settings(collection_root, user, group_clients=sorted(clients | {product}))
 
 
 def write_group_card_mode(collection_root: str, user: str, mode: str) -> None:
     if mode not in GROUP_CARD_MODES:
         raise ValueError(f"group_cards must be one of {', '.join(GROUP_CARD_MODES)}")
+    _update_settings(collection_root, user, group_cards=mode)
+
+
+def _update_settings(collection_root: str, user: str, **changes: object) -> None:
     path = user_settings_path(collection_root, user)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    settings: dict[str, str] = {}
+    settings: dict[str, object] = {}
     with contextlib.suppress(OSError, ValueError):
         with open(path, encoding="utf-8") as f:
             settings = dict(json.load(f))
-    settings["group_cards"] = mode
+    settings.update(changes)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(settings, f, indent=1, sort_keys=True)

@@ -292,6 +292,23 @@ def _make_validate(original: Any) -> Any:
     return validate
 
 
+# vobject's content-line pattern nests a quantified parameter value inside two more
+# quantifiers (``(?:(?:=v)?(?:,v)*)*`` with ``v`` able to hold ``=``), so a line such as
+# ``TEL;X=====...`` with no colon backtracks exponentially: 22 ``=`` take a second, 30
+# take minutes, holding the GIL while every other request waits. The same language,
+# written so each character has one way to match (possessive value, atomic parameters).
+# Property names also take ``/``: legacy exporters write ``X-messaging/twitter-All``,
+# and a card that has one was refused whole.
+_NAME = r"[a-zA-Z0-9_/-]+"
+_PARAM_VALUE = r'(?:"[^"]*"|[^";:,]*+)'
+_LINE = re.compile(
+    rf"^(?:(?P<group>{_NAME})\.)?(?P<name>{_NAME})"
+    rf"(?P<params>(?>(?:;(?=;))?(?:;{_NAME}(?:[=,]{_PARAM_VALUE})*+)*+))"
+    r":(?P<value>.*)$", re.DOTALL)
+_PARAMS = re.compile(rf'; ({_NAME}) (?: = ( (?: {_PARAM_VALUE} )? (?: , {_PARAM_VALUE} )*+ ) )?',
+                     re.VERBOSE)
+
+
 def install() -> None:
     """Patch vobject's vCard handling in place; later calls do nothing."""
     text = vcard.VCardTextBehavior
@@ -319,4 +336,6 @@ def install() -> None:
     base.ContentLine.copy = _make_copy(base.ContentLine.copy)
     base.ContentLine.__init__ = _make_init(base.ContentLine.__init__)
     base.getLogicalLines = _make_logical_lines(base.getLogicalLines)
+    base.line_re = _LINE
+    base.params_re = _PARAMS
     setattr(text, _INSTALLED, True)

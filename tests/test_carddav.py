@@ -84,7 +84,6 @@ def test_bad_cards_get_a_reason_and_change_nothing(server: ServerProcess, dav: D
     assert dav.put("keep.vcf", card("keep", "Kept Card"))[0] == 201
     before = dav.etags()
     cases = {
-        "no UID": ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No Uid\r\nEND:VCARD\r\n", 400, "UID"),
         "truncated": ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:t\r\nFN:Cut", 400, "vCard"),
         "two cards": (card("a", "A One") + card("b", "B Two"), 400, "exactly one"),
         "not utf-8": (b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:x\r\nFN:\xff\xfe\r\nEND:VCARD\r\n",

@@ -223,8 +223,6 @@ def test_truncated_cards_at_every_line(srv: ServerProcess, alice: DavClient) -> 
      "END:VCARD\r\n", (400,)),
     ("thousands of cards", "".join(card(f"many-{i}", f"Many {i}") for i in range(3000)),
      (400,)),
-    ("no UID", "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No Uid\r\nN:Uid;No;;;\r\nEND:VCARD\r\n",
-     (400,)),
     ("nested vCard", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:n\r\nFN:N\r\n" * 500
      + "END:VCARD\r\n" * 500, (400,)),
     ("only BEGIN", "BEGIN:VCARD\r\n", (400,)),

@@ -40,6 +40,19 @@ _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 _UNESCAPED_SEMI = re.compile(r"(?<!\\);")
 
 
+def repair_card(text: str, name: str) -> tuple[str | None, list[str]]:
+    """One card's text repaired as import repairs it, with what was repaired; None if unreadable.
+
+    CardDAV uses this for a card strict parsing refuses, so a phone's card is
+    kept on the same terms as the same card in an imported file.
+    """
+    parsed = read_vcards(text, name)
+    if len(parsed.cards) != 1:
+        return None, []
+    notes = [p.reason for p in parsed.problems if not p.skipped]
+    return parsed.cards[0].text, notes
+
+
 def split_physical(text: str) -> list[str]:
     """Physical lines: CR CR LF and CR LF are one break; a lone CR inside a line is data.
 
