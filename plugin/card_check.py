@@ -93,6 +93,11 @@ def accept_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: 
         # Legal in no vCard value, and they would make every multiget answer invalid XML.
         text = _CONTROL.sub("", text)
         changes.append("control characters were removed")
+    if "\r" in text.replace("\r\n", ""):
+        # A lone CR: a classic Mac file's line ends, or (Thunderbird) a line break inside
+        # a value, which every line-based reader would take for the end of the line.
+        text = _without_lone_cr(text)
+        changes.append("line breaks inside values were written as \\n")
     if not _has_uid_line(text):
         text = _with_uid(text, _uid_from_name(path.rsplit("/", 1)[-1]))
         changes.append("the card had no UID; its file name became its UID")
@@ -111,8 +116,17 @@ def accept_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: 
             raise refused from None
         sent = SentCard(repaired, str(card.uid.value),
                         changes + (notes or ["the card was repaired"]))
-    sent.is_group_card = is_group_card(card_fields.parse_lines(sent.text))
+    try:
+        sent.is_group_card = is_group_card(card_fields.parse_lines(sent.text))
+    except card_fields.CardSyntaxError as e:  # what the index and the API will read
+        raise CardRejected(400, f"The card could not be read as a vCard: {e}") from None
     return sent
+
+
+def _without_lone_cr(text: str) -> str:
+    if "\n" not in text:
+        return text.replace("\r", "\r\n")
+    return "\r\n".join(part.replace("\r", "\\n") for part in text.split("\r\n"))
 
 
 def _has_uid_line(text: str) -> bool:

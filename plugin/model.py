@@ -107,7 +107,17 @@ class AddressBook:
 
     def put(self, text: str, href: str | None = None, if_match: str | None = None,
             create_only: bool = False) -> Contact:
-        """Store one vCard: updates the card with the same UID, else creates one."""
+        """Store one vCard: updates the card with the same UID, else creates one.
+
+        The text is stored as given (not vobject's re-serialisation), and a card
+        over ``max_resource_size`` is refused here, for every way in: CardDAV
+        never serves such a card, so storing it would hide it from every listing.
+        """
+        limit = _max_resource_size(self.collection)
+        size = len(text.encode("utf-8"))
+        if limit and size > limit:
+            raise BookError(413, f"the card is {size} bytes; one contact may be at most "
+                                 f"{limit} bytes (max_resource_size)")
         try:
             card = parse_single_card(text)
         except CardRejected as e:
@@ -131,7 +141,7 @@ class AddressBook:
             raise BookError(400, f"invalid contact name {href!r}")
         radicale_item.check_and_sanitize_items(
             [card], max_vevent_rrule_occurrence=0, is_collection=False, tag="VADDRESSBOOK")
-        item = radicale_item.Item(collection_path=self.collection.path, vobject_item=card)
+        item = radicale_item.Item(collection_path=self.collection.path, text=text)
         item.prepare()
         stored, _ = self.collection.upload(href, item)
         return Contact(href, uid, stored.etag, "", 0, stored.serialize())
@@ -155,3 +165,11 @@ class AddressBook:
             return candidate
         return radicale_item.find_available_uid(
             lambda h: rows(coll, h) is not None, ".vcf")
+
+
+def _max_resource_size(collection: Collection) -> int:
+    configuration = getattr(getattr(collection, "_storage", None), "configuration", None)
+    try:
+        return int(configuration.get("server", "max_resource_size")) if configuration else 0
+    except (KeyError, ValueError, TypeError):
+        return 0

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cardfile.plugin import card_edit, card_fields, categories, export, importers, model
+from cardfile.plugin import categories, export, importers, model, views
 from cardfile.plugin.api import openapi, queries
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import JCARD, JSON, VCARD, Response
+from cardfile.plugin.importers.book import Report, import_cards
 
 EXPORT_FORMATS = {"vcard": (VCARD, "vcf"), "vcard3": (VCARD, "vcf"),
                   "vcard4": (VCARD, "vcf"), "jcard": (JCARD, "json"),
@@ -77,7 +78,13 @@ def export_book(ctx: Context, book: str) -> Response:
 
 
 def import_book(ctx: Context, book: str) -> Response:
-    """Store every card of an uploaded file: new UIDs are created, known ones updated."""
+    """Import a file exactly as ``cardfile import`` does: same detection, matching and report.
+
+    Cards that match someone in the book (same UID, or a shared email or phone
+    with a compatible name) are merged into that person, and the cards are
+    written in batches, each under its own lock, so other users are answered
+    while a big file is imported.
+    """
     fmt = ctx.request.arg("format", "auto")
     if fmt is None or fmt not in importers.FORMATS:
         raise Problem(400, f"format must be one of {', '.join(importers.FORMATS)}, "
@@ -88,44 +95,21 @@ def import_book(ctx: Context, book: str) -> Response:
         parsed = importers.read(ctx.request.body, "upload", fmt)
     except importers.ImportFailed as e:
         raise Problem(422, str(e)) from None
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
-    problems = [{"origin": p.origin, "reason": p.reason, "skipped": p.skipped}
-                for p in parsed.problems]
-    with ctx.open(book, "w") as address_book:
-        for card in parsed.cards:
-            outcome = _import_card(address_book, card, ctx.max_resource_size)
-            if outcome in counts:
-                counts[outcome] += 1
-            else:
-                problems.append({"origin": card.origin, "reason": outcome, "skipped": True})
-        cats = categories.Categories(address_book.collection)
-        for name, uids in parsed.groups.items():
-            try:
-                if cats.get(name) is None:
-                    cats.create(name)
-                cats.add_members(name, uids)
-            except categories.CategoryError as e:
-                problems.append({"origin": f"group {name!r}", "reason": e.reason,
-                                 "skipped": True})
-    return Response.json({"format": parsed.format, **counts, "problems": problems})
-
-
-def _import_card(address_book: model.AddressBook, card: importers.SourceCard,
-                 max_size: int) -> str:
-    text = card.text
-    for name in card.categories:
-        text = card_edit.add_category(text, name)
-    if len(text.encode()) > max_size:
-        return f"the card is larger than {max_size} bytes (max_resource_size)"
+    with ctx.open(book, "w"):
+        pass  # the rights check and a 404 for a book that is not there, before any write
     try:
-        uid = next((line.value.strip() for line in card_fields.parse_lines(text)
-                    if line.name == "UID"), "")
-        existing = address_book.find(uid) if uid else None
-        if existing is not None and address_book.read(existing).text == text:
-            return "unchanged"
-        address_book.put(text, href=existing.href if existing else None)
+        with views.using(views.CATEGORIES_VIEW):
+            report = import_cards(ctx.storage, ctx.user, book, [parsed],
+                                  ctx.merge_store(book), ctx.region)
     except model.BookError as e:
-        return e.reason
-    except (ValueError, RuntimeError) as e:
-        return f"the card could not be stored: {e}"
-    return "updated" if existing is not None else "created"
+        raise Problem(e.status, e.reason) from None
+    return Response.json(import_report(report, parsed.format))
+
+
+def import_report(report: Report, fmt: str) -> dict[str, Any]:
+    """The CLI's report (``cardfile import --json``) with each problem as an object."""
+    return {"format": fmt, "read": report.read, "added": report.added,
+            "merged": report.merged, "unchanged": report.unchanged,
+            "skipped": report.skipped, "merge_ids": report.merges,
+            "problems": [{"origin": p.origin, "reason": p.reason, "skipped": p.skipped}
+                         for p in report.problems]}

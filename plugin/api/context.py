@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cardfile.plugin import model, views
+from cardfile.plugin import dedupe, model, normalize, views
 from cardfile.plugin.api import ids
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Request
@@ -30,6 +31,16 @@ class Context:
     @property
     def user(self) -> str:
         return self.request.user
+
+    @property
+    def region(self) -> str:
+        """The phone region that numbers without a country code are read in."""
+        return normalize.default_region(getattr(self.storage, "configuration", None))
+
+    def merge_store(self, book: str) -> dedupe.MergeStore:
+        """Where merges of ``book`` are recorded (the CLI's store: undo works from either)."""
+        folder = Path(self.storage.configuration.get("storage", "filesystem_folder"))
+        return dedupe.MergeStore(folder, self.user, book)
 
     def book_url(self, book: str) -> str:
         return f"{self.prefix}/books/{quote(book, safe='')}"

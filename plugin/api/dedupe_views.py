@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import datetime
 import re
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from cardfile.plugin import dedupe, normalize
+from cardfile.plugin import dedupe
 from cardfile.plugin.api import ids
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.contact_views import meta
@@ -42,12 +41,11 @@ _MERGE_IDS = Draft202012Validator(MERGE_IDS)
 
 
 def _region(ctx: Context) -> str:
-    return normalize.default_region(getattr(ctx.storage, "configuration", None))
+    return ctx.region
 
 
 def _store(ctx: Context, book: str) -> dedupe.MergeStore:
-    folder = Path(ctx.storage.configuration.get("storage", "filesystem_folder"))
-    return dedupe.MergeStore(folder, ctx.user, book)
+    return ctx.merge_store(book)
 
 
 def merges_url(ctx: Context, book: str) -> str:

@@ -231,9 +231,12 @@ def _paths() -> dict[str, Any]:
                 media: {"schema": {"description": "the file's bytes, as they are"}}
                 for media in ("text/vcard", "text/csv", "application/octet-stream")}},
             "responses": {"200": _json({"type": "object", "required": [
-                "format", "created", "updated", "unchanged", "problems"], "properties": {
-                "format": {"type": "string"}, "created": {"type": "integer"},
-                "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
+                "format", "read", "added", "merged", "unchanged", "skipped", "merge_ids",
+                "problems"], "properties": {
+                "format": {"type": "string"}, "read": {"type": "integer"},
+                "added": {"type": "integer"}, "merged": {"type": "integer"},
+                "unchanged": {"type": "integer"}, "skipped": {"type": "integer"},
+                "merge_ids": {"type": "array", "items": {"type": "string"}},
                 "problems": {"type": "array", "items": {"type": "object"}}}}, "imported"),
                 **_errors(413, 422)}}},
     }

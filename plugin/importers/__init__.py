@@ -25,8 +25,9 @@ __all__ = ["FORMATS", "ImportFailed", "Parsed", "Problem", "SourceCard", "detect
 def detect(text: str) -> str:
     """The format of ``text`` from its content: vcard, jcard, ldif or csv."""
     head = text.lstrip("\ufeff \t\r\n")[:4096]
-    upper = head.upper()
-    if upper.startswith("BEGIN:VCARD") or "\nBEGIN:VCARD" in upper[:1024]:
+    if _has_vcard_line(text):
+        # Anywhere in the file: a .vcf with a damaged or chatty start is still a vCard
+        # file, and read as CSV it would become contacts named "BEGIN:VCARD".
         return "vcard"
     if head[:1] in "[{" and '"vcard"' in head.replace(" ", "").lower():
         return "jcard"
@@ -38,6 +39,14 @@ def detect(text: str) -> str:
             return "ldif"
         break
     return "csv"
+
+
+def _has_vcard_line(text: str) -> bool:
+    """A line that says BEGIN:VCARD (any case, spaces allowed), in the first megabyte."""
+    for line in text[:1 << 20].splitlines():
+        if len(line) < 40 and "".join(line.split()).upper() == "BEGIN:VCARD":
+            return True
+    return False
 
 
 def read(data: bytes, name: str, fmt: str = "auto", encoding: str | None = None) -> Parsed:

@@ -124,9 +124,10 @@ export function setUpTransfer(book, getCategories, onChange) {
       report.replaceChildren(
         el("p", { class: "ok" }, `Imported ${file.name} (${data.format}).`),
         el("dl", { class: "report-counts" },
-          el("dt", {}, "New"), el("dd", { id: "import-created" }, String(data.created)),
-          el("dt", {}, "Updated"), el("dd", { id: "import-updated" }, String(data.updated)),
+          el("dt", {}, "New"), el("dd", { id: "import-created" }, String(data.added)),
+          el("dt", {}, "Merged"), el("dd", { id: "import-updated" }, String(data.merged)),
           el("dt", {}, "Unchanged"), el("dd", {}, String(data.unchanged)),
+          el("dt", {}, "Skipped"), el("dd", {}, String(data.skipped)),
           el("dt", {}, "Problems"), el("dd", {}, String(data.problems.length))),
         ...(data.problems.length ? [el("ul", { class: "problems" }, data.problems.slice(0, 100).map((p) => el("li", {},
           `${p.origin}: ${p.reason}${p.skipped ? " (skipped)" : ""}`)))] : []));
