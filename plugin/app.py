@@ -112,15 +112,15 @@ class CardfileApp:
             clients = views.read_group_clients(self.collection_root, user)
         return views.choose(environ.get("HTTP_USER_AGENT", ""), mode, clients)
 
-    def _learn_group_client(self, environ: Environ) -> None:
+    def _learn_group_client(self, environ: Environ, vcard4: bool) -> None:
         """A client that wrote a group card sees group cards from its next request on."""
         user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""))
         if not _plain_user_name(user):
             return
         product = views.client_product(environ.get("HTTP_USER_AGENT", ""))
-        views.learn_group_client(self.collection_root, user, product)
-        log.info("User %s: client %r writes group cards; it gets the group view from now on",
-                 user, product)
+        views.learn_group_client(self.collection_root, user, product, vcard4)
+        log.info("User %s: client %r writes vCard %s group cards; it gets them from now on",
+                 user, product, "4" if vcard4 else "3")
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
@@ -212,7 +212,7 @@ class CardfileApp:
                 log.info("PUT %s stored with changes (no ETag): %s",
                          environ.get("PATH_INFO", ""), "; ".join(sent.changes)[:300])
             if sent.is_group_card and views.current() == views.CATEGORIES_VIEW:
-                self._learn_group_client(environ)
+                self._learn_group_client(environ, vcard4=_is_vcard4(sent.text))
         return status, headers, chunks
 
     @staticmethod
@@ -266,6 +266,10 @@ def _basic_auth_user(header: str) -> str:
         return base64.b64decode(credentials.strip()).decode("utf-8").partition(":")[0][:64]
     except (ValueError, UnicodeDecodeError):
         return "?"
+
+
+def _is_vcard4(text: str) -> bool:
+    return any(line.strip().upper() == "VERSION:4.0" for line in text.splitlines()[:8])
 
 
 def _plain_user_name(user: str) -> bool:

@@ -380,5 +380,19 @@ def _group_card_text(category: Category, member_uris: list[str]) -> str:
     return "".join(card_edit.fold(line) + "\r\n" for line in lines)
 
 
+def as_vcard4_group(text: str) -> str:
+    """A synthesised vCard 3 group card as vCard 4 (RFC 6350 KIND:group and MEMBER)."""
+    out = []
+    for line in text.split("\r\n"):
+        if line == "VERSION:3.0":
+            line = "VERSION:4.0"
+        elif line == "X-ADDRESSBOOKSERVER-KIND:group":
+            line = "KIND:group"
+        elif line.startswith("X-ADDRESSBOOKSERVER-MEMBER:"):
+            line = "MEMBER:" + line[len("X-ADDRESSBOOKSERVER-MEMBER:"):]
+        out.append(line)
+    return "\r\n".join(out)
+
+
 def group_card_etag(text: str) -> str:
     return etag_of(text)

@@ -217,7 +217,7 @@ class Collection(multifilesystem.Collection):
     # -- views ---------------------------------------------------------------
     @property
     def _groups_view(self) -> bool:
-        return (self._indexed and views.current() == views.GROUPS_VIEW
+        return (self._indexed and views.current() in views.GROUP_VIEWS
                 and self._published is None)
 
     def _group_items(self) -> dict[str, radicale_item.Item]:
@@ -231,7 +231,10 @@ class Collection(multifilesystem.Collection):
             self._groups = {}
             cards = self._storage.group_cards(self)
             modified = self.last_modified if cards else ""
+            vcard4 = views.current() == views.GROUPS4_VIEW
             for href, (uid, text) in cards.items():
+                if vcard4:
+                    text = categories.as_vcard4_group(text)
                 self._groups[href] = radicale_item.Item(
                     collection=self, href=href, text=text, etag=etag_of(text), uid=uid,
                     name="VCARD", component_name="", last_modified=modified)
@@ -434,8 +437,11 @@ class Collection(multifilesystem.Collection):
         return self.store_card(href, item)
 
     def _group_items_any_view(self) -> dict[str, radicale_item.Item]:
+        self._groups = None  # the cache holds the current view's cards: not this one's
         with views.using(views.GROUPS_VIEW):
-            return self._group_items()
+            items = self._group_items()
+        self._groups = None
+        return items
 
     def store_card(self, href: str, item: radicale_item.Item
                    ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
@@ -511,7 +517,9 @@ class Collection(multifilesystem.Collection):
         if groups:
             self._group_items()  # records any change of the group cards first
         state = self._index.sync_state(self._sync_coll(), with_groups=groups)
-        view = "p" if self._published is not None else "g" if groups else "c"
+        view = ("p" if self._published is not None
+                else ("G" if views.current() == views.GROUPS4_VIEW else "g") if groups
+                else "c")
         token = f"{SYNC_TOKEN_PREFIX}{view}{state.epoch}-{state.coll_id}-{state.seq}"
         return token, state.coll_id, state.seq, state.seq_floor
 
@@ -561,7 +569,7 @@ def _parse_token(token: str) -> tuple[str, str, int, int]:
         raise ValueError(f"Malformed token: {token!r}")
     body = token[len(SYNC_TOKEN_PREFIX):]
     parts = body[1:].split("-")
-    if (body[:1] not in ("c", "g", "p") or len(parts) != 3 or not parts[1].isdigit()
+    if (body[:1] not in ("c", "g", "G", "p") or len(parts) != 3 or not parts[1].isdigit()
             or not parts[2].isdigit()):
         raise ValueError(f"Malformed token: {token!r}")
     return body[0], parts[0], int(parts[1]), int(parts[2])

@@ -18,7 +18,11 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 CATEGORIES_VIEW = "categories"
-GROUPS_VIEW = "groups"
+GROUPS_VIEW = "groups"  # vCard 3 group cards, as Apple writes them
+GROUPS4_VIEW = "groups4"  # vCard 4 KIND:group cards with MEMBER, for vCard 4 group writers
+GROUP_VIEWS = frozenset({GROUPS_VIEW, GROUPS4_VIEW})
+#: Suffix of a learned client product that writes vCard 4 group cards.
+VCARD4_GROUPS = ":4"
 GROUP_CARD_MODES = ("auto", "always", "never")
 SETTINGS_FILE = ".cardfile-settings.json"
 
@@ -63,7 +67,12 @@ def choose(user_agent: str, mode: str, group_clients: frozenset[str] = frozenset
         return GROUPS_VIEW
     if mode == "never":
         return CATEGORIES_VIEW
-    if is_apple_agent(user_agent) or client_product(user_agent) in group_clients:
+    if is_apple_agent(user_agent):
+        return GROUPS_VIEW
+    product = client_product(user_agent)
+    if product + VCARD4_GROUPS in group_clients:
+        return GROUPS4_VIEW
+    if product in group_clients:
         return GROUPS_VIEW
     return CATEGORIES_VIEW
 
@@ -129,8 +138,13 @@ def read_group_clients(collection_root: str, user: str) -> frozenset[str]:
     return _read_settings(collection_root, user)[1]
 
 
-def learn_group_client(collection_root: str, user: str, product: str) -> None:
-    """Remember that ``product`` writes group cards: it gets the group view from now on."""
+def learn_group_client(collection_root: str, user: str, product: str,
+                       vcard4: bool = False) -> None:
+    """Remember that ``product`` writes group cards: it gets the group view from now on.
+
+    ``vcard4``: it wrote a vCard 4 ``KIND:group`` card, and is served those.
+    """
+    product += VCARD4_GROUPS if vcard4 else ""
     clients = read_group_clients(collection_root, user)
     if product in clients or len(clients) >= _MAX_GROUP_CLIENTS:
         return

@@ -143,6 +143,16 @@ def test_a_client_that_writes_group_cards_keeps_seeing_them(server: ServerProces
     seen = {h.rsplit("/", 1)[-1] for h in davx5.etags()}
     assert {"CLUB.vcf", "FRIENDS.vcf"} <= seen
     assert "CATEGORIES:Club" in thunderbird.get("bob.vcf")[2]
+    # A vCard 4 group writer is served vCard 4 group cards; the vCard 3 writer, vCard 3.
+    club = davx5.get("CLUB.vcf")[2]
+    assert "VERSION:4.0" in club and "KIND:group" in club and "MEMBER:urn:uuid:bob" in club
+    assert "X-ADDRESSBOOKSERVER" not in davx5.get("FRIENDS.vcf")[2]
+    assert "X-ADDRESSBOOKSERVER-KIND:group" in carrier.get("CLUB.vcf")[2]
+    # Each view's incremental sync reports the change of a group's members.
+    _, token, _ = davx5.sync()
+    assert thunderbird.put("cyd.vcf", card("cyd", "Cyd Brown", "CATEGORIES:Club"))[0] == 201
+    _, _, changed = davx5.sync(token)
+    assert {e.href.rsplit("/", 1)[-1] for e in changed} >= {"cyd.vcf", "CLUB.vcf"}
 
 
 class DavxShapedClient:
