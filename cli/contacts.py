@@ -328,39 +328,16 @@ def _pretty(s: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-_FIELDS = {"name": ("FN", "N", "NICKNAME"), "fn": ("FN",), "email": ("EMAIL",),
-           "phone": ("TEL",), "tel": ("TEL",), "org": ("ORG",), "category": ("CATEGORIES",),
-           "categories": ("CATEGORIES",), "nickname": ("NICKNAME",), "note": ("NOTE",),
-           "uid": ("UID",), "address": ("ADR",), "adr": ("ADR",), "title": ("TITLE",)}
-_ANY = ("FN", "N", "NICKNAME", "EMAIL", "TEL", "ORG")
-
-
 def search_rows(book: AddressBook, terms: list[str]) -> list[Any]:
-    """Rows matching every term: words look in name, email, phone, nickname and org;
-    ``field:value`` (name, email, phone, org, category, note, uid...) in that field."""
-    where: list[str] = []
-    params: list[object] = []
-    for term in terms:
-        name, sep, value = term.partition(":")
-        props = _FIELDS.get(name.lower()) if sep else None
-        if props is None:
-            props, value = _ANY, term
-        marks = ",".join("?" * len(props))
-        clause = (f"EXISTS (SELECT 1 FROM props p WHERE p.item = i.id AND p.name IN ({marks}) "
-                  "AND (p.lvalue LIKE ? ESCAPE '\\'")
-        params += [*props, "%" + _like(value.lower()) + "%"]
-        digits = "".join(c for c in value if c.isdigit())
-        if "TEL" in props and len(digits) >= 3:
-            clause += " OR (p.name = 'TEL' AND p.norm LIKE ?)"
-            params.append(f"%{digits}%")
-        where.append(clause + "))")
-    rows = book.collection._index.select(book.collection._coll(),
-                                         " AND ".join(where) or "1", params)
-    return sorted((r for r in rows if r.kind != "group"), key=lambda r: (r.fn.casefold(), r.uid))
+    """Rows matching every term, in the JSON API's ``q`` language (the store's one search):
+    words look in name, email, nickname and org (and phone digits when they look like a
+    phone); ``field:value`` (name, email, phone, org, category, note, uid...) in that field."""
+    collection = book.collection
+    return collection._index.search(collection._coll(), _max_resource_size(book), terms)
 
 
-def _like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _max_resource_size(book: AddressBook) -> int:
+    return int(book.collection._storage.configuration.get("server", "max_resource_size"))
 
 
 @click.command("search")

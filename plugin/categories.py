@@ -27,7 +27,7 @@ import radicale.item as radicale_item
 
 from cardfile.plugin import card_edit, card_fields
 from cardfile.plugin.card_edit import category_key
-from cardfile.plugin.index import ItemRow, etag_of
+from cardfile.plugin.store.index import ItemRow, etag_of
 
 if TYPE_CHECKING:
     from cardfile.plugin.storage import Collection

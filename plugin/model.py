@@ -19,8 +19,8 @@ import radicale.item as radicale_item
 from radicale import pathutils
 
 from cardfile.plugin.card_check import CardRejected, parse_single_card
-from cardfile.plugin.index import ItemRow
 from cardfile.plugin.storage import Collection
+from cardfile.plugin.store.index import ItemRow
 
 GROUP_KINDS = frozenset({"group"})
 

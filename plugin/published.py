@@ -23,7 +23,7 @@ from radicale import storage as radicale_storage
 
 from cardfile.plugin import card_edit, categories, sent_card
 from cardfile.plugin.card_fields import category_key
-from cardfile.plugin.index import ItemRow
+from cardfile.plugin.store.index import ItemRow
 
 if TYPE_CHECKING:
     from cardfile.plugin.storage import Collection, IndexedItem

@@ -37,12 +37,12 @@ from cardfile.plugin import (
     card_fields,
     categories,
     published,
-    query,
     request_notes,
     sent_card,
     views,
 )
-from cardfile.plugin.index import CardIndex, ItemRow, etag_of
+from cardfile.plugin.store import carddav_query as query
+from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
 _NOT_A_CARD_SIZE = 256 * 1024 * 1024
@@ -209,10 +209,7 @@ class Collection(multifilesystem.Collection):
 
     def card_count(self) -> int:
         """How many cards the index holds for this book (no rows loaded)."""
-        row = self._index.connection().execute(
-            "SELECT COUNT(*) FROM items WHERE coll=? AND kind != 'group'",
-            (self._coll(),)).fetchone()
-        return int(row[0])
+        return self._index.contact_count(self._coll())
 
     # -- views ---------------------------------------------------------------
     @property
@@ -376,19 +373,16 @@ class Collection(multifilesystem.Collection):
         Group cards of the groups view are not included (they are not indexed).
         """
         try:
-            where, params = query.translate(filters)
+            if self._published is not None:
+                servable = self._all_rows()
+                return [row for row in self._index.query(self._sync_coll(), filters)
+                        if row.href in servable]
+            # Only what _all_rows() would keep: a query reads its hits only.
+            return self._index.query(self._coll(), filters,
+                                     max_size=self._storage._max_resource_size)
         except query.Unsupported as e:
             logger.debug("Query on %r evaluated card by card (%s)", self.path, e)
             return None
-        if self._published is not None:
-            servable = self._all_rows()
-            return [row for row in self._index.select(self._sync_coll(), where, params)
-                    if row.href in servable]
-        # What _all_rows() would keep, said in SQL: a query reads its hits only.
-        return self._index.select(
-            self._coll(), f"i.kind != 'group' AND i.size <= ? AND ({where})",
-            [self._storage._max_resource_size, *params],
-            by_condition=" IN (" in where and "NOT " not in where)
 
     def has_uid(self, uid: str) -> bool:
         if not self._indexed:

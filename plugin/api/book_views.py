@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardfile.plugin import categories, export, importers, model, views
-from cardfile.plugin.api import openapi, queries
+from cardfile.plugin.api import openapi
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import JCARD, JSON, VCARD, Response
@@ -42,9 +42,8 @@ def openapi_document(ctx: Context) -> Response:
 def book_document(ctx: Context, book: str) -> Response:
     with ctx.open(book) as address_book:
         collection = address_book.collection
-        found = queries.page(collection._index.connection(), collection._coll(),
-                             ctx.max_resource_size, sort="name", descending=False, limit=1,
-                             cursor=None)
+        found = collection._index.page(collection._coll(), ctx.max_resource_size,
+                                       sort="name", descending=False, limit=1, cursor=None)
         category_count = len(categories.Categories(collection).all())
     return Response.json({**_book_links(ctx, book), "contact_count": found.total,
                           "category_count": category_count})
@@ -60,8 +59,8 @@ def export_book(ctx: Context, book: str) -> Response:
         collection = address_book.collection
         if category is not None and categories.Categories(collection).get(category) is None:
             raise Problem(404, f"there is no category {category!r}")
-        for row in queries.all_rows(collection._index.connection(), collection._coll(),
-                                    ctx.max_resource_size, category):
+        for row in collection._index.all_rows(collection._coll(), ctx.max_resource_size,
+                                              category):
             try:
                 texts.append(address_book.read(row).text)
             except RuntimeError:  # vanished since the index saw it

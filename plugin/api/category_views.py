@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardfile.plugin import categories
-from cardfile.plugin.api import ids, queries, schemas
+from cardfile.plugin.api import ids, schemas
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Response
@@ -97,8 +97,8 @@ def list_members(ctx: Context, book: str, id: str) -> Response:
     with ctx.open(book) as address_book:
         category = _require(categories.Categories(address_book.collection), name)
         collection = address_book.collection
-        rows = queries.members(collection._index.connection(), collection._coll(),
-                               ctx.max_resource_size, category.name)
+        rows = collection._index.members(collection._coll(), ctx.max_resource_size,
+                                         category.name)
     items = [{"id": ids.encode(r.uid or r.href), "name": r.fn,
               "url": ctx.contact_url(book, r.uid or r.href)} for r in rows]
     return Response.json({"category": category.name, "total": len(items), "items": items,

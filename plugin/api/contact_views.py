@@ -14,12 +14,13 @@ import uuid
 from urllib.parse import urlencode
 
 from cardfile.plugin import card_fields, categories, export, model
-from cardfile.plugin.api import edit, ids, jcard, queries, schemas
+from cardfile.plugin.api import edit, ids, jcard, schemas
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import JCARD, VCARD, Request, Response, etag_matches
-from cardfile.plugin.index import ItemRow
+from cardfile.plugin.store import contact_queries
+from cardfile.plugin.store.index import ItemRow
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
 
@@ -68,7 +69,10 @@ def _int_arg(request: Request, name: str, default: int, low: int, high: int) -> 
 def list_contacts(ctx: Context, book: str) -> Response:
     request = ctx.request
     limit = _int_arg(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    sort, descending = queries.parse_sort(request.arg("sort", "name") or "")
+    try:
+        sort, descending = contact_queries.parse_sort(request.arg("sort", "name") or "")
+    except contact_queries.QueryError as e:
+        raise Problem(400, str(e)) from None
     cursor = request.arg("cursor") or None
     q = request.arg("q", "") or ""
     if len(q) > 200:
@@ -78,9 +82,12 @@ def list_contacts(ctx: Context, book: str) -> Response:
     items = []
     with ctx.open(book) as address_book:
         collection = address_book.collection
-        found = queries.page(collection._index.connection(), collection._coll(),
-                             ctx.max_resource_size, sort=sort, descending=descending,
-                             limit=limit, cursor=cursor, q=q, category=category)
+        try:
+            found = collection._index.page(
+                collection._coll(), ctx.max_resource_size, sort=sort, descending=descending,
+                limit=limit, cursor=cursor, q=q, category=category)
+        except contact_queries.QueryError as e:
+            raise Problem(400, str(e)) from None
         for row in found.rows:
             if fields is not None and fields <= rep.INDEX_FIELDS:
                 items.append(rep.index_json(meta(ctx, book, row), row.fn, fields))

@@ -46,18 +46,14 @@ class Report:
 
 
 def load_matcher(book: AddressBook, region: str) -> dedupe.Matcher:
-    """Everyone in ``book``, from the index (read-only SQL over its props table)."""
+    """Everyone in ``book``, from the index (no card file is read)."""
     matcher = dedupe.Matcher()
-    coll = book.collection._coll()
-    db = book.collection._index._db()
+    cards, values = book.collection._index.people(book.collection._coll(), dedupe.MERGED_UID)
     people: dict[int, dedupe.Person] = {}
-    for item_id, href, uid, fn, kind in db.execute(
-            "SELECT id, href, uid, fn, kind FROM items WHERE coll=?", (coll,)):
+    for item_id, href, uid, fn, kind in cards:
         if kind not in ("group",):
             people[item_id] = dedupe.Person(uid, dedupe.real_name(fn), href=href)
-    for item_id, name, value in db.execute(
-            "SELECT p.item, p.name, p.value FROM props p JOIN items i ON p.item = i.id "
-            "WHERE i.coll=? AND p.name IN ('EMAIL', 'TEL', 'N', ?)", (coll, dedupe.MERGED_UID)):
+    for item_id, name, value in values:
         person = people.get(item_id)
         if person is None or not value.strip():
             continue

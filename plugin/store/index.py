@@ -24,9 +24,14 @@ import secrets
 import sqlite3
 import threading
 import weakref
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from hashlib import sha256
+
+from cardfile.plugin.store import carddav_query
+from cardfile.plugin.store.contact_queries import ContactQueries
+from cardfile.plugin.store.rows import ItemRow, SyncState, etag_of
+
+__all__ = ["CardIndex", "ItemRow", "SyncState", "etag_of"]
 
 from cardfile.plugin import card_fields
 
@@ -102,33 +107,6 @@ CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (coll, seq);
 """
 
 
-@dataclass(frozen=True)
-class ItemRow:
-    """One card as the index knows it."""
-
-    href: str
-    uid: str
-    etag: str
-    size: int
-    mtime_ns: int
-    fn: str
-    kind: str
-    seq: int
-
-
-@dataclass(frozen=True)
-class SyncState:
-    epoch: str
-    coll_id: int
-    seq: int
-    seq_floor: int
-
-
-def etag_of(text: str) -> str:
-    """The same etag Radicale computes for an item's text."""
-    return f'"{sha256(text.encode()).hexdigest()}"'
-
-
 class _Lease:
     """A thread's hold on a pooled connection, given back when the thread ends.
 
@@ -145,7 +123,7 @@ class _Lease:
         weakref.finalize(self, give_back, db)
 
 
-class CardIndex:
+class CardIndex(ContactQueries):
     """Thread-safe access to one index database (a connection per thread, pooled)."""
 
     #: Idle connections kept for the next threads; more are closed.
@@ -331,6 +309,17 @@ class CardIndex:
             f"WHERE {coll_test} AND ({where})"
         )
         return [ItemRow(*r) for r in self._db().execute(sql, (coll, *params))]
+
+    def query(self, coll: int, filters: list[ET.Element], max_size: int | None = None
+              ) -> list[ItemRow]:
+        """The cards an ``addressbook-query`` filter selects (``carddav_query.Unsupported``
+        when it needs Radicale's card-by-card test); ``max_size``: servable contacts only."""
+        where, params = carddav_query.translate(filters)
+        if max_size is None:
+            return self.select(coll, where, params)
+        return self.select(coll, f"i.kind != 'group' AND i.size <= ? AND ({where})",
+                           [max_size, *params],
+                           by_condition=" IN (" in where and "NOT " not in where)
 
     def last_mtime_ns(self, coll: int) -> int:
         r = self._db().execute("SELECT MAX(mtime_ns) FROM items WHERE coll=?", (coll,)).fetchone()
