@@ -14,10 +14,9 @@ from dataclasses import asdict
 from typing import Any
 
 import click
-from radicale import storage as radicale_storage
 
 from cardfile.cli import settings as settings_mod
-from cardfile.cli.options import _settings, common_options, default_user
+from cardfile.cli.options import _settings, common_options, default_user, load_storage
 from cardfile.plugin import categories as categories_mod
 from cardfile.plugin import model, published, views
 
@@ -35,7 +34,7 @@ def book_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def open_categories(data_dir: str | None, config_file: str | None, user_name: str | None,
                     book: str, mode: str) -> Iterator[categories_mod.Categories]:
     settings = _settings(data_dir, config_file)
-    storage = radicale_storage.load(settings_mod.radicale_configuration(settings))
+    storage = load_storage(settings, settings_mod.radicale_configuration(settings))
     user = user_name or default_user(settings)
     try:
         with model.open_book(storage, user, book, mode, create=(mode == "w")) as address_book:

@@ -8,19 +8,18 @@ Radicale's storage lock through ``model.open_book``.
 
 from __future__ import annotations
 
-import getpass
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from radicale import storage as radicale_storage
 
 from cardfile.cli import settings as settings_mod
-from cardfile.cli import users
 from cardfile.cli.main import _settings, common_options
+from cardfile.cli.options import default_user, load_storage
 from cardfile.plugin import dedupe, export, importers, normalize
 from cardfile.plugin.importers import book as import_book
 from cardfile.plugin.model import AddressBook, BookError, open_book
@@ -44,17 +43,24 @@ class Context:
                  book: str) -> None:
         self.settings = _settings(data_dir, config_file)
         self.configuration = settings_mod.radicale_configuration(self.settings)
-        self.user = user or default_user(self.settings.htpasswd)
+        self.user = user or default_user(self.settings)
         self.book = book
         self.region = normalize.default_region(self.configuration)
         self._storage: Any = None
+        #: The options the user gave, for hints that name the same folder and user.
+        self.flags = "".join(f" {flag} {shlex.quote(value)}" for flag, value in (
+            ("--data-dir", data_dir), ("--config", config_file), ("--user", user))
+            if value) + (f" --book {shlex.quote(book)}" if book != "contacts" else "")
 
     @property
     def storage(self) -> Any:
         if self._storage is None:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._storage = radicale_storage.load(self.configuration)
+            self._storage = load_storage(self.settings, self.configuration)
         return self._storage
+
+    def has_book(self) -> bool:
+        """Whether the book's folder exists (a dry run of a first import reads nothing)."""
+        return (self.settings.collection_root / self.user / self.book).is_dir()
 
     @property
     def merges(self) -> dedupe.MergeStore:
@@ -64,13 +70,10 @@ class Context:
         return open_book(self.storage, self.user, self.book, mode, create=mode == "w")
 
 
-def default_user(htpasswd: Path) -> str:
-    names = list(users.read(htpasswd))
-    return names[0] if len(names) == 1 else getpass.getuser()
-
-
-def _fail(e: BookError) -> click.ClickException:
-    hint = " (import contacts first, or check --user/--book)" if e.status == 404 else ""
+def _fail(e: BookError, ctx: Context | None = None) -> click.ClickException:
+    flags = ctx.flags if ctx is not None else ""
+    hint = (f" (import contacts first: cardfile import FILE{flags}; or check --user/--book)"
+            if e.status == 404 else "")
     return click.ClickException(e.reason + hint)
 
 
@@ -107,18 +110,20 @@ def import_(data_dir: str | None, config_file: str | None, user: str | None, boo
         except importers.ImportFailed as e:
             raise click.ClickException(str(e)) from None
     total = sum(len(p.cards) for p in parsed)
+    # A dry run writes nothing: not even the folders and index opening a book makes.
+    storage = None if dry_run and not ctx.has_book() else ctx.storage
     show_bar = sys.stderr.isatty() and not as_json and total > 200
     try:
         if show_bar:
             with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
                 report = import_book.import_cards(
-                    ctx.storage, ctx.user, book, parsed, ctx.merges, ctx.region,
+                    storage, ctx.user, book, parsed, ctx.merges, ctx.region,
                     list(categories), dry_run, progress=bar.update)
         else:
-            report = import_book.import_cards(ctx.storage, ctx.user, book, parsed, ctx.merges,
+            report = import_book.import_cards(storage, ctx.user, book, parsed, ctx.merges,
                                               ctx.region, list(categories), dry_run)
     except BookError as e:
-        raise _fail(e) from None
+        raise _fail(e, ctx) from None
     report.formats = {p.cards[0].origin.rsplit(":", 1)[0] if p.cards else "?": p.format
                       for p in parsed}
     if as_json:
@@ -153,7 +158,7 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
         with ctx.open() as b:
             texts = [c for c in _texts(b) if _in_category(c, category)]
     except BookError as e:
-        raise _fail(e) from None
+        raise _fail(e, ctx) from None
     result = export.export_cards(texts, fmt)
     if output == "-":
         click.echo(result, nl=False)
@@ -197,8 +202,13 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
         return
     try:
         if undo_id:
-            with ctx.open("w") as b:
-                restored = import_book.undo_merge(b, store, undo_id, force)
+            try:
+                with ctx.open("w") as b:
+                    restored = import_book.undo_merge(b, store, undo_id, force)
+            except KeyError:
+                raise click.ClickException(
+                    f"there is no merge {undo_id!r} to undo; 'cardfile dedupe --history"
+                    f"{ctx.flags}' lists them") from None
             click.echo(json.dumps({"undone": undo_id, "restored": restored}) if as_json else
                        f"Undid merge {undo_id}: restored {', '.join(restored)}.")
             return
@@ -214,7 +224,7 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
             labels = {uid: b.find(uid) for uid in {u for c, _ in sure for u in c}
                       | {u for a, c, _ in ambiguous for u in (a, c)}}
     except BookError as e:
-        raise _fail(e) from None
+        raise _fail(e, ctx) from None
     fn = {uid: (row.fn if row else names[uid].name) for uid, row in labels.items()}
     if as_json:
         click.echo(json.dumps({
@@ -258,7 +268,7 @@ def contacts_list(data_dir: str | None, config_file: str | None, user: str | Non
         with ctx.open() as b:
             items = [export.summary(t) for t in _texts(b) if _in_category(t, category)]
     except BookError as e:
-        raise _fail(e) from None
+        raise _fail(e, ctx) from None
     _print_people(items, as_json, parsable)
 
 
@@ -297,7 +307,7 @@ def contacts_show(data_dir: str | None, config_file: str | None, user: str | Non
                 row = rows[0]
             text = b.read(row).text
     except BookError as e:
-        raise _fail(e) from None
+        raise _fail(e, ctx) from None
     if fmt == "vcard":
         click.echo(text, nl=False)
     elif fmt == "json":
@@ -358,7 +368,7 @@ def search(data_dir: str | None, config_file: str | None, user: str | None, book
         with ctx.open() as b:
             items = [export.summary(b.read(row).text) for row in search_rows(b, list(terms))]
     except BookError as e:
-        raise _fail(e) from None
+        raise _fail(e, ctx) from None
     if mutt:
         lines = [f"{e['value']}\t{s['fn']}\t{', '.join(s['categories'])}"
                  for s in items for e in s["emails"]]

@@ -64,9 +64,30 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
     if auth_type == "htpasswd":
         _first_run_user(Path(str(configuration.get("auth", "htpasswd_filename"))),
                         f"{scheme}://{hosts[0]}")
+    _check_free(hosts)
     click.echo(f"Cardfile serving {settings.data_dir} on "
                + ", ".join(f"{scheme}://{h}/" for h in hosts), err=True)
     server.serve(configuration)
+
+
+def _check_free(hosts: list[str]) -> None:
+    """Say which address is taken before Radicale's 'No servers started' would."""
+    import socket
+
+    from cardfile.cli.errors import PortInUse
+
+    for host_port in hosts:
+        host, _, port = host_port.rpartition(":")
+        host = host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, int(port)))
+            except OSError as e:
+                raise PortInUse(
+                    f"cannot listen on {host_port}: {e.strerror} (is another Cardfile or "
+                    "program using it? choose another with --port)") from None
 
 
 def _listen_addresses(configured: list[tuple[str, int]], host: str | None,
@@ -182,5 +203,13 @@ def _register_command_groups() -> None:
 
 _register_command_groups()
 
+
+def main() -> None:
+    """The installed ``cardfile`` command."""
+    from cardfile.cli.errors import run
+
+    run(cli)
+
+
 if __name__ == "__main__":
-    cli()
+    main()

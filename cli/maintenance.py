@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-from radicale import storage as radicale_storage
 
 from cardfile.cli import settings as settings_mod
-from cardfile.cli.options import _settings, common_options
+from cardfile.cli.options import _settings, common_options, load_storage
 from cardfile.plugin import backup as backup_mod
 
 
 def _lock_factory(settings: settings_mod.Settings) -> Any:
     configuration = settings_mod.radicale_configuration(settings)
-    storage = radicale_storage.load(configuration)
+    storage = load_storage(settings, configuration)
 
     def lock(mode: str) -> AbstractContextManager[object]:
         return _locked(storage, mode)

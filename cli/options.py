@@ -34,6 +34,22 @@ def _settings(data_dir: str | None, config_file: str | None) -> settings_mod.Set
         raise click.UsageError(str(e)) from None
 
 
+def load_storage(settings: settings_mod.Settings, configuration: Any) -> Any:
+    """Radicale's storage over an existing data folder (never a new one by mistake).
+
+    Loading it creates ``collection-root`` and the index, so a typo in
+    ``--data-dir`` would start an empty second data folder; only ``serve``,
+    ``user add`` and ``restore`` make one.
+    """
+    from radicale import storage as radicale_storage
+
+    if not settings.data_dir.is_dir():
+        raise click.ClickException(
+            f"there is no Cardfile data folder at {settings.data_dir}; check --data-dir "
+            "(a folder is made by 'cardfile serve' or 'cardfile user add')")
+    return radicale_storage.load(configuration)
+
+
 def default_user(settings: settings_mod.Settings) -> str:
     """The only user if there is exactly one, else the login name."""
     names = list(users.read(settings.htpasswd))

@@ -60,9 +60,17 @@ def resolve(data_dir: str | None, config_file: str | None) -> Settings:
     return Settings(data.resolve(), cfg)
 
 
-def _read_ini(text: str, data_dir: Path) -> dict[str, dict[str, str]]:
+class ConfigFileError(Exception):
+    """A configuration file that cannot be used, said so that its owner can fix it."""
+
+
+def _read_ini(text: str, data_dir: Path, source: str = "<config>") -> dict[str, dict[str, str]]:
     parser = configparser.RawConfigParser()
-    parser.read_string(text)
+    try:
+        parser.read_string(text, source)
+    except configparser.Error as e:
+        raise ConfigFileError(f"the configuration file {source} cannot be read: "
+                              f"{' '.join(str(e).split())}") from None
     return {
         section: {key: value.replace("{data_dir}", str(data_dir))
                   for key, value in parser.items(section)}
@@ -80,12 +88,21 @@ def radicale_configuration(settings: Settings,
     configuration = radicale_config.load()
     layers = [("Cardfile default", _read_ini(shipped_default_text(), settings.data_dir))]
     if settings.config_file is not None:
-        layers.append((str(settings.config_file),
-                       _read_ini(settings.config_file.read_text(), settings.data_dir)))
+        source = str(settings.config_file)
+        try:
+            text = settings.config_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigFileError(f"the configuration file {source} cannot be read: {e}"
+                                  ) from None
+        layers.append((source, _read_ini(text, settings.data_dir, source)))
     if overrides:
         layers.append(("command line", overrides))
     for source, values in layers:
-        configuration.update(values, source)
+        try:
+            configuration.update(values, source)
+        except (RuntimeError, ValueError) as e:  # Radicale's words for a bad option
+            raise ConfigFileError(f"{' '.join(str(e).split())} (fix it in {source})"
+                                  ) from None
     return configuration
 
 

@@ -84,7 +84,10 @@ class Target:
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        if self.dry_run:
+        if self.dry_run and self.storage is None:  # nothing there yet: an empty book
+            self.book = None
+            yield
+        elif self.dry_run:
             try:
                 with open_book(self.storage, self.user, self.book_name, "r") as b:
                     self.book = b

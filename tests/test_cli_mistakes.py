@@ -1,0 +1,110 @@
+"""A user's mistake on the command line ends in one sentence and changes nothing."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, USER, cardfile_command, free_port, run_cli
+from tests.davclient import card
+
+
+def cardfile(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cardfile_command(), *args], input=stdin, capture_output=True,
+                          text=True, timeout=60)
+
+
+def assert_one_sentence(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    assert output.strip().startswith("Error:") or "Error:" in output, output
+    for word in words:
+        assert word in output, (word, output)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    run_cli("user", "add", USER, "--password-stdin", data_dir=folder, stdin=PASSWORD + "\n")
+    source = tmp_path / "one.vcf"
+    source.write_text(card("one", "Olive One", "EMAIL:olive@example.org"), newline="")
+    run_cli("import", str(source), "--user", USER, data_dir=folder)
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and "cardfile-index" not in p.name and ".Radicale" not in p.name}
+
+
+def test_a_busy_port_is_named(data: Path) -> None:
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = cardfile("serve", "--port", str(port), "--data-dir", str(data))
+    assert_one_sentence(result, f"127.0.0.1:{port}", "--port")
+
+
+def test_an_unwritable_output_file_is_named(data: Path, tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "out.vcf"
+    result = cardfile("export", "-o", str(target), "--user", USER, "--data-dir", str(data))
+    assert_one_sentence(result, str(target))
+
+
+def test_an_unknown_merge_id_is_named_with_the_flags_given(data: Path) -> None:
+    before = snapshot(data)
+    result = cardfile("dedupe", "--undo", "no-such-merge", "--user", USER,
+                      "--data-dir", str(data))
+    assert_one_sentence(result, "no-such-merge", f"--data-dir {data}", "--history")
+    assert snapshot(data) == before
+
+
+@pytest.mark.parametrize("text,words", [
+    ("[server\nhosts = x\n", ["cannot be read"]),
+    ("[server]\nmax_connections = lots\n", ["max_connections", "lots"]),
+])
+def test_a_bad_config_file_is_named(data: Path, tmp_path: Path, text: str,
+                                    words: list[str]) -> None:
+    config = tmp_path / "bad.conf"
+    config.write_text(text)
+    for args in (["serve", "--port", str(free_port())], ["contacts", "list"]):
+        result = cardfile(*args, "--config", str(config), "--data-dir", str(data))
+        assert_one_sentence(result, str(config), *words)
+
+
+def test_a_data_dir_typo_creates_nothing(tmp_path: Path, data: Path) -> None:
+    typo = tmp_path / "dtaa"
+    for args in (["contacts", "list"], ["search", "olive"], ["export"],
+                 ["import", "-"], ["categories", "list"]):
+        result = cardfile(*args, "--data-dir", str(typo), stdin=card("x", "X Y"))
+        assert result.returncode != 0 and "Traceback" not in result.stderr, (args, result)
+        assert not typo.exists(), args
+
+
+def test_a_dry_run_writes_nothing(tmp_path: Path, data: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, data):
+        before = sorted(p.name for p in folder.rglob("*"))
+        content = snapshot(folder)
+        result = cardfile("import", "-", "--dry-run", "--data-dir", str(folder),
+                          "--user", USER, stdin=card("new", "Nia New"))
+        assert result.returncode == 0, result.stderr
+        assert "Would import" in result.stdout and "added 1" in result.stdout
+        assert sorted(p.name for p in folder.rglob("*")) == before
+        assert snapshot(folder) == content
+
+
+def test_every_command_names_the_same_default_user(data: Path) -> None:
+    """The only user in htpasswd is the default of every command, not the login name."""
+    listed = cardfile("contacts", "list", "--data-dir", str(data))
+    found = cardfile("search", "olive", "--data-dir", str(data))
+    categories = cardfile("categories", "list", "--data-dir", str(data))
+    assert listed.returncode == found.returncode == categories.returncode == 0
+    assert "Olive One" in listed.stdout and "Olive One" in found.stdout
