@@ -73,3 +73,39 @@ def test_mailto_links_carry_the_address_only(browser: Browser, server: ServerPro
         expect(page.locator("#detail")).to_contain_text("a@b.c?bcc=evil@x.y")
     finally:
         page.close()
+
+
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5E"
+       "rkJggg==")
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>document.title="ran"</script></svg>'
+
+
+def test_the_page_makes_blobs_only_of_the_four_image_types(browser: Browser,
+                                                            server: ServerProcess,
+                                                            dav: DavClient) -> None:
+    # A blob: URL is on the page's origin: an SVG blob opened in a tab would run
+    # its script there. The page must refuse a non-image answer even if a server
+    # (an older Cardfile, a proxy) sent one, so the answer is replaced in the browser.
+    assert dav.put("pic.vcf", card("pic-1", "Picture Person",
+                                   f"PHOTO;ENCODING=b;TYPE=PNG:{PNG}"))[0] == 201
+    page = browser.new_page()
+    try:
+        sign_in(page, server)
+        page.evaluate("location.hash = '#/contacts/pic-1'")
+        image = page.locator("#detail .avatar.large img")
+        expect(image).to_be_visible()
+        assert (image.get_attribute("src") or "").startswith("blob:")
+    finally:
+        page.close()
+    page = browser.new_page()
+    try:
+        page.route("**/photo", lambda route: route.fulfill(
+            status=200, content_type="image/svg+xml", body=SVG))
+        sign_in(page, server)
+        page.evaluate("location.hash = '#/contacts/pic-1'")
+        expect(page.locator("#contact-name")).to_have_text("Picture Person")
+        page.wait_for_timeout(1000)  # time for the photo's answer to arrive
+        expect(page.locator("#detail .avatar.large")).to_be_visible()
+        assert page.locator("img[src^='blob:']").count() == 0
+    finally:
+        page.close()
