@@ -13,6 +13,7 @@ from cardfile.plugin import importers
 from cardfile.plugin.api.representation import FIELDS
 from cardfile.plugin.api.schemas import SCHEMAS
 from cardfile.plugin.api.web import IMPORT_TYPES
+from cardfile.plugin.image_check import IMAGE_TYPES
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _SENTENCES = {
@@ -171,11 +172,13 @@ def _paths() -> dict[str, Any]:
                        "responses": {"204": {"description": "deleted"}, **_errors(412)}}},
         "/api/books/{book}/contacts/{id}/photo": {"parameters": [_BOOK, _ID], "get": {
             "operationId": "getPhoto", "summary": "The photo's bytes",
+            "description": "Served only as JPEG, PNG, GIF or WebP, the type taken from the "
+                           "bytes (never from the card); any other photo is 404.",
             "responses": {"200": {"description": "the image", "headers": _ETAG, "content": {
-                "image/*": {"schema": {"type": "string", "format": "binary"}},
-                "application/octet-stream": {"schema": {"type": "string",
-                                                        "format": "binary"}}}},
-                "302": {"description": "the photo is a link", "headers": _LOCATION},
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in IMAGE_TYPES}},
+                "302": {"description": "the photo is a link (not fetched)",
+                        "headers": _LOCATION},
                 **_errors()}}},
         "/api/books/{book}/categories": {"parameters": [_BOOK], "get": {
             "operationId": "listCategories", "summary": "The Categories collection",
