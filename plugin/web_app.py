@@ -88,7 +88,7 @@ class WebApp:
         if path == "/index.html":
             base = environ.get("SCRIPT_NAME", "").rstrip("/")
             return "301 Moved Permanently", [("Location", base + "/"),
-                                             ("Content-Length", "0")], b""
+                                             ("Content-Length", "0"), *SECURITY_HEADERS], b""
         name = "index.html" if path == "/" else path[len(PREFIX):]
         found = self._file(name)
         if found is None:
@@ -115,4 +115,4 @@ def _text(status: str, sentence: str) -> Result:
     body = (sentence + "\n").encode()
     return status, [("Content-Type", "text/plain; charset=utf-8"),
                     ("Content-Length", str(len(body))), ("Cache-Control", "no-cache"),
-                    ("X-Content-Type-Options", "nosniff")], body
+                    *SECURITY_HEADERS], body

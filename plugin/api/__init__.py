@@ -22,7 +22,7 @@ import radicale.rights
 from radicale import pathutils
 
 from cardfile.plugin import request_notes
-from cardfile.plugin.api import routes
+from cardfile.plugin.api import routes, same_origin
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import PROBLEM_TYPE, Problem, encode_problem
 from cardfile.plugin.api.web import Request, Response
@@ -32,6 +32,13 @@ from cardfile.plugin.model import BookError
 
 log = logging.getLogger("cardfile")
 _REALM = 'Basic realm="Cardfile", charset="UTF-8"'
+#: Sent with every API answer: it is data, never a page to render, sniff or frame.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
 def is_api_path(path: str) -> bool:
@@ -81,6 +88,8 @@ class ApiApp:
                                else "")))
         headers.append(("Content-Length", str(len(response.body))))
         headers.append(("Cache-Control", "no-store"))
+        named = {name.lower() for name, _ in headers}
+        headers += [h for h in SECURITY_HEADERS if h[0].lower() not in named]
         body = b"" if method == "HEAD" else response.body
         return routes.status_line(response.status), headers, body
 
@@ -95,6 +104,9 @@ class ApiApp:
         if handler is None:
             raise Problem(405, f"{method} is not allowed here; use {route.allow()}",
                           headers=[("Allow", route.allow())])
+        cross_site = same_origin.refusal(environ, method)
+        if cross_site is not None:
+            raise Problem(403, cross_site)
         if route.public:
             user = ""
         else:

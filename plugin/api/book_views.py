@@ -13,7 +13,7 @@ from cardfile.plugin import categories, export, importers, model, views
 from cardfile.plugin.api import openapi
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import Problem
-from cardfile.plugin.api.web import JCARD, JSON, VCARD, Response
+from cardfile.plugin.api.web import IMPORT_TYPES, JCARD, JSON, VCARD, Response
 from cardfile.plugin.importers.book import Report, import_cards
 
 EXPORT_FORMATS = {"vcard": (VCARD, "vcf"), "vcard3": (VCARD, "vcf"),
@@ -88,6 +88,10 @@ def import_book(ctx: Context, book: str) -> Response:
     if fmt is None or fmt not in importers.FORMATS:
         raise Problem(400, f"format must be one of {', '.join(importers.FORMATS)}, "
                            f"not {fmt!r}")
+    if ctx.request.content_type not in IMPORT_TYPES:
+        raise Problem(415, f"send the file as one of {', '.join(IMPORT_TYPES)} (Content-Type "
+                           f"was {ctx.request.content_type or 'missing'!r})",
+                      accepted=list(IMPORT_TYPES))
     if not ctx.request.body.strip():
         raise Problem(400, "the request needs a body: the contacts file to import")
     try:

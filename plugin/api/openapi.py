@@ -12,12 +12,16 @@ from typing import Any
 from cardfile.plugin import importers
 from cardfile.plugin.api.representation import FIELDS
 from cardfile.plugin.api.schemas import SCHEMAS
+from cardfile.plugin.api.web import IMPORT_TYPES
+from cardfile.plugin.image_check import IMAGE_TYPES
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _SENTENCES = {
     304: "Not modified (If-None-Match names the current ETag)",
     400: "The request is malformed (query parameter, cursor, JSON syntax)",
     401: "Not logged in: HTTP Basic with a Cardfile user",
+    403: "Refused: a page on another site (Sec-Fetch-Site cross-site or same-site, or an "
+         "Origin that is not this server's) sent this change, or the book is read-only",
     404: "No such address book (of yours), contact or category",
     409: "Conflicts with what is stored (UID or name in use)",
     412: "If-Match / If-None-Match does not hold: the contact changed since it was read",
@@ -168,11 +172,13 @@ def _paths() -> dict[str, Any]:
                        "responses": {"204": {"description": "deleted"}, **_errors(412)}}},
         "/api/books/{book}/contacts/{id}/photo": {"parameters": [_BOOK, _ID], "get": {
             "operationId": "getPhoto", "summary": "The photo's bytes",
+            "description": "Served only as JPEG, PNG, GIF or WebP, the type taken from the "
+                           "bytes (never from the card); any other photo is 404.",
             "responses": {"200": {"description": "the image", "headers": _ETAG, "content": {
-                "image/*": {"schema": {"type": "string", "format": "binary"}},
-                "application/octet-stream": {"schema": {"type": "string",
-                                                        "format": "binary"}}}},
-                "302": {"description": "the photo is a link", "headers": _LOCATION},
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in IMAGE_TYPES}},
+                "302": {"description": "the photo is a link (not fetched)",
+                        "headers": _LOCATION},
                 **_errors()}}},
         "/api/books/{book}/categories": {"parameters": [_BOOK], "get": {
             "operationId": "listCategories", "summary": "The Categories collection",
@@ -229,7 +235,7 @@ def _paths() -> dict[str, Any]:
                 "type": "string", "default": "auto", "enum": list(importers.FORMATS)})],
             "requestBody": {"required": True, "content": {
                 media: {"schema": {"description": "the file's bytes, as they are"}}
-                for media in ("text/vcard", "text/csv", "application/octet-stream")}},
+                for media in IMPORT_TYPES}},
             "responses": {"200": _json({"type": "object", "required": [
                 "format", "read", "added", "merged", "unchanged", "skipped", "merge_ids",
                 "problems"], "properties": {
@@ -238,7 +244,7 @@ def _paths() -> dict[str, Any]:
                 "unchanged": {"type": "integer"}, "skipped": {"type": "integer"},
                 "merge_ids": {"type": "array", "items": {"type": "string"}},
                 "problems": {"type": "array", "items": {"type": "object"}}}}, "imported"),
-                **_errors(413, 422)}}},
+                **_errors(413, 415, 422)}}},
     }
 
 
@@ -305,6 +311,16 @@ def _dedupe_paths() -> dict[str, Any]:
     }
 
 
+def _with_write_refusals(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every change may be refused with 403 as cross-site (api/same_origin.py)."""
+    for item in paths.values():
+        for method in ("post", "put", "patch", "delete"):
+            if method in item:
+                item[method]["responses"].setdefault(
+                    "403", {"description": _SENTENCES[403], "content": _PROBLEM})
+    return paths
+
+
 def document(prefix: str = "/api") -> dict[str, Any]:
     """The OpenAPI document; ``prefix`` is where the API is mounted (behind a proxy)."""
     base = prefix[: -len("/api")] if prefix.endswith("/api") else ""
@@ -316,7 +332,7 @@ def document(prefix: str = "/api") -> dict[str, Any]:
                                 "problem details."},
         "servers": [{"url": base or "/"}],
         "security": [{"basic": []}],
-        "paths": {**_paths(), **_dedupe_paths()},
+        "paths": _with_write_refusals({**_paths(), **_dedupe_paths()}),
         "components": {"schemas": SCHEMAS,
                        "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
     }

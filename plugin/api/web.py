@@ -20,6 +20,15 @@ JCARD = "application/vcard+json"
 VCARD = "text/vcard"
 MERGE_PATCH = "application/merge-patch+json"
 _VCARD_TYPES = (VCARD, "text/x-vcard", "text/directory")
+#: What an import body must be sent as: the media types of the files it reads.
+#: text/plain, form-encoded and multipart bodies (what an HTML form on any web
+#: site can send) are refused, as is a body without a type.
+IMPORT_TYPES = (
+    *_VCARD_TYPES,                                        # vCard
+    JCARD, JSON,                                          # jCard
+    "text/csv", "text/comma-separated-values", "application/csv",  # CSV
+    "text/x-ldif", "application/x-ldif", "application/ldif",       # LDIF
+)
 
 
 @dataclass

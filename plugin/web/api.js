@@ -1,11 +1,12 @@
 // The page's only way to the server: Cardfile's JSON API at ./api/, with HTTP Basic.
 //
-// Credentials live in this module (and in sessionStorage, so a reload of the
-// same tab stays signed in); they are sent only in the Authorization header,
-// never in a URL. Requests use credentials: "omit" so that a 401 is handed to
-// the page (which says "wrong password") instead of the browser's own login box.
+// Credentials live in this module's memory only: never in sessionStorage or
+// localStorage, where any script that ever ran on the origin could read them
+// back, so a reload asks to sign in again. They are sent only in the
+// Authorization header, never in a URL. Requests use credentials: "omit" so
+// that a 401 is handed to the page (which says "wrong password") instead of
+// the browser's own login box.
 
-const STORE_KEY = "cardfile.auth";
 let token = null;
 let userName = "";
 
@@ -29,26 +30,9 @@ export function setCredentials(user, password) {
   userName = user;
 }
 
-export function remember() {
-  sessionStorage.setItem(STORE_KEY, JSON.stringify({ token, user: userName }));
-}
-
-export function restore() {
-  try {
-    const saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "null");
-    if (saved && saved.token) {
-      token = saved.token;
-      userName = saved.user || "";
-      return true;
-    }
-  } catch (e) { /* nothing usable stored */ }
-  return false;
-}
-
 export function forget() {
   token = null;
   userName = "";
-  sessionStorage.removeItem(STORE_KEY);
 }
 
 export function signedIn() { return token !== null; }

@@ -32,7 +32,7 @@ async function signIn(event) {
   button.textContent = "Signing in…";
   api.setCredentials($("#signin-user").value.trim(), $("#signin-password").value);
   try {
-    await start(true);
+    await start();
   } catch (e) {
     api.forget();
     error.textContent = e.status === 401 ? "The user name or password is wrong." : message(e);
@@ -43,11 +43,10 @@ async function signIn(event) {
   }
 }
 
-async function start(fresh) {
+async function start() {
   const { data } = await api.get("", { quiet401: true });
   const book = data.books.find((b) => b.name === "contacts") || data.books[0];
   if (!book) throw new Error("You have no address book yet.");
-  if (fresh) api.remember();
   state.book = book;
   $("#signin-password").value = "";
   $("#signin").hidden = true;
@@ -490,15 +489,7 @@ function init() {
   });
   window.addEventListener("hashchange", route);
   setUpCopyButtons();
-  if (api.restore()) {
-    $("#signin").hidden = true;
-    start(false).catch(() => {
-      api.forget();
-      $("#signin").hidden = false;
-    });
-  } else {
-    $("#signin-user").focus();
-  }
+  $("#signin-user").focus();  // credentials are kept in memory only: a reload signs in again
 }
 
 init();

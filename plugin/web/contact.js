@@ -46,12 +46,22 @@ function formatBirthday(value) {
   return Number.isNaN(date.getTime()) ? value : date.toLocaleDateString(undefined, options);
 }
 
+/**
+ * A mailto: link to the address alone. Anything from "?" on would be header
+ * fields (bcc=, body=, a %0a-smuggled header), so it is dropped; the address
+ * itself is percent-encoded, "@" kept readable.
+ */
+export function mailtoHref(value) {
+  const address = String(value || "").split("?")[0].trim();
+  return "mailto:" + encodeURIComponent(address).replace(/%40/g, "@");
+}
+
 /** The readable card. `actions`: {edit, remove, addCategory, removeCategory}. */
 export function renderView(contact, categories, actions) {
   const name = displayName(contact);
   const sub = [contact.title, contact.organization].filter(Boolean).join(", ");
   const emails = (contact.emails || []).map((e) => el("li", {},
-    el("a", { href: `mailto:${e.value}` }, e.value),
+    el("a", { href: mailtoHref(e.value) }, e.value),
     typeLabel(e.type) && el("span", { class: "type" }, typeLabel(e.type))));
   const phones = (contact.phones || []).map((p) => el("li", {},
     el("a", { href: `tel:${p.value.replace(/[^\d+#*,;]/g, "")}` }, p.value),

@@ -100,6 +100,20 @@ async function showMerges(book, onChange) {
 }
 
 // -- import & export --------------------------------------------------------------------
+// The media type an import is sent as. The server accepts only the types of
+// contacts files (never text/plain or a form's), and never guesses one, so the
+// page names it: from the format chosen, else from the file's extension.
+const TYPE_BY_EXTENSION = { vcf: "text/vcard", vcard: "text/vcard", csv: "text/csv",
+  ldif: "text/x-ldif", ldi: "text/x-ldif", json: "application/json" };
+const TYPE_BY_FORMAT = { vcard: "text/vcard", jcard: "application/vcard+json", csv: "text/csv",
+  ldif: "text/x-ldif" };
+
+export function importType(fileName, format) {
+  const extension = (/\.([a-z0-9]+)$/i.exec(fileName || "") || [])[1];
+  if (format !== "auto") return TYPE_BY_FORMAT[format] || TYPE_BY_FORMAT[format.split("-").pop()] || null;
+  return TYPE_BY_EXTENSION[(extension || "").toLowerCase()] || null;
+}
+
 const IMPORT_FORMATS = [["auto", "Find out from the file"], ["vcard", "vCard"], ["jcard", "jCard"],
   ["csv", "CSV (Google, Outlook, Thunderbird, LinkedIn)"], ["ldif", "LDIF"]];
 
@@ -114,13 +128,19 @@ export function setUpTransfer(book, getCategories, onChange) {
       report.replaceChildren(el("p", { class: "error" }, "Choose a file first."));
       return;
     }
+    const type = importType(file.name, format.value);
+    if (!type) {
+      report.replaceChildren(el("p", { class: "error" },
+        `The name ${file.name} does not say what kind of file it is: choose its format.`));
+      return;
+    }
     const button = $("#import-button");
     button.disabled = true;
     report.replaceChildren(el("p", {}, `Importing ${file.name}…`));
     try {
       const body = await file.arrayBuffer();
       const { data } = await request("POST", `${book.import}?format=${encodeURIComponent(format.value)}`, {
-        body, headers: { "Content-Type": "application/octet-stream" } });
+        body, headers: { "Content-Type": type } });
       report.replaceChildren(
         el("p", { class: "ok" }, `Imported ${file.name} (${data.format}).`),
         el("dl", { class: "report-counts" },
@@ -151,7 +171,7 @@ export function setUpTransfer(book, getCategories, onChange) {
       const disposition = headers.get("Content-Disposition") || "";
       const found = /filename="([^"]+)"/.exec(disposition);
       const name = found ? found[1] : "contacts.vcf";
-      const url = URL.createObjectURL(data);
+      const url = URL.createObjectURL(new Blob([data], { type: "application/octet-stream" }));
       const link = el("a", { href: url, download: name, class: "visually-hidden" }, name);
       document.body.append(link);
       link.click();

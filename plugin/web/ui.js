@@ -106,8 +106,12 @@ function hue(text) {
 }
 
 // Photos need the Authorization header, so they are fetched as blobs and kept
-// as object URLs (a bounded cache: the oldest are released).
+// as object URLs (a bounded cache: the oldest are released). A blob: URL is
+// on this page's origin, so one is made only of a JPEG, PNG, GIF or WebP
+// answer, typed as exactly that: an SVG or HTML "photo" must never become a
+// document that could be opened here.
 const photos = new Map();
+const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/gif", "image/webp"]);
 const PHOTO_CACHE = 400;
 
 export function forgetPhotos() {
@@ -125,7 +129,11 @@ export function photoUrl(contact) {
       photos.delete(oldest);
     }
     photos.set(key, get(contact.photo, { as: "blob" })
-      .then(({ data }) => (data && data.type.startsWith("image/") ? URL.createObjectURL(data) : null))
+      .then(({ data, headers }) => {
+        const type = (headers.get("Content-Type") || "").split(";")[0].trim().toLowerCase();
+        if (!data || !IMAGE_TYPES.has(type)) return null;
+        return URL.createObjectURL(new Blob([data], { type }));
+      })
       .catch(() => null));
   }
   return photos.get(key);
