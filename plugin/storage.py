@@ -34,6 +34,7 @@ from radicale.log import logger
 from radicale.storage import multifilesystem
 
 from cardfile.plugin import card_fields, categories, published, query, request_notes, views
+from cardfile.plugin.backup import restorable_name
 from cardfile.plugin.index import CardIndex, ItemRow, etag_of
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
@@ -395,8 +396,8 @@ class Collection(multifilesystem.Collection):
                ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
         if not self._indexed:
             return super().upload(href, item)
-        if not pathutils.is_safe_filesystem_path_component(href):
-            raise pathutils.UnsafePathError(href)
+        if not pathutils.is_safe_filesystem_path_component(href) or not restorable_name(href):
+            raise pathutils.UnsafePathError(href)  # (a backslash: backups could not restore it)
         if self._published is not None:
             return self._published.upload(href, item)
         text = item.serialize()
