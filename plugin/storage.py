@@ -179,10 +179,12 @@ class Collection(multifilesystem.Collection):
         """The category this book publishes from another book, if it is one."""
         if self._publication is False:
             marker = published.read_marker(self._filesystem_path) if self._indexed else None
-            self._publication = (published.PublishedBook(
-                self, pathutils.unstrip_path(pathutils.strip_path(
-                    pathutils.sanitize_path(marker[0])), True), marker[1])
-                if marker else None)
+            source = published.own_source(self.path, marker[0]) if marker else None
+            if marker and source is None:
+                logger.warning("Ignoring the published-book marker of %r: its source %r is "
+                               "not another book of the same user", self.path, marker[0])
+            self._publication = (published.PublishedBook(self, source, marker[1])
+                                 if marker and source else None)
         assert self._publication is not True
         return self._publication or None
 
