@@ -6,15 +6,15 @@ run several independent servers side by side.
 
 from __future__ import annotations
 
-import getpass
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from cardfile.cli import file_modes, first_run, users
 from cardfile.cli import settings as settings_mod
-from cardfile.cli import users
 from cardfile.cli.options import _settings, common_options, default_user  # noqa: F401
 from cardfile.plugin import host_check  # noqa: F401  (registers [server] allowed_hosts)
 
@@ -23,6 +23,14 @@ from cardfile.plugin import host_check  # noqa: F401  (registers [server] allowe
 @click.version_option(package_name="cardfile")
 def cli() -> None:
     """Cardfile: your contacts as plain .vcf files, synced over CardDAV."""
+    # Every file and folder any command creates (cards, the index and its
+    # -wal/-shm, htpasswd, category stores, Radicale's atomic writes, backups,
+    # exports) is private to the user: one umask here, before any command runs.
+    os.umask(PRIVATE_UMASK)
+
+
+#: Files 0600, folders 0700, whichever command creates them.
+PRIVATE_UMASK = 0o077
 
 
 # -- serve -------------------------------------------------------------------
@@ -44,6 +52,8 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
 
     settings = _settings(data_dir, config_file)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for change in file_modes.tighten_data_dir(settings.data_dir):
+        click.echo(f"Warning: {change}", err=True)
     configuration = settings_mod.radicale_configuration(settings)
     hosts = _listen_addresses(configuration.get("server", "hosts"), host, port)
     if (tls_cert is None) != (tls_key is None):
@@ -59,12 +69,12 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
         raise click.UsageError(
             f"refusing to listen on {', '.join(exposed)} with authentication off "
             f"([auth] type = {auth_type}); use a loopback address or turn authentication on")
+    _check_free(hosts)
     server.configure_logging(log_level)
     scheme = "https" if configuration.get("server", "ssl") else "http"
     if auth_type == "htpasswd":
-        _first_run_user(Path(str(configuration.get("auth", "htpasswd_filename"))),
-                        f"{scheme}://{hosts[0]}")
-    _check_free(hosts)
+        first_run.create_first_user(Path(str(configuration.get("auth", "htpasswd_filename"))),
+                                    f"{scheme}://{hosts[0]}", settings.data_dir)
     click.echo(f"Cardfile serving {settings.data_dir} on "
                + ", ".join(f"{scheme}://{h}/" for h in hosts), err=True)
     server.serve(configuration)
@@ -100,30 +110,14 @@ def _listen_addresses(configured: list[tuple[str, int]], host: str | None,
     return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in pairs]
 
 
-def _first_run_user(htpasswd: Path, server_url: str) -> None:
-    """With no users yet, create one for the login name and show its password once."""
-    if users.read(htpasswd):
-        return
-    name = getpass.getuser()
-    try:
-        users.validate_name(name)
-    except users.UserError:
-        name = "cardfile"
-    password = users.generate_password()
-    users.add(htpasswd, name, password)
-    click.echo(
-        "\nFirst run: created the user below. The password is shown only this once;\n"
-        f"change it with 'cardfile user passwd {name}'.\n\n"
-        f"  Server:   {server_url}/\n"
-        f"  Contacts: {server_url}/{name}/contacts/\n"
-        f"  User:     {name}\n"
-        f"  Password: {password}\n")
-
-
 # -- user --------------------------------------------------------------------
 @cli.group()
 def user() -> None:
     """Manage the accounts that may log in."""
+
+
+_ALLOW_WEAK_HELP = ("Accept a short, common or name-like password (for tests and throw-away "
+                   "servers only).")
 
 
 def _read_password(password_stdin: bool, name: str) -> str:
@@ -146,13 +140,14 @@ def _user_action(action: Callable[[], object]) -> None:
 @common_options
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--allow-weak", is_flag=True, help=_ALLOW_WEAK_HELP)
 def user_add(data_dir: str | None, config_file: str | None, name: str,
-             password_stdin: bool) -> None:
+             password_stdin: bool, allow_weak: bool) -> None:
     """Add a user (asks for the password)."""
     settings = _settings(data_dir, config_file)
     _user_action(lambda: users.validate_name(name))
     password = _read_password(password_stdin, name)
-    _user_action(lambda: users.add(settings.htpasswd, name, password))
+    _user_action(lambda: users.add(settings.htpasswd, name, password, allow_weak))
     click.echo(f"Added user {name!r}.", err=True)
 
 
@@ -160,14 +155,16 @@ def user_add(data_dir: str | None, config_file: str | None, name: str,
 @common_options
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--allow-weak", is_flag=True, help=_ALLOW_WEAK_HELP)
 def user_passwd(data_dir: str | None, config_file: str | None, name: str,
-                password_stdin: bool) -> None:
+                password_stdin: bool, allow_weak: bool) -> None:
     """Change a user's password."""
     settings = _settings(data_dir, config_file)
     if name not in users.read(settings.htpasswd):
         raise click.ClickException(f"no user {name!r}; use 'cardfile user add {name}'")
     password = _read_password(password_stdin, name)
-    _user_action(lambda: users.set_password(settings.htpasswd, name, password))
+    _user_action(lambda: users.set_password(settings.htpasswd, name, password, allow_weak))
+    first_run.forget_password_file(settings.data_dir, name)
     click.echo(f"Changed the password of {name!r}.", err=True)
 
 

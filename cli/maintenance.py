@@ -52,6 +52,12 @@ def backup(data_dir: str | None, config_file: str | None, file: str, no_users: b
     users = f", users: {', '.join(summary.users)}" if summary.users else ", no users"
     click.echo(f"Backed up {summary.cards} card(s) in {summary.files} file(s) "
                f"({summary.bytes} bytes{users}) to {file}.")
+    if summary.left_out:
+        shown = ", ".join(repr(name) for name in summary.left_out[:5])
+        more = f" and {len(summary.left_out) - 5} more" if len(summary.left_out) > 5 else ""
+        click.echo(f"Warning: left out {len(summary.left_out)} file(s) whose names a restore "
+                   f"cannot bring back (a backslash in the name): {shown}{more}. Rename them "
+                   "(without a backslash) and back up again.", err=True)
 
 
 @click.command("restore")

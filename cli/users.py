@@ -15,6 +15,8 @@ from pathlib import Path
 
 import bcrypt
 
+from cardfile.cli import password_policy
+
 _VALID_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 
 
@@ -72,19 +74,34 @@ def check_password(password: str) -> str:
     return password
 
 
-def add(path: Path, name: str, password: str) -> None:
+def check_strength(name: str, password: str) -> str:
+    """``password`` if a person may use it (see password_policy), else ``UserError``."""
+    try:
+        password_policy.check(name, password)
+    except password_policy.WeakPassword as e:
+        raise UserError(f"{e}; nothing was changed") from None
+    return password
+
+
+def add(path: Path, name: str, password: str, allow_weak: bool = False) -> None:
     users = read(path)
     if validate_name(name) in users:
         raise UserError(f"user {name!r} exists already; use 'cardfile user passwd {name}'")
-    users[name] = hash_password(check_password(password))
+    check_password(password)
+    if not allow_weak:
+        check_strength(name, password)
+    users[name] = hash_password(password)
     _write(path, users)
 
 
-def set_password(path: Path, name: str, password: str) -> None:
+def set_password(path: Path, name: str, password: str, allow_weak: bool = False) -> None:
     users = read(path)
     if name not in users:
         raise UserError(f"no user {name!r}; use 'cardfile user add {name}'")
-    users[name] = hash_password(check_password(password))
+    check_password(password)
+    if not allow_weak:
+        check_strength(name, password)
+    users[name] = hash_password(password)
     _write(path, users)
 
 

@@ -39,10 +39,16 @@ from pathlib import Path
 
 MANIFEST = "cardfile-backup.json"
 FORMAT = 1
-#: Derived or volatile: never archived, never restored.
-_SKIP_PREFIXES = ("cardfile-index.sqlite3", ".Radicale.lock", ".Radicale.tmp-",
-                  ".cardfile-restore-")
-_SKIP_NAMES = frozenset({".Radicale.cache"})
+#: Derived, volatile or secret files at the top of the data folder: never archived,
+#: never restored. Only at the top: a card may well be named "cardfile-index.sqlite3"
+#: inside a book, and must then be backed up like any other card.
+_TOP_SKIP_PREFIXES = ("cardfile-index.sqlite3", ".Radicale.lock", ".Radicale.tmp-",
+                      ".cardfile-restore-")
+_TOP_SKIP_NAMES = frozenset({".Radicale.cache", "first-run-password"})
+#: Radicale's own cache and half-written files, at any depth. No card or book can
+#: have these names: Radicale refuses every item or collection name starting with a dot.
+_DEEP_SKIP_PREFIXES = (".Radicale.tmp-",)
+_DEEP_SKIP_NAMES = frozenset({".Radicale.cache", ".Radicale.lock"})
 #: A card file is at most max_resource_size; other files are small. Far above both.
 _MAX_MEMBER = 512 * 1024 * 1024
 
@@ -60,21 +66,51 @@ class Summary:
     bytes: int = 0
     users: list[str] = field(default_factory=list)
     moved_aside: Path | None = None
+    #: Files a restore could not bring back (see ``restorable_name``), left out.
+    left_out: list[str] = field(default_factory=list)
 
 
-def _skipped(name: str) -> bool:
-    return name in _SKIP_NAMES or name.startswith(_SKIP_PREFIXES)
+def _skipped(name: str, top: bool) -> bool:
+    """Is ``name`` left out of backups (``top``: it is directly in the data folder)?"""
+    if name in _DEEP_SKIP_NAMES or name.startswith(_DEEP_SKIP_PREFIXES):
+        return True
+    return top and (name in _TOP_SKIP_NAMES or name.startswith(_TOP_SKIP_PREFIXES))
 
 
-def _walk(data_dir: Path, include_users: bool, exclude: Path | None) -> Iterator[Path]:
-    """Files to archive, in a stable order (symlinks are never followed)."""
+def restorable_name(name: str) -> bool:
+    """Can a file or folder called ``name`` go through a backup and restore?
+
+    ``restore`` refuses members with a backslash or NUL (a backslash is a path
+    separator elsewhere); the CardDAV server refuses such names on upload, so
+    only files another program made can have them.
+    """
+    return bool(name) and "\\" not in name and "\x00" not in name
+
+
+def _walk(data_dir: Path, include_users: bool, exclude: Path | None,
+          left_out: list[str]) -> Iterator[Path]:
+    """Files to archive, in a stable order (symlinks are never followed).
+
+    Files and folders whose names a restore would refuse are named in ``left_out``.
+    """
     for root, dirs, files in os.walk(data_dir, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not _skipped(d)
-                         and not (Path(root) / d).is_symlink()
-                         and not (Path(root) == data_dir and d.startswith("replaced-")))
+        top = Path(root) == data_dir
+        kept_dirs = []
+        for d in sorted(dirs):
+            if _skipped(d, top) or (Path(root) / d).is_symlink() or (
+                    top and d.startswith("replaced-")):
+                continue
+            if not restorable_name(d):
+                left_out.append((Path(root) / d).relative_to(data_dir).as_posix())
+                continue
+            kept_dirs.append(d)
+        dirs[:] = kept_dirs
         for name in sorted(files):
             path = Path(root) / name
-            if _skipped(name) or path.is_symlink() or not path.is_file():
+            if _skipped(name, top) or path.is_symlink() or not path.is_file():
+                continue
+            if not restorable_name(name):
+                left_out.append(path.relative_to(data_dir).as_posix())
                 continue
             if exclude is not None and path == exclude:
                 continue
@@ -101,7 +137,7 @@ def create(data_dir: Path, target: Path, lock: LockFactory,
             files: dict[str, str] = {}
             with tarfile.open(fileobj=raw, mode="w:gz") as tar:
                 # One file in memory at a time; the manifest goes last.
-                for path in _walk(data_dir, include_users, target):
+                for path in _walk(data_dir, include_users, target, summary.left_out):
                     data = path.read_bytes()
                     name = path.relative_to(data_dir).as_posix()
                     files[name] = hashlib.sha256(data).hexdigest()
@@ -138,14 +174,14 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, st: os.stat_result | None
 
 def _safe_name(name: str) -> str | None:
     """The member's normalised relative name, or None if it could escape or is odd."""
-    if not name or "\\" in name or "\x00" in name or name.startswith("/"):
+    if not restorable_name(name) or name.startswith("/"):
         return None
     normal = posixpath.normpath(name)
     parts = normal.split("/")
     if normal in (".", "") or normal.startswith("../") or ".." in parts or normal != name.rstrip(
             "/").removeprefix("./"):
         return None
-    if any(_skipped(part) for part in parts):
+    if any(_skipped(part, top=i == 0) for i, part in enumerate(parts)):
         return None
     return normal
 
@@ -233,13 +269,15 @@ def restore(archive: Path, data_dir: Path, lock: LockFactory, force: bool = Fals
                     continue
                 dest = staging / member.name
                 if member.isdir():
-                    dest.mkdir(parents=True, exist_ok=True)
+                    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
                     continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 stream = tar.extractfile(member)
                 assert stream is not None
                 digest = hashlib.sha256()
-                with open(dest, "xb") as out:
+                # Private whatever the caller's umask: cards, hashes, category stores.
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as out:
                     while chunk := stream.read(1 << 16):
                         digest.update(chunk)
                         out.write(chunk)

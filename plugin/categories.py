@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from cardfile.plugin.storage import Collection
 
 STORE_NAME = ".cardfile-categories.json"
+#: Bounds of the group cards view (see ``Categories.group_cards``).
+MAX_GROUPS_PER_CARD = 50
+MAX_GROUP_CARDS = 500
+MAX_GROUP_NAME = 200
 _GROUP_NAMESPACE = uuid.UUID("6f1f1d2e-9a3c-4d6b-8f0e-7c2a5b4e3d21")
 _GROUP_KIND_PROPS = ("X-ADDRESSBOOKSERVER-KIND", "KIND")
 _MEMBER_PROPS = ("X-ADDRESSBOOKSERVER-MEMBER", "MEMBER")
@@ -288,12 +293,35 @@ class Categories:
 
     # -- group cards -----------------------------------------------------------
     def group_cards(self) -> dict[str, tuple[str, str]]:
-        """href -> (UID, vCard text) of one synthesised group card per category."""
-        members: dict[str, list[str]] = {}
+        """href -> (UID, vCard text) of one synthesised group card per category.
+
+        Bounded, because every group card is one more entry in every listing
+        an Apple client asks for: one card with 5,000 categories would
+        otherwise make 5,000 group cards and a 5 MB answer to each PROPFIND.
+        A card counts towards at most ``MAX_GROUPS_PER_CARD`` group cards
+        (its categories with the most members), a category name longer than
+        ``MAX_GROUP_NAME`` characters makes none, and a book shows at most
+        ``MAX_GROUP_CARDS`` (categories made on purpose first, then the
+        largest). The categories themselves stay on the cards, for every
+        other client, the web page and the API.
+        """
+        keys_of: dict[str, list[str]] = {}
         for key, uid in self.collection._index.memberships(self.collection._coll()):
-            members.setdefault(key, []).append(f"urn:uuid:{member_uid(uid)}")
+            keys_of.setdefault(uid, []).append(key)
+        size = Counter(key for keys in keys_of.values() for key in keys)
+        members: dict[str, list[str]] = {}
+        for uid, keys in keys_of.items():
+            if len(keys) > MAX_GROUPS_PER_CARD:
+                keys = sorted(keys, key=lambda k: (-size[k], k))[:MAX_GROUPS_PER_CARD]
+            for key in keys:
+                members.setdefault(key, []).append(f"urn:uuid:{member_uid(uid)}")
+        shown = sorted(
+            (c for c in self.all() if len(c.name) <= MAX_GROUP_NAME
+             and (c.key in members or c.key in self.entries)),
+            key=lambda c: (c.key not in self.entries, -len(members.get(c.key, ())),
+                           c.name.casefold(), c.key))[:MAX_GROUP_CARDS]
         cards = {}
-        for category in self.all():
+        for category in shown:
             uris = sorted(set(members.get(category.key, [])) | {
                 p if ":" in p else f"urn:uuid:{p}" for p in category.pending})
             cards[category.href] = (category.uid, _group_card_text(category, uris))
@@ -336,7 +364,7 @@ class Categories:
                 self._rewrite(row, lambda t: card_edit.remove_category(t, name))
         entry.pending = sorted(set(pending))
         self._save()
-        return href, self.group_cards()[href][1]
+        return href, self.group_cards().get(href, ("", ""))[1]
 
     def delete_group(self, href: str) -> bool:
         category = self.by_group(href=href)

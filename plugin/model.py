@@ -18,6 +18,7 @@ from typing import Any
 import radicale.item as radicale_item
 from radicale import pathutils
 
+from cardfile.plugin.backup import restorable_name
 from cardfile.plugin.card_check import CardRejected, parse_single_card
 from cardfile.plugin.storage import Collection
 from cardfile.plugin.store.index import ItemRow
@@ -137,7 +138,7 @@ class AddressBook:
                                  f"{existing.etag}, not {if_match})")
         if href is None:
             href = self._free_href(uid)
-        elif not pathutils.is_safe_filesystem_path_component(href):
+        elif not pathutils.is_safe_filesystem_path_component(href) or not restorable_name(href):
             raise BookError(400, f"invalid contact name {href!r}")
         radicale_item.check_and_sanitize_items(
             [card], max_vevent_rrule_occurrence=0, is_collection=False, tag="VADDRESSBOOK")
@@ -159,6 +160,7 @@ class AddressBook:
         coll = self.collection._coll()
         candidate = f"{uid}.vcf"
         if (pathutils.is_safe_filesystem_path_component(candidate) and len(candidate) < 200
+                and restorable_name(candidate)
                 and rows(coll, candidate) is None
                 and not os.path.lexists(os.path.join(self.collection._filesystem_path,
                                                      candidate))):

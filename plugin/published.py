@@ -19,6 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import radicale.item as radicale_item
+from radicale import pathutils
 from radicale import storage as radicale_storage
 
 from cardfile.plugin import card_edit, categories, sent_card
@@ -39,6 +40,26 @@ def read_marker(folder: str) -> tuple[str, str] | None:
         return str(data["source"]), str(data["category"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def own_source(book_path: str, source: str) -> str | None:
+    """The marker's source as a collection path, if it is another book of the same user.
+
+    A marker is a plain file: one crafted (or restored, or copied between
+    users' folders) to name another user's book would otherwise serve that
+    user's cards to whoever owns the published book. Anything but a sibling
+    book of the same owner is refused (None).
+    """
+    try:
+        source_parts = pathutils.strip_path(pathutils.sanitize_path(source)).split("/")
+    except ValueError:
+        return None
+    own_parts = book_path.strip("/").split("/")
+    if (len(source_parts) != 2 or len(own_parts) != 2 or source_parts[0] != own_parts[0]
+            or source_parts == own_parts
+            or not all(pathutils.is_safe_filesystem_path_component(p) for p in source_parts)):
+        return None
+    return pathutils.unstrip_path("/".join(source_parts), True)
 
 
 def write_marker(folder: str, source: str, category: str) -> None:
@@ -123,6 +144,9 @@ def publish(storage: Any, user: str, book: str, category: str,
     The caller holds the storage write lock and has checked the category.
     """
     folder_name = name or f"{book}-{slug(category)}"
+    if not pathutils.is_safe_filesystem_path_component(folder_name):
+        raise categories.CategoryError(400, f"{folder_name!r} cannot be an address book name "
+                                            "(no slashes, no leading dot)")
     path = f"/{user}/{folder_name}/"
     existing = next(iter(storage.discover(path)), None)
     if existing is not None:

@@ -83,12 +83,21 @@ def screen(environ: dict[str, Any], method: str, length: int) -> Response | None
 
 
 def check_item_name(path: str) -> None:
-    """Refuse a path segment the file system could not store (400, not a 500)."""
+    """Refuse a path segment the file system could not store (400, not a 500).
+
+    A backslash is refused too: the file system would store it, but a backup
+    could not restore it (a backslash is a path separator elsewhere).
+    """
     for segment in path.split("/"):
-        size = len(unquote(segment).encode("utf-8", "surrogateescape"))
+        name = unquote(segment)
+        size = len(name.encode("utf-8", "surrogateescape"))
         if size > MAX_NAME_BYTES:
             raise CardRejected(400, f"A name in this address is {size} bytes long; names may "
                                     f"be at most {MAX_NAME_BYTES} bytes")
+        if "\\" in name:
+            raise CardRejected(400, f"The name {name[:60]!r} contains a backslash (\\), which "
+                                    "Cardfile refuses because a backup could not restore it; "
+                                    "use another name")
 
 
 def check_xml_body(body: bytes) -> str:

@@ -41,6 +41,7 @@ from cardfile.plugin import (
     sent_card,
     views,
 )
+from cardfile.plugin.backup import restorable_name
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
 
@@ -186,10 +187,12 @@ class Collection(multifilesystem.Collection):
         """The category this book publishes from another book, if it is one."""
         if self._publication is False:
             marker = published.read_marker(self._filesystem_path) if self._indexed else None
-            self._publication = (published.PublishedBook(
-                self, pathutils.unstrip_path(pathutils.strip_path(
-                    pathutils.sanitize_path(marker[0])), True), marker[1])
-                if marker else None)
+            source = published.own_source(self.path, marker[0]) if marker else None
+            if marker and source is None:
+                logger.warning("Ignoring the published-book marker of %r: its source %r is "
+                               "not another book of the same user", self.path, marker[0])
+            self._publication = (published.PublishedBook(self, source, marker[1])
+                                 if marker and source else None)
         assert self._publication is not True
         return self._publication or None
 
@@ -400,8 +403,8 @@ class Collection(multifilesystem.Collection):
                ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
         if not self._indexed:
             return super().upload(href, item)
-        if not pathutils.is_safe_filesystem_path_component(href):
-            raise pathutils.UnsafePathError(href)
+        if not pathutils.is_safe_filesystem_path_component(href) or not restorable_name(href):
+            raise pathutils.UnsafePathError(href)  # (a backslash: backups could not restore it)
         if self._published is not None:
             return self._published.upload(href, item)
         # The client's own bytes, not vobject's re-serialisation (sent_card.py).

@@ -100,7 +100,9 @@ def start_server(tmp_path: Path, users: dict[str, str] | None = None,
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
     for name, password in (users or {USER: PASSWORD}).items():
-        run_cli("user", "add", name, "--password-stdin", data_dir=data_dir,
+        # --allow-weak: tests seed servers with whatever password suits them; the
+        # password rules themselves are tested in test_weak_passwords.py.
+        run_cli("user", "add", name, "--password-stdin", "--allow-weak", data_dir=data_dir,
                 stdin=password + "\n")
     return ServerProcess(data_dir, free_port(), extra_config)
 

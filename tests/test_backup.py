@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import USER, ServerProcess, free_port, run_cli, start_server
 from tests.davclient import card
 
-PASSWORD = "backup pw"
+PASSWORD = "backup passphrase"
 
 
 def _files(data_dir: Path) -> dict[str, str]:

@@ -49,11 +49,17 @@ def test_first_run_with_no_configuration(tmp_path: Path) -> None:
             line = proc.stdout.readline()
             assert line, output
             output += line
-        match = re.search(r"User:\s+(\S+)\s+Password:\s+(\S+)", output)
+        # Standard output is a pipe, not a terminal: the password is in a private file.
+        match = re.search(r"User:\s+(\S+)\s+Password:\s+written to (\S+) ", output)
         assert match, output
-        user, password = match.groups()
+        user, password_file = match.groups()
         assert f"http://127.0.0.1:{port}/{user}/contacts/" in output
         data = home / ".local" / "share" / "cardfile"
+        assert Path(password_file) == data / "first-run-password"
+        found = re.search(r"Password: (\S+)", Path(password_file).read_text())
+        assert found
+        password = found.group(1)
+        assert password not in output
         assert (data / "htpasswd").is_file()
         assert (data / "htpasswd").stat().st_mode & 0o077 == 0
         assert password not in (data / "htpasswd").read_text()
@@ -95,8 +101,9 @@ def test_refuses_exposed_address_without_authentication(tmp_path: Path) -> None:
 
 def test_user_commands(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    run_cli("user", "add", "carol", "--password-stdin", data_dir=data, stdin="pw one\n")
-    run_cli("user", "add", "dave", "--password-stdin", data_dir=data, stdin="pw two\n")
+    first, other, new = "first of carol's words", "dave's own words", "carol's new words"
+    run_cli("user", "add", "carol", "--password-stdin", data_dir=data, stdin=first + "\n")
+    run_cli("user", "add", "dave", "--password-stdin", data_dir=data, stdin=other + "\n")
     assert run_cli("user", "list", data_dir=data).stdout.split() == ["carol", "dave"]
     again = run_cli("user", "add", "carol", "--password-stdin", data_dir=data, stdin="x\n",
                     check=False)
@@ -104,13 +111,13 @@ def test_user_commands(tmp_path: Path) -> None:
     bad = run_cli("user", "add", "../evil", "--password-stdin", data_dir=data, stdin="x\n",
                   check=False)
     assert bad.returncode != 0 and "invalid user name" in bad.stderr
-    run_cli("user", "passwd", "carol", "--password-stdin", data_dir=data, stdin="new pw\n")
+    run_cli("user", "passwd", "carol", "--password-stdin", data_dir=data, stdin=new + "\n")
     srv = ServerProcess(data, free_port())
     try:
-        assert srv.client("carol", "new pw").request("PROPFIND", "/carol/")[0] == 207
-        assert srv.client("carol", "pw one").request("PROPFIND", "/carol/")[0] == 401
+        assert srv.client("carol", new).request("PROPFIND", "/carol/")[0] == 207
+        assert srv.client("carol", first).request("PROPFIND", "/carol/")[0] == 401
         run_cli("user", "remove", "dave", data_dir=data)
-        _wait_for(lambda: srv.client("dave", "pw two").request("PROPFIND", "/dave/")[0] == 401)
+        _wait_for(lambda: srv.client("dave", other).request("PROPFIND", "/dave/")[0] == 401)
     finally:
         assert srv.stop() == 0
     assert run_cli("user", "list", data_dir=data).stdout.split() == ["carol"]

@@ -1,0 +1,87 @@
+"""The Apple group view of a book stays cheap, however many categories a card has.
+
+Apple clients get one synthesised group card per category. A single card
+with thousands of categories must not turn every listing of the book into
+thousands of entries (megabytes of XML for each sync), nor hold up other
+users' requests while it is answered.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.conftest import PASSWORD, USER, ServerProcess
+from tests.davclient import DavClient, card, parse_multistatus
+
+APPLE_AGENT = "macOS/14.1 (23B74) AddressBookCore/2659.1.1"
+MANY = 5000
+#: categories.MAX_GROUPS_PER_CARD: what one card may contribute to the group view.
+PER_CARD = 50
+QUERY_ALL = ('<?xml version="1.0" encoding="utf-8"?><C:addressbook-query xmlns:D="DAV:" '
+             'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/><C:address-data/>'
+             "</D:prop></C:addressbook-query>")
+
+
+def _group_names(client: DavClient) -> list[str]:
+    status, text = client.report(QUERY_ALL)
+    assert status == 207, text[:300]
+    return [line[3:] for entry in parse_multistatus(text)[1]
+            if entry.data and "X-ADDRESSBOOKSERVER-KIND:group" in entry.data
+            for line in entry.data.splitlines() if line.startswith("FN:")]
+
+
+def test_a_card_with_thousands_of_categories_adds_a_bounded_group_view(
+        server: ServerProcess, dav: DavClient) -> None:
+    assert dav.put("one.vcf", card("one", "First Person", "CATEGORIES:Family,Work"))[0] == 201
+    assert dav.put("two.vcf", card("two", "Second Person", "CATEGORIES:Family"))[0] == 201
+    many = ",".join(["Family", *(f"Topic {i:04d}" for i in range(MANY))])
+    assert dav.put("many.vcf", card("many", "Many Categories", f"CATEGORIES:{many}"))[0] == 201
+    apple = server.client(USER, PASSWORD)
+    apple.user_agent = APPLE_AGENT
+    for _ in range(2):  # the second listing is served from the book's cached group cards
+        started = time.monotonic()
+        status, text = apple.propfind(apple.book)
+        assert status == 207
+        assert time.monotonic() - started < 10
+        hrefs = [e.href for e in parse_multistatus(text)[1] if not e.href.endswith("/")]
+        assert 3 < len(hrefs) <= 3 + PER_CARD + 1, len(hrefs)
+    groups = _group_names(apple)
+    assert "Family" in groups and "Work" in groups
+    assert len(groups) <= PER_CARD + 1
+    # The categories themselves stay on the card, for every other client.
+    status, _, body = dav.get("many.vcf")
+    assert status == 200 and f"Topic {MANY - 1:04d}" in body
+
+
+def test_other_users_are_not_held_up_while_apple_lists_the_book(
+        server: ServerProcess, dav: DavClient) -> None:
+    many = ",".join(f"Topic {i:04d}" for i in range(MANY))
+    assert dav.put("many.vcf", card("many", "Many Categories", f"CATEGORIES:{many}"))[0] == 201
+    apple = server.client(USER, PASSWORD)
+    apple.user_agent = APPLE_AGENT
+    bob = server.client("bob", "bob's password")
+    assert bob.request("PROPFIND", "/bob/", headers={"Depth": "1"})[0] == 207
+    stop = threading.Event()
+    apple_statuses: list[int] = []
+
+    def list_as_apple() -> None:
+        while not stop.is_set():
+            apple_statuses.append(apple.propfind(apple.book)[0])
+
+    workers = [threading.Thread(target=list_as_apple) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        slowest = 0.0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            assert bob.propfind("/bob/contacts/")[0] == 207
+            slowest = max(slowest, time.monotonic() - started)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+    assert apple_statuses and set(apple_statuses) == {207}
+    assert slowest < 2, f"bob waited {slowest:.1f} s"
