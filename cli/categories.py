@@ -155,7 +155,7 @@ def publish(data_dir: str | None, config_file: str | None, user_name: str | None
     """Offer one category as an address book of its own (for a phone)."""
     with open_categories(data_dir, config_file, user_name, book, "w") as cats:
         category = cats.require(name)
-        storage = cats.collection._storage
+        storage = cats.collection.storage
         path = published.publish(storage, cats.collection.owner, book, category.name, folder)
     click.echo(f"Published {category.name!r} as {path}; subscribe to that address book on "
                "the device that should carry only this category.", err=True)
@@ -169,7 +169,7 @@ def unpublish(data_dir: str | None, config_file: str | None, user_name: str | No
               name: str) -> None:
     """Remove a category's own address book (the contacts stay)."""
     with open_categories(data_dir, config_file, user_name, book, "w") as cats:
-        removed = published.unpublish(cats.collection._storage, cats.collection.owner, book,
+        removed = published.unpublish(cats.collection.storage, cats.collection.owner, book,
                                       name)
     if not removed:
         raise click.ClickException(f"category {name!r} is not published")

@@ -347,7 +347,7 @@ def search_rows(book: AddressBook, terms: list[str]) -> list[Any]:
 
 
 def _max_resource_size(book: AddressBook) -> int:
-    return int(book.collection._storage.configuration.get("server", "max_resource_size"))
+    return int(book.collection.storage.max_resource_size)
 
 
 @click.command("search")

@@ -10,6 +10,7 @@ import click
 
 from cardfile.cli import settings as settings_mod
 from cardfile.cli import users
+from cardfile.plugin import radicale_adapter as radicale
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,13 +42,11 @@ def load_storage(settings: settings_mod.Settings, configuration: Any) -> Any:
     ``--data-dir`` would start an empty second data folder; only ``serve``,
     ``user add`` and ``restore`` make one.
     """
-    from radicale import storage as radicale_storage
-
     if not settings.data_dir.is_dir():
         raise click.ClickException(
             f"there is no Cardfile data folder at {settings.data_dir}; check --data-dir "
             "(a folder is made by 'cardfile serve' or 'cardfile user add')")
-    return radicale_storage.load(configuration)
+    return radicale.load_storage(configuration)
 
 
 def default_user(settings: settings_mod.Settings) -> str:

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from radicale import config as radicale_config
+from cardfile.plugin import radicale_adapter as radicale
 
 
 def default_data_dir() -> Path:
@@ -85,7 +85,7 @@ def shipped_default_text() -> str:
 def radicale_configuration(settings: Settings,
                            overrides: dict[str, dict[str, str]] | None = None) -> Any:
     """Radicale's Configuration: shipped default, then the user file, then flags."""
-    configuration = radicale_config.load()
+    configuration = radicale.load_configuration()
     layers = [("Cardfile default", _read_ini(shipped_default_text(), settings.data_dir))]
     if settings.config_file is not None:
         source = str(settings.config_file)

@@ -6,10 +6,10 @@ installs the vobject fidelity fixes, so every process that can store a card
 same way.
 """
 
-from cardfile.plugin import radicale_speedups, vobject_fixes
+from cardfile.plugin import radicale_adapter, vobject_fixes
 from cardfile.plugin.storage import Collection, Storage
 
 vobject_fixes.install()
-radicale_speedups.install()
+radicale_adapter.install_speedups()
 
 __all__ = ["Collection", "Storage"]

@@ -13,9 +13,8 @@ import re
 import uuid
 from typing import Any
 
-import radicale.item as radicale_item
-
 from cardfile.plugin import card_fields
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.categories import is_group_card
 from cardfile.plugin.importers.vcard import repair_card
 from cardfile.plugin.sent_card import SentCard
@@ -173,7 +172,7 @@ def parse_single_card(text: str) -> Any:
     The same parse Radicale does on PUT, so what passes here is stored.
     """
     try:
-        components = radicale_item.read_components(text)
+        components = radicale.read_components(text)
     except Exception as e:  # vobject raises many kinds; all mean "not a vCard"
         raise CardRejected(400, f"The card could not be read as a vCard: {_one_line(e)}"
                            ) from None

@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-import radicale.item as radicale_item
-
 from cardfile.plugin import card_edit, card_fields
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.card_edit import category_key
 from cardfile.plugin.store.index import ItemRow, etag_of
 
@@ -135,7 +134,7 @@ class Categories:
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
-        self.store = CategoryStore(collection._filesystem_path)
+        self.store = CategoryStore(collection.folder)
         self._entries: dict[str, CategoryEntry] | None = None
 
     # -- reading -----------------------------------------------------------
@@ -288,7 +287,7 @@ class Categories:
         text = self.collection._item(row).serialize()
         new_text = change(text)
         if new_text != text:
-            item = radicale_item.Item(collection_path=self.collection.path, text=new_text)
+            item = radicale.Item(collection_path=self.collection.path, text=new_text)
             self.collection.store_card(row.href, item)
 
     # -- group cards -----------------------------------------------------------

@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import radicale.item as radicale_item
-from radicale import pathutils
-
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.backup import restorable_name
 from cardfile.plugin.card_check import CardRejected, parse_single_card
 from cardfile.plugin.storage import Collection
@@ -47,7 +45,7 @@ class Contact:
 
 def book_path(user: str, book: str) -> str:
     for part in (user, book):
-        if not pathutils.is_safe_filesystem_path_component(part):
+        if not radicale.is_safe_name(part):
             raise BookError(400, f"invalid name {part!r}")
     return f"/{user}/{book}/"
 
@@ -138,11 +136,11 @@ class AddressBook:
                                  f"{existing.etag}, not {if_match})")
         if href is None:
             href = self._free_href(uid)
-        elif not pathutils.is_safe_filesystem_path_component(href) or not restorable_name(href):
+        elif not radicale.is_safe_name(href) or not restorable_name(href):
             raise BookError(400, f"invalid contact name {href!r}")
-        radicale_item.check_and_sanitize_items(
+        radicale.check_and_sanitize_items(
             [card], max_vevent_rrule_occurrence=0, is_collection=False, tag="VADDRESSBOOK")
-        item = radicale_item.Item(collection_path=self.collection.path, text=text)
+        item = radicale.Item(collection_path=self.collection.path, text=text)
         item.prepare()
         stored, _ = self.collection.upload(href, item)
         return Contact(href, uid, stored.etag, "", 0, stored.serialize())
@@ -159,13 +157,13 @@ class AddressBook:
         rows = self.collection._index.row
         coll = self.collection._coll()
         candidate = f"{uid}.vcf"
-        if (pathutils.is_safe_filesystem_path_component(candidate) and len(candidate) < 200
+        if (radicale.is_safe_name(candidate) and len(candidate) < 200
                 and restorable_name(candidate)
                 and rows(coll, candidate) is None
-                and not os.path.lexists(os.path.join(self.collection._filesystem_path,
+                and not os.path.lexists(os.path.join(self.collection.folder,
                                                      candidate))):
             return candidate
-        return radicale_item.find_available_uid(
+        return radicale.find_available_uid(
             lambda h: rows(coll, h) is not None, ".vcf")
 
 

@@ -15,13 +15,13 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterable, Iterator
 
-from radicale import xmlutils
+from cardfile.plugin import radicale_adapter as radicale
 
 #: Responses per chunk, and a size cap for chunks of big cards.
 CHUNK_ITEMS = 500
 CHUNK_BYTES = 256 * 1024
 
-_C = xmlutils.make_clark
+_C = radicale.make_clark
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 
@@ -45,7 +45,7 @@ class Names:
     """Prefixes for the namespaces of one answer, declared once on its root."""
 
     def __init__(self) -> None:
-        self._prefixes: dict[str, str] = {**xmlutils.NAMESPACES_REV, _XML_NS: "xml"}
+        self._prefixes: dict[str, str] = {**radicale.XML_NAMESPACES_REV, _XML_NS: "xml"}
         self._used: dict[str, str] = {}
         self._status, self._prop = self.q(_C("D:status")), self.q(_C("D:prop"))
         self._propstat, self._href = self.q(_C("D:propstat")), self.q(_C("D:href"))
@@ -69,7 +69,7 @@ class Names:
         return f"<{self._response}><{self._href}>{escape(href)}</{self._href}>"
 
     def status(self, code: int) -> str:
-        return f"<{self._status}>{xmlutils.make_response(code)}</{self._status}>"
+        return f"<{self._status}>{radicale.make_response(code)}</{self._status}>"
 
     def propstat_end(self, code: int) -> str:
         return f"</{self._prop}>{self.status(code)}</{self._propstat}>"

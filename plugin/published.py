@@ -18,16 +18,13 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-import radicale.item as radicale_item
-from radicale import pathutils
-from radicale import storage as radicale_storage
-
 from cardfile.plugin import card_edit, categories, sent_card
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.card_fields import category_key
 from cardfile.plugin.store.index import ItemRow
 
 if TYPE_CHECKING:
-    from cardfile.plugin.storage import Collection, IndexedItem
+    from cardfile.plugin.storage import Collection
 
 MARKER = ".cardfile-published.json"
 
@@ -51,15 +48,15 @@ def own_source(book_path: str, source: str) -> str | None:
     book of the same owner is refused (None).
     """
     try:
-        source_parts = pathutils.strip_path(pathutils.sanitize_path(source)).split("/")
+        source_parts = radicale.strip_path(radicale.sanitize_path(source)).split("/")
     except ValueError:
         return None
     own_parts = book_path.strip("/").split("/")
     if (len(source_parts) != 2 or len(own_parts) != 2 or source_parts[0] != own_parts[0]
             or source_parts == own_parts
-            or not all(pathutils.is_safe_filesystem_path_component(p) for p in source_parts)):
+            or not all(radicale.is_safe_name(p) for p in source_parts)):
         return None
-    return pathutils.unstrip_path("/".join(source_parts), True)
+    return radicale.unstrip_path("/".join(source_parts), True)
 
 
 def write_marker(folder: str, source: str, category: str) -> None:
@@ -82,12 +79,12 @@ class PublishedBook:
 
     def __init__(self, collection: Collection, source_path: str, category: str) -> None:
         self.collection = collection
-        self.source = type(collection)(collection._storage, source_path)
+        self.source = type(collection)(collection.storage, source_path)
         self.category = category
         self.key = category_key(category)
 
     def exists(self) -> bool:
-        return (os.path.isdir(self.source._filesystem_path)
+        return (os.path.isdir(self.source.folder)
                 and self.source.tag == "VADDRESSBOOK")
 
     def sync_coll(self) -> int:
@@ -97,21 +94,20 @@ class PublishedBook:
         if not self.exists():
             return {}
         source = self.source
-        limit = source._storage._max_resource_size
+        limit = source.storage.max_resource_size
         return {row.href: row for row in
                 source._index.category_members(source._coll(), self.key)
                 if row.size <= limit}
 
-    def item(self, row: ItemRow, text: str | None = None) -> IndexedItem:
-        from cardfile.plugin.storage import IndexedItem
+    def item(self, row: ItemRow, text: str | None = None) -> radicale.LazyItem:
+        from cardfile.plugin.storage import indexed_item
 
-        return IndexedItem(self.collection, row,
-                           os.path.join(self.source._filesystem_path, row.href), text)
+        return indexed_item(self.collection, row, text, folder=self.source.folder)
 
     def has_uid(self, uid: str) -> bool:
         return self.exists() and self.source.has_uid(uid)
 
-    def upload(self, href: str, item: radicale_item.Item) -> tuple[Any, Any]:
+    def upload(self, href: str, item: radicale.Item) -> tuple[Any, Any]:
         """Store through the source book, with this category added."""
         if not self.exists():
             raise ValueError(f"the book {self.source.path!r} this one shows is gone")
@@ -122,7 +118,7 @@ class PublishedBook:
         if sent is not None and text != sent_text:
             sent.text = text  # the source book stores the client's card, with the category
             sent_card.note_change(f"the category {self.category!r} of this book was added")
-        self.source.upload(href, radicale_item.Item(collection_path=self.source.path,
+        self.source.upload(href, radicale.Item(collection_path=self.source.path,
                                                     text=text))
         row = self.rows().get(href)
         if row is None:
@@ -133,7 +129,7 @@ class PublishedBook:
         """Deleting here takes the contact out of the category; it stays in the book."""
         row = self.rows().get(href)
         if row is None:
-            raise radicale_storage.ComponentNotFoundError(href)
+            raise radicale.ComponentNotFoundError(href)
         categories.Categories(self.source).remove_members(self.category, [row.uid])
 
 
@@ -144,19 +140,19 @@ def publish(storage: Any, user: str, book: str, category: str,
     The caller holds the storage write lock and has checked the category.
     """
     folder_name = name or f"{book}-{slug(category)}"
-    if not pathutils.is_safe_filesystem_path_component(folder_name):
+    if not radicale.is_safe_name(folder_name):
         raise categories.CategoryError(400, f"{folder_name!r} cannot be an address book name "
                                             "(no slashes, no leading dot)")
     path = f"/{user}/{folder_name}/"
     existing = next(iter(storage.discover(path)), None)
     if existing is not None:
-        marker = read_marker(existing._filesystem_path)
+        marker = read_marker(existing.folder)
         if marker and category_key(marker[1]) == category_key(category):
             return path
         raise categories.CategoryError(409, f"{path} exists already")
     storage.create_collection(path, props={"tag": "VADDRESSBOOK", "D:displayname": category})
     collection = next(iter(storage.discover(path)))
-    write_marker(collection._filesystem_path, f"/{user}/{book}/", category)
+    write_marker(collection.folder, f"/{user}/{book}/", category)
     return path
 
 

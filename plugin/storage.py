@@ -25,14 +25,6 @@ from collections.abc import Iterable, Iterator
 from hashlib import sha256
 from typing import Any, ClassVar, TextIO, cast
 
-import radicale.item as radicale_item
-import vobject
-from radicale import pathutils
-from radicale import storage as radicale_storage
-from radicale.item import filter as radicale_filter
-from radicale.log import logger
-from radicale.storage import multifilesystem
-
 from cardfile.plugin import (
     card_fields,
     categories,
@@ -41,7 +33,9 @@ from cardfile.plugin import (
     sent_card,
     views,
 )
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.backup import restorable_name
+from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
 
@@ -59,59 +53,38 @@ def decode_card_file(raw: bytes) -> str:
     return raw.decode("utf-8-sig")
 
 
-class IndexedItem(radicale_item.Item):
+def indexed_item(collection: Collection, row: ItemRow, text: str | None = None,
+                 folder: str | None = None) -> radicale.LazyItem:
     """An item described by its index row; its text is read only when needed.
 
     A PROPFIND of a 100,000-card book needs only hrefs and etags: building
     items from the index avoids opening a single file.
     """
-
-    def __init__(self, collection: Collection, row: ItemRow, path: str,
-                 text: str | None = None) -> None:
-        # Radicale's Item.__init__ re-validates the collection path on every
-        # item (a measurable share of a 10,000-card PROPFIND); the index row
-        # is already trusted, so the fields are set directly.
-        self.collection = collection
-        self._collection_path = collection.path
-        self.href = row.href
-        self.last_modified = http_date(row.mtime_ns)
-        self._text = text
-        self._vobject_item = None
-        self._etag = row.etag
-        self._uid = row.uid
-        self._name = "VCARD"
-        # Radicale gives vCards no component name (";component=" is CalDAV's).
-        self._component_name = ""
-        self._time_range = (radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX)
-        self._path = path
-
-    def serialize(self) -> str:
-        if self._text is None:
-            try:
-                with open(self._path, "rb") as f:
-                    self._text = decode_card_file(f.read())
-            except (OSError, UnicodeDecodeError) as e:
-                raise RuntimeError(f"Failed to read item {self.href!r}: {e}") from e
-        return self._text
-
-    @property
-    def vobject_item(self) -> Any:
-        if self._vobject_item is None:
-            self._vobject_item = vobject.readOne(self.serialize(), allowQP=True)
-        return self._vobject_item
+    return radicale.LazyItem(collection, row.href, row.etag, row.uid, http_date(row.mtime_ns),
+                             os.path.join(folder or collection.folder, row.href), text,
+                             _read_card_file)
 
 
-class Collection(multifilesystem.Collection):
+def _read_card_file(path: str) -> str:
+    with open(path, "rb") as f:
+        return decode_card_file(f.read())
+
+
+class Collection(radicale.AdapterCollection):
     """A Radicale collection; address books are served from the index."""
 
-    _storage: Storage
+    @property
+    def storage(self) -> Storage:
+        storage = super().storage
+        assert isinstance(storage, Storage)
+        return storage
 
     def __init__(self, storage_: Storage, path: str,
                  filesystem_path: str | None = None) -> None:
         super().__init__(storage_, path, filesystem_path)
         self._coll_id: int | None = None
         self._rows: dict[str, ItemRow] | None = None
-        self._groups: dict[str, radicale_item.Item] | None = None
+        self._groups: dict[str, radicale.Item] | None = None
         self._publication: published.PublishedBook | None | bool = False
 
     # -- plumbing ----------------------------------------------------------
@@ -121,7 +94,7 @@ class Collection(multifilesystem.Collection):
 
     @property
     def _index(self) -> CardIndex:
-        return self._storage.card_index
+        return self.storage.card_index
 
     def _coll(self) -> int:
         """This collection's index id, after making the index match the disk.
@@ -131,35 +104,35 @@ class Collection(multifilesystem.Collection):
         folder is compared file by file with the index.
         """
         if self._coll_id is None:
-            st = os.stat(self._filesystem_path)
+            st = os.stat(self.folder)
             coll, recorded_mtime = self._index.collection_id(self.path, st.st_ino)
-            if recorded_mtime != st.st_mtime_ns or not self._storage.was_reconciled(self.path):
+            if recorded_mtime != st.st_mtime_ns or not self.storage.was_reconciled(self.path):
                 self.reconcile(coll, st.st_mtime_ns)
             self._coll_id = coll
-            if self._storage._lock.locked == "w":
+            if self.storage.write_locked():
                 self._convert_group_files()
         return self._coll_id
 
     def reconcile(self, coll: int | None = None, dir_mtime_ns: int | None = None) -> int:
         """Compare the folder with the index and fix the index; return changes."""
         if coll is None or dir_mtime_ns is None:
-            st = os.stat(self._filesystem_path)
+            st = os.stat(self.folder)
             coll, _ = self._index.collection_id(self.path, st.st_ino)
             dir_mtime_ns = st.st_mtime_ns
         found: dict[str, os.stat_result] = {}
-        with os.scandir(self._filesystem_path) as entries:
+        with os.scandir(self.folder) as entries:
             for entry in entries:
-                if entry.is_file() and pathutils.is_safe_filesystem_path_component(entry.name):
+                if entry.is_file() and radicale.is_safe_name(entry.name):
                     found[entry.name] = entry.stat()
         changes = self._index.apply_scan(coll, dir_mtime_ns, found, self._read_card)
-        self._storage.mark_reconciled(self.path)
+        self.storage.mark_reconciled(self.path)
         self._rows = None
         if changes:
             logger.info("Index of %r updated from disk: %d change(s)", self.path, changes)
         return changes
 
     def _read_card(self, href: str) -> tuple[str, card_fields.CardFields] | None:
-        path = os.path.join(self._filesystem_path, href)
+        path = os.path.join(self.folder, href)
         try:
             # Cards over max_resource_size are indexed but never served (see
             # _all_rows), so changing the limit needs no rebuild; only files
@@ -177,16 +150,16 @@ class Collection(multifilesystem.Collection):
             logger.warning("Skipping unreadable card %r in %r: %s", href, self.path, e)
             return None
 
-    def _item(self, row: ItemRow, text: str | None = None) -> IndexedItem:
+    def _item(self, row: ItemRow, text: str | None = None) -> radicale.LazyItem:
         if self._published is not None:
             return self._published.item(row, text)
-        return IndexedItem(self, row, os.path.join(self._filesystem_path, row.href), text)
+        return indexed_item(self, row, text)
 
     @property
     def _published(self) -> published.PublishedBook | None:
         """The category this book publishes from another book, if it is one."""
         if self._publication is False:
-            marker = published.read_marker(self._filesystem_path) if self._indexed else None
+            marker = published.read_marker(self.folder) if self._indexed else None
             source = published.own_source(self.path, marker[0]) if marker else None
             if marker and source is None:
                 logger.warning("Ignoring the published-book marker of %r: its source %r is "
@@ -205,7 +178,7 @@ class Collection(multifilesystem.Collection):
         if self._rows is None and self._published is not None:
             self._rows = self._published.rows()
         if self._rows is None:
-            limit = self._storage._max_resource_size
+            limit = self.storage.max_resource_size
             self._rows = {href: row for href, row in self._index.rows(self._coll()).items()
                           if row.kind != "group" and row.size <= limit}
         return self._rows
@@ -220,7 +193,7 @@ class Collection(multifilesystem.Collection):
         return (self._indexed and views.current() in views.GROUP_VIEWS
                 and self._published is None)
 
-    def _group_items(self) -> dict[str, radicale_item.Item]:
+    def _group_items(self) -> dict[str, radicale.Item]:
         """The synthesised group cards of this book (groups view only).
 
         Recomputed only when a card or the category store changed; the
@@ -229,28 +202,28 @@ class Collection(multifilesystem.Collection):
         """
         if self._groups is None:
             self._groups = {}
-            cards = self._storage.group_cards(self)
+            cards = self.storage.group_cards(self)
             modified = self.last_modified if cards else ""
             vcard4 = views.current() == views.GROUPS4_VIEW
             for href, (uid, text) in cards.items():
                 if vcard4:
                     text = categories.as_vcard4_group(text)
-                self._groups[href] = radicale_item.Item(
+                self._groups[href] = radicale.Item(
                     collection=self, href=href, text=text, etag=etag_of(text), uid=uid,
                     name="VCARD", component_name="", last_modified=modified)
         return self._groups
 
-    def virtual_item(self, href: str) -> radicale_item.Item | None:
+    def virtual_item(self, href: str) -> radicale.Item | None:
         """An item that has no file here: a group card, or a published member."""
         if self._groups_view:
             return self._group_items().get(href)
         if self._published is not None:
-            return self._get(href)
+            return self.get_card(href)
         return None
 
     def note_own_write(self) -> None:
         """Record the folder's mtime after a write of ours (not an outside change)."""
-        self._index.set_dir_mtime(self._coll(), os.stat(self._filesystem_path).st_mtime_ns)
+        self._index.set_dir_mtime(self._coll(), os.stat(self.folder).st_mtime_ns)
         self._rows = None
         self._groups = None
 
@@ -267,26 +240,26 @@ class Collection(multifilesystem.Collection):
                 logger.warning("Could not convert group card %r in %r: %s", row.href,
                                self.path, e)
                 continue
-            os.remove(os.path.join(self._filesystem_path, row.href))
+            os.remove(os.path.join(self.folder, row.href))
             self._index.remove(self._coll(), [row.href])
             logger.info("Converted group card %r in %r into category %r", row.href,
                         self.path, row.fn)
         self.note_own_write()
 
     # -- reading -------------------------------------------------------------
-    def _list(self) -> Iterator[str]:
+    def list_hrefs(self) -> Iterator[str]:
         if not self._indexed:
-            yield from super()._list()
+            yield from super().list_hrefs()
             return
         hrefs = set(self._all_rows())
         if self._groups_view:
             hrefs |= self._group_items().keys()
         yield from sorted(hrefs)
 
-    def _get(self, href: str, verify_href: bool = True) -> radicale_item.Item | None:
+    def get_card(self, href: str, verify_href: bool = True) -> radicale.Item | None:
         if not self._indexed:
-            return super()._get(href, verify_href)
-        if not pathutils.is_safe_filesystem_path_component(href):
+            return super().get_card(href, verify_href)
+        if not radicale.is_safe_name(href):
             return None
         if self._groups_view and href in self._group_items():
             return self._group_items()[href]
@@ -302,7 +275,7 @@ class Collection(multifilesystem.Collection):
             # A single-item access (GET, PUT, DELETE) also checks the file
             # itself, so an edit made in place by another program is seen
             # before its etag is compared with the client's If-Match.
-            path = os.path.join(self._filesystem_path, href)
+            path = os.path.join(self.folder, href)
             try:
                 st = os.stat(path)
             except FileNotFoundError:
@@ -315,12 +288,12 @@ class Collection(multifilesystem.Collection):
                     return None
                 row = self._index.put(coll, href, loaded[0], st.st_size, st.st_mtime_ns,
                                       loaded[1])
-        if row is None or row.kind == "group" or row.size > self._storage._max_resource_size:
+        if row is None or row.kind == "group" or row.size > self.storage.max_resource_size:
             return None
         return self._item(row)
 
     def get_multi(self, hrefs: Iterable[str]
-                  ) -> Iterator[tuple[str, radicale_item.Item | None]]:
+                  ) -> Iterator[tuple[str, radicale.Item | None]]:
         if not self._indexed:
             yield from super().get_multi(hrefs)
             return
@@ -331,18 +304,18 @@ class Collection(multifilesystem.Collection):
             if href in groups:
                 yield href, groups[href]
                 continue
-            row = rows.get(href) if pathutils.is_safe_filesystem_path_component(href) else None
+            row = rows.get(href) if radicale.is_safe_name(href) else None
             yield href, (self._item(row) if row else None)
 
     def _servable_rows(self, hrefs: list[str]) -> dict[str, ItemRow]:
         """Rows of ``hrefs``: looked up one by one for a few, all at once for many."""
         if self._rows is not None or self._published is not None or len(hrefs) > 2000:
             return self._all_rows()
-        limit = self._storage._max_resource_size
+        limit = self.storage.max_resource_size
         return {href: row for href, row in self._index.rows_for(self._coll(), hrefs).items()
                 if row.kind != "group" and row.size <= limit}
 
-    def get_all(self) -> Iterator[radicale_item.Item]:
+    def get_all(self) -> Iterator[radicale.Item]:
         if not self._indexed:
             yield from super().get_all()
             return
@@ -352,7 +325,7 @@ class Collection(multifilesystem.Collection):
             yield from self._group_items().values()
 
     def get_filtered(self, filters: Iterable[ET.Element]
-                     ) -> Iterator[tuple[radicale_item.Item, bool]]:
+                     ) -> Iterator[tuple[radicale.Item, bool]]:
         if not self._indexed:
             yield from super().get_filtered(filters)
             return
@@ -382,7 +355,7 @@ class Collection(multifilesystem.Collection):
                         if row.href in servable]
             # Only what _all_rows() would keep: a query reads its hits only.
             return self._index.query(self._coll(), filters,
-                                     max_size=self._storage._max_resource_size)
+                                     max_size=self.storage.max_resource_size)
         except query.Unsupported as e:
             logger.debug("Query on %r evaluated card by card (%s)", self.path, e)
             return None
@@ -399,12 +372,12 @@ class Collection(multifilesystem.Collection):
         return bool(hrefs)
 
     # -- writing -------------------------------------------------------------
-    def upload(self, href: str, item: radicale_item.Item
-               ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
+    def upload(self, href: str, item: radicale.Item
+               ) -> tuple[radicale.Item, radicale.Item | None]:
         if not self._indexed:
             return super().upload(href, item)
-        if not pathutils.is_safe_filesystem_path_component(href) or not restorable_name(href):
-            raise pathutils.UnsafePathError(href)  # (a backslash: backups could not restore it)
+        if not radicale.is_safe_name(href) or not restorable_name(href):
+            raise radicale.UnsafePathError(href)  # (a backslash: backups could not restore it)
         if self._published is not None:
             return self._published.upload(href, item)
         # The client's own bytes, not vobject's re-serialisation (sent_card.py).
@@ -419,7 +392,7 @@ class Collection(multifilesystem.Collection):
             old = self._group_items().get(href) if self._groups_view else None
             book.absorb_group_card(href, text)
             self._groups = None
-            self._storage.forget_group_cache(self)
+            self.storage.forget_group_cache(self)
             group = self._group_items_any_view().get(href)
             if group is None:
                 raise ValueError(f"group card {href!r} could not be turned into a category")
@@ -430,20 +403,20 @@ class Collection(multifilesystem.Collection):
         if with_pending != text:
             sent_card.note_change("categories that named this contact were added")
         if sent is not None or with_pending != text:
-            item = radicale_item.Item(collection_path=self.path, text=with_pending)
+            item = radicale.Item(collection_path=self.path, text=with_pending)
         return self.store_card(href, item)
 
-    def _group_items_any_view(self) -> dict[str, radicale_item.Item]:
+    def _group_items_any_view(self) -> dict[str, radicale.Item]:
         self._groups = None  # the cache holds the current view's cards: not this one's
         with views.using(views.GROUPS_VIEW):
             items = self._group_items()
         self._groups = None
         return items
 
-    def store_card(self, href: str, item: radicale_item.Item
-                   ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
+    def store_card(self, href: str, item: radicale.Item
+                   ) -> tuple[radicale.Item, radicale.Item | None]:
         """Write one contact file atomically and index it."""
-        path = pathutils.path_to_filesystem(self._filesystem_path, href, self._is_collision_free)
+        path = self.path_of(href)
         coll = self._coll()
         old_row = self._index.row(coll, href)
         old_item = None
@@ -457,7 +430,7 @@ class Collection(multifilesystem.Collection):
         fields = card_fields.extract(text)
         try:
             atomic_file: Any  # Radicale types it as IO[AnyStr]; newline="" makes it text
-            with self._atomic_write(path, newline="") as atomic_file:  # type: ignore[misc]
+            with self.atomic_write(path) as atomic_file:  # type: ignore[misc]
                 cast(TextIO, atomic_file).write(text)
         except Exception as e:
             raise ValueError(f"Failed to store item {href!r} in collection {self.path!r}: {e}"
@@ -475,23 +448,23 @@ class Collection(multifilesystem.Collection):
         if not self._indexed:
             super().delete(href)
             return
-        if not pathutils.is_safe_filesystem_path_component(href):
-            raise pathutils.UnsafePathError(href)
+        if not radicale.is_safe_name(href):
+            raise radicale.UnsafePathError(href)
         if self._published is not None:
             self._published.delete(href)
             return
         if self._groups_view and href in self._group_items():
             # Deleting a group deletes the category; its members stay.
             categories.Categories(self).delete_group(href)
-            self._storage.forget_group_cache(self)
+            self.storage.forget_group_cache(self)
             self._groups = None
             return
-        path = pathutils.path_to_filesystem(self._filesystem_path, href, self._is_collision_free)
+        path = self.path_of(href)
         if not os.path.isfile(path):
-            raise radicale_storage.ComponentNotFoundError(href)
+            raise radicale.ComponentNotFoundError(href)
         coll = self._coll()
         os.remove(path)
-        self._storage._sync_directory(self._filesystem_path)
+        self.storage.sync_folder(self.folder)
         self._index.remove(coll, [href])
         self.note_own_write()
 
@@ -505,7 +478,7 @@ class Collection(multifilesystem.Collection):
         """
         value = super().get_meta(key) if key is not None else super().get_meta()
         if key == "CR:max-resource-size" and value is None and self._indexed:
-            return str(self._storage._max_resource_size)
+            return str(self.storage.max_resource_size)
         return value
 
     def _token(self) -> tuple[str, int, int, int]:
@@ -527,7 +500,7 @@ class Collection(multifilesystem.Collection):
         if not old_token:
             # Lazy: a PROPFIND asking for D:sync-token calls sync() for the
             # token alone, and listing 100,000 cards took it half a second.
-            return token, self._list()
+            return token, self.list_hrefs()
         view, epoch, old_coll, old_seq = _parse_token(old_token)
         current_view, current_epoch = _parse_token(token)[:2]
         if (view, epoch, old_coll) != (current_view, current_epoch, coll_id):
@@ -553,7 +526,7 @@ class Collection(multifilesystem.Collection):
         if not self._indexed:
             return super().last_modified
         newest = self._index.last_mtime_ns(self._sync_coll())
-        for path in (self._filesystem_path, self._props_path):
+        for path in (self.folder, self.props_file):
             try:
                 newest = max(newest, os.stat(path).st_mtime_ns)
             except FileNotFoundError:
@@ -572,14 +545,14 @@ def _parse_token(token: str) -> tuple[str, str, int, int]:
     return body[0], parts[0], int(parts[1]), int(parts[2])
 
 
-class Storage(multifilesystem.Storage):
+class Storage(radicale.AdapterStorage):
     """Radicale's multifilesystem storage plus the card index."""
 
-    _collection_class: ClassVar[type[multifilesystem.Collection]] = Collection
+    _collection_class: ClassVar[type[radicale.AdapterCollection]] = Collection
 
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
-        self.card_index = CardIndex(os.path.join(self._filesystem_folder, INDEX_FILE_NAME))
+        self.card_index = CardIndex(os.path.join(self.data_folder, INDEX_FILE_NAME))
         self._reconciled: set[str] = set()
         self._reconciled_lock = threading.Lock()
         self._rescan_interval = float(_storage_option(configuration, "rescan_interval", "30"))
@@ -590,7 +563,7 @@ class Storage(multifilesystem.Storage):
         """href -> (UID, text) of a book's group cards, rebuilt only after a change."""
         coll = collection._coll()
         try:
-            store_mtime = os.stat(categories.CategoryStore(collection._filesystem_path).path
+            store_mtime = os.stat(categories.CategoryStore(collection.folder).path
                                   ).st_mtime_ns
         except FileNotFoundError:
             store_mtime = 0
@@ -611,12 +584,12 @@ class Storage(multifilesystem.Storage):
         large book that changed while the server was down does not wait for
         the index (and group-card files are converted). Returns (books, cards).
         """
-        root = self._get_collection_root_folder()
+        root = self.collection_root_folder()
         books = cards = 0
         with self.acquire_lock("w"):
             for user_entry in _subfolders(root):
                 for book_entry in _subfolders(user_entry.path):
-                    path = pathutils.unstrip_path(f"{user_entry.name}/{book_entry.name}", True)
+                    path = radicale.unstrip_path(f"{user_entry.name}/{book_entry.name}", True)
                     collection = Collection(self, path)
                     if collection.tag != "VADDRESSBOOK" or collection._published is not None:
                         continue
@@ -638,12 +611,12 @@ class Storage(multifilesystem.Storage):
             yield entry
         if found:
             return
-        sane = pathutils.strip_path(pathutils.sanitize_path(path))
+        sane = radicale.strip_path(radicale.sanitize_path(path))
         parent, _, href = sane.rpartition("/")
         if not parent or not href:
             return
-        collection = Collection(self, pathutils.unstrip_path(parent, True))
-        if os.path.isdir(collection._filesystem_path) and collection.tag == "VADDRESSBOOK":
+        collection = Collection(self, radicale.unstrip_path(parent, True))
+        if os.path.isdir(collection.folder) and collection.tag == "VADDRESSBOOK":
             item = collection.virtual_item(href)
             if item is not None:
                 yield item
@@ -670,13 +643,13 @@ class Storage(multifilesystem.Storage):
             time.sleep(self._rescan_interval)
             for path in list(self._reconciled):
                 try:
-                    collection = Collection(self, pathutils.unstrip_path(path, True))
-                    if os.path.isdir(collection._filesystem_path) and collection._indexed:
+                    collection = Collection(self, radicale.unstrip_path(path, True))
+                    if os.path.isdir(collection.folder) and collection._indexed:
                         collection.reconcile()
                 except Exception as e:  # keep sweeping the other books
                     logger.warning("Rescan of %r failed: %s", path, e)
 
-    def move(self, item: radicale_item.Item, to_collection: radicale_storage.BaseCollection,
+    def move(self, item: radicale.Item, to_collection: radicale.BaseCollection,
              to_href: str) -> None:
         source = item.collection
         super().move(item, to_collection, to_href)  # type: ignore[arg-type]
@@ -710,7 +683,7 @@ def _subfolders(folder: str) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as entries:
             return [e for e in entries if e.is_dir()
-                    and pathutils.is_safe_filesystem_path_component(e.name)]
+                    and radicale.is_safe_name(e.name)]
     except FileNotFoundError:
         return []
 

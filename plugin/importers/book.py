@@ -16,9 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import radicale.item as radicale_item
-
 from cardfile.plugin import dedupe
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.card_check import CardRejected, parse_single_card
 from cardfile.plugin.card_fields import CardSyntaxError
 from cardfile.plugin.importers.groups import member_uid
@@ -242,7 +241,7 @@ def undo_merge(book: AddressBook, store: dedupe.MergeStore, merge_id: str,
         existing = book.find(original["uid"])
         if existing is not None:
             book.delete(existing.uid)
-        item = radicale_item.Item(collection_path=book.collection.path.strip("/"), text=text)
+        item = radicale.Item(collection_path=book.collection.path.strip("/"), text=text)
         book.collection.upload(href, item)
         restored.append(original["uid"])
     store.mark_undone(merge_id)

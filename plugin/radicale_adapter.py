@@ -1,0 +1,207 @@
+"""Every use of Radicale's internals, in one module, checked against the Radicale release.
+
+Cardfile extends Radicale's ``multifilesystem`` storage and calls parts of its
+application that Radicale does not promise to keep (the collection's folder
+and atomic write, the storage lock, the item's cached fields, the login and
+rights objects of the application). Each of those is named here once, under
+a public name the rest of Cardfile uses, so a Radicale release that moves one
+breaks this module and its contract tests (tests/test_radicale_contract.py),
+loudly, instead of breaking a request somewhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import IO, Any
+
+import radicale
+import radicale.item as radicale_item
+from radicale import config as radicale_config
+from radicale import pathutils, xmlutils
+from radicale import storage as radicale_storage
+from radicale.item import filter as radicale_filter
+from radicale.log import logger
+from radicale.storage import multifilesystem
+
+#: Radicale releases whose internals this module was checked against.
+SUPPORTED_RADICALE = ("3.9.",)
+
+if not radicale.VERSION.startswith(SUPPORTED_RADICALE):  # pragma: no cover - install-time
+    raise ImportError(
+        f"Cardfile works with Radicale {', '.join(v + 'x' for v in SUPPORTED_RADICALE)}; "
+        f"Radicale {radicale.VERSION} is installed (pip install 'radicale>=3.9,<3.10')")
+
+RADICALE_VERSION = radicale.VERSION
+
+# -- Radicale's public names, re-exported so no other module imports radicale ----------
+Item = radicale_item.Item
+read_components = radicale_item.read_components
+check_and_sanitize_items = radicale_item.check_and_sanitize_items
+find_available_uid = radicale_item.find_available_uid
+BaseCollection = radicale_storage.BaseCollection
+ComponentNotFoundError = radicale_storage.ComponentNotFoundError
+UnsafePathError = pathutils.UnsafePathError
+is_safe_name = pathutils.is_safe_filesystem_path_component
+load_configuration = radicale_config.load
+make_clark = xmlutils.make_clark
+make_response = xmlutils.make_response
+XML_NAMESPACES_REV = xmlutils.NAMESPACES_REV
+
+
+def sanitize_path(path: str) -> str:
+    return pathutils.sanitize_path(path)  # looked up per call: install_speedups replaces it
+
+
+def strip_path(path: str) -> str:
+    return pathutils.strip_path(path)
+
+
+def unstrip_path(path: str, trailing_slash: bool = False) -> str:
+    return pathutils.unstrip_path(path, trailing_slash)
+load_storage = radicale_storage.load
+radicale_logger = logger
+TIMESTAMP_RANGE = (radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX)
+
+
+class AdapterCollection(multifilesystem.Collection):
+    """Radicale's file collection under public names (and its two listing hooks)."""
+
+    @property
+    def folder(self) -> str:
+        """The book's folder on disk."""
+        return str(self._filesystem_path)
+
+    @property
+    def props_file(self) -> str:
+        """The ``.Radicale.props`` file of the book."""
+        return str(self._props_path)
+
+    @property
+    def storage(self) -> AdapterStorage:
+        """The storage this collection belongs to."""
+        storage = self._storage
+        assert isinstance(storage, AdapterStorage)
+        return storage
+
+    def path_of(self, href: str) -> str:
+        """The file of ``href`` inside the folder (UnsafePathError for a hostile name)."""
+        return str(pathutils.path_to_filesystem(self._filesystem_path, href,
+                                                self._is_collision_free))
+
+    def atomic_write(self, path: str) -> AbstractContextManager[IO[str]]:
+        """Radicale's write-to-temp, fsync, rename; text with line ends as given."""
+        return self._atomic_write(path, newline="")  # type: ignore[no-any-return]
+
+    # Radicale lists and reads items through these two private hooks.
+    def _list(self) -> Iterator[str]:
+        return self.list_hrefs()
+
+    def _get(self, href: str, verify_href: bool = True) -> Any:
+        return self.get_card(href, verify_href)
+
+    def list_hrefs(self) -> Iterator[str]:
+        """Every href of the book (Radicale's own listing unless overridden)."""
+        return multifilesystem.Collection._list(self)  # type: ignore[no-any-return]
+
+    def get_card(self, href: str, verify_href: bool = True) -> Any:
+        """One item by href (Radicale's own reading unless overridden)."""
+        return multifilesystem.Collection._get(self, href, verify_href)
+
+
+class AdapterStorage(multifilesystem.Storage):
+    """Radicale's file storage under public names."""
+
+    @property
+    def data_folder(self) -> str:
+        return str(self._filesystem_folder)
+
+    @property
+    def max_resource_size(self) -> int:
+        return int(self._max_resource_size)
+
+    def collection_root_folder(self) -> str:
+        return str(self._get_collection_root_folder())
+
+    def write_locked(self) -> bool:
+        """Whether this process holds the storage lock for writing now."""
+        return bool(self._lock.locked == "w")
+
+    def sync_folder(self, folder: str) -> None:
+        """fsync a folder after a rename or removal in it."""
+        self._sync_directory(folder)
+
+
+class LazyItem(radicale_item.Item):
+    """An item known from the index; its text is read from ``path`` only when needed.
+
+    Radicale's ``Item.__init__`` re-validates the collection path on every
+    item (a measurable share of a 10,000-card PROPFIND); the index row is
+    already trusted, so Radicale's cached fields are set directly.
+    """
+
+    def __init__(self, collection: Any, href: str, etag: str, uid: str, last_modified: str,
+                 path: str, text: str | None, read: Callable[[str], str]) -> None:
+        self.collection = collection
+        self._collection_path = collection.path
+        self.href = href
+        self.last_modified = last_modified
+        self._text = text
+        self._vobject_item = None
+        self._etag = etag
+        self._uid = uid
+        self._name = "VCARD"
+        # Radicale gives vCards no component name (";component=" is CalDAV's).
+        self._component_name = ""
+        self._time_range = TIMESTAMP_RANGE
+        self._path = path
+        self._read = read
+
+    def serialize(self) -> str:
+        if self._text is None:
+            try:
+                self._text = self._read(self._path)
+            except (OSError, UnicodeDecodeError) as e:
+                raise RuntimeError(f"Failed to read item {self.href!r}: {e}") from e
+        return self._text
+
+    @property
+    def vobject_item(self) -> Any:
+        if self._vobject_item is None:
+            import vobject
+
+            self._vobject_item = vobject.readOne(self.serialize(), allowQP=True)
+        return self._vobject_item
+
+
+def application_storage(application: Any) -> Any:
+    """The storage object a Radicale ``Application`` built (the API shares it)."""
+    return application._storage
+
+
+def folder_exists(collection: Any) -> bool:
+    return os.path.isdir(collection.folder)
+
+
+_SANITIZE_CACHE = 32768
+_speedups_installed = False
+
+
+def install_speedups() -> None:
+    """Memoise ``radicale.pathutils.sanitize_path`` (idempotent).
+
+    Radicale normalises every path it touches with it, and its
+    ``strip_path``/``unstrip_path`` re-check each result inside ``assert``
+    statements: a 10,000-card PROPFIND or sync answer calls it about 100,000
+    times, a third of the request's time. The function is pure (a string in,
+    a string out), so remembering recent answers changes no result; the cache
+    is bounded, and a request touches each path several times in a row.
+    """
+    global _speedups_installed
+    if _speedups_installed:
+        return
+    pathutils.sanitize_path = functools.lru_cache(maxsize=_SANITIZE_CACHE)(  # type: ignore[assignment]
+        pathutils.sanitize_path)
+    _speedups_installed = True
