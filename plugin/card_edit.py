@@ -34,24 +34,7 @@ def _name_of(line: str) -> str:
     return head.rpartition(".")[2].strip().upper()
 
 
-def escape_text(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
-            .replace("\r\n", "\\n").replace("\n", "\\n"))
-
-
-def fold(line: str, limit: int = 75) -> str:
-    """Fold a content line at ``limit`` octets (RFC 6350 3.2), never inside a character."""
-    out: list[str] = []
-    current, size = "", 0
-    for ch in line:
-        width = len(ch.encode())
-        if size + width > limit:
-            out.append(current)
-            current, size = " ", 1
-        current += ch
-        size += width
-    out.append(current)
-    return "\r\n".join(out)
+escape_text = card_fields.escape_text  # one writer: card_fields
 
 
 def categories_of(text: str) -> list[str]:
@@ -81,8 +64,9 @@ def set_categories(text: str, names: list[str]) -> str:
             continue
         kept.append(line)
     if unique:
-        new_line = fold("CATEGORIES:" + ",".join(escape_text(v) for v in unique.values()))
-        new_line = new_line.replace("\r\n", newline) + newline
+        new_line = card_fields.fold(
+            "CATEGORIES:" + ",".join(escape_text(v) for v in unique.values()))
+        new_line = new_line.replace("\r\n", newline)
         if position is None:
             end = max(i for i, line in enumerate(kept) if line.strip().upper() == "END:VCARD")
             position = end

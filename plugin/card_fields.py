@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import quopri
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 #: Properties whose values are binary or huge; only their presence is indexed.
@@ -287,3 +288,51 @@ def normalise_phone(value: str) -> str:
     value = value.split(";", 1)[0]
     plus = "+" if value.lstrip().startswith("+") else ""
     return plus + re.sub(r"\D", "", value)
+
+
+# -- writing content lines: the one writer (export, import, merges, API and category edits) --
+_NEEDS_QUOTES = re.compile(r"[:;,]")
+
+
+def escape_text(value: str) -> str:
+    """vCard text escaping (RFC 6350 3.4) for one value component."""
+    return (value.replace("\\", "\\\\").replace("\r\n", "\n").replace("\r", "\n")
+            .replace("\n", "\\n").replace(",", "\\,").replace(";", "\\;"))
+
+
+def _param_value(value: str) -> str:
+    value = value.replace('"', "'").replace("\r", " ").replace("\n", " ")
+    return f'"{value}"' if _NEEDS_QUOTES.search(value) else value
+
+
+def format_line(line: ContentLine) -> str:
+    """One unfolded content line; ``line.value`` is written as it is (already escaped)."""
+    head = f"{line.group}.{line.name}" if line.group else line.name
+    for key, values in line.params.items():
+        if values:
+            head += f";{key}=" + ",".join(_param_value(v) for v in values)
+        else:
+            head += f";{key}"
+    return f"{head}:{line.value}"
+
+
+def fold(line: str, limit: int = 75) -> str:
+    """Fold one logical line into CRLF-terminated physical lines of <= 75 octets."""
+    data = line.encode("utf-8")
+    if len(data) <= limit:
+        return line + "\r\n"
+    parts: list[str] = []
+    start, width = 0, limit
+    while start < len(data):
+        end = min(start + width, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:
+            end -= 1  # never cut inside a UTF-8 sequence
+        parts.append(data[start:end].decode("utf-8"))
+        start, width = end, limit - 1
+    return "\r\n ".join(parts) + "\r\n"
+
+
+def card_text(version: str, lines: Iterable[ContentLine]) -> str:
+    body = "".join(fold(format_line(line)) for line in lines
+                   if line.name not in ("VERSION", "BEGIN", "END"))
+    return f"BEGIN:VCARD\r\nVERSION:{version}\r\n{body}END:VCARD\r\n"

@@ -398,13 +398,13 @@ def _clean_name(name: str) -> str:
 
 
 def _group_card_text(category: Category, member_uris: list[str]) -> str:
-    name = card_edit.escape_text(category.name)
+    name = card_fields.escape_text(category.name)
     lines = ["BEGIN:VCARD", "VERSION:3.0", "PRODID:-//Cardfile//Categories//EN",
              f"UID:{category.uid}", f"FN:{name}", f"N:{name};;;;",
              "X-ADDRESSBOOKSERVER-KIND:group"]
     lines += [f"X-ADDRESSBOOKSERVER-MEMBER:{uri}" for uri in member_uris]
     lines.append("END:VCARD")
-    return "".join(card_edit.fold(line) + "\r\n" for line in lines)
+    return "".join(card_fields.fold(line) for line in lines)
 
 
 def as_vcard4_group(text: str) -> str:

@@ -8,8 +8,8 @@ does not know (X- properties, groups like ``item1.``, parameters) passes
 through unchanged. Lines are folded at 75 octets without splitting a UTF-8
 character, as RFC 6350 section 3.2 asks.
 
-The line helpers here (``format_line``, ``fold``, ``card_text``) are also
-what the importers and the merger write cards with, so there is one writer.
+Lines are written with card_fields' one writer (``format_line``, ``fold``,
+``card_text``), the one the importers, the merger and category edits use.
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from cardfile.plugin.card_fields import (
+from cardfile.plugin.card_fields import (  # noqa: F401  (the writer, re-exported)
     ContentLine,
+    card_text,
     decode_value,
+    escape_text,
+    fold,
+    format_line,
     parse_lines,
     split_escaped,
     unescape,
@@ -37,52 +41,6 @@ _IMAGE_TYPES = {"JPEG": "image/jpeg", "JPG": "image/jpeg", "PNG": "image/png",
                 "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp",
                 "TIFF": "image/tiff"}
 _DATA_URI = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*?);base64,(.*)$", re.S | re.I)
-_NEEDS_QUOTES = re.compile(r"[:;,]")
-
-
-# -- writing content lines -----------------------------------------------------
-def escape_text(value: str) -> str:
-    """vCard text escaping (RFC 6350 3.4) for one value component."""
-    return (value.replace("\\", "\\\\").replace("\r\n", "\n").replace("\r", "\n")
-            .replace("\n", "\\n").replace(",", "\\,").replace(";", "\\;"))
-
-
-def _param_value(value: str) -> str:
-    value = value.replace('"', "'").replace("\r", " ").replace("\n", " ")
-    return f'"{value}"' if _NEEDS_QUOTES.search(value) else value
-
-
-def format_line(line: ContentLine) -> str:
-    """One unfolded content line; ``line.value`` is written as it is (already escaped)."""
-    head = f"{line.group}.{line.name}" if line.group else line.name
-    for key, values in line.params.items():
-        if values:
-            head += f";{key}=" + ",".join(_param_value(v) for v in values)
-        else:
-            head += f";{key}"
-    return f"{head}:{line.value}"
-
-
-def fold(line: str, limit: int = 75) -> str:
-    """Fold one logical line into CRLF-terminated physical lines of <= 75 octets."""
-    data = line.encode("utf-8")
-    if len(data) <= limit:
-        return line + "\r\n"
-    parts: list[str] = []
-    start, width = 0, limit
-    while start < len(data):
-        end = min(start + width, len(data))
-        while end < len(data) and (data[end] & 0xC0) == 0x80:
-            end -= 1  # never cut inside a UTF-8 sequence
-        parts.append(data[start:end].decode("utf-8"))
-        start, width = end, limit - 1
-    return "\r\n ".join(parts) + "\r\n"
-
-
-def card_text(version: str, lines: Iterable[ContentLine]) -> str:
-    body = "".join(fold(format_line(line)) for line in lines
-                   if line.name not in ("VERSION", "BEGIN", "END"))
-    return f"BEGIN:VCARD\r\nVERSION:{version}\r\n{body}END:VCARD\r\n"
 
 
 def version_of(lines: list[ContentLine]) -> str:

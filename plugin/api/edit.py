@@ -20,8 +20,7 @@ from typing import Any
 from cardfile.plugin import card_edit, card_fields
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.problems import Problem
-from cardfile.plugin.card_fields import ContentLine
-from cardfile.plugin.export import escape_text
+from cardfile.plugin.card_fields import ContentLine, escape_text
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\r\n|\r\n|\n|\r|$)")
 _WRITABLE = ("name", "given", "family", *rep.LIST_FIELDS, "organization", *rep.TEXT_FIELDS,
@@ -69,7 +68,7 @@ class CardText:
         return [(i, p) for i, p in enumerate(self.parsed) if p is not None and p.name == name]
 
     def line(self, content: str) -> str:
-        return card_edit.fold(content).replace("\r\n", self.newline) + self.newline
+        return card_fields.fold(content).replace("\r\n", self.newline)
 
     def replace(self, name: str, new_raw: list[str]) -> None:
         """Put ``new_raw`` where the first ``name`` line was; drop the other ones.
