@@ -266,9 +266,17 @@ def _early(environ: Environ, code: int, reason: str, extra: list[tuple[str, str]
 
 
 def _path_refusal(environ: Environ) -> str | None:
-    """Why the request's address is refused (not UTF-8 once percent-decoded), or None."""
+    """Why the request's address is refused, or None.
+
+    A ``.`` or ``..`` segment (clients remove them, RFC 3986; left in, Radicale
+    would quietly answer for another collection, and the API's storage calls
+    fail), or an address that is not UTF-8 once percent-decoded.
+    """
+    path = environ.get("PATH_INFO", "")
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return "An address cannot contain . or .. segments"
     raw = environ.get("REQUEST_URI")  # the server's undecoded target (cli/server.py)
-    if not raw or "\ufffd" not in environ.get("PATH_INFO", ""):
+    if not raw or "\ufffd" not in path:
         return None
     try:
         unquote(str(raw).split("?", 1)[0], errors="strict")
