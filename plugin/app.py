@@ -268,12 +268,13 @@ def _early(environ: Environ, code: int, reason: str, extra: list[tuple[str, str]
 def _path_refusal(environ: Environ) -> str | None:
     """Why the request's address is refused, or None.
 
-    A ``.`` or ``..`` segment (clients remove them, RFC 3986; left in, Radicale
-    would quietly answer for another collection, and the API's storage calls
-    fail), or an address that is not UTF-8 once percent-decoded.
+    A ``.`` or ``..`` segment outside the API (clients remove them, RFC 3986;
+    left in, Radicale would quietly answer for another collection; the API
+    refuses them as names itself), or an address that is not UTF-8 once
+    percent-decoded.
     """
     path = environ.get("PATH_INFO", "")
-    if any(segment in (".", "..") for segment in path.split("/")):
+    if not is_api_path(path) and any(segment in (".", "..") for segment in path.split("/")):
         return "An address cannot contain . or .. segments"
     raw = environ.get("REQUEST_URI")  # the server's undecoded target (cli/server.py)
     if not raw or "\ufffd" not in path:
