@@ -151,3 +151,51 @@ def test_many_connections_at_once_are_all_served(srv: ServerProcess) -> None:
         for sock in idle:
             sock.close()
     assert answers == [200] * 20
+
+
+def test_tls_idle_clients_are_closed_by_the_deadline_and_hold_up_no_one(
+        tmp_path: Path) -> None:
+    """Over TLS too: a client that never finishes its handshake, or never speaks after it."""
+    import http.client
+    import ssl
+
+    from tests.test_security import PASSWORD as TLS_PASSWORD
+    from tests.test_security import LaunchedServer, _data_dir, _self_signed
+
+    cert, key = _self_signed(tmp_path)
+    data, _ = _data_dir(tmp_path)
+    server = LaunchedServer(data, "--tls-cert", str(cert), "--tls-key", str(key),
+                            scheme="https")
+    context = ssl.create_default_context(cafile=str(cert))
+    auth = {"Depth": "0", "Authorization": basic(USER, TLS_PASSWORD).decode()
+            .split(": ", 1)[1].strip()}
+
+    def propfind() -> float:
+        started = time.monotonic()
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=context,
+                                           timeout=10)
+        try:
+            conn.request("PROPFIND", f"/{USER}/", headers=auth)
+            assert conn.getresponse().status == 207
+        finally:
+            conn.close()
+        return time.monotonic() - started
+
+    no_handshake: list[socket.socket] = []
+    silent: list[ssl.SSLSocket] = []
+    try:
+        propfind()  # the login is checked (bcrypt) and cached before the clock matters
+        started = time.monotonic()
+        no_handshake = [connect(server.port, timeout=30) for _ in range(20)]
+        silent = [context.wrap_socket(connect(server.port, timeout=30),
+                                      server_hostname="localhost") for _ in range(20)]
+        for _ in range(3):
+            seconds = propfind()
+            assert seconds < 1.0, f"answered in {seconds:.1f} s under attack"
+        assert no_handshake[0].recv(1) == b""  # the server hung up on it
+        assert silent[0].recv(65536).startswith(b"HTTP/1.0 408")
+        assert time.monotonic() - started < 15, "idle TLS clients outlived the deadline"
+    finally:
+        for sock in [*no_handshake, *silent]:
+            sock.close()
+        server.stop()
