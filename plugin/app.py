@@ -11,7 +11,6 @@ Radicale's own answers; everything else is Radicale's own request handling.
 
 from __future__ import annotations
 
-import base64
 import io
 import logging
 import os
@@ -20,15 +19,26 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 import radicale
 from radicale.log import logger as radicale_logger
 
-from cardfile.plugin import preconditions, request_guard, request_notes, sent_card, views
+from cardfile.plugin import (
+    basic_auth,
+    preconditions,
+    request_guard,
+    request_notes,
+    sent_card,
+    views,
+)
 from cardfile.plugin.api import ApiApp, is_api_path
+from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
 from cardfile.plugin.card_check import CardRejected, accept_card_upload, read_exactly
 from cardfile.plugin.fastpath import FastPath
 from cardfile.plugin.host_check import HostCheck
+from cardfile.plugin.log_escape import escape
+from cardfile.plugin.login_throttle import LoginThrottle
 from cardfile.plugin.sent_card import SentCard
 from cardfile.plugin.web_app import WebApp, is_web_path
 
@@ -92,6 +102,8 @@ class CardfileApp:
         self.web = WebApp()  # the contacts page at / (web_app.py)
         # Whole-book listings of index-backed books are streamed (fastpath.py).
         self.fastpath = FastPath(self.radicale, configuration)
+        # Failed logins per client address, for CardDAV and the JSON API alike.
+        self.login_throttle = LoginThrottle()
 
     def warm_up(self) -> None:
         """Index every address book before the first request (see Storage.warm_up)."""
@@ -104,7 +116,7 @@ class CardfileApp:
 
     def view_for(self, environ: Environ) -> str:
         """Group cards for Apple and for clients that write them, else categories."""
-        user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""))
+        user = basic_auth.user_name(environ.get("HTTP_AUTHORIZATION", ""))
         mode = self.group_cards_default
         clients: frozenset[str] = frozenset()
         if _plain_user_name(user):
@@ -114,7 +126,7 @@ class CardfileApp:
 
     def _learn_group_client(self, environ: Environ, vcard4: bool) -> None:
         """A client that wrote a group card sees group cards from its next request on."""
-        user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""))
+        user = basic_auth.user_name(environ.get("HTTP_AUTHORIZATION", ""))
         if not _plain_user_name(user):
             return
         product = views.client_product(environ.get("HTTP_USER_AGENT", ""))
@@ -125,11 +137,14 @@ class CardfileApp:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        with request_notes.collecting() as notes, views.using(self.view_for(environ)):
-            misdirected = self.host_check.response(environ)  # DNS rebinding: see host_check
-            if misdirected is not None:
-                status, headers, body, reason = misdirected
-                code = 421
+        refused = (self.host_check.response(environ)  # DNS rebinding: see host_check
+                   or self._refuse_early(environ))
+        logging_in = basic_auth.has_credentials(environ.get("HTTP_AUTHORIZATION", ""))
+        with request_notes.collecting() as notes, views.using(
+                self.view_for(environ) if refused is None else views.choose("", "never")):
+            if refused is not None:
+                status, headers, body, reason = refused
+                code = int(status.split(" ", 1)[0])
                 notes.insert(0, reason)
             elif is_api_path(environ.get("PATH_INFO", "")):
                 status, headers, body = self.api.handle(environ)
@@ -145,6 +160,8 @@ class CardfileApp:
                     status, headers, chunks = e.status, [], [b""]
                     notes.insert(0, e.reason)
                 code = int(status.split(" ", 1)[0])
+                if code == 401 and logging_in:
+                    self.login_throttle.failed(environ.get("REMOTE_ADDR", ""))
                 if code >= 400:
                     headers, body = _with_reason(method, code, headers, _joined(chunks), notes)
                     chunks = [body]
@@ -157,9 +174,36 @@ class CardfileApp:
                 start_response(status, headers)
                 self._log(environ, method, code, time.monotonic() - started, notes)
                 return chunks
+        if code == 401 and logging_in and refused is None:
+            self.login_throttle.failed(environ.get("REMOTE_ADDR", ""))
         start_response(status, headers)
         self._log(environ, method, code, time.monotonic() - started, notes)
         return [body]
+
+    def _refuse_early(self, environ: Environ
+                      ) -> tuple[str, list[tuple[str, str]], bytes, str] | None:
+        """(status, headers, body, reason) for a request refused before any handling.
+
+        A throttled address (429, see login_throttle), malformed credentials,
+        an address that is not UTF-8 once percent-decoded, a bad Content-Length:
+        each would otherwise reach code that answers 500 or guesses.
+        """
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        extra: list[tuple[str, str]] = []
+        if basic_auth.has_credentials(header):
+            wait = self.login_throttle.retry_after(environ.get("REMOTE_ADDR", ""))
+            if wait:
+                extra = [("Retry-After", str(wait))]
+                return _early(environ, 429, f"Too many failed logins from this address; try "
+                                            f"again in {wait} seconds", extra)
+        reason = basic_auth.refusal(header) or _path_refusal(environ)
+        if reason is not None:
+            return _early(environ, 400, reason, extra)
+        try:
+            _content_length(environ)
+        except CardRejected as e:
+            return _early(environ, int(e.status.split(" ", 1)[0]), e.reason, extra)
+        return None
 
     def _handle(self, environ: Environ, method: str
                 ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
@@ -217,14 +261,15 @@ class CardfileApp:
 
     @staticmethod
     def _log(environ: Environ, method: str, code: int, seconds: float, notes: list[str]) -> None:
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", "")) or "-"
-        agent = environ.get("HTTP_USER_AGENT", "-")[:80]
-        line = "%s %s %d %.1fms user=%s agent=%r"
-        args: tuple[Any, ...] = (method, path, code, seconds * 1000, user, agent)
+        # Everything the client sent is escaped: no forged lines (log_escape).
+        path = escape(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+        user = escape(basic_auth.user_name(environ.get("HTTP_AUTHORIZATION", ""))) or "-"
+        agent = escape(environ.get("HTTP_USER_AGENT", "-")[:80])
+        line = "%s %s %d %.1fms user=%s agent='%s'"
+        args: tuple[Any, ...] = (escape(method), path, code, seconds * 1000, user, agent)
         if code >= 400 and notes:
-            line += " reason=%r"
-            args += (notes[0],)
+            line += " reason='%s'"
+            args += (escape(notes[0]),)
         log.info(line, *args)
 
 
@@ -257,15 +302,36 @@ class _LoggedStream:
             self._on_close()
 
 
-def _basic_auth_user(header: str) -> str:
-    """The user name of a Basic login, for the log (never the password)."""
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "basic":
-        return ""
+def _early(environ: Environ, code: int, reason: str, extra: list[tuple[str, str]]
+           ) -> tuple[str, list[tuple[str, str]], bytes, str]:
+    """A refusal in the form its client reads: problem JSON under /api, else text."""
+    if is_api_path(environ.get("PATH_INFO", "")):
+        body, content_type = encode_problem(code, reason), PROBLEM_TYPE
+    else:
+        body, content_type = (reason + "\n").encode(), "text/plain; charset=utf-8"
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra]
+    return f"{code} {HTTPStatus(code).phrase}", headers, body, reason
+
+
+def _path_refusal(environ: Environ) -> str | None:
+    """Why the request's address is refused, or None.
+
+    A ``.`` or ``..`` segment outside the API (clients remove them, RFC 3986;
+    left in, Radicale would quietly answer for another collection; the API
+    refuses them as names itself), or an address that is not UTF-8 once
+    percent-decoded.
+    """
+    path = environ.get("PATH_INFO", "")
+    if not is_api_path(path) and any(segment in (".", "..") for segment in path.split("/")):
+        return "An address cannot contain . or .. segments"
+    raw = environ.get("REQUEST_URI")  # the server's undecoded target (cli/server.py)
+    if not raw or "\ufffd" not in path:
+        return None
     try:
-        return base64.b64decode(credentials.strip()).decode("utf-8").partition(":")[0][:64]
-    except (ValueError, UnicodeDecodeError):
-        return "?"
+        unquote(str(raw).split("?", 1)[0], errors="strict")
+    except UnicodeDecodeError:
+        return "The address is not valid UTF-8 once its %-escapes are decoded"
+    return None
 
 
 def _is_vcard4(text: str) -> bool:
@@ -288,10 +354,15 @@ def _precondition_reason(body: bytes) -> str | None:
 
 
 def _content_length(environ: Environ) -> int:
-    try:
-        return max(0, int(environ.get("CONTENT_LENGTH") or 0))
-    except ValueError:
-        raise CardRejected(400, "The Content-Length header is not a number") from None
+    text = str(environ.get("CONTENT_LENGTH") or "0").strip()
+    if not text.isascii() or not text.isdigit():
+        if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+            raise CardRejected(400, "The Content-Length header is negative")
+        raise CardRejected(400, "The Content-Length header is not a number")
+    if len(text) > 18:  # past any body size, and past what int() reads quickly
+        raise CardRejected(413, "The Content-Length header is larger than this server "
+                                "accepts (max_content_length)")
+    return int(text)
 
 
 def _with_reason(method: str, code: int, headers: list[tuple[str, str]], body: bytes,
@@ -299,7 +370,8 @@ def _with_reason(method: str, code: int, headers: list[tuple[str, str]], body: b
     """Put one human sentence in an error response, keeping WebDAV's XML."""
     friendly = (_precondition_reason(body) or _FRIENDLY.get((method, code))
                 or _GENERIC.get(code) or HTTPStatus(code).phrase)
-    details = [n for n in notes if n and n != friendly]
+    # A 401 says nothing more: not whether the user exists, nor how it is checked.
+    details = [n for n in notes if n and n != friendly] if code != 401 else []
     reason = friendly if not details else f"{friendly}: {details[0]}"
     if code in (400, 413) and details:
         reason = details[0]

@@ -98,6 +98,10 @@ class ApiApp:
         route, params = routes.match(path)
         if route is None:
             raise Problem(404, f"there is nothing at {path}; start at /api/")
+        for name, value in params.items():
+            if value in (".", ".."):  # would leave the book's folder: Radicale refuses
+                what = "an address book" if name == "book" else "a contact or category"
+                raise Problem(400, f"{value!r} cannot name {what}")
         handler = route.handler(method)
         if method == "OPTIONS":
             return Response.empty(204, [("Allow", route.allow())])

@@ -181,10 +181,25 @@ def decode_cursor(cursor: str, sort: str, width: int) -> list[Any]:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         data = None
     if (not isinstance(data, list) or len(data) != width + 1 or data[0] != sort
-            or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in data[1:])):
+            or not all(_cursor_value(v) for v in data[1:])):
         raise QueryError("the cursor is not one this server gave for this sort order; "
                          "start again without a cursor")
     return data[1:]
+
+
+def _cursor_value(value: Any) -> bool:
+    """A value SQLite can compare: a 64-bit integer or text with no lone surrogate."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2 ** 63) <= value < 2 ** 63
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    return False
 
 
 class ContactQueries:

@@ -1,0 +1,46 @@
+"""Cardfile's own ``[server]`` options for slow and idle clients.
+
+Radicale refuses options it does not know in ``[server]``, so importing this
+module registers them in Radicale's configuration schema (as ``host_check``
+does for ``allowed_hosts``); ``cli/main.py`` imports it before any
+configuration is loaded, so every command accepts a file that sets them.
+
+- ``request_timeout``: seconds a client has, from connecting, to send its
+  whole request line and headers. A total deadline, not a per-read timeout:
+  a client trickling one header line every few seconds is cut off at it.
+- ``body_timeout``: seconds a request body may stall (no byte arriving)
+  before the request is answered 400, so a ``Content-Length`` longer than
+  the body never holds a thread for long.
+
+Radicale's own ``max_connections`` (Cardfile's default 256) and ``timeout``
+(how long a response write may stall) keep their meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radicale import config as radicale_config
+
+REQUEST_TIMEOUT = "request_timeout"
+BODY_TIMEOUT = "body_timeout"
+
+_SERVER_SCHEMA: Any = radicale_config.DEFAULT_CONFIG_SCHEMA["server"]
+_SERVER_SCHEMA.setdefault(REQUEST_TIMEOUT, {
+    "value": "10",
+    "help": "seconds a client has to send its request line and headers (a total deadline)",
+    "type": radicale_config.positive_float,
+})
+_SERVER_SCHEMA.setdefault(BODY_TIMEOUT, {
+    "value": "5",
+    "help": "seconds a request body may stall before the request is refused with 400",
+    "type": radicale_config.positive_float,
+})
+
+
+def seconds(configuration: Any, option: str) -> float:
+    """A positive number of seconds from ``[server]`` (0 or less means the default)."""
+    value = float(configuration.get("server", option))
+    if value <= 0:
+        value = float(_SERVER_SCHEMA[option]["value"])
+    return value

@@ -1,0 +1,201 @@
+"""Idle and slow clients cannot hold up other users (slowloris).
+
+Radicale's loop took at most 8 connections and gave each read 30 s, so a
+few clients that connect and say nothing (or one header line every few
+seconds) froze the server for everyone. Now many such connections leave
+normal requests answered at once, the request line and headers must all
+arrive within ``request_timeout`` (10 s by default, a total deadline), and
+a body shorter than its Content-Length is refused after ``body_timeout``
+(5 s) of silence. The shipped defaults are what is tested.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, USER, ServerProcess, start_server
+from tests.davclient import card
+from tests.rawhttp import basic, connect, read_answer, request
+
+ATTACKERS = 40
+
+
+@pytest.fixture
+def srv(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _open_attackers(port: int) -> list[socket.socket]:
+    """Half say nothing at all; half send part of a request and stop."""
+    sockets = []
+    for n in range(ATTACKERS):
+        sock = connect(port, timeout=30)
+        if n % 2:
+            sock.sendall(b"GET /alice/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        sockets.append(sock)
+    return sockets
+
+
+def _trickle(sock: socket.socket, stop: threading.Event, closed_after: list[float]) -> None:
+    """One header line every 2 s until the server hangs up."""
+    started = time.monotonic()
+    try:
+        sock.sendall(b"GET /alice/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        while not stop.wait(2.0):
+            sock.sendall(b"X-Trickle: a\r\n")
+            sock.setblocking(False)
+            try:
+                sock.recv(65536)
+                break  # the server answered (408) or closed
+            except BlockingIOError:
+                pass  # still listening
+            finally:
+                sock.setblocking(True)
+    except OSError:
+        pass  # the server closed the connection
+    closed_after.append(time.monotonic() - started)
+
+
+def test_idle_and_slow_connections_do_not_hold_up_normal_requests(
+        srv: ServerProcess) -> None:
+    client = srv.client()
+    status, _, _ = client.request("PUT", f"/{USER}/contacts/a.vcf",
+                                  card("a", "Ann Lee").encode(),
+                                  {"Content-Type": "text/vcard"})
+    assert status == 201
+    attackers = _open_attackers(srv.port)
+    stop = threading.Event()
+    closed_after: list[float] = []
+    trickler = threading.Thread(target=_trickle, args=(connect(srv.port, timeout=30), stop,
+                                                       closed_after))
+    trickler.start()
+    try:
+        time.sleep(0.5)  # every attacker is connected and waiting
+        for _ in range(5):
+            answer = request(srv.port, "GET", f"/{USER}/contacts/a.vcf",
+                             basic(USER, PASSWORD), timeout=10)
+            assert answer.status == 200 and b"Ann Lee" in answer.body
+            assert answer.seconds < 1.0, f"answered in {answer.seconds:.1f} s under attack"
+    finally:
+        stop.set()
+        trickler.join(timeout=30)
+        for sock in attackers:
+            sock.close()
+
+
+def test_request_deadline_is_total_and_closes_idle_and_trickling_clients(
+        srv: ServerProcess) -> None:
+    idle = connect(srv.port, timeout=30)
+    stop = threading.Event()
+    closed_after: list[float] = []
+    trickler = threading.Thread(target=_trickle, args=(connect(srv.port, timeout=30), stop,
+                                                       closed_after))
+    started = time.monotonic()
+    trickler.start()
+    try:
+        idle_answer = read_answer(idle, started)  # blocks until the server hangs up
+        assert idle_answer.seconds < 15, "an idle connection outlived the 10 s deadline"
+        assert idle_answer.status == 408
+        trickler.join(timeout=20)
+        assert closed_after and closed_after[0] < 15, \
+            "a client trickling a header line every 2 s was never cut off"
+    finally:
+        stop.set()
+        trickler.join(timeout=30)
+        idle.close()
+    assert "did not send its request within" in srv.log()
+
+
+def test_a_body_shorter_than_its_content_length_is_refused_quickly(
+        srv: ServerProcess) -> None:
+    with connect(srv.port, timeout=30) as sock:
+        started = time.monotonic()
+        sock.sendall(b"PUT /alice/contacts/b.vcf HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     + basic(USER, PASSWORD)
+                     + b"Content-Type: text/vcard\r\nContent-Length: 500\r\n\r\nBEGIN:VCARD\r\n")
+        answer = read_answer(sock, started)
+    assert answer.status == 400
+    assert b"shorter than its Content-Length" in answer.body
+    assert b"13 of 500" in answer.body
+    assert answer.seconds < 10, f"held for {answer.seconds:.0f} s"
+    # The server is still answering, and wrote nothing.
+    assert request(srv.port, "GET", f"/{USER}/contacts/b.vcf",
+                   basic(USER, PASSWORD)).status == 404
+
+
+def test_many_connections_at_once_are_all_served(srv: ServerProcess) -> None:
+    """More simultaneous clients than Radicale's old limit of 8 are all answered."""
+    idle = [connect(srv.port, timeout=30) for _ in range(20)]
+    answers: list[int] = []
+
+    def one() -> None:
+        answers.append(request(srv.port, "GET", "/.web/icon.svg", timeout=10).status)
+
+    try:
+        workers = [threading.Thread(target=one) for _ in range(20)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=15)
+    finally:
+        for sock in idle:
+            sock.close()
+    assert answers == [200] * 20
+
+
+def test_tls_idle_clients_are_closed_by_the_deadline_and_hold_up_no_one(
+        tmp_path: Path) -> None:
+    """Over TLS too: a client that never finishes its handshake, or never speaks after it."""
+    import http.client
+    import ssl
+
+    from tests.test_security import PASSWORD as TLS_PASSWORD
+    from tests.test_security import LaunchedServer, _data_dir, _self_signed
+
+    cert, key = _self_signed(tmp_path)
+    data, _ = _data_dir(tmp_path)
+    server = LaunchedServer(data, "--tls-cert", str(cert), "--tls-key", str(key),
+                            scheme="https")
+    context = ssl.create_default_context(cafile=str(cert))
+    auth = {"Depth": "0", "Authorization": basic(USER, TLS_PASSWORD).decode()
+            .split(": ", 1)[1].strip()}
+
+    def propfind() -> float:
+        started = time.monotonic()
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=context,
+                                           timeout=10)
+        try:
+            conn.request("PROPFIND", f"/{USER}/", headers=auth)
+            assert conn.getresponse().status == 207
+        finally:
+            conn.close()
+        return time.monotonic() - started
+
+    no_handshake: list[socket.socket] = []
+    silent: list[ssl.SSLSocket] = []
+    try:
+        propfind()  # the login is checked (bcrypt) and cached before the clock matters
+        started = time.monotonic()
+        no_handshake = [connect(server.port, timeout=30) for _ in range(20)]
+        silent = [context.wrap_socket(connect(server.port, timeout=30),
+                                      server_hostname="localhost") for _ in range(20)]
+        for _ in range(3):
+            seconds = propfind()
+            assert seconds < 1.0, f"answered in {seconds:.1f} s under attack"
+        assert no_handshake[0].recv(1) == b""  # the server hung up on it
+        assert silent[0].recv(65536).startswith(b"HTTP/1.0 408")
+        assert time.monotonic() - started < 15, "idle TLS clients outlived the deadline"
+    finally:
+        for sock in [*no_handshake, *silent]:
+            sock.close()
+        server.stop()
