@@ -3,9 +3,9 @@
 Radicale's ``server.serve`` already does what a small server needs (one
 thread per connection, a connection limit, TLS, a clean shutdown that
 finishes running requests). Two of its module-level names are swapped for
-Cardfile's own for the duration of the call, here and nowhere else, so the
-whole loop is reused unchanged. The Radicale internals used (all in
-``radicale.server``, Radicale 3.9):
+Cardfile's own for the duration of the call (``radicale_adapter.serving_with``,
+where every Radicale internal is named), so the whole loop is reused
+unchanged. What that relies on (all in ``radicale.server``, Radicale 3.9):
 
 - ``Application``: the WSGI application ``serve`` builds; replaced by
   Cardfile's wrapper (``plugin/app.py``).
@@ -38,12 +38,10 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import radicale.server as radicale_server
-
 from cardfile.cli import server_options
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.app import CardfileApp
 from cardfile.plugin.log_escape import EscapingFormatter
 
@@ -90,7 +88,7 @@ class _DeadlineReader(io.RawIOBase):
             self._sock.settimeout(self._send_seconds)
 
 
-class _DeadlineRequestHandler(radicale_server.RequestHandler):
+class _DeadlineRequestHandler(radicale.ServerRequestHandler):
     """Radicale's request handler, reading the request under deadlines."""
 
     header_seconds = 10.0
@@ -144,20 +142,10 @@ def _warmed_up_application(configuration: Any) -> CardfileApp:
     return app
 
 
-@contextlib.contextmanager
-def _cardfile_server(handler: type[_DeadlineRequestHandler]) -> Iterator[None]:
+def _cardfile_server(handler: type[_DeadlineRequestHandler]
+                     ) -> contextlib.AbstractContextManager[None]:
     """Radicale's loop with Cardfile's application and request handler."""
-    original_app, original_handler = radicale_server.Application, radicale_server.RequestHandler
-    original_backlog = radicale_server.ParallelHTTPServer.request_queue_size
-    radicale_server.Application = _warmed_up_application  # type: ignore[misc, assignment]
-    radicale_server.RequestHandler = handler  # type: ignore[misc]
-    radicale_server.ParallelHTTPServer.request_queue_size = LISTEN_BACKLOG
-    try:
-        yield
-    finally:
-        radicale_server.Application = original_app  # type: ignore[misc]
-        radicale_server.RequestHandler = original_handler  # type: ignore[misc]
-        radicale_server.ParallelHTTPServer.request_queue_size = original_backlog
+    return radicale.serving_with(_warmed_up_application, handler, LISTEN_BACKLOG)
 
 
 def configure_logging(level: str) -> None:
@@ -209,7 +197,7 @@ def serve(configuration: Any) -> None:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _cardfile_server(handler):
-            radicale_server.serve(configuration, shutdown_theirs)
+            radicale.serve(configuration, shutdown_theirs)
     finally:
         for sig, handler_ in previous.items():
             signal.signal(sig, handler_)

@@ -20,27 +20,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from radicale import config as radicale_config
+from cardfile.plugin import radicale_adapter as radicale
 
 REQUEST_TIMEOUT = "request_timeout"
 BODY_TIMEOUT = "body_timeout"
 
-_SERVER_SCHEMA: Any = radicale_config.DEFAULT_CONFIG_SCHEMA["server"]
-_SERVER_SCHEMA.setdefault(REQUEST_TIMEOUT, {
-    "value": "10",
-    "help": "seconds a client has to send its request line and headers (a total deadline)",
-    "type": radicale_config.positive_float,
-})
-_SERVER_SCHEMA.setdefault(BODY_TIMEOUT, {
-    "value": "5",
-    "help": "seconds a request body may stall before the request is refused with 400",
-    "type": radicale_config.positive_float,
-})
+radicale.register_option(
+    "server", REQUEST_TIMEOUT, "10",
+    "seconds a client has to send its request line and headers (a total deadline)",
+    radicale.positive_float)
+radicale.register_option(
+    "server", BODY_TIMEOUT, "5",
+    "seconds a request body may stall before the request is refused with 400",
+    radicale.positive_float)
 
 
 def seconds(configuration: Any, option: str) -> float:
     """A positive number of seconds from ``[server]`` (0 or less means the default)."""
     value = float(configuration.get("server", option))
     if value <= 0:
-        value = float(_SERVER_SCHEMA[option]["value"])
+        value = float(radicale.option_default("server", option))
     return value

@@ -16,6 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+# Options of Cardfile's own that the shipped configuration sets: Radicale refuses
+# an option it does not know, so each registers itself when imported.
+from cardfile.cli import server_options  # noqa: F401, E402  ([server] deadlines)
+from cardfile.plugin import host_check, login_throttle  # noqa: F401, E402
 from cardfile.plugin import radicale_adapter as radicale
 
 

@@ -21,9 +21,6 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-import radicale
-from radicale.log import logger as radicale_logger
-
 from cardfile.plugin import (
     basic_auth,
     preconditions,
@@ -39,6 +36,7 @@ from cardfile.plugin.fastpath import FastPath
 from cardfile.plugin.host_check import HostCheck
 from cardfile.plugin.log_escape import escape
 from cardfile.plugin.login_throttle import LoginThrottle
+from cardfile.plugin.radicale_adapter import RadicaleApp, radicale_logger
 from cardfile.plugin.sent_card import SentCard
 from cardfile.plugin.web_app import WebApp, is_web_path
 
@@ -86,7 +84,7 @@ class CardfileApp:
 
     def __init__(self, configuration: Any) -> None:
         self.configuration = configuration
-        self.radicale = radicale.Application(configuration)
+        self.radicale = RadicaleApp(configuration)
         self.max_content_length: int = configuration.get("server", "max_content_length")
         self.max_resource_size: int = configuration.get("server", "max_resource_size")
         self.collection_root = os.path.join(
@@ -97,17 +95,17 @@ class CardfileApp:
             self.group_cards_default = "auto"
         request_notes.install(radicale_logger)
         # The JSON API shares Radicale's storage object: one index, one lock.
-        self.api = ApiApp(configuration, self.radicale._storage)
+        self.api = ApiApp(configuration, self.radicale.storage)
         self.host_check = HostCheck.from_configuration(configuration)
         self.web = WebApp()  # the contacts page at / (web_app.py)
         # Whole-book listings of index-backed books are streamed (fastpath.py).
         self.fastpath = FastPath(self.radicale, configuration)
         # Failed logins per client address, for CardDAV and the JSON API alike.
-        self.login_throttle = LoginThrottle()
+        self.login_throttle = LoginThrottle.from_configuration(configuration)
 
     def warm_up(self) -> None:
         """Index every address book before the first request (see Storage.warm_up)."""
-        storage = self.radicale._storage
+        storage = self.radicale.storage
         if hasattr(storage, "warm_up"):
             started = time.monotonic()
             books, cards = storage.warm_up()

@@ -34,7 +34,6 @@ the slower answer) or ``[storage] fastpath = False`` leaves it all to Radicale.
 
 from __future__ import annotations
 
-import base64
 import codecs
 import io
 import itertools
@@ -48,11 +47,9 @@ from typing import Any, cast
 from urllib.parse import quote, unquote, urlparse
 
 import defusedxml.ElementTree as DefusedET
-from radicale import httputils, pathutils, rights, xmlutils
-from radicale.app import base as app_base
-from radicale.auth import AuthContext
 
 from cardfile.plugin import item_get, multistatus
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.storage import Collection, http_date
 
 log = logging.getLogger("cardfile")
@@ -61,7 +58,7 @@ BYPASS_HEADER = "HTTP_X_CARDFILE_NO_FASTPATH"
 Headers = list[tuple[str, str]]
 Response = tuple[str, Headers, Iterable[bytes]]
 
-_C = xmlutils.make_clark
+_C = radicale.make_clark
 _RESPONSE, _HREF, _PROP = _C("D:response"), _C("D:href"), _C("D:prop")
 _GETETAG, _LASTMOD, _CTYPE = _C("D:getetag"), _C("D:getlastmodified"), _C("D:getcontenttype")
 _RESOURCETYPE = _C("D:resourcetype")
@@ -95,7 +92,7 @@ class _Target:
     path: str
     user: str
     groups: set[str]
-    access: app_base.Access
+    access: Any  # Radicale's rights check for this user and path
 
 
 class FastPath:
@@ -104,8 +101,8 @@ class FastPath:
     def __init__(self, application: Any, configuration: Any) -> None:
         self.app = application
         self.configuration = configuration
-        self.storage = application._storage
-        self.encoding: str = application._encoding
+        self.storage = application.storage
+        self.encoding: str = application.encoding
         try:
             option = str(configuration.get("storage", "fastpath"))
         except KeyError:
@@ -152,7 +149,7 @@ class FastPath:
     # -- request ----------------------------------------------------------------
     def _parse(self, environ: dict[str, Any], raw: bytes) -> ET.Element | None:
         try:
-            text = httputils.decode_request(self.configuration, environ, raw)
+            text = radicale.decode_request(self.configuration, environ, raw)
             return DefusedET.fromstring(text) if text else None
         except Exception:  # Radicale answers what it cannot parse (400)
             return None
@@ -160,42 +157,21 @@ class FastPath:
     def target(self, environ: dict[str, Any]) -> _Target | None:
         """Radicale's login, path and read-right checks; None means "ask Radicale"."""
         app = self.app
-        if app._sharing._enabled or any(environ.get(h) for h in _PROXY_HEADERS):
+        if app.sharing_enabled or any(environ.get(h) for h in _PROXY_HEADERS):
             return None
         base_prefix = environ.get("HTTP_X_SCRIPT_NAME" if "HTTP_X_SCRIPT_NAME" in environ
                                   else "SCRIPT_NAME", "")
         if base_prefix and not base_prefix.startswith("/"):
             return None
         base_prefix = base_prefix.rstrip("/")
-        path = pathutils.sanitize_path(environ.get("PATH_INFO", ""))
-        if (not app_base._check_path_format(self.storage, path, app._validate_path_value)
-                or "/.well-known" in path):  # redirects and 404s
+        path = radicale.sanitize_path(environ.get("PATH_INFO", ""))
+        if not app.valid_path(path) or "/.well-known" in path:  # redirects and 404s
             return None
-        authorization = environ.get("HTTP_AUTHORIZATION", "")
-        if app._auth.get_external_login(environ) or not authorization.startswith("Basic"):
+        logged_in = app.basic_login(environ)
+        if logged_in is None:
             return None
-        try:
-            login, password = httputils.decode_request(
-                self.configuration, environ,
-                base64.b64decode(authorization[len("Basic"):].strip().encode("ascii"))
-            ).split(":", 1)
-        except (ValueError, UnicodeError):
-            return None
-        if not login or not app_base._check_user_format(
-                self.storage, login, app._validate_user_value, app._urldecode_username):
-            return None
-        context = AuthContext()
-        if environ.get("REMOTE_ADDR"):
-            context.remote_addr = environ["REMOTE_ADDR"]
-        if environ.get("HTTP_X_REMOTE_ADDR"):
-            context.x_remote_addr = environ["HTTP_X_REMOTE_ADDR"]
-        user, _, groups = app._auth.login(login, password, context) or ("", "", set())
-        if not user or not pathutils.is_safe_path_component(user):
-            return None
-        if self.configuration.get("group", "type") == "htgroup":
-            groups = app._group.groups(login)
-        groups = set(groups or ())
-        access = app_base.Access(app._rights, user, groups, path)
+        _, user, groups = logged_in
+        access = app.access(user, groups, path)
         if not access.check("r"):
             return None
         return _Target(base_prefix, path, user, groups, access)
@@ -217,11 +193,11 @@ class FastPath:
                   tags: tuple[str, ...]) -> Response | None:
         with self.storage.acquire_lock("r", target.user):
             book = self.book(target)
-            if book is None or _has_child_folders(book._filesystem_path):
+            if book is None or _has_child_folders(book.folder):
                 return None
-        granted = self.app._rights.authorization(
-            target.user, target.groups, pathutils.unstrip_path(book.path, True))
-        if not rights.intersect(granted, "rw"):
+        granted = self.app.authorization(
+            target.user, target.groups, radicale.unstrip_path(book.path, True))
+        if not radicale.rights_intersect(granted, "rw"):
             return None
         own = self._radicale_depth0(environ, raw)
         if own is None:
@@ -240,7 +216,7 @@ class FastPath:
         plan = [(status, [(tag, names.q(tag)) for tag in group])
                 for status, group in _propfind_plan(tags)]
         content_type = f"text/vcard;charset={self.encoding}"
-        prefix = pathutils.unstrip_path(book_path, True)
+        prefix = radicale.unstrip_path(book_path, True)
         own_xml = names.element(own_response)
         header = names.root_start() + own_xml
 
@@ -310,7 +286,7 @@ class FastPath:
             book = self.book(target)
             if book is None:
                 return None
-            prefix = pathutils.unstrip_path(book.path, True)
+            prefix = radicale.unstrip_path(book.path, True)
             rows: list[tuple[str, str, int]] = []
             if report.filters is not None:
                 matched = book.query_rows(report.filters)
@@ -325,16 +301,16 @@ class FastPath:
                     return None
                 # Radicale joins each name to the book's path and splits it off again.
                 changed = list(changed)
-                wanted = [name for name in changed if pathutils.is_safe_path_component(name)]
+                wanted = [name for name in changed if radicale.is_safe_path_component(name)]
                 missing += [prefix + name for name in changed
-                            if not pathutils.is_safe_path_component(name)]
+                            if not radicale.is_safe_path_component(name)]
                 del changed
             else:
                 wanted = []
                 for ref in refs:
                     # pathutils.name_from_path, without re-sanitising every href
                     name = ref[len(prefix):] if (ref + "/").startswith(prefix) else None
-                    if name is None or (name and not pathutils.is_safe_path_component(name)):
+                    if name is None or (name and not radicale.is_safe_path_component(name)):
                         missing.append(ref)
                     elif not name:  # the book itself: Radicale then lists every card
                         return None
@@ -348,13 +324,13 @@ class FastPath:
                 found_rows = book._servable_rows(batch)
                 for name in batch:
                     row = (found_rows.get(name)
-                           if pathutils.is_safe_filesystem_path_component(name) else None)
+                           if radicale.is_safe_name(name) else None)
                     if row is None:
                         missing.append(prefix + name)
                     else:
                         rows.append((row.href, row.etag, row.size))
                 del found_rows
-            folder = book._filesystem_path
+            folder = book.folder
         del book, wanted
         names = multistatus.Names()
         ok = [(tag, names.q(tag)) for tag in tags if tag in _REPORT_OK]
@@ -398,7 +374,7 @@ class FastPath:
             head += f"<{q}>{multistatus.escape(token)}</{q}>"
         parts = itertools.chain(map(gone, missing), map(item, rows))
         headers = {"Content-Type": f"text/xml; charset={self.encoding}",
-                   **self.app._extra_headers}
+                   **self.app.extra_headers}
         body = multistatus.chunks(head, parts, names.root_end())
         return self._answer(environ, list(headers.items()), body)
 
@@ -496,7 +472,7 @@ def _has_child_folders(folder: str) -> bool:
     if os.stat(folder).st_nlink == 2:  # no sub-folder at all (most file systems)
         return False
     with os.scandir(folder) as entries:
-        return any(e.is_dir() and pathutils.is_safe_filesystem_path_component(e.name)
+        return any(e.is_dir() and radicale.is_safe_name(e.name)
                    for e in entries)
 
 
@@ -504,7 +480,7 @@ def _sanitized(path: str) -> str:
     """``pathutils.sanitize_path``, skipped for a path it would return unchanged."""
     if path.startswith("/") and "//" not in path and "/." not in path:
         return path
-    return pathutils.sanitize_path(path)
+    return radicale.sanitize_path(path)
 
 
 def _read_card(folder: str, href: str, size: int) -> tuple[str, str] | None:

@@ -26,16 +26,13 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from radicale import config as radicale_config
+from cardfile.plugin import radicale_adapter as radicale
 
 OPTION = "allowed_hosts"
 
-_SERVER_SCHEMA: Any = radicale_config.DEFAULT_CONFIG_SCHEMA["server"]
-_SERVER_SCHEMA.setdefault(OPTION, {
-    "value": "",
-    "help": "host names (besides loopback names) a loopback server answers to; * for any",
-    "type": str,
-})
+radicale.register_option(
+    "server", OPTION, "",
+    "host names (besides loopback names) a loopback server answers to; * for any", str)
 
 
 @functools.lru_cache(maxsize=256)  # a server sees a handful of Host values

@@ -23,8 +23,7 @@ import zlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from radicale import pathutils
-from radicale.app import base as app_base
+from cardfile.plugin import radicale_adapter as radicale
 
 if TYPE_CHECKING:
     from cardfile.plugin.fastpath import FastPath, Response
@@ -39,12 +38,12 @@ def respond(fast: FastPath, environ: dict[str, Any], method: str) -> Response | 
     if target is None:
         return None
     book_path, _, href = target.path.rpartition("/")
-    if not book_path or not pathutils.is_safe_filesystem_path_component(href):
+    if not book_path or not radicale.is_safe_name(href):
         return None
     # The book's own rights are checked for the book (owner_only grants none
     # on an item path itself), the item's below, as Radicale's GET does.
-    book_target = replace(target, path=book_path + "/", access=app_base.Access(
-        fast.app._rights, target.user, target.groups, book_path + "/"))
+    book_target = replace(target, path=book_path + "/", access=fast.app.access(
+        target.user, target.groups, book_path + "/"))
     with fast.storage.acquire_lock("r", target.user):
         book = fast.book(book_target)
         if book is None:
@@ -64,5 +63,5 @@ def respond(fast: FastPath, environ: dict[str, Any], method: str) -> Response | 
         body = compressor.compress(body) + compressor.flush()
         headers["Content-Encoding"] = "gzip"
     headers["Content-Length"] = str(len(body))
-    headers.update(fast.app._extra_headers)  # as Radicale adds them: may replace ours
+    headers.update(fast.app.extra_headers)  # as Radicale adds them: may replace ours
     return "200 OK", list(headers.items()), ([] if method == "HEAD" else [body])

@@ -21,11 +21,19 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+from cardfile.plugin import radicale_adapter as radicale
 
 FAILURES = 5
+#: ``[auth] failed_logins``: failures allowed per address per WINDOW (0 turns the throttle off).
+OPTION = "failed_logins"
 WINDOW = 60.0
 FIRST_BLOCK = 60.0
 MAX_BLOCK = 3600.0
+radicale.register_option("auth", OPTION, str(FAILURES),
+                         "failed logins allowed per client address per minute before it "
+                         "must wait (0: no limit)", int)
 #: Addresses remembered at most (memory stays bounded under a spray of addresses).
 MAX_ADDRESSES = 10_000
 
@@ -50,8 +58,14 @@ class LoginThrottle:
         self._records: dict[str, _Record] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_configuration(cls, configuration: Any) -> LoginThrottle:
+        return cls(failures=int(configuration.get("auth", OPTION)))
+
     def retry_after(self, address: str) -> int:
         """Whole seconds ``address`` must still wait; 0 when it may try to log in."""
+        if self.failures <= 0:
+            return 0
         now = time.monotonic()
         with self._lock:
             record = self._records.get(address)
@@ -61,6 +75,8 @@ class LoginThrottle:
 
     def failed(self, address: str) -> None:
         """Count a failed login from ``address``; block it when it failed too often."""
+        if self.failures <= 0:
+            return
         now = time.monotonic()
         with self._lock:
             record = self._records.get(address)

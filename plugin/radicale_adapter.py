@@ -11,6 +11,8 @@ loudly, instead of breaking a request somewhere else.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -18,10 +20,14 @@ from contextlib import AbstractContextManager
 from typing import IO, Any
 
 import radicale
+import radicale.auth as radicale_auth
 import radicale.item as radicale_item
+import radicale.rights as radicale_rights
+import radicale.server as radicale_server
 from radicale import config as radicale_config
-from radicale import pathutils, xmlutils
+from radicale import httputils, pathutils, xmlutils
 from radicale import storage as radicale_storage
+from radicale.app import base as app_base
 from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
@@ -45,6 +51,16 @@ BaseCollection = radicale_storage.BaseCollection
 ComponentNotFoundError = radicale_storage.ComponentNotFoundError
 UnsafePathError = pathutils.UnsafePathError
 is_safe_name = pathutils.is_safe_filesystem_path_component
+is_safe_path_component = pathutils.is_safe_path_component
+rights_intersect = radicale_rights.intersect
+load_auth = radicale_auth.load
+load_rights = radicale_rights.load
+AuthContext = radicale_auth.AuthContext
+Access = app_base.Access
+decode_request = httputils.decode_request
+positive_float = radicale_config.positive_float
+ServerRequestHandler = radicale_server.RequestHandler
+serve = radicale_server.serve
 load_configuration = radicale_config.load
 make_clark = xmlutils.make_clark
 make_response = xmlutils.make_response
@@ -176,9 +192,110 @@ class LazyItem(radicale_item.Item):
         return self._vobject_item
 
 
-def application_storage(application: Any) -> Any:
-    """The storage object a Radicale ``Application`` built (the API shares it)."""
-    return application._storage
+def register_option(section: str, name: str, default: str, help_text: str,
+                    value_type: Callable[[str], Any]) -> None:
+    """Teach Radicale's configuration an option of Cardfile's (it refuses unknown ones)."""
+    schema: Any = radicale_config.DEFAULT_CONFIG_SCHEMA[section]
+    schema.setdefault(name, {"value": default, "help": help_text, "type": value_type})
+
+
+def option_default(section: str, name: str) -> str:
+    return str(radicale_config.DEFAULT_CONFIG_SCHEMA[section][name]["value"])
+
+
+class RadicaleApp:
+    """Radicale's WSGI application, with the parts Cardfile calls by name.
+
+    The fast path answers listings itself, so it repeats Radicale's own
+    checks for them: the path format, the Basic login (with the user's
+    groups) and the rights, all through the application's own objects.
+    """
+
+    def __init__(self, configuration: Any) -> None:
+        self.application = radicale.Application(configuration)
+        self.configuration = configuration
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        return self.application(environ, start_response)
+
+    @property
+    def storage(self) -> Any:
+        return self.application._storage
+
+    @property
+    def encoding(self) -> str:
+        return str(self.application._encoding)
+
+    @property
+    def extra_headers(self) -> dict[str, str]:
+        """The ``[headers]`` Radicale adds to every answer."""
+        return dict(self.application._extra_headers)
+
+    @property
+    def sharing_enabled(self) -> bool:
+        return bool(self.application._sharing._enabled)
+
+    def valid_path(self, path: str) -> bool:
+        app = self.application
+        return bool(app_base._check_path_format(self.storage, path, app._validate_path_value))
+
+    def basic_login(self, environ: dict[str, Any]) -> tuple[str, str, set[str]] | None:
+        """(login, user, groups) of the request's Basic credentials; None if not logged in."""
+        app = self.application
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        if app._auth.get_external_login(environ) or not authorization.startswith("Basic"):
+            return None
+        try:
+            login, password = httputils.decode_request(
+                self.configuration, environ,
+                base64.b64decode(authorization[len("Basic"):].strip().encode("ascii"))
+            ).split(":", 1)
+        except (ValueError, UnicodeError):
+            return None
+        if not login or not app_base._check_user_format(
+                self.storage, login, app._validate_user_value, app._urldecode_username):
+            return None
+        context = radicale_auth.AuthContext()
+        if environ.get("REMOTE_ADDR"):
+            context.remote_addr = environ["REMOTE_ADDR"]
+        if environ.get("HTTP_X_REMOTE_ADDR"):
+            context.x_remote_addr = environ["HTTP_X_REMOTE_ADDR"]
+        user, _, groups = app._auth.login(login, password, context) or ("", "", set())
+        if not user or not pathutils.is_safe_path_component(user):
+            return None
+        if self.configuration.get("group", "type") == "htgroup":
+            groups = app._group.groups(login)
+        return login, user, set(groups or ())
+
+    def access(self, user: str, groups: set[str], path: str) -> Any:
+        """Radicale's rights check object for ``user`` on ``path``."""
+        return app_base.Access(self.application._rights, user, groups, path)
+
+    def authorization(self, user: str, groups: set[str], path: str) -> str:
+        return str(self.application._rights.authorization(user, groups, path))
+
+
+@contextlib.contextmanager
+def serving_with(application_factory: Callable[[Any], Any],
+                 handler: type[Any], backlog: int) -> Iterator[None]:
+    """Radicale's own server loop, building Cardfile's application and request handler.
+
+    ``radicale.server.serve`` builds Radicale's bare application and handler
+    itself; its names are swapped for the duration of the call, here and
+    nowhere else, so the whole loop (TLS, connection limit, clean shutdown)
+    is reused unchanged.
+    """
+    original_app, original_handler = radicale_server.Application, radicale_server.RequestHandler
+    original_backlog = radicale_server.ParallelHTTPServer.request_queue_size
+    radicale_server.Application = application_factory  # type: ignore[misc, assignment]
+    radicale_server.RequestHandler = handler  # type: ignore[misc]
+    radicale_server.ParallelHTTPServer.request_queue_size = backlog
+    try:
+        yield
+    finally:
+        radicale_server.Application = original_app  # type: ignore[misc]
+        radicale_server.RequestHandler = original_handler  # type: ignore[misc]
+        radicale_server.ParallelHTTPServer.request_queue_size = original_backlog
 
 
 def folder_exists(collection: Any) -> bool:

@@ -17,10 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import radicale.auth
-import radicale.rights
-from radicale import pathutils
-
+from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin import request_notes
 from cardfile.plugin.api import routes, same_origin
 from cardfile.plugin.api.context import Context
@@ -51,8 +48,8 @@ class ApiApp:
     def __init__(self, configuration: Any, storage: Any) -> None:
         self.configuration = configuration
         self.storage = storage
-        self.auth = radicale.auth.load(configuration)
-        self.rights = radicale.rights.load(configuration)
+        self.auth = radicale.load_auth(configuration)
+        self.rights = radicale.load_rights(configuration)
         self.max_content_length: int = configuration.get("server", "max_content_length")
         self.max_resource_size: int = configuration.get("server", "max_resource_size")
         self.auth_delay = float(configuration.get("auth", "delay"))
@@ -146,8 +143,8 @@ class ApiApp:
             raise self._unauthorized("the Authorization header is not user:password in "
                                      "base64 (HTTP Basic)")
         # Radicale 3.9: (user or "", auth info, groups); the login cache is inside.
-        user = self.auth.login(login, password, radicale.auth.AuthContext())[0]
-        if not user or not pathutils.is_safe_path_component(user):
+        user = self.auth.login(login, password, radicale.AuthContext())[0]
+        if not user or not radicale.is_safe_path_component(user):
             if self.auth_delay > 0:
                 time.sleep(self.auth_delay * (0.5 + random.random()))
             raise self._unauthorized("the user name or password is wrong")

@@ -68,7 +68,7 @@ CREATE INDEX IF NOT EXISTS items_uid ON items (coll, uid);
 CREATE INDEX IF NOT EXISTS items_seq ON items (coll, seq);
 CREATE INDEX IF NOT EXISTS items_mtime ON items (coll, mtime_ns);
 CREATE INDEX IF NOT EXISTS items_kind ON items (coll, kind);
--- The JSON API's default order (api/queries.py SORTS["name"]): a page of
+-- The JSON API's default order (contact_queries.py SORTS["name"]): a page of
 -- contacts by name reads its rows in index order instead of sorting the book.
 CREATE INDEX IF NOT EXISTS items_name ON items (coll, lower(fn), href);
 CREATE TABLE IF NOT EXISTS props (
