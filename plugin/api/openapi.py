@@ -28,6 +28,7 @@ _SENTENCES = {
     413: "The body is larger than max_content_length, or the card than max_resource_size",
     415: "The Content-Type is not one this operation accepts",
     422: "The body is well-formed but not acceptable (schema, UID, card content)",
+    429: "Too many failed logins from this address: wait the seconds Retry-After says",
 }
 _ETAG = {"ETag": {"description": "the card's ETag (the same as over CardDAV)",
                   "schema": {"type": "string"}}}
@@ -40,7 +41,7 @@ def _ref(name: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for code in (400, 401, 404, *codes):
+    for code in (400, 401, 404, 429, *codes):
         if code == 304:
             out["304"] = {"description": _SENTENCES[304], "headers": _ETAG}
         else:
@@ -131,7 +132,7 @@ def _paths() -> dict[str, Any]:
                              "user": {"type": "string"}, "openapi": {"type": "string"},
                              "books": {"type": "array", "items": _LINKS}}},
                              "who you are, your address books and their collections"),
-                             "401": _errors()["401"]}}},
+                             "401": _errors()["401"], "429": _errors()["429"]}}},
         "/api/openapi.json": {"get": {"operationId": "openapi", "security": [],
                                       "summary": "This document",
                                       "responses": {"200": _json({"type": "object"},
