@@ -40,7 +40,8 @@ MEDIA_PROPERTIES = frozenset({"PHOTO", "LOGO", "SOUND", "KEY"})
 _IMAGE_TYPES = {"JPEG": "image/jpeg", "JPG": "image/jpeg", "PNG": "image/png",
                 "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp",
                 "TIFF": "image/tiff"}
-_DATA_URI = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*?);base64,(.*)$", re.S | re.I)
+# The parameters' text is possessive: a value cannot give back characters to the loop.
+_DATA_URI = re.compile(r"^data:([^;,]*+)((?:;[^;,]*+)*?);base64,(.*)$", re.S | re.I)
 
 
 def version_of(lines: list[ContentLine]) -> str:
