@@ -519,7 +519,7 @@ def test_page_files_are_served_safely_and_carddav_is_untouched(site: ServerProce
         assert fetch(path, headers={"If-None-Match": headers["etag"]})[0] == 304
     for path in ("/.web/", "/.web/nope.js", "/.web/..%2Fhtpasswd", "/.web/.hidden.js",
                  "/.web/__init__.py"):
-        assert fetch(path)[0] == 404, path
+        assert fetch(path)[0] in (400, 404), path  # a dot segment is refused before routing
     assert fetch("/.web/app.js", "PUT")[0] == 405
     # Nothing is fetched from elsewhere at run time.
     folder = Path(__file__).resolve().parents[1] / "plugin" / "web"
