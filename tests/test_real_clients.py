@@ -41,6 +41,8 @@ from tests.conftest import (
 )
 from tests.davclient import DavClient, card, parse_multistatus
 
+pytestmark = pytest.mark.slow  # measured: see README "Set up a fresh machine"
+
 # -- reading the corpus --------------------------------------------------------
 
 _BOMS = (
