@@ -263,6 +263,7 @@ def test_unsafe_uids_get_base64url_ids(api: Api, dav: DavClient) -> None:
     assert_problem(api.call("GET", f"{BOOK}/contacts/~%21%21"), 404)
 
 
+@pytest.mark.slow  # vdirsyncer: ~8 s
 @pytest.mark.parametrize("source", SOURCES)
 def test_a_real_client_fills_the_book_and_the_api_reads_every_card(
         tmp_path: Path, server: ServerProcess, dav: DavClient, source: str) -> None:

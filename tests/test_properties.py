@@ -20,8 +20,6 @@ from cardfile.plugin import card_fields, importers
 from tests.conftest import CORPUS, FIXTURE_FILES, USER, ServerProcess, start_server
 from tests.davclient import DavClient
 
-pytestmark = pytest.mark.slow  # measured: see README "Set up a fresh machine"
-
 EXAMPLES = int(os.environ.get("CARDFILE_HYPOTHESIS_EXAMPLES", "50"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
