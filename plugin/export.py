@@ -296,7 +296,7 @@ def _csv_row(lines: list[ContentLine]) -> dict[str, str]:
                              if t.upper() not in ("INTERNET", "PREF", "VOICE"))
             if line.name == "TEL" and value.lower().startswith("tel:"):
                 value = value[4:]
-            slots[line.name].append((label, value))
+            slots[line.name].append((label, unescape(value) if line.name == "URL" else value))
     for i, (label, value) in enumerate(slots["EMAIL"][:3], 1):
         row[f"E-mail {i} - Type"], row[f"E-mail {i} - Value"] = label, value.strip()
     for i, (label, value) in enumerate(slots["TEL"][:3], 1):
@@ -363,5 +363,5 @@ def summary(text: str) -> dict[str, Any]:
         elif line.name in ("TITLE", "NICKNAME", "BDAY", "NOTE") and not out[line.name.lower()]:
             out[line.name.lower()] = unescape(line.value)
         elif line.name == "URL":
-            out["urls"].append(line.value.strip())
+            out["urls"].append(unescape(line.value).strip())  # Apple writes https\://
     return out

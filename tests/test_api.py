@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import DavClient, card
+from tests.test_real_clients import SOURCES
 
 BOOK = "/api/books/contacts"
 PNG = base64.b64decode(
@@ -262,12 +263,14 @@ def test_unsafe_uids_get_base64url_ids(api: Api, dav: DavClient) -> None:
     assert_problem(api.call("GET", f"{BOOK}/contacts/~%21%21"), 404)
 
 
+@pytest.mark.slow  # vdirsyncer: ~8 s
+@pytest.mark.parametrize("source", SOURCES)
 def test_a_real_client_fills_the_book_and_the_api_reads_every_card(
-        tmp_path: Path, server: ServerProcess, dav: DavClient) -> None:
+        tmp_path: Path, server: ServerProcess, dav: DavClient, source: str) -> None:
     from cardfile.plugin.api.ids import encode
     from tests.test_real_clients import read_vdir, sync_corpus_up_and_down, vdirsyncer
 
-    synced = sync_corpus_up_and_down(tmp_path, server)
+    synced = sync_corpus_up_and_down(tmp_path, server, source)
     api = Api(server)
     page = api.ok("GET", f"{BOOK}/contacts?limit=1000")
     assert {item["uid"] for item in page["items"]} == {c.uid for c in synced.cards}

@@ -23,8 +23,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import card
+
+pytestmark = pytest.mark.slow  # measured: see README "Set up a fresh machine"
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES = int(os.environ.get("CARDFILE_SCHEMATHESIS_EXAMPLES", "20"))

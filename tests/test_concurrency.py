@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bench import load_test
 from tests.conftest import cardfile_command, start_server
+
+pytestmark = pytest.mark.slow  # measured: see README "Set up a fresh machine"
 
 SECONDS = float(os.environ.get("CARDFILE_LOAD_SECONDS", "12"))
 CLIENTS = int(os.environ.get("CARDFILE_LOAD_CLIENTS", "8"))

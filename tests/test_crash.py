@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bench import crash_test
 from tests.conftest import cardfile_command, run_cli
+
+pytestmark = pytest.mark.slow  # measured: see README "Set up a fresh machine"
 
 KILLS = int(os.environ.get("CARDFILE_CRASH_KILLS", "10"))
 

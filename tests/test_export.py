@@ -7,29 +7,39 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests._sample_csv import import_json, listing, new_data_dir
-from tests.conftest import CORPUS, run_cli
+from tests.conftest import CORPUS, FIXTURE_FILES, FIXTURES, requires_corpus, run_cli
 
 PHOTOS = [CORPUS / "thunderbird" / "v3-binary-png.vcf", CORPUS / "vcard" / "khard" /
           "photov4.vcf", CORPUS / "thunderbird" / "v4-uri-jpeg.vcf"]
+# (files, cards, photos, a name that must survive folding): Cardfile's fixtures, the corpus.
+PHOTO_SETS = [
+    pytest.param([FIXTURES / "vcard4-photo-data-uri.vcf", FIXTURES / "vcard3-photo-base64.vcf",
+                  FIXTURES / "utf16-bom.vcf"], 4, 2, "Đorđe Šćepanović", id="fixtures"),
+    pytest.param([*PHOTOS, CORPUS / "vcard" / "khard" / "korean-c.vcf"], 4, 3, "최유림",
+                 id="corpus", marks=requires_corpus)]
 
 
 def _physical_lines(text: str) -> list[str]:
     return text.splitlines()
 
 
-def test_vcard3_and_vcard4_photos_and_folding(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("files", "cards", "photo_count", "name"), PHOTO_SETS)
+def test_vcard3_and_vcard4_photos_and_folding(tmp_path: Path, files: list[Path], cards: int,
+                                              photo_count: int, name: str) -> None:
     data = new_data_dir(tmp_path)
-    import_json(data, *map(str, PHOTOS), str(CORPUS / "vcard" / "khard" / "korean-c.vcf"))
+    import_json(data, *map(str, files))
     v3 = run_cli("export", "--format", "vcard3", data_dir=data).stdout
     v4 = run_cli("export", "--format", "vcard4", data_dir=data).stdout
     for text, version in ((v3, "3.0"), (v4, "4.0")):
-        assert text.count("BEGIN:VCARD") == 4
-        assert text.count(f"VERSION:{version}") == 4
+        assert text.count("BEGIN:VCARD") == cards
+        assert text.count(f"VERSION:{version}") == cards
         assert all(len(line.encode()) <= 75 for line in _physical_lines(text))
         unfolded = re.sub(r"\r?\n ", "", text)
         photos = [ln for ln in unfolded.splitlines() if ln.startswith("PHOTO")]
-        assert len(photos) == 3
+        assert len(photos) == photo_count
         if version == "3.0":
             assert all(p.startswith(("PHOTO;ENCODING=b;TYPE=PNG:", "PHOTO;ENCODING=b;TYPE=JPEG:"))
                        and "data:" not in p for p in photos), [p[:60] for p in photos]
@@ -37,12 +47,15 @@ def test_vcard3_and_vcard4_photos_and_folding(tmp_path: Path) -> None:
             assert all(p.startswith(("PHOTO:data:image/png;base64,",
                                      "PHOTO:data:image/jpeg;base64,")) for p in photos), [
                 p[:60] for p in photos]
-    assert "최유림" in re.sub(r"\r?\n ", "", v4)
+    assert name in re.sub(r"\r?\n ", "", v4)
 
 
-def test_import_export_import_is_stable(tmp_path: Path) -> None:
+@pytest.mark.slow  # three exports and re-imports: ~11 s
+@pytest.mark.parametrize("source", ["fixtures", pytest.param("corpus", marks=requires_corpus)])
+def test_import_export_import_is_stable(tmp_path: Path, source: str) -> None:
     first = new_data_dir(tmp_path, "first")
-    files = [str(p) for p in sorted((CORPUS / "vcard").rglob("*.vcf"))]
+    files = [str(p) for p in (FIXTURE_FILES if source == "fixtures"
+                              else sorted((CORPUS / "vcard").rglob("*.vcf")))]
     import_json(first, *files)
     before = {p["uid"]: p for p in listing(first)}
     for fmt in ("vcard3", "vcard4", "jcard"):
@@ -66,6 +79,7 @@ def test_import_export_import_is_stable(tmp_path: Path) -> None:
         assert (again["added"], again["merged"]) == (0, 0)
 
 
+@requires_corpus
 def test_jcard_and_csv_exports(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     import_json(data, str(CORPUS / "jcard" / "ez-vcard" / "jcard-example.json"),
@@ -84,3 +98,24 @@ def test_jcard_and_csv_exports(tmp_path: Path) -> None:
     assert report["added"] == 4
     bruce = next(p for p in listing(copy) if p["fn"] == "Bruce Wayne")
     assert bruce["categories"] == ["Heroes"] and bruce["nickname"] == "Batman"
+
+
+def test_jcard_and_csv_exports_of_the_fixtures(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    import_json(data, str(FIXTURES / "jcard.json"), str(FIXTURES / "google.csv"),
+                "--category", "Heroes")
+    cards = json.loads(run_cli("export", "--format", "jcard", data_dir=data).stdout)
+    assert len(cards) == 4 and all(c[0] == "vcard" for c in cards)
+    bjorn = next(c for c in cards if ["fn", {}, "text", "Björn Þórsson"] in c[1])
+    assert ["n", {}, "text", ["Þórsson", "Björn", "", "", ""]] in bjorn[1]
+    csv_text = run_cli("export", "--format", "csv", "--category", "heroes",
+                       data_dir=data).stdout
+    assert len(csv_text.splitlines()) == 5  # header + 4 heroes
+    copy = new_data_dir(tmp_path, "copy")
+    out = tmp_path / "heroes.csv"
+    out.write_text(csv_text, newline="")
+    report = import_json(copy, str(out))
+    assert report["added"] == 4
+    sione = next(p for p in listing(copy) if p["fn"] == "Sione Tuilagi")
+    assert sione["categories"] == ["Rowing", "Heroes"] and sione["nickname"] == "Si"
+    assert sione["urls"] == ["https://rowing.example/sione"]

@@ -291,6 +291,7 @@ def test_invalid_sync_token_is_radicales_403(srv: ServerProcess, token: str) -> 
 
 
 # -- who may ask ------------------------------------------------------------------------
+@pytest.mark.slow  # failed logins are delayed on purpose: ~7 s each
 @pytest.mark.parametrize("method, body, depth", [
     ("PROPFIND", propfind("D:getetag"), "1"),
     ("REPORT", sync(), "1"),

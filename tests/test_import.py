@@ -1,8 +1,13 @@
 """``cardfile import``: every corpus file, the expected results shipped beside them,
-Google/Outlook/LinkedIn CSV samples, tolerance, idempotence, groups, a running server."""
+Cardfile's own fixtures (tests/data) quirk by quirk, Google/Outlook/LinkedIn CSV samples,
+tolerance, idempotence, groups, a running server.
+
+Tests over the shared corpus skip (with the reason) where it is absent; the fixture
+tests cover the same quirks on a fresh clone."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -20,7 +25,16 @@ from tests._sample_csv import (
     new_data_dir,
     outlook,
 )
-from tests.conftest import CORPUS, USER, ServerProcess, run_cli
+from tests.conftest import (
+    CORPUS,
+    FIXTURE_FILES,
+    FIXTURES,
+    USER,
+    ServerProcess,
+    corpus_params,
+    requires_corpus,
+    run_cli,
+)
 
 NOT_CONTACTS = {"addressbook.json", "vcard-samples-license.txt", "SOURCES.md"}
 
@@ -36,11 +50,13 @@ def by_name(people: list[dict[str, Any]], fn: str) -> dict[str, Any]:
     return matches[0]
 
 
+@requires_corpus
 def test_corpus_is_present() -> None:
     assert len(corpus_files()) >= 60
 
 
-@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: str(p.relative_to(CORPUS)))
+@pytest.mark.parametrize("path", corpus_params(corpus_files()),
+                         ids=lambda p: str(p.relative_to(CORPUS)))
 def test_every_corpus_file_reads(path: Path) -> None:
     parsed = importers.read(path.read_bytes(), path.name)
     if path.name == "unparsable.vcf":
@@ -52,6 +68,15 @@ def test_every_corpus_file_reads(path: Path) -> None:
     assert not [p for p in parsed.problems if p.skipped], [str(p) for p in parsed.problems]
 
 
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+def test_every_fixture_file_reads(path: Path) -> None:
+    parsed = importers.read(path.read_bytes(), path.name)
+    assert parsed.cards, [str(p) for p in parsed.problems]
+    assert not [p for p in parsed.problems if p.skipped], [str(p) for p in parsed.problems]
+
+
+@pytest.mark.slow
+@requires_corpus
 def test_whole_corpus_imports_and_a_second_import_adds_nothing(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     files = [str(p) for p in corpus_files()]
@@ -101,6 +126,7 @@ def _same(name: str, expected: str, actual: str) -> bool:
     return expected == actual
 
 
+@requires_corpus
 @pytest.mark.parametrize("file_name", sorted(TB_FILES))
 def test_thunderbird_expected_results(tmp_path: Path, file_name: str) -> None:
     expected = json.loads((CORPUS / "thunderbird" / "addressbook.json").read_text())
@@ -140,6 +166,7 @@ def _card_of(export: str, uid: str) -> str:
 
 
 # -- khard's expected results (csv/khard/*.yaml) ----------------------------------------
+@requires_corpus
 @pytest.mark.parametrize("csv_name", ["neat.csv", "jumbled.csv"])
 def test_khard_csv_matches_the_yaml(tmp_path: Path, csv_name: str) -> None:
     data = new_data_dir(tmp_path)
@@ -330,6 +357,7 @@ def test_group_cards_and_category_option(tmp_path: Path) -> None:
                                                                    "Runners")) == 1
 
 
+@requires_corpus
 def test_ldif_mailing_list_becomes_a_category(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     import_json(data, str(CORPUS / "thunderbird" / "export.ldif"))
@@ -341,7 +369,7 @@ def test_ldif_mailing_list_becomes_a_category(tmp_path: Path) -> None:
 
 def test_stdin_and_dry_run(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
-    text = (CORPUS / "vcard" / "ez-vcard" / "gmail-list.vcf").read_text()
+    text = (FIXTURES / "multi-card.vcf").read_text()
     dry = run_cli("import", "-", "--dry-run", "--json", data_dir=data, stdin=text)
     assert json.loads(dry.stdout)["added"] == 3
     assert run_cli("contacts", "list", data_dir=data, check=False).returncode != 0
@@ -363,7 +391,7 @@ def test_import_while_the_server_runs(server: ServerProcess) -> None:
     status, _, _ = client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
     assert status == 207
     _, token, before = client.sync()
-    result = run_cli("import", str(CORPUS / "vcard" / "ez-vcard" / "rfc2426-example.vcf"),
+    result = run_cli("import", str(FIXTURES / "utf16-bom.vcf"),
                      "--user", USER, "--json", data_dir=server.data_dir)
     assert json.loads(result.stdout)["added"] == 2
     status, _, changed = client.sync(token)
@@ -371,3 +399,87 @@ def test_import_while_the_server_runs(server: ServerProcess) -> None:
     status, _, body = client.get(changed[0].href.rsplit("/", 1)[-1])
     assert status == 200 and "BEGIN:VCARD" in body
     assert len(client.etags()) == len(before) + 2
+
+
+# -- Cardfile's own fixtures (tests/data), quirk by quirk ----------------------------------
+def _photo_bytes(card_text: str) -> bytes:
+    """The decoded PHOTO of a card, whichever of the two inline forms it is in."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", card_text)
+    line = next(ln for ln in unfolded.splitlines() if ln.upper().startswith("PHOTO"))
+    return base64.b64decode(line.rsplit(",", 1)[-1] if "base64," in line
+                            else line.split(":", 1)[1])
+
+
+def test_every_fixture_imports_with_its_quirk_understood(tmp_path: Path) -> None:
+    data = new_data_dir(tmp_path)
+    report = import_json(data, *map(str, FIXTURE_FILES))
+    assert report["skipped"] == 0, report["skipped_reasons"]
+    assert report["added"] == 27  # every person once; the three group cards are not people
+    assert not [r for r in report["repairs"] if "neither in the file" in r], report["repairs"]
+    assert any("X-MESSAGING/TWITTER-ALL" in r for r in report["repairs"])
+    people = listing(data)
+    assert len(people) == 27
+
+    apple = by_name(people, "Dr. Chidinma Ada Okafor")  # item groups, X-AB*, https\://
+    assert [e["value"] for e in apple["emails"]] == ["chidinma@lighthouse.example",
+                                                     "c.okafor@mail.example"]
+    assert apple["urls"] == ["https://lighthouse.example/people/chidinma"]
+    assert apple["addresses"][0]["city"] == "Lagos"
+    assert apple["note"] == "Prefers calls after 5pm, Lagos time."
+    apple_card = run_cli("contacts", "show", apple["uid"], "--format", "vcard",
+                         data_dir=data).stdout
+    for kept in ("item2.X-ABLabel:Substack", "X-ABADR:ng", "X-ABShowAs:COMPANY"):
+        assert kept.upper() in apple_card.upper(), apple_card
+
+    # Group cards become categories of their members (Apple and vCard 4 alike).
+    assert sorted(p["fn"] for p in listing(data, "--category", "Choir")) == [
+        "Karim Haddad", "Maja Lindqvist"]
+    assert sorted(p["fn"] for p in listing(data, "--category", "Cycling Club")) == [
+        "Aiko Tanaka", "Tomasz Wiśniewski"]
+    assert sorted(p["fn"] for p in listing(data, "--category", "Gardeners")) == [
+        "Léa Dubois", "Nadia Rahman"]  # LDIF groupOfNames, one member named in base64
+
+    for fn, fixture in (("Inês Carvalho", "vcard4-photo-data-uri.vcf"),
+                        ("Oluwaseun Adeyemi", "vcard3-photo-base64.vcf")):
+        uid = by_name(people, fn)["uid"]
+        stored = run_cli("contacts", "show", uid, "--format", "vcard", data_dir=data).stdout
+        assert _photo_bytes(stored) == _photo_bytes((FIXTURES / fixture).read_text()), fn
+
+    renee = by_name(people, "Renée Beaulé")  # vCard 2.1 quoted-printable, UTF-8 charset
+    assert renee["n"]["given"] == "Renée"
+    assert renee["note"] == ("Café owner near the station.\nSecond line: opens at 7, closes "
+                             "at 19, except Sundays.")  # soft line break joined
+    assert renee["addresses"][0]["street"] == "3 rue de l'Église"
+    assert {p["value"]: p["types"] for p in renee["phones"]} == {
+        "+33 6 55 55 01 23": ["cell", "home"], "+33 4 55 55 01 24": ["work", "voice", "pref"]}
+    paulo = by_name(people, "Paulo Ferreira")  # 2.1 NOTE with bare commas keeps them
+    assert paulo["note"] == "Met at the market, Saturday, with Luc, Anne and the kids"
+
+    assert by_name(people, "Zoë Ångström")["note"] == "Åsa's cousin – met in Umeå"  # UTF-16
+    assert by_name(people, "Đorđe Šćepanović")["phones"][0]["value"] == "+381 11 555 0164"
+    assert by_name(people, "François Lefèvre")["note"] == "Galettes à 9 €"  # cp1252
+    assert by_name(people, "Jürgen Müller")["addresses"][0]["street"] == "Hauptstraße 5"
+
+    assert by_name(people, "Vera Versionless")["emails"][0]["value"] == "vera@example.org"
+    assert by_name(people, "Hiro Nakamura")["uid"] == "fixture-no-fn"  # FN made from N
+    olive = by_name(people, "Olive Okonkwo")
+    assert olive["emails"][0]["value"] == "olive@example.org"  # despite EMAIL;TYPE=
+    ana = by_name(people, "Ana Lucía Rojas")  # LF line ends, folded note, blank lines
+    assert ana["note"].startswith("A long note that a client has folded onto a second "
+                                  "physical line, as RFC 6350 allows")
+
+    sione = by_name(people, "Sione Tuilagi")  # Google CSV: ::: lists and * labels
+    assert [e["value"] for e in sione["emails"]] == [
+        "sione@rowing.example", "s.tuilagi@mail.example", "coach@rowing.example"]
+    assert sione["categories"] == ["Rowing"] and sione["note"] == "Rows at dawn, every day"
+    kwame = by_name(people, "Kwame Mensah")  # Outlook CSV: M/D/Y birthday, ; categories
+    assert kwame["bday"] == "1979-04-02" and kwame["categories"] == ["Suppliers", "Textiles"]
+    assert kwame["addresses"][0]["street"] == "12 Ring Road, Unit 4"
+    assert by_name(people, "Ingrid Solberg")["bday"] == ""  # Outlook's 0/0/00 means none
+    bjorn = by_name(people, "Björn Þórsson")  # jCard
+    assert bjorn["categories"] == ["Hiking", "Volcanoes"] and bjorn["bday"] == "1975-06-17"
+    assert bjorn["addresses"][0]["city"] == "Reykjavík"
+
+    again = import_json(data, *map(str, FIXTURE_FILES))
+    assert (again["added"], again["skipped"]) == (0, 0)
+    assert len(listing(data)) == 27

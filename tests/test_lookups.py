@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests._sample_csv import import_json, listing, new_data_dir
-from tests.conftest import CORPUS, run_cli
+from tests.conftest import CORPUS, FIXTURES, NO_CORPUS, run_cli
 
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(NO_CORPUS)
     folder = new_data_dir(tmp_path)
     import_json(folder, str(CORPUS / "csv" / "khard" / "neat.csv"), "--category", "Heroes")
     import_json(folder, str(CORPUS / "vcard" / "ez-vcard" / "rfc2426-example.vcf"))
@@ -73,3 +75,40 @@ def test_mutt_query_output(data: Path) -> None:
     assert "lane@dailyplanet.com\tLois Lane\tHeroes" in lines
     none = run_cli("search", "--mutt", "zzz-nothing", data_dir=data, check=False)
     assert none.returncode == 1 and none.stdout.startswith("No matches")
+
+
+# -- the same look-ups over Cardfile's own fixtures (tests/data), for a fresh clone ------
+@pytest.fixture
+def book(tmp_path: Path) -> Path:
+    folder = new_data_dir(tmp_path)
+    import_json(folder, str(FIXTURES / "google.csv"), "--category", "Friends")
+    import_json(folder, str(FIXTURES / "multi-card.vcf"), str(FIXTURES / "apple-vcard3.vcf"))
+    return folder
+
+
+def test_fixture_list_show_and_parsable(book: Path) -> None:
+    people = listing(book)
+    assert [p["fn"] for p in people] == ["Ana Lucía Rojas", "Astrid Marie Berg",
+                                         "Dr. Chidinma Ada Okafor", "Mehmet Yılmaz",
+                                         "Priya Raman", "Sione Tuilagi"]
+    assert [p["fn"] for p in listing(book, "--category", "friends")] == [
+        "Astrid Marie Berg", "Sione Tuilagi"]
+    rows = [line.split("\t") for line in
+            run_cli("contacts", "list", "--parsable", data_dir=book).stdout.splitlines()]
+    assert rows[0] == ["fixture-multi-1", "Ana Lucía Rojas", "ana.rojas@cooperativa.example", ""]
+    assert rows[3] == ["fixture-multi-2", "Mehmet Yılmaz", "", "+90 212 555 0101"]
+    pretty = run_cli("contacts", "show", "Okafor", data_dir=book).stdout.splitlines()
+    assert pretty[0] == "Dr. Chidinma Ada Okafor"  # Apple item1.EMAIL read as an email
+    assert "  Email (internet,pref): chidinma@lighthouse.example" in pretty
+    assert "  Address (home,pref): 12 Marina Road, 101001, Lagos, Nigeria" in pretty
+
+
+def test_fixture_search_and_mutt(book: Path) -> None:
+    assert _search(book, "Lucía") == ["Ana Lucía Rojas"]
+    assert _search(book, "lighthouse") == ["Dr. Chidinma Ada Okafor"]
+    assert _search(book, "+64 9 555 0120") == _search(book, "5550120") == ["Sione Tuilagi"]
+    assert _search(book, "category:friends", "org:rowing") == ["Sione Tuilagi"]
+    assert _search(book, "email:example.org") == ["Astrid Marie Berg"]
+    lines = run_cli("search", "--mutt", "rowing", data_dir=book).stdout.splitlines()
+    assert lines[0] == "3 entries found"  # Google's ::: put two addresses in one cell
+    assert "s.tuilagi@mail.example\tSione Tuilagi\tRowing, Friends" in lines

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cardfile.plugin import card_fields, importers
-from tests.conftest import CORPUS, USER, ServerProcess, start_server
+from tests.conftest import CORPUS, FIXTURE_FILES, USER, ServerProcess, start_server
 from tests.davclient import DavClient
 
 EXAMPLES = int(os.environ.get("CARDFILE_HYPOTHESIS_EXAMPLES", "50"))
@@ -108,10 +108,11 @@ def test_put_then_get_keeps_the_meaning(client: DavClient,
 
 # -- importers ----------------------------------------------------------------------
 def _corpus_files() -> list[bytes]:
-    files = [p.read_bytes() for p in sorted(CORPUS.rglob("*"))
+    """Files to mutate: Cardfile's own fixtures, and the shared corpus where it is present."""
+    files = [p.read_bytes() for p in [*FIXTURE_FILES, *sorted(CORPUS.rglob("*"))]
              if p.is_file() and p.suffix.lower() in (".vcf", ".csv", ".ldif", ".json", ".txt")
              and p.stat().st_size < 200_000]
-    assert files, f"no corpus files under {CORPUS}"
+    assert len(files) >= len(FIXTURE_FILES)
     return files
 
 

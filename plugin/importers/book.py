@@ -157,8 +157,10 @@ def _import_one(target: Target, matcher: dedupe.Matcher, store: dedupe.MergeStor
                 pending: dict[str, list[str]], region: str, report: Report) -> None:
     try:
         person = dedupe.person_of(card.text, region)
-        text = dedupe.with_categories(card.text, categories + member_of.get(person.uid, []))
-        pending.pop(person.uid, None)
+        # A vCard 4 UID is often "urn:uuid:..." itself; MEMBER names it the same way.
+        key = member_uid(person.uid)
+        text = dedupe.with_categories(card.text, categories + member_of.get(key, []))
+        pending.pop(key, None)
         match = matcher.match(person)
         if match is None or not match.sure:
             etag = target.put(person.uid, text)

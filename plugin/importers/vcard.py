@@ -38,6 +38,8 @@ _STRUCTURED_TEXT = frozenset({"N", "ADR", "ORG"})
 _ENCODING_WORDS = frozenset({"QUOTED-PRINTABLE", "BASE64", "B", "8BIT", "7BIT"})
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 _UNESCAPED_SEMI = re.compile(r"(?<!\\);")
+_PROPERTY_NAME = re.compile(r"[A-Za-z0-9-]+")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9-]+")
 
 
 def repair_card(text: str, name: str) -> tuple[str | None, list[str]]:
@@ -170,6 +172,12 @@ def repair(lines: list[ContentLine], notes: list[str]) -> str:
 
 
 def _repair_line(line: ContentLine, version: str, notes: list[str]) -> ContentLine | None:
+    if not _PROPERTY_NAME.fullmatch(line.name):
+        # Old exporters wrote names such as X-messaging/twitter-All; vobject refuses the
+        # whole card over one, so the name is spelt the way vCard allows.
+        name = "X-" + "-".join(_NOT_NAME.split(line.name.removeprefix("X-"))).strip("-")
+        notes.append(f"property name {line.name} is not valid vCard; kept as {name}")
+        line = ContentLine(line.group, name, line.params, line.value)
     params = {k: list(v) for k, v in line.params.items()}
     value = line.value
     types = params.get("TYPE", [])
