@@ -106,7 +106,7 @@ def propfind_etags(client: Client, book: str) -> dict[str, str]:
 
 def disk_etags(book_dir: Path) -> tuple[dict[str, str], list[str]]:
     """name -> etag of every card file, and the names of files that do not parse."""
-    from cardfile.plugin.card_check import CardRejected, parse_single_card
+    from cardfile.plugin.contacts.card_check import CardRejected, parse_single_card
     etags, broken = {}, []
     for path in sorted(book_dir.iterdir()):
         if path.name.startswith(".") or not path.is_file():

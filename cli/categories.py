@@ -17,8 +17,8 @@ import click
 
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import _settings, common_options, default_user, load_storage
-from cardfile.plugin import categories as categories_mod
-from cardfile.plugin import model, published, views
+from cardfile.plugin.contacts import categories as categories_mod
+from cardfile.plugin.contacts import model, published, views
 
 
 def book_options(func: Callable[..., Any]) -> Callable[..., Any]:

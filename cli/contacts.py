@@ -20,9 +20,10 @@ import click
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.main import _settings, common_options
 from cardfile.cli.options import default_user, load_storage
-from cardfile.plugin import dedupe, export, importers, normalize
-from cardfile.plugin.importers import book as import_book
-from cardfile.plugin.model import AddressBook, BookError, open_book
+from cardfile.plugin.contacts import dedupe, export, importers
+from cardfile.plugin.contacts.importers import book as import_book
+from cardfile.plugin.contacts.model import AddressBook, BookError, open_book
+from cardfile.plugin.vcard import normalize
 
 F = TypeVar("F", bound=Callable[..., Any])
 

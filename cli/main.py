@@ -17,7 +17,7 @@ from cardfile.cli import file_modes, first_run, users
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import _settings, common_options, default_user  # noqa: F401
 from cardfile.cli.server_options import REQUEST_TIMEOUT  # noqa: F401  (registers timeouts)
-from cardfile.plugin import host_check  # noqa: F401  (registers [server] allowed_hosts)
+from cardfile.plugin.dav import host_check  # noqa: F401  (registers [server] allowed_hosts)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

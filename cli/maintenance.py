@@ -1,4 +1,4 @@
-"""``cardfile backup`` and ``cardfile restore``: thin commands over ``plugin/backup.py``.
+"""``cardfile backup`` and ``cardfile restore``: thin commands over ``plugin/contacts/backup.py``.
 
 Both take Radicale's storage lock through the same storage object a running
 server uses, so they are safe while ``cardfile serve`` runs: a backup waits
@@ -17,7 +17,7 @@ import click
 
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import _settings, common_options, load_storage
-from cardfile.plugin import backup as backup_mod
+from cardfile.plugin.contacts import backup as backup_mod
 
 
 def _lock_factory(settings: settings_mod.Settings) -> Any:

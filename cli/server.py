@@ -43,7 +43,7 @@ from typing import Any
 from cardfile.cli import server_options
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.app import CardfileApp
-from cardfile.plugin.log_escape import EscapingFormatter
+from cardfile.plugin.dav.log_escape import EscapingFormatter
 
 log = logging.getLogger("cardfile")
 

@@ -19,8 +19,8 @@ from typing import Any
 # Options of Cardfile's own that the shipped configuration sets: Radicale refuses
 # an option it does not know, so each registers itself when imported.
 from cardfile.cli import server_options  # noqa: F401, E402  ([server] deadlines)
-from cardfile.plugin import host_check, login_throttle  # noqa: F401, E402
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.dav import host_check, login_throttle  # noqa: F401, E402
 
 
 def default_data_dir() -> Path:

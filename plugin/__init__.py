@@ -6,8 +6,9 @@ installs the vobject fidelity fixes, so every process that can store a card
 same way.
 """
 
-from cardfile.plugin import radicale_adapter, vobject_fixes
-from cardfile.plugin.storage import Collection, Storage
+from cardfile.plugin import radicale_adapter
+from cardfile.plugin.contacts.storage import Collection, Storage
+from cardfile.plugin.vcard import vobject_fixes
 
 vobject_fixes.install()
 radicale_adapter.install_speedups()

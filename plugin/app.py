@@ -21,24 +21,18 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from cardfile.plugin import (
-    basic_auth,
-    preconditions,
-    request_guard,
-    request_notes,
-    sent_card,
-    views,
-)
 from cardfile.plugin.api import ApiApp, is_api_path
 from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
-from cardfile.plugin.card_check import CardRejected, accept_card_upload, read_exactly
-from cardfile.plugin.fastpath import FastPath
-from cardfile.plugin.host_check import HostCheck
-from cardfile.plugin.log_escape import escape
-from cardfile.plugin.login_throttle import LoginThrottle
+from cardfile.plugin.contacts import request_notes, sent_card, views
+from cardfile.plugin.contacts.card_check import CardRejected, accept_card_upload, read_exactly
+from cardfile.plugin.contacts.sent_card import SentCard
+from cardfile.plugin.dav import basic_auth, preconditions, request_guard
+from cardfile.plugin.dav.fastpath import FastPath
+from cardfile.plugin.dav.host_check import HostCheck
+from cardfile.plugin.dav.log_escape import escape
+from cardfile.plugin.dav.login_throttle import LoginThrottle
+from cardfile.plugin.dav.web_app import WebApp, is_web_path
 from cardfile.plugin.radicale_adapter import RadicaleApp, radicale_logger
-from cardfile.plugin.sent_card import SentCard
-from cardfile.plugin.web_app import WebApp, is_web_path
 
 log = logging.getLogger("cardfile")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cardfile.plugin import card_fields
+from cardfile.plugin.vcard import card_fields
 from tests.conftest import USER, ServerProcess
 from tests.davclient import DavClient, card
 

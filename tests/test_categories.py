@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cardfile.plugin import card_fields
+from cardfile.plugin.vcard import card_fields
 from tests.conftest import PASSWORD, USER, ServerProcess, run_cli
 from tests.davclient import DavClient, Entry, card
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cardfile.plugin import dedupe
+from cardfile.plugin.contacts import dedupe
 from tests._sample_csv import cli_json, google_new, import_json, listing, new_data_dir
 from tests.conftest import USER, ServerProcess, run_cli
 from tests.davclient import card

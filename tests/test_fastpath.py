@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from radicale import pathutils
 
-from cardfile.plugin import fastpath, item_get, multistatus
+from cardfile.plugin.dav import fastpath, item_get, multistatus
 from tests.conftest import PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import card
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cardfile.plugin import importers
+from cardfile.plugin.contacts import importers
 from tests._sample_csv import (
     google_new,
     google_old,

@@ -14,7 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CODE = [ROOT / "plugin", ROOT / "cli"]
 ADAPTER = ROOT / "plugin" / "radicale_adapter.py"
-VOBJECT_FIXES = ROOT / "plugin" / "vobject_fixes.py"
+VOBJECT_FIXES = ROOT / "plugin" / "vcard" / "vobject_fixes.py"
+#: plugin/'s layers, bottom up; a module imports only from its own layer or below.
+LAYERS = {"vcard": 0, "store": 1, "radicale_adapter": 1, "contacts": 2, "dav": 3, "api": 4,
+          "app": 5, "__init__": 5}
 STORE = ROOT / "plugin" / "store"
 
 #: Private names of Radicale's objects that Cardfile uses (radicale_adapter.py).
@@ -38,7 +41,11 @@ def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
             for alias in node.names:
                 yield node.lineno, alias.name
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            yield node.lineno, node.module
+            if node.module == "cardfile.plugin":  # a module of the package, by name
+                for alias in node.names:
+                    yield node.lineno, f"{node.module}.{alias.name}"
+            else:
+                yield node.lineno, node.module
 
 
 def strings_and_attributes(path: Path) -> Iterator[tuple[int, str, str]]:
@@ -81,6 +88,30 @@ def test_vobject_is_used_only_behind_its_fixes_and_the_adapter() -> None:
              for path in python_files() if path not in (VOBJECT_FIXES, ADAPTER)
              for line, module in imported_modules(path)
              if module == "vobject" or module.startswith("vobject.")]
+    assert not found, "\n".join(found)
+
+
+def _layer(module: str) -> tuple[str, int] | None:
+    parts = module.split(".")
+    if parts[:2] != ["cardfile", "plugin"]:
+        return None
+    name = parts[2] if len(parts) > 2 else "__init__"
+    return name, LAYERS[name]
+
+
+def test_plugin_imports_point_down() -> None:
+    """vcard < store, adapter < contacts < dav < api < app: no module reaches up."""
+    found = []
+    for path in sorted((ROOT / "plugin").rglob("*.py")):
+        relative = path.relative_to(ROOT / "plugin").with_suffix("").parts
+        me = _layer(".".join(["cardfile", "plugin", *[p for p in relative if p != "__init__"]]))
+        assert me is not None
+        for line, module in imported_modules(path):
+            if module == "cardfile.plugin" or not module.startswith("cardfile."):
+                continue
+            other = _layer(module)
+            if other is None or other[1] > me[1]:
+                found.append(f"{path.relative_to(ROOT)}:{line} ({me[0]}) imports {module}")
     assert not found, "\n".join(found)
 
 

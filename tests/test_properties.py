@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cardfile.plugin import card_fields, importers
+from cardfile.plugin.contacts import importers
+from cardfile.plugin.vcard import card_fields
 from tests.conftest import CORPUS, FIXTURE_FILES, USER, ServerProcess, start_server
 from tests.davclient import DavClient
 

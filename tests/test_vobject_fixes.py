@@ -27,7 +27,7 @@ from tests.conftest import CORPUS, FIXTURE_FILES, corpus_params, requires_corpus
 
 
 def _load_by_path(name: str) -> ModuleType:
-    path = Path(__file__).parents[1] / "plugin" / "vobject_fixes.py"
+    path = Path(__file__).parents[1] / "plugin" / "vcard" / "vobject_fixes.py"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -38,7 +38,7 @@ def _load_by_path(name: str) -> ModuleType:
 def _load_fixes() -> ModuleType:
     """The package may be half-built while others work on it: fall back to the file."""
     try:
-        from cardfile.plugin import vobject_fixes
+        from cardfile.plugin.vcard import vobject_fixes
 
         return vobject_fixes
     except ImportError:

@@ -18,14 +18,14 @@ from collections.abc import Callable
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin import request_notes
 from cardfile.plugin.api import routes, same_origin
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import PROBLEM_TYPE, Problem, encode_problem
 from cardfile.plugin.api.web import Request, Response
-from cardfile.plugin.card_fields import CardSyntaxError
-from cardfile.plugin.categories import CategoryError
-from cardfile.plugin.model import BookError
+from cardfile.plugin.contacts import request_notes
+from cardfile.plugin.contacts.categories import CategoryError
+from cardfile.plugin.contacts.model import BookError
+from cardfile.plugin.vcard.card_fields import CardSyntaxError
 
 log = logging.getLogger("cardfile")
 _REALM = 'Basic realm="Cardfile", charset="UTF-8"'

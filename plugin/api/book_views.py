@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cardfile.plugin import categories, export, importers, model, views
 from cardfile.plugin.api import openapi
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import IMPORT_TYPES, JCARD, JSON, VCARD, Response
-from cardfile.plugin.importers.book import Report, import_cards
+from cardfile.plugin.contacts import categories, export, importers, model, views
+from cardfile.plugin.contacts.importers.book import Report, import_cards
 
 EXPORT_FORMATS = {"vcard": (VCARD, "vcf"), "vcard3": (VCARD, "vcf"),
                   "vcard4": (VCARD, "vcf"), "jcard": (JCARD, "json"),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cardfile.plugin import categories
 from cardfile.plugin.api import ids, schemas
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Response
-from cardfile.plugin.card_fields import category_key
+from cardfile.plugin.contacts import categories
+from cardfile.plugin.vcard.card_fields import category_key
 
 
 def category_json(ctx: Context, book: str, category: categories.Category) -> dict[str, Any]:

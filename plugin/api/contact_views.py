@@ -14,14 +14,15 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
-from cardfile.plugin import card_fields, categories, export, image_check, model
 from cardfile.plugin.api import edit, ids, jcard, schemas
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import JCARD, VCARD, Request, Response, etag_matches
+from cardfile.plugin.contacts import categories, export, model
 from cardfile.plugin.store import contact_queries
 from cardfile.plugin.store.index import ItemRow
+from cardfile.plugin.vcard import card_fields, image_check
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
 

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cardfile.plugin import dedupe, model, normalize, views
 from cardfile.plugin.api import ids
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Request
+from cardfile.plugin.contacts import dedupe, model, views
+from cardfile.plugin.vcard import normalize
 
 
 @dataclass

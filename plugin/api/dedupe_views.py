@@ -18,15 +18,15 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from cardfile.plugin import dedupe
 from cardfile.plugin.api import ids
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.contact_views import meta
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Response
-from cardfile.plugin.importers import book as import_book
-from cardfile.plugin.model import AddressBook
+from cardfile.plugin.contacts import dedupe
+from cardfile.plugin.contacts.importers import book as import_book
+from cardfile.plugin.contacts.model import AddressBook
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 _MERGE_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,80}")

@@ -17,10 +17,10 @@ import re
 import uuid
 from typing import Any
 
-from cardfile.plugin import card_edit, card_fields
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.problems import Problem
-from cardfile.plugin.card_fields import ContentLine, escape_text
+from cardfile.plugin.vcard import card_edit, card_fields
+from cardfile.plugin.vcard.card_fields import ContentLine, escape_text
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\r\n|\r\n|\n|\r|$)")
 _WRITABLE = ("name", "given", "family", *rep.LIST_FIELDS, "organization", *rep.TEXT_FIELDS,

@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from cardfile.plugin.api.problems import Problem
-from cardfile.plugin.export import to_jcard
-from cardfile.plugin.importers.jcard import read_jcards
+from cardfile.plugin.contacts.export import to_jcard
+from cardfile.plugin.contacts.importers.jcard import read_jcards
 
 __all__ = ["from_jcard", "to_jcard"]
 

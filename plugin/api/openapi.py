@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cardfile.plugin import importers
 from cardfile.plugin.api.representation import FIELDS
 from cardfile.plugin.api.schemas import SCHEMAS
 from cardfile.plugin.api.web import IMPORT_TYPES
-from cardfile.plugin.image_check import IMAGE_TYPES
+from cardfile.plugin.contacts import importers
+from cardfile.plugin.vcard.image_check import IMAGE_TYPES
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _SENTENCES = {

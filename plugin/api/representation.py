@@ -18,8 +18,8 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from cardfile.plugin import card_edit, card_fields
-from cardfile.plugin.card_fields import ContentLine
+from cardfile.plugin.vcard import card_edit, card_fields
+from cardfile.plugin.vcard.card_fields import ContentLine
 
 #: JSON list field -> vCard property.
 LIST_FIELDS = {"emails": "EMAIL", "phones": "TEL", "urls": "URL", "addresses": "ADR"}

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from cardfile.plugin.api.problems import Problem
-from cardfile.plugin.card_check import CardRejected, read_exactly
+from cardfile.plugin.contacts.card_check import CardRejected, read_exactly
 
 JSON = "application/json"
 JCARD = "application/vcard+json"

@@ -26,8 +26,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from cardfile.plugin.card_fields import category_key
 from cardfile.plugin.store.rows import ItemRow
+from cardfile.plugin.vcard.card_fields import category_key
 
 
 class QueryError(ValueError):

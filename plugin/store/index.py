@@ -33,7 +33,7 @@ from cardfile.plugin.store.rows import ItemRow, SyncState, etag_of
 
 __all__ = ["CardIndex", "ItemRow", "SyncState", "etag_of"]
 
-from cardfile.plugin import card_fields
+from cardfile.plugin.vcard import card_fields
 
 SCHEMA_VERSION = "8"
 

@@ -13,11 +13,11 @@ import re
 import uuid
 from typing import Any
 
-from cardfile.plugin import card_fields
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.categories import is_group_card
-from cardfile.plugin.importers.vcard import repair_card
-from cardfile.plugin.sent_card import SentCard
+from cardfile.plugin.contacts.categories import is_group_card
+from cardfile.plugin.contacts.importers.vcard import repair_card
+from cardfile.plugin.contacts.sent_card import SentCard
+from cardfile.plugin.vcard import card_fields
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")

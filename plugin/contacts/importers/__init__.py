@@ -9,13 +9,13 @@ them into a book, with duplicate matching, is ``importers.apply``.
 
 from __future__ import annotations
 
-from cardfile.plugin.importers.csvfile import CSV_FORMATS, read_csv
-from cardfile.plugin.importers.groups import split_groups
-from cardfile.plugin.importers.jcard import read_jcards
-from cardfile.plugin.importers.ldif import read_ldif
-from cardfile.plugin.importers.model import ImportFailed, Parsed, Problem, SourceCard
-from cardfile.plugin.importers.text import decode
-from cardfile.plugin.importers.vcard import read_vcards
+from cardfile.plugin.contacts.importers.csvfile import CSV_FORMATS, read_csv
+from cardfile.plugin.contacts.importers.groups import split_groups
+from cardfile.plugin.contacts.importers.jcard import read_jcards
+from cardfile.plugin.contacts.importers.ldif import read_ldif
+from cardfile.plugin.contacts.importers.model import ImportFailed, Parsed, Problem, SourceCard
+from cardfile.plugin.contacts.importers.text import decode
+from cardfile.plugin.contacts.importers.vcard import read_vcards
 
 FORMATS = ("auto", "vcard", "jcard", *CSV_FORMATS, "csv", "ldif")
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.backup import restorable_name
-from cardfile.plugin.card_check import CardRejected, parse_single_card
-from cardfile.plugin.storage import Collection
+from cardfile.plugin.contacts.backup import restorable_name
+from cardfile.plugin.contacts.card_check import CardRejected, parse_single_card
+from cardfile.plugin.contacts.storage import Collection
 from cardfile.plugin.store.index import ItemRow
 
 GROUP_KINDS = frozenset({"group"})

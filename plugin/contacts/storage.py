@@ -25,19 +25,13 @@ from collections.abc import Iterable, Iterator
 from hashlib import sha256
 from typing import Any, ClassVar, TextIO, cast
 
-from cardfile.plugin import (
-    card_fields,
-    categories,
-    published,
-    request_notes,
-    sent_card,
-    views,
-)
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.backup import restorable_name
+from cardfile.plugin.contacts import categories, published, request_notes, sent_card, views
+from cardfile.plugin.contacts.backup import restorable_name
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
+from cardfile.plugin.vcard import card_fields
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
 _NOT_A_CARD_SIZE = 256 * 1024 * 1024

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cardfile.plugin.card_fields import ContentLine
-from cardfile.plugin.export import card_text, escape_text
-from cardfile.plugin.importers.model import stable_uid
+from cardfile.plugin.contacts.export import card_text, escape_text
+from cardfile.plugin.contacts.importers.model import stable_uid
+from cardfile.plugin.vcard.card_fields import ContentLine
 
 #: ADR components in vCard order.
 ADR_PARTS = ("box", "extended", "street", "city", "region", "code", "country")

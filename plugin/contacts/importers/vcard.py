@@ -15,7 +15,14 @@ import base64
 import binascii
 import re
 
-from cardfile.plugin.card_fields import (
+from cardfile.plugin.contacts.export import (
+    MEDIA_PROPERTIES,
+    card_text,
+    escape_text,
+    sniff_media_type,
+)
+from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard, stable_uid
+from cardfile.plugin.vcard.card_fields import (
     CardSyntaxError,
     ContentLine,
     decode_value,
@@ -23,13 +30,6 @@ from cardfile.plugin.card_fields import (
     split_escaped,
     unescape,
 )
-from cardfile.plugin.export import (
-    MEDIA_PROPERTIES,
-    card_text,
-    escape_text,
-    sniff_media_type,
-)
-from cardfile.plugin.importers.model import Parsed, Problem, SourceCard, stable_uid
 
 #: Text properties whose value is one text (a comma in them is not a separator).
 _SINGLE_TEXT = frozenset({"FN", "NOTE", "TITLE", "ROLE", "LABEL", "X-ABLABEL", "SORT-STRING",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from cardfile.plugin import card_fields
+from cardfile.plugin.vcard import card_fields
 
 category_key = card_fields.category_key
 _LINE = re.compile(r"[^\r\n]*(?:\r\r\n|\r\n|\n|\r|$)")

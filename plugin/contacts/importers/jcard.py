@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cardfile.plugin.card_fields import ContentLine
-from cardfile.plugin.export import escape_text
-from cardfile.plugin.importers.model import Parsed, Problem, SourceCard
-from cardfile.plugin.importers.vcard import repair
+from cardfile.plugin.contacts.export import escape_text
+from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
+from cardfile.plugin.contacts.importers.vcard import repair
+from cardfile.plugin.vcard.card_fields import ContentLine
 
 _DEFAULT_TYPES = {"text", "unknown", "uri", "date-and-or-time", "timestamp", "utc-offset",
                   "language-tag"}

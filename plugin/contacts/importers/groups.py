@@ -9,8 +9,8 @@ section 4), so a group card is not stored: its name and member UIDs go into
 
 from __future__ import annotations
 
-from cardfile.plugin.card_fields import CardSyntaxError, extract, parse_lines, unescape
-from cardfile.plugin.importers.model import Parsed
+from cardfile.plugin.contacts.importers.model import Parsed
+from cardfile.plugin.vcard.card_fields import CardSyntaxError, extract, parse_lines, unescape
 
 
 def split_groups(parsed: Parsed) -> None:

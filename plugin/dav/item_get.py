@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from cardfile.plugin import radicale_adapter as radicale
 
 if TYPE_CHECKING:
-    from cardfile.plugin.fastpath import FastPath, Response
+    from cardfile.plugin.dav.fastpath import FastPath, Response
 
 
 def respond(fast: FastPath, environ: dict[str, Any], method: str) -> Response | None:

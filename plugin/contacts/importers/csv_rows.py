@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from cardfile.plugin.importers.build import ADR_PARTS, Record, add_address, parse_date
-from cardfile.plugin.importers.csv_columns import Column
+from cardfile.plugin.contacts.importers.build import ADR_PARTS, Record, add_address, parse_date
+from cardfile.plugin.contacts.importers.csv_columns import Column
 
 MULTI = " ::: "
 SYSTEM_LABELS = frozenset({"mycontacts", "my contacts", "starred", "other contacts"})

@@ -48,9 +48,9 @@ from urllib.parse import quote, unquote, urlparse
 
 import defusedxml.ElementTree as DefusedET
 
-from cardfile.plugin import item_get, multistatus
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.storage import Collection, http_date
+from cardfile.plugin.contacts.storage import Collection, http_date
+from cardfile.plugin.dav import item_get, multistatus
 
 log = logging.getLogger("cardfile")
 

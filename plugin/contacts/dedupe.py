@@ -33,9 +33,9 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from cardfile.plugin.card_fields import ContentLine, parse_lines, split_escaped, unescape
-from cardfile.plugin.export import card_text, convert_lines, version_of
-from cardfile.plugin.normalize import email_key, name_key, phone_key
+from cardfile.plugin.contacts.export import card_text, convert_lines, version_of
+from cardfile.plugin.vcard.card_fields import ContentLine, parse_lines, split_escaped, unescape
+from cardfile.plugin.vcard.normalize import email_key, name_key, phone_key
 
 SURE, AMBIGUOUS = 90.0, 60.0
 MERGED_UID = "X-CARDFILE-MERGED-UID"

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from cardfile.plugin.card_fields import (  # noqa: F401  (the writer, re-exported)
+from cardfile.plugin.vcard.card_fields import (  # noqa: F401  (the writer, re-exported)
     ContentLine,
     card_text,
     decode_value,

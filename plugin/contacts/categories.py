@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from cardfile.plugin import card_edit, card_fields
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.card_edit import category_key
 from cardfile.plugin.store.index import ItemRow, etag_of
+from cardfile.plugin.vcard import card_edit, card_fields
+from cardfile.plugin.vcard.card_edit import category_key
 
 if TYPE_CHECKING:
-    from cardfile.plugin.storage import Collection
+    from cardfile.plugin.contacts.storage import Collection
 
 STORE_NAME = ".cardfile-categories.json"
 #: Bounds of the group cards view (see ``Categories.group_cards``).

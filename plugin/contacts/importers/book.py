@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from cardfile.plugin import dedupe
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.card_check import CardRejected, parse_single_card
-from cardfile.plugin.card_fields import CardSyntaxError
-from cardfile.plugin.importers.groups import member_uid
-from cardfile.plugin.importers.model import Parsed, Problem, SourceCard
-from cardfile.plugin.model import AddressBook, BookError, open_book
+from cardfile.plugin.contacts import dedupe
+from cardfile.plugin.contacts.card_check import CardRejected, parse_single_card
+from cardfile.plugin.contacts.importers.groups import member_uid
+from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
+from cardfile.plugin.contacts.model import AddressBook, BookError, open_book
+from cardfile.plugin.vcard.card_fields import CardSyntaxError
 
 
 @dataclass

@@ -21,7 +21,7 @@ import xml.parsers.expat
 from typing import Any
 from urllib.parse import unquote
 
-from cardfile.plugin.card_check import CardRejected, read_exactly
+from cardfile.plugin.contacts.card_check import CardRejected, read_exactly
 
 #: Methods whose body Radicale parses as XML.
 XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR"})

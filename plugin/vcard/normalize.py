@@ -20,7 +20,7 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from cardfile.plugin import card_fields
+from cardfile.plugin.vcard import card_fields
 
 FALLBACK_REGION = "US"
 

@@ -15,8 +15,8 @@ import re
 
 import ldif as ldif_lib
 
-from cardfile.plugin.importers.build import Record, add_address, build, parse_date
-from cardfile.plugin.importers.model import Parsed, Problem, SourceCard
+from cardfile.plugin.contacts.importers.build import Record, add_address, build, parse_date
+from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
 
 _HOME = {"mozillahomestreet": "street", "homestreet": "street",
          "mozillahomestreet2": "extended", "mozillahomelocalityname": "city",

@@ -18,13 +18,14 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from cardfile.plugin import card_edit, categories, sent_card
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.card_fields import category_key
+from cardfile.plugin.contacts import categories, sent_card
 from cardfile.plugin.store.index import ItemRow
+from cardfile.plugin.vcard import card_edit
+from cardfile.plugin.vcard.card_fields import category_key
 
 if TYPE_CHECKING:
-    from cardfile.plugin.storage import Collection
+    from cardfile.plugin.contacts.storage import Collection
 
 MARKER = ".cardfile-published.json"
 
@@ -100,7 +101,7 @@ class PublishedBook:
                 if row.size <= limit}
 
     def item(self, row: ItemRow, text: str | None = None) -> radicale.LazyItem:
-        from cardfile.plugin.storage import indexed_item
+        from cardfile.plugin.contacts.storage import indexed_item
 
         return indexed_item(self.collection, row, text, folder=self.source.folder)
 

@@ -16,10 +16,10 @@ import io
 import re
 from collections.abc import Iterator
 
-from cardfile.plugin.importers import csv_columns
-from cardfile.plugin.importers.build import Record, build
-from cardfile.plugin.importers.csv_rows import fill_record
-from cardfile.plugin.importers.model import Parsed, Problem, SourceCard
+from cardfile.plugin.contacts.importers import csv_columns
+from cardfile.plugin.contacts.importers.build import Record, build
+from cardfile.plugin.contacts.importers.csv_rows import fill_record
+from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
 
 CSV_FORMATS = ("google-csv", "outlook-csv", "thunderbird-csv", "linkedin-csv", "khard-csv")
 _DELIMITERS = (",", ";", "\t")
