@@ -6,11 +6,14 @@ storage is mocked. Each server gets its own temporary data folder.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +42,19 @@ def corpus_params(paths: list[Path]) -> list[Any]:
     if paths:
         return paths
     return [pytest.param(None, marks=pytest.mark.skip(reason=NO_CORPUS), id="no-corpus")]
+
+
+@contextlib.contextmanager
+def loopback_site(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A small site on another loopback port (another origin), served while in use."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def free_port() -> int:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import http.server
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import PASSWORD, USER, ServerProcess
+from tests.conftest import PASSWORD, USER, ServerProcess, loopback_site
 from tests.davclient import DavClient, card
 from tests.test_api import BOOK, Api, assert_problem
 from tests.test_web import CHROMIUM, CHROMIUM_ARGS
@@ -153,14 +152,8 @@ def attacker_site(server: ServerProcess) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback_site(Handler) as url:
+        yield url
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),

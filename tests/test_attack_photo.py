@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import PASSWORD, USER, ServerProcess
+from tests.conftest import PASSWORD, USER, ServerProcess, loopback_site
 from tests.davclient import DavClient, card
 from tests.test_api import BOOK, PNG, Api, assert_problem
 from tests.test_web import CHROMIUM, CHROMIUM_ARGS
@@ -127,14 +127,8 @@ class _Listener(http.server.BaseHTTPRequestHandler):
 def listener() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
     handler = type("Handler", (_Listener,), {"seen": seen})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback_site(handler) as url:
+        yield url, seen
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
