@@ -8,10 +8,11 @@ Radicale's storage lock through ``model.open_book``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ import click
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.main import _settings, common_options
 from cardfile.cli.options import default_user, load_storage
-from cardfile.plugin.contacts import dedupe, export, importers
+from cardfile.plugin.contacts import actor, dedupe, export, importers
 from cardfile.plugin.contacts.importers import book as import_book
 from cardfile.plugin.contacts.model import AddressBook, BookError, open_book
 from cardfile.plugin.vcard import normalize
@@ -67,8 +68,13 @@ class Context:
     def merges(self) -> dedupe.MergeStore:
         return dedupe.MergeStore(self.settings.data_dir, self.user, self.book)
 
-    def open(self, mode: str = "r") -> Any:
-        return open_book(self.storage, self.user, self.book, mode, create=mode == "w")
+    @contextlib.contextmanager
+    def open(self, mode: str = "r", create: bool | None = None) -> Iterator[AddressBook]:
+        """The book under the storage lock; changes made inside are the CLI's in history."""
+        with actor.acting(self.user, client="cardfile CLI"), open_book(
+                self.storage, self.user, self.book, mode,
+                create=mode == "w" if create is None else create) as book:
+            yield book
 
 
 def _fail(e: BookError, ctx: Context | None = None) -> click.ClickException:

@@ -17,6 +17,7 @@ from cardfile.cli import file_modes, first_run, users
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import _settings, common_options, default_user  # noqa: F401
 from cardfile.cli.server_options import REQUEST_TIMEOUT  # noqa: F401  (registers timeouts)
+from cardfile.plugin.contacts import actor
 from cardfile.plugin.dav import host_check  # noqa: F401  (registers [server] allowed_hosts)
 
 
@@ -28,6 +29,8 @@ def cli() -> None:
     # -wal/-shm, htpasswd, category stores, Radicale's atomic writes, backups,
     # exports) is private to the user: one umask here, before any command runs.
     os.umask(PRIVATE_UMASK)
+    # The history names every change this command makes as the CLI's.
+    actor.set_process_default("cardfile CLI")
 
 
 #: Files 0600, folders 0700, whichever command creates them.
@@ -191,12 +194,13 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
 
 def _register_command_groups() -> None:
     """Command groups live in their own modules; they are attached here."""
-    from cardfile.cli import contacts, maintenance
+    from cardfile.cli import contacts, history, maintenance
     from cardfile.cli.categories import categories
 
     cli.add_command(categories)
     contacts.register(cli)  # import, export, dedupe, contacts, search
     maintenance.register(cli)  # backup, restore
+    history.register(cli)  # trash, history, restore-to, contacts remove
 
 
 _register_command_groups()

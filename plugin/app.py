@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 from cardfile.plugin.api import ApiApp, is_api_path
 from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
-from cardfile.plugin.contacts import request_notes, sent_card, views
+from cardfile.plugin.contacts import actor, request_notes, sent_card, views
 from cardfile.plugin.contacts.card_check import CardRejected, accept_card_upload, read_exactly
 from cardfile.plugin.contacts.sent_card import SentCard
 from cardfile.plugin.dav import basic_auth, preconditions, request_guard
@@ -133,7 +133,9 @@ class CardfileApp:
                    or self._refuse_early(environ))
         logging_in = basic_auth.has_credentials(environ.get("HTTP_AUTHORIZATION", ""))
         with request_notes.collecting() as notes, views.using(
-                self.view_for(environ) if refused is None else views.choose("", "never")):
+                self.view_for(environ) if refused is None else views.choose("", "never")), \
+                actor.acting(basic_auth.user_name(environ.get("HTTP_AUTHORIZATION", "")),
+                             environ.get("HTTP_USER_AGENT", "")):
             if refused is not None:
                 status, headers, body, reason = refused
                 code = int(status.split(" ", 1)[0])

@@ -22,7 +22,7 @@ from cardfile.plugin.api import routes, same_origin
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import PROBLEM_TYPE, Problem, encode_problem
 from cardfile.plugin.api.web import Request, Response
-from cardfile.plugin.contacts import request_notes
+from cardfile.plugin.contacts import actor, request_notes
 from cardfile.plugin.contacts.categories import CategoryError
 from cardfile.plugin.contacts.model import BookError
 from cardfile.plugin.vcard.card_fields import CardSyntaxError
@@ -40,6 +40,14 @@ SECURITY_HEADERS = (
 
 def is_api_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
+
+
+def api_client(environ: dict[str, Any]) -> str:
+    """How the history names an API caller: the web page, or the program's product."""
+    agent = environ.get("HTTP_USER_AGENT", "")
+    if agent.startswith("Mozilla/") and environ.get("HTTP_SEC_FETCH_SITE") == "same-origin":
+        return "web page"
+    return f"API ({actor.client_of(agent) or 'unknown client'})"
 
 
 class ApiApp:
@@ -121,7 +129,8 @@ class ApiApp:
         prefix = environ.get("SCRIPT_NAME", "").rstrip("/") + "/api"
         context = Context(request, self.storage, self.rights, prefix, self.max_resource_size)
         try:
-            return handler(context, **params)
+            with actor.acting(user, environ.get("HTTP_USER_AGENT", ""), api_client(environ)):
+                return handler(context, **params)
         except BookError as e:
             raise Problem(e.status if e.status < 500 else 500, e.reason) from None
         except CategoryError as e:

@@ -24,6 +24,7 @@ _SENTENCES = {
          "Origin that is not this server's) sent this change, or the book is read-only",
     404: "No such address book (of yours), contact or category",
     409: "Conflicts with what is stored (UID or name in use)",
+    410: "Gone: the deleted card's text was not kept (its file could not be read)",
     412: "If-Match / If-None-Match does not hold: the contact changed since it was read",
     413: "The body is larger than max_content_length, or the card than max_resource_size",
     415: "The Content-Type is not one this operation accepts",
@@ -324,6 +325,8 @@ def _with_write_refusals(paths: dict[str, Any]) -> dict[str, Any]:
 
 def document(prefix: str = "/api") -> dict[str, Any]:
     """The OpenAPI document; ``prefix`` is where the API is mounted (behind a proxy)."""
+    from cardfile.plugin.api.openapi_history import history_paths
+
     base = prefix[: -len("/api")] if prefix.endswith("/api") else ""
     return {
         "openapi": "3.1.0",
@@ -333,7 +336,7 @@ def document(prefix: str = "/api") -> dict[str, Any]:
                                 "problem details."},
         "servers": [{"url": base or "/"}],
         "security": [{"basic": []}],
-        "paths": _with_write_refusals({**_paths(), **_dedupe_paths()}),
+        "paths": _with_write_refusals({**_paths(), **_dedupe_paths(), **history_paths()}),
         "components": {"schemas": SCHEMAS,
                        "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
     }

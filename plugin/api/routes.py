@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from cardfile.plugin.api import book_views, category_views, contact_views, dedupe_views
+from cardfile.plugin.api import (
+    book_views,
+    category_views,
+    contact_views,
+    dedupe_views,
+    history_views,
+)
 
 Handler = Callable[..., Any]
 _SEGMENT = r"[^/]+"
@@ -69,6 +75,17 @@ ROUTES = [
                                        "POST": dedupe_views.create_merge}),
     Route("/api/books/{book}/merges/{id}", {"GET": dedupe_views.get_merge,
                                             "DELETE": dedupe_views.undo_merge}),
+    Route("/api/books/{book}/trash", {"GET": history_views.list_trash,
+                                      "DELETE": history_views.empty_trash}),
+    Route("/api/books/{book}/trash/{id}", {"GET": history_views.get_trash_item,
+                                           "DELETE": history_views.purge_trash_item}),
+    Route("/api/books/{book}/trash/{id}/restore", {"POST": history_views.restore_trash_item}),
+    Route("/api/books/{book}/contacts/{id}/history", {"GET": history_views.contact_history}),
+    Route("/api/books/{book}/contacts/{id}/history/{version}/restore",
+          {"POST": history_views.restore_version}),
+    Route("/api/books/{book}/restore-to", {"POST": history_views.restore_to}),
+    Route("/api/books/{book}/alerts", {"GET": history_views.list_alerts}),
+    Route("/api/books/{book}/alerts/{id}", {"DELETE": history_views.dismiss_alert}),
 ]
 _COMPILED = [(route, route.pattern) for route in ROUTES]
 

@@ -28,6 +28,11 @@ from typing import Any, ClassVar, TextIO, cast
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts import categories, published, request_notes, sent_card, views
 from cardfile.plugin.contacts.backup import restorable_name
+from cardfile.plugin.contacts.history import (
+    BookHistory,
+    HistoryStores,
+    settings_from,
+)
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
@@ -414,10 +419,11 @@ class Collection(radicale.AdapterCollection):
         coll = self._coll()
         old_row = self._index.row(coll, href)
         old_item = None
+        old_text = None
         if old_row is not None:
             old_item = self._item(old_row)
             try:
-                old_item.serialize()
+                old_text = old_item.serialize()
             except RuntimeError:
                 old_item = None
         text = item.serialize()
@@ -432,10 +438,22 @@ class Collection(radicale.AdapterCollection):
         st = os.stat(path)
         row = self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields)
         self.note_own_write()
+        history = self.history
+        if history is not None:
+            history.record_write(href, old_text, old_row.uid if old_row else "", text,
+                                 row.uid, row.fn)
         return self._item(row, text), old_item
+
+    @property
+    def history(self) -> BookHistory | None:
+        """This book's history (None: not an address book of its own, or history off)."""
+        if not self._indexed or self._published is not None:
+            return None
+        return self.storage.book_history(self)
 
     def delete(self, href: str | None = None) -> None:
         if href is None:
+            self._record_book_deletion()
             super().delete(None)
             self._index.forget_collection(self.path)
             return
@@ -457,10 +475,35 @@ class Collection(radicale.AdapterCollection):
         if not os.path.isfile(path):
             raise radicale.ComponentNotFoundError(href)
         coll = self._coll()
+        history = self.history
+        old_row = self._index.row(coll, href) if history is not None else None
+        loaded = self._read_card(href) if history is not None else None
         os.remove(path)
         self.storage.sync_folder(self.folder)
         self._index.remove(coll, [href])
         self.note_own_write()
+        if history is not None:
+            uid = old_row.uid if old_row else (loaded[1].uid if loaded else "")
+            history.record_delete(href, uid or href, loaded[0] if loaded else None,
+                                  old_row.fn if old_row else "")
+
+    def _record_book_deletion(self) -> None:
+        """A whole address book deleted (a client's DELETE): every card goes to the trash.
+
+        The history lives outside the book's folder, so it outlives it; recreate
+        the book and restore its cards from the trash or with restore-to.
+        """
+        history = self.history
+        if history is None:
+            return
+        cards = []
+        for href, row in self._index.rows(self._coll()).items():
+            if row.kind == "group":
+                continue
+            loaded = self._read_card(href)
+            if loaded is not None:
+                cards.append((href, row.uid or href, loaded[0]))
+        history.record_deletes(cards)
 
     # -- collection-wide state ------------------------------------------------
     def get_meta(self, key: str | None = None) -> Any:
@@ -552,6 +595,18 @@ class Storage(radicale.AdapterStorage):
         self._rescan_interval = float(_storage_option(configuration, "rescan_interval", "30"))
         self._sweeper: threading.Thread | None = None
         self._group_cache: dict[str, tuple[tuple[int, int], dict[str, tuple[str, str]]]] = {}
+        self.history_settings = settings_from(
+            lambda name, default: _storage_option(configuration, name, default))
+        self.histories = HistoryStores(self.data_folder, self.history_settings)
+
+    def book_history(self, collection: Collection) -> BookHistory | None:
+        """The history of an address book (None when ``history_days`` is 0)."""
+        if not self.history_settings.enabled:
+            return None
+        store = self.histories.store(collection.path)
+        assert store is not None
+        return BookHistory(store, self.history_settings, collection.path,
+                           collection.card_count)
 
     def group_cards(self, collection: Collection) -> dict[str, tuple[str, str]]:
         """href -> (UID, text) of a book's group cards, rebuilt only after a change."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.contacts import dedupe
+from cardfile.plugin.contacts import actor, dedupe
 from cardfile.plugin.contacts.card_check import CardRejected, parse_single_card
 from cardfile.plugin.contacts.importers.groups import member_uid
 from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
@@ -118,6 +118,7 @@ class Target:
         return self.book.put(text).etag
 
 
+@actor.part_of("import")
 def import_cards(storage: Any, user: str, book: str, parsed: list[Parsed],
                  store: dedupe.MergeStore, region: str, categories: list[str] | None = None,
                  dry_run: bool = False, batch: int = 500,
@@ -207,6 +208,7 @@ def _categories_for_existing(target: Target, matcher: dedupe.Matcher,
 
 
 # -- dedupe --apply and undo ---------------------------------------------------------
+@actor.part_of("merge")
 def merge_cluster(book: AddressBook, store: dedupe.MergeStore, uids: list[str], region: str,
                   reason: str) -> str:
     """Merge the cards ``uids`` into the most complete one; returns the merge id."""
@@ -224,6 +226,7 @@ def merge_cluster(book: AddressBook, store: dedupe.MergeStore, uids: list[str], 
         reason)
 
 
+@actor.part_of("undo of a merge")
 def undo_merge(book: AddressBook, store: dedupe.MergeStore, merge_id: str,
                force: bool = False) -> list[str]:
     """Put the originals of a merge back exactly as they were; returns their UIDs."""
