@@ -2,7 +2,9 @@
 
 A backup is a ``.tar.gz`` of everything in the data folder that is not
 derived or volatile: the address books (cards, ``.Radicale.props``, the
-category stores), the merge history under ``merges/``, and ``htpasswd``
+category stores), the merge history under ``merges/``, each book's history
+and trash under ``history/`` (its SQLite file and write-ahead log, read under
+the same lock, so they agree), and ``htpasswd``
 (bcrypt hashes only; leave it out with ``include_users=False``). The index
 is left out: it is rebuilt from the cards. The archive is written under
 Radicale's storage *read* lock, so a running server keeps answering reads,
@@ -49,6 +51,10 @@ _TOP_SKIP_NAMES = frozenset({".Radicale.cache", "first-run-password"})
 #: have these names: Radicale refuses every item or collection name starting with a dot.
 _DEEP_SKIP_PREFIXES = (".Radicale.tmp-",)
 _DEEP_SKIP_NAMES = frozenset({".Radicale.cache", ".Radicale.lock"})
+#: A history database's shared-memory index: SQLite rebuilds it from the database and
+#: its write-ahead log (both archived). Cards are never called this (``.vcf``, or a
+#: client's own name), but only names ending exactly so are left out.
+_HISTORY_SKIP_SUFFIXES = (".sqlite3-shm",)
 #: A card file is at most max_resource_size; other files are small. Far above both.
 _MAX_MEMBER = 512 * 1024 * 1024
 
@@ -73,6 +79,8 @@ class Summary:
 def _skipped(name: str, top: bool) -> bool:
     """Is ``name`` left out of backups (``top``: it is directly in the data folder)?"""
     if name in _DEEP_SKIP_NAMES or name.startswith(_DEEP_SKIP_PREFIXES):
+        return True
+    if name.endswith(_HISTORY_SKIP_SUFFIXES):
         return True
     return top and (name in _TOP_SKIP_NAMES or name.startswith(_TOP_SKIP_PREFIXES))
 
@@ -244,7 +252,7 @@ def _has_data(data_dir: Path) -> list[str]:
     root = data_dir / "collection-root"
     if root.is_dir() and any(root.iterdir()):
         found.append("collection-root")
-    for name in ("htpasswd", "merges"):
+    for name in ("htpasswd", "merges", "history"):
         if (data_dir / name).exists():
             found.append(name)
     return found

@@ -278,9 +278,13 @@ class HistoryStores:
         self._stores: dict[str, HistoryStore] = {}
 
     def store(self, book_path: str, create: bool = True) -> HistoryStore | None:
+        """The book's open database; reopened when its file was replaced (a restore)."""
         path = history_path(self.data_folder, book_path)
         with self._lock:
             store = self._stores.get(path)
+            if store is not None and not store.is_current():
+                store.close()
+                store = None
             if store is None:
                 if not create and not os.path.exists(path):
                     return None

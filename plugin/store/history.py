@@ -153,11 +153,19 @@ class HistoryStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._inode = os.stat(path).st_ino
         with self._transaction() as db:
             if db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
                 db.execute("INSERT INTO meta VALUES ('since_ns', ?)",
                            (str(_now_ns()),))
+
+    def is_current(self) -> bool:
+        """Is the open file still the one at ``path`` (a restore may have swapped it)?"""
+        try:
+            return os.stat(self.path).st_ino == self._inode
+        except FileNotFoundError:
+            return False
 
     def close(self) -> None:
         with self._lock:
