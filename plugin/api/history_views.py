@@ -201,7 +201,7 @@ def _alert_json(ctx: Context, book: str, alert: Alert) -> dict[str, Any]:
     return {"id": alert.id, "url": f"{ctx.book_url(book)}/alerts/{alert.id}",
             "time": iso_utc(alert.time_ns), "until": iso_utc(alert.until_ns),
             "restore_to": iso_utc(alert.since_ns),
-            "restore_to_local": describe_time(alert.since_ns),
+            "restore_to_local": describe_time(alert.since_ns, precise=True),
             "user": alert.user, "client": alert.client, "deleted": alert.deleted,
             "emptied": alert.emptied, "book_size": alert.book_size}
 

@@ -254,7 +254,7 @@ class _Guard:
         since = snapshot[0][0] - 1_000_000  # a millisecond before the first of them
         store.raise_alert(Alert(0, now, since, now, first.user, first.client, deleted,
                                 emptied, size_before))
-        moment = datetime.datetime.fromtimestamp(since / 1e9).isoformat(timespec="seconds")
+        moment = f"'{describe_time(since, precise=True)}'"
         logger.warning(
             "Mass change in %r: %s with %s deleted %d and emptied %d of %d contacts within "
             "%g minutes. The changes were applied; to undo them: cardfile restore-to %s "
@@ -306,10 +306,10 @@ class HistoryStores:
             store.close()
 
 
-def describe_time(time_ns: int) -> str:
-    """Local time, to the second, as people type it back into restore-to."""
-    return datetime.datetime.fromtimestamp(time_ns / 1e9).isoformat(sep=" ",
-                                                                       timespec="seconds")
+def describe_time(time_ns: int, precise: bool = False) -> str:
+    """Local time, to the second (``precise``: the millisecond), as restore-to reads it."""
+    return datetime.datetime.fromtimestamp(time_ns / 1e9).isoformat(
+        sep=" ", timespec="milliseconds" if precise else "seconds")
 
 
 def iso_utc(time_ns: int) -> str:

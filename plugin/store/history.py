@@ -157,8 +157,10 @@ class HistoryStore:
         with self._transaction() as db:
             if db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                # From the start of this second: a time typed to the second
+                # covers a history begun within it (nothing was recorded before).
                 db.execute("INSERT INTO meta VALUES ('since_ns', ?)",
-                           (str(_now_ns()),))
+                           (str(_now_ns() // 1_000_000_000 * 1_000_000_000),))
 
     def is_current(self) -> bool:
         """Is the open file still the one at ``path`` (a restore may have swapped it)?"""
