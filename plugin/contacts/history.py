@@ -175,7 +175,7 @@ class BookHistory:
         window = time.time_ns() - int(self.settings.days * 86400e9)
         return max(self.store.since_ns(), window)
 
-    def text(self, digest: str | None) -> str | None:
+    def text(self, digest: bytes | None) -> str | None:
         return self.store.text(digest) if digest else None
 
 
@@ -210,6 +210,8 @@ class _Guard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._recent: dict[tuple[str, str, str], collections.deque[tuple[int, bool]]] = {}
+        #: The book's size when each run of changes began (counted once, not per change).
+        self._size: dict[tuple[str, str, str], int] = {}
 
     def note(self, book: BookHistory, changes: list[Change]) -> None:
         settings = book.settings
@@ -220,17 +222,20 @@ class _Guard:
         key = (book.book_path, first.user, first.client)
         with self._lock:
             recent = self._recent.setdefault(key, collections.deque())
-            for change in changes:
-                recent.append((change.time_ns, change.action == "deleted"))
             edge = changes[-1].time_ns - window_ns
             while recent and recent[0][0] < edge:
                 recent.popleft()
+            if not recent:
+                deleting = sum(1 for c in changes if c.action == "deleted")
+                self._size[key] = book.count_cards() + deleting
+            for change in changes:
+                recent.append((change.time_ns, change.action == "deleted"))
             snapshot = list(recent)
+            size_before = self._size[key]
         deleted = sum(1 for _, is_delete in snapshot if is_delete)
         emptied = len(snapshot) - deleted
         if len(snapshot) < settings.guard_min:
             return
-        size_before = book.count_cards() + deleted
         if len(snapshot) <= settings.guard_share * max(size_before, 1):
             return
         try:

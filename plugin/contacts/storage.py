@@ -477,15 +477,20 @@ class Collection(radicale.AdapterCollection):
         coll = self._coll()
         history = self.history
         old_row = self._index.row(coll, href) if history is not None else None
-        loaded = self._read_card(href) if history is not None else None
+        old_text = None
+        if history is not None:
+            try:
+                old_text = _read_card_file(path)
+            except (OSError, UnicodeDecodeError) as e:
+                logger.warning("Deleting %r in %r, whose text could not be read for the "
+                               "trash: %s", href, self.path, e)
         os.remove(path)
         self.storage.sync_folder(self.folder)
         self._index.remove(coll, [href])
         self.note_own_write()
         if history is not None:
-            uid = old_row.uid if old_row else (loaded[1].uid if loaded else "")
-            history.record_delete(href, uid or href, loaded[0] if loaded else None,
-                                  old_row.fn if old_row else "")
+            uid = old_row.uid if old_row and old_row.uid else href
+            history.record_delete(href, uid, old_text, old_row.fn if old_row else "")
 
     def _record_book_deletion(self) -> None:
         """A whole address book deleted (a client's DELETE): every card goes to the trash.

@@ -40,17 +40,17 @@ FILE_NAME = "history.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS texts (
-    hash TEXT PRIMARY KEY,
+    hash BLOB PRIMARY KEY,
     data BLOB NOT NULL,
     size INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time_ns INTEGER NOT NULL,
     uid TEXT NOT NULL,
     href TEXT NOT NULL,
     action TEXT NOT NULL,
-    before TEXT,
+    before BLOB,
     fn TEXT NOT NULL DEFAULT '',
     user TEXT NOT NULL DEFAULT '',
     client TEXT NOT NULL DEFAULT '',
@@ -95,14 +95,14 @@ class Change:
 
 @dataclass(frozen=True)
 class Event:
-    """One recorded change; ``before`` is the hash of the prior text (see ``text``)."""
+    """One recorded change; ``before`` is the key of the prior text (see ``text``)."""
 
     id: int
     time_ns: int
     uid: str
     href: str
     action: str
-    before: str | None
+    before: bytes | None
     fn: str
     user: str
     client: str
@@ -132,8 +132,9 @@ def _event(row: tuple[object, ...]) -> Event:
     return Event(*row[:11], emptied=bool(row[11]))  # type: ignore[arg-type]
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def text_hash(text: str) -> bytes:
+    """A text's key: 16 bytes of its SHA-256 (stored in every change; collisions: none)."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
 
 class HistoryStore:
@@ -270,7 +271,7 @@ class HistoryStore:
         """The earliest time the history can go back to (creation or the last prune)."""
         return int(self._query("SELECT value FROM meta WHERE key='since_ns'")[0][0])
 
-    def text(self, digest: str) -> str | None:
+    def text(self, digest: bytes) -> str | None:
         rows = self._query("SELECT data FROM texts WHERE hash = ?", (digest,))
         if not rows:
             return None
