@@ -9,6 +9,7 @@ import { el, $, ask, toast, displayName, forgetPhotos } from "./ui.js";
 import { ContactList } from "./list.js";
 import { renderView, renderForm, writePhoto, deleteWithUndo, shrink } from "./contact.js";
 import { showDuplicates, setUpTransfer, showDevice, setUpCopyButtons } from "./pages.js";
+import { historyPanel, showTrash, setUpTrashPage, showAlerts } from "./history.js";
 
 const state = {
   book: null,
@@ -63,6 +64,7 @@ async function start() {
   state.refreshExport = setUpTransferOnce();
   await Promise.all([loadCategories(), state.list.setQuery({ q: "", category: null })]);
   route();
+  showAlerts(state.book, () => refreshAll().catch(() => {}));
 }
 
 let transferReady = null;
@@ -253,7 +255,8 @@ function emptyDetail() {
 }
 
 async function refreshAll() {
-  await Promise.all([loadCategories(), state.list.reload()]);
+  await Promise.all([loadCategories(), state.list.reload(),
+    showAlerts(state.book, () => refreshAll().catch(() => {}))]);
   if (state.list.query.q === "" && state.list.query.category === null) return;
   const { data } = await api.get(`${state.book.url}/contacts?limit=1&fields=id`);
   state.list.allTotal = data.total;
@@ -286,7 +289,7 @@ function reopenContact() {
 }
 
 function view(contact) {
-  return renderView(contact, state.categories, {
+  const card = renderView(contact, state.categories, {
     back: () => { location.hash = "#/contacts"; },
     edit: () => edit(contact),
     remove: async () => {
@@ -310,6 +313,22 @@ function view(contact) {
     addCategory: (name) => memberChange(contact, name, true),
     removeCategory: (name) => memberChange(contact, name, false),
   });
+  const toggle = el("button", { type: "button", id: "history-contact", "aria-expanded": "false",
+    onclick: async () => {
+      const open = card.querySelector("#history-panel");
+      if (open) {
+        open.remove();
+        toggle.setAttribute("aria-expanded", "false");
+        return;
+      }
+      toggle.setAttribute("aria-expanded", "true");
+      card.append(await historyPanel(contact, async () => {
+        await openContact(contact.id);
+        state.list.update(state.contact);
+      }));
+    } }, "History");
+  card.querySelector(".detail-actions").append(toggle);
+  return card;
 }
 
 async function memberChange(contact, name, add) {
@@ -429,6 +448,9 @@ function route() {
   } else if (page === "transfer") {
     showPage("transfer");
     state.refreshExport();
+  } else if (page === "trash") {
+    showPage("trash");
+    showTrash(state.book, () => refreshAll().catch(() => {}));
   } else if (page === "device") {
     showPage("device");
     showDevice(state.book);
@@ -489,6 +511,7 @@ function init() {
   });
   window.addEventListener("hashchange", route);
   setUpCopyButtons();
+  setUpTrashPage(() => state.book, () => state.categories, () => refreshAll().catch(() => {}));
   $("#signin-user").focus();  // credentials are kept in memory only: a reload signs in again
 }
 

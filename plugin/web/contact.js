@@ -339,8 +339,10 @@ export async function deleteWithUndo(contact, booksUrl, onDone) {
   toast(`Deleted ${displayName(contact)}.`, {
     action: "Undo", ms: 10000, onAction: async () => {
       try {
-        await request("POST", `${booksUrl}/contacts`, { body: card,
-          headers: { "Content-Type": "text/vcard; charset=utf-8" } });
+        // From the trash: the same card at the same address, so devices see it come back.
+        await request("POST", `${booksUrl}/trash/${encodeURIComponent(contact.id)}/restore`)
+          .catch((e) => (e.status === 404 ? request("POST", `${booksUrl}/contacts`, { body: card,
+            headers: { "Content-Type": "text/vcard; charset=utf-8" } }) : Promise.reject(e)));
         toast(`${displayName(contact)} is back.`);
         onDone(contact.id);
       } catch (e) {
