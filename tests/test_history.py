@@ -146,6 +146,11 @@ def test_purge_and_the_mistakes_a_user_can_make(server: ServerProcess, dav: DavC
     assert result.returncode == 1 and "no version 999999" in result.stderr
     assert dav.get("x.vcf")[2] == again
 
+    # A card the server refuses leaves no trace in the history.
+    versions = api.ok("GET", f"{BOOK}/contacts/x/history")["total"]
+    assert dav.put("x.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:x\r\nFN:Broken\r\n")[0] == 400
+    assert api.ok("GET", f"{BOOK}/contacts/x/history")["total"] == versions
+
     # A TIME that cannot be read, or one in the future: refused, nothing changes.
     before = dav.etags()
     for bad in ("next tuesday", "25:99", "in 2 hours", "2999-01-01 00:00"):
