@@ -33,6 +33,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 SCHEMA_VERSION = "1"
 FILE_NAME = "history.sqlite3"
@@ -128,8 +129,10 @@ _EVENT_COLUMNS = "id, time_ns, uid, href, action, before, fn, user, client, agen
 _ALERT_COLUMNS = "id, time_ns, since_ns, until_ns, user, client, deleted, emptied, book_size"
 
 
-def _event(row: tuple[object, ...]) -> Event:
-    return Event(*row[:11], emptied=bool(row[11]))  # type: ignore[arg-type]
+def _event(row: tuple[Any, ...]) -> Event:
+    (id_, time_ns, uid, href, action, before, fn, user, client, agent, via, emptied) = row
+    return Event(id_, time_ns, uid, href, action, before, fn, user, client, agent, via,
+                 bool(emptied))
 
 
 def text_hash(text: str) -> bytes:
@@ -185,7 +188,7 @@ class HistoryStore:
                 raise
             self._db.execute("COMMIT")
 
-    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
@@ -313,7 +316,7 @@ class HistoryStore:
         rows = self._query(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE dismissed = 0 AND "
                            "user = ? AND client = ? AND until_ns >= ? ORDER BY id DESC LIMIT 1",
                            (user, client, after_ns))
-        return Alert(*rows[0]) if rows else None  # type: ignore[arg-type]
+        return Alert(*rows[0]) if rows else None
 
     def raise_alert(self, alert: Alert) -> int:
         with self._transaction() as db:
@@ -332,7 +335,7 @@ class HistoryStore:
 
     def alerts(self) -> list[Alert]:
         """Undismissed alerts, newest first."""
-        return [Alert(*r) for r in self._query(  # type: ignore[arg-type]
+        return [Alert(*r) for r in self._query(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE dismissed = 0 ORDER BY id DESC")]
 
     def dismiss_alert(self, alert_id: int) -> bool:
