@@ -24,7 +24,7 @@ from urllib.parse import unquote
 from cardfile.plugin.api import ApiApp, is_api_path
 from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
 from cardfile.plugin.contacts import request_notes, sent_card, views
-from cardfile.plugin.contacts.card_check import CardRejected, accept_card_upload, read_exactly
+from cardfile.plugin.contacts.card_check import accept_card_upload, read_exactly
 from cardfile.plugin.contacts.sent_card import SentCard
 from cardfile.plugin.dav import basic_auth, preconditions, request_guard
 from cardfile.plugin.dav.fastpath import FastPath
@@ -33,6 +33,7 @@ from cardfile.plugin.dav.log_escape import escape
 from cardfile.plugin.dav.login_throttle import LoginThrottle
 from cardfile.plugin.dav.web_app import WebApp, is_web_path
 from cardfile.plugin.radicale_adapter import RadicaleApp, radicale_logger
+from cardfile.plugin.refused import Refused
 
 log = logging.getLogger("cardfile")
 
@@ -148,8 +149,8 @@ class CardfileApp:
                 chunks: Iterable[bytes]
                 try:
                     status, headers, chunks = self._handle(environ, method)
-                except CardRejected as e:
-                    status, headers, chunks = e.status, [], [b""]
+                except Refused as e:  # the core's refusal: its status, the reason in the body
+                    status, headers, chunks = e.status_line, [], [b""]
                     notes.insert(0, e.reason)
                 code = int(status.split(" ", 1)[0])
                 if code == 401 and logging_in:
@@ -193,15 +194,15 @@ class CardfileApp:
             return _early(environ, 400, reason, extra)
         try:
             _content_length(environ)
-        except CardRejected as e:
-            return _early(environ, int(e.status.split(" ", 1)[0]), e.reason, extra)
+        except Refused as e:
+            return _early(environ, e.status, e.reason, extra)
         return None
 
     def _handle(self, environ: Environ, method: str
                 ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         length = _content_length(environ)
         if length > self.max_content_length:
-            raise CardRejected(413, f"The request body is {length} bytes; this server accepts "
+            raise Refused(413, f"The request body is {length} bytes; this server accepts "
                                     f"at most {self.max_content_length} (max_content_length)")
         refused = (request_guard.screen(environ, method, length)  # entities, Depth, names
                    or preconditions.evaluate(self.radicale, environ, method))  # RFC 9110
@@ -349,10 +350,10 @@ def _content_length(environ: Environ) -> int:
     text = str(environ.get("CONTENT_LENGTH") or "0").strip()
     if not text.isascii() or not text.isdigit():
         if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
-            raise CardRejected(400, "The Content-Length header is negative")
-        raise CardRejected(400, "The Content-Length header is not a number")
+            raise Refused(400, "The Content-Length header is negative")
+        raise Refused(400, "The Content-Length header is not a number")
     if len(text) > 18:  # past any body size, and past what int() reads quickly
-        raise CardRejected(413, "The Content-Length header is larger than this server "
+        raise Refused(413, "The Content-Length header is larger than this server "
                                 "accepts (max_content_length)")
     return int(text)
 
