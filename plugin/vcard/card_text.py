@@ -92,5 +92,8 @@ class CardText:
 
 def _soft_break(logical: str) -> bool:
     """vCard 2.1 quoted-printable: a value ending in ``=`` goes on on the next line."""
-    return (card_fields.is_quoted_printable(logical)
-            and logical.rstrip("\r\n").endswith("="))
+    for ending in ("\r\r\n", "\r\n", "\n", "\r"):  # its own line ending, only one
+        if logical.endswith(ending):
+            logical = logical[: -len(ending)]
+            break
+    return card_fields.is_quoted_printable(logical) and logical.endswith("=")
