@@ -106,7 +106,8 @@ def propfind_etags(client: Client, book: str) -> dict[str, str]:
 
 def disk_etags(book_dir: Path) -> tuple[dict[str, str], list[str]]:
     """name -> etag of every card file, and the names of files that do not parse."""
-    from cardfile.plugin.contacts.card_check import CardRejected, parse_single_card
+    from cardfile.plugin.contacts.card_check import parse_single_card
+    from cardfile.plugin.refused import Refused
     etags, broken = {}, []
     for path in sorted(book_dir.iterdir()):
         if path.name.startswith(".") or not path.is_file():
@@ -114,7 +115,7 @@ def disk_etags(book_dir: Path) -> tuple[dict[str, str], list[str]]:
         try:
             text = path.read_bytes().decode("utf-8-sig")
             parse_single_card(text)
-        except (UnicodeDecodeError, CardRejected) as e:
+        except (UnicodeDecodeError, Refused) as e:
             broken.append(f"{path.name}: {e}")
             continue
         etags[path.name] = etag_of(text)

@@ -36,13 +36,8 @@ def open_categories(data_dir: str | None, config_file: str | None, user_name: st
     settings = _settings(data_dir, config_file)
     storage = load_storage(settings, settings_mod.radicale_configuration(settings))
     user = user_name or default_user(settings)
-    try:
-        with model.open_book(storage, user, book, mode, create=(mode == "w")) as address_book:
-            yield categories_mod.Categories(address_book.collection)
-    except model.BookError as e:
-        raise click.ClickException(e.reason) from None
-    except categories_mod.CategoryError as e:
-        raise click.ClickException(e.reason) from None
+    with model.open_book(storage, user, book, mode, create=(mode == "w")) as address_book:
+        yield categories_mod.Categories(address_book.collection)
 
 
 def _as_dict(category: categories_mod.Category) -> dict[str, Any]:

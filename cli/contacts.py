@@ -23,7 +23,8 @@ from cardfile.cli.main import _settings, common_options
 from cardfile.cli.options import default_user, load_storage
 from cardfile.plugin.contacts import actor, dedupe, export, importers
 from cardfile.plugin.contacts.importers import book as import_book
-from cardfile.plugin.contacts.model import AddressBook, BookError, open_book
+from cardfile.plugin.contacts.model import AddressBook, open_book
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard import normalize
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,7 +78,7 @@ class Context:
             yield book
 
 
-def _fail(e: BookError, ctx: Context | None = None) -> click.ClickException:
+def _fail(e: Refused, ctx: Context | None = None) -> click.ClickException:
     flags = ctx.flags if ctx is not None else ""
     hint = (f" (import contacts first: cardfile import FILE{flags}; or check --user/--book)"
             if e.status == 404 else "")
@@ -112,10 +113,7 @@ def import_(data_dir: str | None, config_file: str | None, user: str | None, boo
         except OSError as e:
             raise click.ClickException(f"cannot read {name}: {e.strerror}") from None
         label = "<stdin>" if name == "-" else name
-        try:
-            parsed.append(importers.read(data, label, fmt, encoding))
-        except importers.ImportFailed as e:
-            raise click.ClickException(str(e)) from None
+        parsed.append(importers.read(data, label, fmt, encoding))
     total = sum(len(p.cards) for p in parsed)
     # A dry run writes nothing: not even the folders and index opening a book makes.
     storage = None if dry_run and not ctx.has_book() else ctx.storage
@@ -129,7 +127,7 @@ def import_(data_dir: str | None, config_file: str | None, user: str | None, boo
         else:
             report = import_book.import_cards(storage, ctx.user, book, parsed, ctx.merges,
                                               ctx.region, list(categories), dry_run)
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     report.formats = {p.cards[0].origin.rsplit(":", 1)[0] if p.cards else "?": p.format
                       for p in parsed}
@@ -164,7 +162,7 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
     try:
         with ctx.open() as b:
             texts = [c for c in _texts(b) if _in_category(c, category)]
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     result = export.export_cards(texts, fmt)
     if output == "-":
@@ -230,7 +228,7 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
                         b, store, uids, ctx.region, "dedupe: " + "; ".join(reasons)))
             labels = {uid: b.find(uid) for uid in {u for c, _ in sure for u in c}
                       | {u for a, c, _ in ambiguous for u in (a, c)}}
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     fn = {uid: (row.fn if row else names[uid].name) for uid, row in labels.items()}
     if as_json:
@@ -274,7 +272,7 @@ def contacts_list(data_dir: str | None, config_file: str | None, user: str | Non
     try:
         with ctx.open() as b:
             items = [export.summary(t) for t in _texts(b) if _in_category(t, category)]
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     _print_people(items, as_json, parsable)
 
@@ -313,7 +311,7 @@ def contacts_show(data_dir: str | None, config_file: str | None, user: str | Non
                         "('cardfile search' lists them)")
                 row = rows[0]
             text = b.read(row).text
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     if fmt == "vcard":
         click.echo(text, nl=False)
@@ -374,7 +372,7 @@ def search(data_dir: str | None, config_file: str | None, user: str | None, book
     try:
         with ctx.open() as b:
             items = [export.summary(b.read(row).text) for row in search_rows(b, list(terms))]
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     if mutt:
         lines = [f"{e['value']}\t{s['fn']}\t{', '.join(s['categories'])}"

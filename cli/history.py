@@ -15,11 +15,11 @@ import click
 from cardfile.cli.contacts import Context, _pretty, book_options
 from cardfile.plugin.contacts import card_diff, export, undo, when
 from cardfile.plugin.contacts.history import describe_time
-from cardfile.plugin.contacts.model import BookError
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.history import Event
 
 
-def _fail(e: BookError, ctx: Context) -> click.ClickException:
+def _fail(e: Refused, ctx: Context) -> click.ClickException:
     """The refusal in one line; for a book that is not there, which options to check."""
     hint = " (check --user and --book)" if "address book" in e.reason else ""
     return click.ClickException(e.reason + hint)
@@ -57,7 +57,7 @@ def trash_list(data_dir: str | None, config_file: str | None, user: str | None, 
     try:
         with ctx.open() as b:
             items = undo.trash(b)
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     if as_json:
         click.echo(json.dumps([{"uid": i.uid, "name": i.fn, "href": i.href,
@@ -84,7 +84,7 @@ def trash_show(data_dir: str | None, config_file: str | None, user: str | None, 
     try:
         with ctx.open() as b:
             item = undo.trash_item(b, uid)
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     text = item.text or ""
     if fmt == "vcard":
@@ -111,7 +111,7 @@ def trash_restore(data_dir: str | None, config_file: str | None, user: str | Non
             for uid in uids:
                 contact = undo.restore_from_trash(b, uid)
                 click.echo(f"Restored {uid} as {contact.href}.")
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
 
 
@@ -136,7 +136,7 @@ def trash_purge(data_dir: str | None, config_file: str | None, user: str | None,
             for uid in uids:
                 undo.purge(b, uid)
                 click.echo(f"Purged {uid}.")
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
 
 
@@ -160,7 +160,7 @@ def history(data_dir: str | None, config_file: str | None, user: str | None, boo
                 click.echo(f"Restored version {restore_version} of {uid} ({contact.href}).")
                 return
             found = undo.versions(b, uid)
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     if as_json:
         click.echo(json.dumps([{"version": v.id, "made": _event_json(v.made_by),
@@ -220,7 +220,7 @@ def restore_to(data_dir: str | None, config_file: str | None, user: str | None, 
             click.confirm("Apply these changes?", abort=True, err=True)
         with ctx.open("w", create=False) as b:
             plan = undo.apply(b, undo.plan_restore_to(b, time_ns, category))
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
     _print_plan(plan, False, as_json)
     if plan.failed:
@@ -265,14 +265,14 @@ def contacts_remove(data_dir: str | None, config_file: str | None, user: str | N
             for key in contact_ids:
                 row = b.find(key)
                 if row is None:
-                    raise BookError(404, f"no contact {key!r} in {b.path}; nothing was "
+                    raise Refused(404, f"no contact {key!r} in {b.path}; nothing was "
                                          "deleted")
                 rows.append(row)
             for row in rows:
                 b.delete(row.uid or row.href)
                 click.echo(f"Deleted {row.fn or row.uid} ({row.uid}); 'cardfile trash "
                            f"restore {row.uid}{ctx.flags}' brings it back.")
-    except BookError as e:
+    except Refused as e:
         raise _fail(e, ctx) from None
 
 

@@ -44,11 +44,8 @@ def _locked(storage: Any, mode: str) -> Iterator[object]:
 def backup(data_dir: str | None, config_file: str | None, file: str, no_users: bool) -> None:
     """Write the contacts, categories and users to FILE (.tar.gz), safely while serving."""
     settings = _settings(data_dir, config_file)
-    try:
-        summary = backup_mod.create(settings.data_dir, Path(file), _lock_factory(settings),
-                                    include_users=not no_users)
-    except backup_mod.BackupError as e:
-        raise click.ClickException(str(e)) from None
+    summary = backup_mod.create(settings.data_dir, Path(file), _lock_factory(settings),
+                                include_users=not no_users)
     users = f", users: {', '.join(summary.users)}" if summary.users else ", no users"
     click.echo(f"Backed up {summary.cards} card(s) in {summary.files} file(s) "
                f"({summary.bytes} bytes{users}) to {file}.")
@@ -69,11 +66,8 @@ def restore(data_dir: str | None, config_file: str | None, file: str, force: boo
     """Bring back a backup written by 'cardfile backup' (refuses to overwrite without --force)."""
     settings = _settings(data_dir, config_file)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        summary = backup_mod.restore(Path(file), settings.data_dir, _lock_factory(settings),
-                                     force=force)
-    except backup_mod.BackupError as e:
-        raise click.ClickException(str(e)) from None
+    summary = backup_mod.restore(Path(file), settings.data_dir, _lock_factory(settings),
+                                 force=force)
     click.echo(f"Restored {summary.cards} card(s) in {summary.files} file(s) into "
                f"{settings.data_dir}.")
     if summary.moved_aside is not None:

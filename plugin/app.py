@@ -24,15 +24,16 @@ from urllib.parse import unquote
 from cardfile.plugin.api import ApiApp, is_api_path
 from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
 from cardfile.plugin.contacts import actor, request_notes, sent_card, views
-from cardfile.plugin.contacts.card_check import CardRejected, accept_card_upload, read_exactly
+from cardfile.plugin.contacts.card_check import accept_card_upload, read_exactly
 from cardfile.plugin.contacts.sent_card import SentCard
 from cardfile.plugin.dav import basic_auth, preconditions, request_guard
 from cardfile.plugin.dav.fastpath import FastPath
 from cardfile.plugin.dav.host_check import HostCheck
 from cardfile.plugin.dav.log_escape import escape
-from cardfile.plugin.dav.login_throttle import LoginThrottle
+from cardfile.plugin.dav.login_throttle import LoginAttempt, LoginThrottle
 from cardfile.plugin.dav.web_app import WebApp, is_web_path
 from cardfile.plugin.radicale_adapter import RadicaleApp, radicale_logger
+from cardfile.plugin.refused import Refused
 
 log = logging.getLogger("cardfile")
 
@@ -127,11 +128,29 @@ class CardfileApp:
                  user, product, "4" if vcard4 else "3")
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if not basic_auth.has_credentials(header):
+            return self._answer(environ, start_response, None)
+        # Counted from here to the answer (login_throttle): a burst cannot outrun it.
+        login = self.login_throttle.begin(environ.get("REMOTE_ADDR", ""), header)
+        code = 500
+        try:
+            answer = self._answer(environ, start_response, login)
+            code = self._last_code(environ)
+            return answer
+        finally:
+            self.login_throttle.finish(login, code)
+
+    @staticmethod
+    def _last_code(environ: Environ) -> int:
+        return int(environ.get("cardfile.status", 500))
+
+    def _answer(self, environ: Environ, start_response: StartResponse,
+                login: LoginAttempt | None) -> Iterable[bytes]:
         started = time.monotonic()
         method = environ.get("REQUEST_METHOD", "GET").upper()
         refused = (self.host_check.response(environ)  # DNS rebinding: see host_check
-                   or self._refuse_early(environ))
-        logging_in = basic_auth.has_credentials(environ.get("HTTP_AUTHORIZATION", ""))
+                   or self._refuse_early(environ, login))
         with request_notes.collecting() as notes, views.using(
                 self.view_for(environ) if refused is None else views.choose("", "never")), \
                 actor.acting(basic_auth.user_name(environ.get("HTTP_AUTHORIZATION", "")),
@@ -150,12 +169,11 @@ class CardfileApp:
                 chunks: Iterable[bytes]
                 try:
                     status, headers, chunks = self._handle(environ, method)
-                except CardRejected as e:
-                    status, headers, chunks = e.status, [], [b""]
+                except Refused as e:  # the core's refusal: its status, the reason in the body
+                    status, headers, chunks = e.status_line, [], [b""]
                     notes.insert(0, e.reason)
                 code = int(status.split(" ", 1)[0])
-                if code == 401 and logging_in:
-                    self.login_throttle.failed(environ.get("REMOTE_ADDR", ""))
+                environ["cardfile.status"] = code
                 if code >= 400:
                     headers, body = _with_reason(method, code, headers, _joined(chunks), notes)
                     chunks = [body]
@@ -168,13 +186,12 @@ class CardfileApp:
                 start_response(status, headers)
                 self._log(environ, method, code, time.monotonic() - started, notes)
                 return chunks
-        if code == 401 and logging_in and refused is None:
-            self.login_throttle.failed(environ.get("REMOTE_ADDR", ""))
+        environ["cardfile.status"] = code
         start_response(status, headers)
         self._log(environ, method, code, time.monotonic() - started, notes)
         return [body]
 
-    def _refuse_early(self, environ: Environ
+    def _refuse_early(self, environ: Environ, login: LoginAttempt | None
                       ) -> tuple[str, list[tuple[str, str]], bytes, str] | None:
         """(status, headers, body, reason) for a request refused before any handling.
 
@@ -184,26 +201,25 @@ class CardfileApp:
         """
         header = environ.get("HTTP_AUTHORIZATION", "")
         extra: list[tuple[str, str]] = []
-        if basic_auth.has_credentials(header):
-            wait = self.login_throttle.retry_after(environ.get("REMOTE_ADDR", ""))
-            if wait:
-                extra = [("Retry-After", str(wait))]
-                return _early(environ, 429, f"Too many failed logins from this address; try "
-                                            f"again in {wait} seconds", extra)
+        if login is not None and login.wait:
+            wait = login.wait
+            extra = [("Retry-After", str(wait))]
+            return _early(environ, 429, f"Too many failed logins from this address; try "
+                                        f"again in {wait} seconds", extra)
         reason = basic_auth.refusal(header) or _path_refusal(environ)
         if reason is not None:
             return _early(environ, 400, reason, extra)
         try:
             _content_length(environ)
-        except CardRejected as e:
-            return _early(environ, int(e.status.split(" ", 1)[0]), e.reason, extra)
+        except Refused as e:
+            return _early(environ, e.status, e.reason, extra)
         return None
 
     def _handle(self, environ: Environ, method: str
                 ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         length = _content_length(environ)
         if length > self.max_content_length:
-            raise CardRejected(413, f"The request body is {length} bytes; this server accepts "
+            raise Refused(413, f"The request body is {length} bytes; this server accepts "
                                     f"at most {self.max_content_length} (max_content_length)")
         refused = (request_guard.screen(environ, method, length)  # entities, Depth, names
                    or preconditions.evaluate(self.radicale, environ, method))  # RFC 9110
@@ -351,10 +367,10 @@ def _content_length(environ: Environ) -> int:
     text = str(environ.get("CONTENT_LENGTH") or "0").strip()
     if not text.isascii() or not text.isdigit():
         if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
-            raise CardRejected(400, "The Content-Length header is negative")
-        raise CardRejected(400, "The Content-Length header is not a number")
+            raise Refused(400, "The Content-Length header is negative")
+        raise Refused(400, "The Content-Length header is not a number")
     if len(text) > 18:  # past any body size, and past what int() reads quickly
-        raise CardRejected(413, "The Content-Length header is larger than this server "
+        raise Refused(413, "The Content-Length header is larger than this server "
                                 "accepts (max_content_length)")
     return int(text)
 

@@ -112,3 +112,24 @@ def test_the_failed_login_delay_holds_up_no_one_else(srv: ServerProcess) -> None
         for thread in attackers:
             thread.join(timeout=30)
     assert [a.status for a in results] == [401] * 4
+
+
+def test_a_burst_of_guesses_gets_no_more_checks_than_the_limit(srv: ServerProcess) -> None:
+    """Fifty wrong passwords sent at once: five are checked, the rest find the block."""
+    answers = _in_parallel(50, lambda: _propfind(srv, USER, f"guess-{time.monotonic_ns()}",
+                                                 "127.0.0.6"))
+    statuses = sorted(a.status for a in answers)
+    assert len(statuses) == 50
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 45, statuses
+    assert all("retry-after" in a.headers for a in answers if a.status == 429)
+    assert _propfind(srv, USER, PASSWORD, "127.0.0.6").status == 429
+
+
+def test_a_client_that_logged_in_is_not_held_back_by_its_own_parallel_requests(
+        srv: ServerProcess) -> None:
+    """A phone opening many connections at once, the first time and every time after."""
+    first = _in_parallel(20, lambda: _propfind(srv, USER, PASSWORD, "127.0.0.7"))
+    assert [a.status for a in first] == [207] * 20
+    answers = _in_parallel(20, lambda: _propfind(srv, USER, PASSWORD, "127.0.0.7"))
+    assert [a.status for a in answers] == [207] * 20

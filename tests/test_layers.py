@@ -16,8 +16,8 @@ CODE = [ROOT / "plugin", ROOT / "cli"]
 ADAPTER = ROOT / "plugin" / "radicale_adapter.py"
 VOBJECT_FIXES = ROOT / "plugin" / "vcard" / "vobject_fixes.py"
 #: plugin/'s layers, bottom up; a module imports only from its own layer or below.
-LAYERS = {"vcard": 0, "store": 1, "radicale_adapter": 1, "contacts": 2, "dav": 3, "api": 4,
-          "app": 5, "__init__": 5}
+LAYERS = {"refused": 0, "vcard": 0, "store": 1, "radicale_adapter": 1, "contacts": 2,
+          "dav": 3, "api": 4, "app": 5, "__init__": 5}
 STORE = ROOT / "plugin" / "store"
 
 #: Private names of Radicale's objects that Cardfile uses (radicale_adapter.py).
@@ -120,3 +120,27 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert any(m == "radicale" for _, m in imported_modules(ADAPTER))
     assert any(kind == "string" and _SQL.search(text)
                for path in STORE.rglob("*.py") for _, kind, text in strings_and_attributes(path))
+
+
+#: Exceptions below the edges that are not refusals, and why.
+NOT_REFUSALS = {
+    "Unsupported": "the fast path's signal to hand a query to Radicale; never reaches a user",
+}
+EDGES = (ROOT / "plugin" / "api", ROOT / "plugin" / "dav", ROOT / "cli")
+
+
+def test_the_core_refuses_with_one_error_type() -> None:
+    """Every exception the core defines is a ``Refused``, mapped only at the edges."""
+    found = []
+    for path in python_files():
+        if any(edge == path.parent or edge in path.parents for edge in EDGES):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ClassDef) or node.name in NOT_REFUSALS:
+                continue
+            bases = [ast.unparse(b) for b in node.bases]
+            if node.name != "Refused" and any(b.endswith(("Exception", "Error")) for b in bases) \
+                    and "Refused" not in bases:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} class {node.name}"
+                             f"({', '.join(bases)})")
+    assert not found, "\n".join(found)

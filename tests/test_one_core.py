@@ -9,6 +9,8 @@ a DAVx5-shaped client and real vdirsyncer, on the project's own cards.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import shutil
 from pathlib import Path
 
@@ -69,7 +71,7 @@ def dav_url(dav: DavClient) -> str:
     return f"http://{dav.host}:{dav.port}"
 
 
-@pytest.mark.parametrize("label,body,kept", [
+REAL_CLIENT_CARDS = [
     ("no VERSION", "BEGIN:VCARD\r\nUID:nover\r\nFN:No Version\r\nEND:VCARD\r\n",
      "FN:No Version"),
     ("no FN, N only", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:nofn\r\nN:Doe;Jane;;;\r\nEND:VCARD\r\n",
@@ -84,7 +86,10 @@ def dav_url(dav: DavClient) -> str:
     ("vCard 2.1 quoted-printable", "BEGIN:VCARD\r\nVERSION:2.1\r\nUID:qp21\r\n"
      "N;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:M=C3=BCller;J=C3=BCrgen;;;\r\n"
      "TEL;CELL:+49 30 1234\r\nEND:VCARD\r\n", "TEL;CELL:+49 30 1234"),
-])
+]
+
+
+@pytest.mark.parametrize("label,body,kept", REAL_CLIENT_CARDS)
 def test_cards_real_clients_write_are_kept(dav: DavClient, label: str, body: str,
                                            kept: str) -> None:
     name = "nouid-file.vcf" if label == "no UID" else f"{label.split()[0].lower()}-x.vcf"
@@ -98,6 +103,29 @@ def test_cards_real_clients_write_are_kept(dav: DavClient, label: str, body: str
     else:
         assert headers.get("etag") == got_headers["etag"], label
     assert name in {h.rsplit("/", 1)[-1] for h in dav.etags()}
+
+
+@pytest.mark.parametrize("label,body,kept", [c for c in REAL_CLIENT_CARDS if c[0] != "no UID"])
+def test_the_api_stores_what_carddav_stores(dav: DavClient, label: str, body: str,
+                                             kept: str) -> None:
+    """One gate for every way in: the API repairs and keeps a card as a CardDAV PUT does."""
+    uid = next(line[4:] for line in body.split("\r\n") if line.startswith("UID:"))
+    status, _, _ = dav.put(f"{uid}.vcf", body)
+    assert status in (201, 204), label
+    _, _, over_dav = dav.get(f"{uid}.vcf")
+    api_body = body.replace(f"UID:{uid}\r\n", f"UID:api-{uid}\r\n")
+    conn = http.client.HTTPConnection(dav.host, dav.port, timeout=60)
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    conn.request("POST", "/api/books/contacts/contacts", body=api_body.encode(),
+                 headers={"Authorization": f"Basic {auth}", "Content-Type": "text/vcard",
+                          "Accept": "text/vcard"})
+    answer = conn.getresponse()
+    over_api = answer.read().decode()
+    conn.close()
+    assert answer.status == 201, (label, over_api)
+    _, _, stored = dav.get(f"api-{uid}.vcf")
+    assert kept in stored, (label, stored)
+    assert stored.replace(f"UID:api-{uid}\r\n", f"UID:{uid}\r\n") == over_dav, label
 
 
 @pytest.mark.parametrize("label,body,words", [
@@ -205,6 +233,32 @@ def test_a_davx5_shaped_client_converges_after_every_sync(server: ServerProcess,
         # Multistatus XML carries line ends as LF (XML end-of-line handling).
         assert status == 200 and headers["etag"] == etag, href
         assert body.replace("\r\n", "\n") == text.replace("\r\n", "\n"), href
+
+
+def test_a_davx5_in_group_card_mode_converges(server: ServerProcess, dav: DavClient) -> None:
+    """DAVx5's default mode ("groups are separate vCards"): its group cards stay its own."""
+    phone = DavxShapedClient(DavClient(server.url, USER, PASSWORD,
+                                       user_agent="DAVx5/4.4.1-ose (dav4jvm) Android/14"))
+    apple = DavClient(server.url, USER, PASSWORD, user_agent="iOS/17.1 (21B80) dataaccessd/1.0")
+    assert apple.put("W.vcf", apple_group("W", "Waiting", ["kim"]))[0] == 201
+    phone.put("kim.vcf", card("kim", "Kim Lee"))
+    phone.put("lou.vcf", card("lou", "Lou Park", "CATEGORIES:Choir"))
+    phone.put("TEAM.vcf", "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:TEAM\r\nFN:Team\r\n"
+              "KIND:group\r\nMEMBER:urn:uuid:kim\r\nEND:VCARD\r\n")
+    for _ in range(2):
+        phone.sync()
+        remote = phone.dav.etags()
+        assert set(phone.local) == set(remote)
+        for href, (etag, text) in phone.local.items():
+            status, headers, body = phone.dav.request("GET", href)
+            assert status == 200 and headers["etag"] == etag == remote[href], href
+            assert body.replace("\r\n", "\n") == text.replace("\r\n", "\n"), href
+    names = {h.rsplit("/", 1)[-1] for h in phone.local}
+    # Its own group, the Apple group and the category a contact carried, all as group cards.
+    assert {"TEAM.vcf", "W.vcf", "kim.vcf", "lou.vcf"} <= names
+    groups = [t for _, t in phone.local.values() if "KIND:group" in t]
+    assert len(groups) == 3 and all("VERSION:4.0" in t for t in groups)
+    assert any("FN:Choir" in t and "MEMBER:urn:uuid:lou" in t for t in groups)
 
 
 def test_vdirsyncer_converges_with_the_server(server: ServerProcess, tmp_path: Path) -> None:

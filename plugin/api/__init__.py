@@ -23,8 +23,7 @@ from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import PROBLEM_TYPE, Problem, encode_problem
 from cardfile.plugin.api.web import Request, Response
 from cardfile.plugin.contacts import actor, request_notes
-from cardfile.plugin.contacts.categories import CategoryError
-from cardfile.plugin.contacts.model import BookError
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard.card_fields import CardSyntaxError
 
 log = logging.getLogger("cardfile")
@@ -131,9 +130,7 @@ class ApiApp:
         try:
             with actor.acting(user, environ.get("HTTP_USER_AGENT", ""), api_client(environ)):
                 return handler(context, **params)
-        except BookError as e:
-            raise Problem(e.status if e.status < 500 else 500, e.reason) from None
-        except CategoryError as e:
+        except Refused as e:  # the core's refusal, as a problem document (the API's edge)
             raise Problem(e.status if e.status < 500 else 500, e.reason) from None
 
     # -- authentication --------------------------------------------------------

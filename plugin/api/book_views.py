@@ -13,7 +13,7 @@ from cardfile.plugin.api import openapi
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import IMPORT_TYPES, JCARD, JSON, VCARD, Response
-from cardfile.plugin.contacts import categories, export, importers, model, views
+from cardfile.plugin.contacts import categories, export, importers, views
 from cardfile.plugin.contacts.importers.book import Report, import_cards
 
 EXPORT_FORMATS = {"vcard": (VCARD, "vcf"), "vcard3": (VCARD, "vcf"),
@@ -94,18 +94,12 @@ def import_book(ctx: Context, book: str) -> Response:
                       accepted=list(IMPORT_TYPES))
     if not ctx.request.body.strip():
         raise Problem(400, "the request needs a body: the contacts file to import")
-    try:
-        parsed = importers.read(ctx.request.body, "upload", fmt)
-    except importers.ImportFailed as e:
-        raise Problem(422, str(e)) from None
+    parsed = importers.read(ctx.request.body, "upload", fmt)
     with ctx.open(book, "w"):
         pass  # the rights check and a 404 for a book that is not there, before any write
-    try:
-        with views.using(views.CATEGORIES_VIEW):
-            report = import_cards(ctx.storage, ctx.user, book, [parsed],
-                                  ctx.merge_store(book), ctx.region)
-    except model.BookError as e:
-        raise Problem(e.status, e.reason) from None
+    with views.using(views.CATEGORIES_VIEW):
+        report = import_cards(ctx.storage, ctx.user, book, [parsed],
+                              ctx.merge_store(book), ctx.region)
     return Response.json(import_report(report, parsed.format))
 
 

@@ -20,6 +20,7 @@ from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import JCARD, VCARD, Request, Response, etag_matches
 from cardfile.plugin.contacts import categories, export, model
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store import contact_queries
 from cardfile.plugin.store.index import ItemRow
 from cardfile.plugin.vcard import card_fields, image_check
@@ -71,10 +72,7 @@ def _int_arg(request: Request, name: str, default: int, low: int, high: int) -> 
 def list_contacts(ctx: Context, book: str) -> Response:
     request = ctx.request
     limit = _int_arg(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    try:
-        sort, descending = contact_queries.parse_sort(request.arg("sort", "name") or "")
-    except contact_queries.QueryError as e:
-        raise Problem(400, str(e)) from None
+    sort, descending = contact_queries.parse_sort(request.arg("sort", "name") or "")
     cursor = request.arg("cursor") or None
     q = request.arg("q", "") or ""
     if len(q) > 200:
@@ -84,12 +82,9 @@ def list_contacts(ctx: Context, book: str) -> Response:
     items = []
     with ctx.open(book) as address_book:
         collection = address_book.collection
-        try:
-            found = collection._index.page(
-                collection._coll(), ctx.max_resource_size, sort=sort, descending=descending,
-                limit=limit, cursor=cursor, q=q, category=category)
-        except contact_queries.QueryError as e:
-            raise Problem(400, str(e)) from None
+        found = collection._index.page(
+            collection._coll(), ctx.max_resource_size, sort=sort, descending=descending,
+            limit=limit, cursor=cursor, q=q, category=category)
         for row in found.rows:
             if fields is not None and fields <= rep.INDEX_FIELDS:
                 items.append(rep.index_json(meta(ctx, book, row), row.fn, fields))
@@ -324,7 +319,7 @@ def uid_of(text: str) -> str:
         lines = card_fields.parse_lines(text)
     except card_fields.CardSyntaxError as e:
         raise Problem(400, f"the card could not be read: {e}") from None
-    return next((rep.text_of(p).strip() for p in lines if p.name == "UID"), "")
+    return card_fields.uid_of(lines)
 
 
 def with_uid(text: str, uid: str | None) -> str:
@@ -354,7 +349,7 @@ def store(ctx: Context, address_book: model.AddressBook, text: str, row: ItemRow
                                   create_only=row is None)
     except card_fields.CardSyntaxError as e:
         raise Problem(400, f"the card could not be read: {e}") from None
-    except model.BookError as e:
+    except Refused as e:
         status = 422 if from_json and e.status in (400, 415) else e.status
         raise Problem(status, e.reason) from None
     except ValueError as e:

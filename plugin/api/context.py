@@ -18,6 +18,7 @@ from cardfile.plugin.api import ids
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Request
 from cardfile.plugin.contacts import dedupe, model, views
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard import normalize
 
 
@@ -65,7 +66,7 @@ class Context:
             with views.using(views.CATEGORIES_VIEW), \
                     model.open_book(self.storage, self.user, book, mode) as address_book:
                 yield address_book
-        except model.BookError as e:
+        except Refused as e:
             if e.status in (400, 404, 409) and (
                     "address book" in e.reason or "invalid name" in e.reason):
                 raise Problem(404, f"you have no address book named {book!r}") from None

@@ -20,89 +20,12 @@ from typing import Any
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.vcard import card_edit, card_fields
-from cardfile.plugin.vcard.card_fields import ContentLine, escape_text
+from cardfile.plugin.vcard.card_fields import escape_text
+from cardfile.plugin.vcard.card_text import CardText
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\r\n|\r\n|\n|\r|$)")
 _WRITABLE = ("name", "given", "family", *rep.LIST_FIELDS, "organization", *rep.TEXT_FIELDS,
              "categories")
 _BIRTHDAY = re.compile(r"([0-9]{4}|--)-?[0-9]{2}-?[0-9]{2}|[0-9]{4}-[0-9]{2}|---[0-9]{2}")
-
-
-class CardText:
-    """A card as logical lines (each with its folds and line ending)."""
-
-    def __init__(self, text: str) -> None:
-        self.raw: list[str] = []
-        self.parsed: list[ContentLine | None] = []
-        self.newline = "\r\n"
-        self.v4 = False
-        self._load(text)
-
-    def _load(self, text: str) -> None:
-        self.raw = []
-        for physical in (m.group(0) for m in _LINE.finditer(text) if m.group(0)):
-            if self.raw and (physical[:1] in (" ", "\t") or _soft_break(self.raw[-1])):
-                self.raw[-1] += physical
-            else:
-                self.raw.append(physical)
-        first = self.raw[0] if self.raw else ""
-        self.newline = next((n for n in ("\r\n", "\n", "\r") if first.endswith(n)), "\r\n")
-        self.parsed = [self._parse(r) for r in self.raw]
-        version = next((p.value.strip() for p in self.parsed if p and p.name == "VERSION"), "")
-        self.v4 = version.startswith("4")
-
-    @staticmethod
-    def _parse(raw: str) -> ContentLine | None:
-        unfolded = "".join(card_fields.unfold(raw))
-        if unfolded.upper() in ("BEGIN:VCARD", "END:VCARD"):
-            return None
-        try:
-            return card_fields.parse_line(unfolded)
-        except card_fields.CardSyntaxError:
-            return None
-
-    def text(self) -> str:
-        return "".join(self.raw)
-
-    def lines(self, name: str) -> list[tuple[int, ContentLine]]:
-        return [(i, p) for i, p in enumerate(self.parsed) if p is not None and p.name == name]
-
-    def line(self, content: str) -> str:
-        return card_fields.fold(content).replace("\r\n", self.newline)
-
-    def replace(self, name: str, new_raw: list[str]) -> None:
-        """Put ``new_raw`` where the first ``name`` line was; drop the other ones.
-
-        Apple's ``itemN.X-ABLabel`` companions of a dropped grouped line go
-        with it, unless another line of that group stays.
-        """
-        old = self.lines(name)
-        position = old[0][0] if old else self._end()
-        dropped = {i for i, _ in old}
-        kept_raw = set(new_raw)
-        groups = {p.group.lower() for i, p in old if p.group and self.raw[i] not in kept_raw}
-        out: list[str] = []
-        for i, raw in enumerate(self.raw):
-            if i == position:
-                out.extend(new_raw)
-            if i in dropped:
-                continue
-            p = self.parsed[i]
-            if (p is not None and p.group.lower() in groups and p.name.startswith("X-AB")
-                    and not any(r.lower().startswith(p.group.lower() + ".") for r in new_raw)):
-                continue
-            out.append(raw)
-        self._load("".join(out))
-
-    def _end(self) -> int:
-        return max(i for i, raw in enumerate(self.raw) if raw.strip().upper() == "END:VCARD")
-
-
-def _soft_break(logical: str) -> bool:
-    """vCard 2.1 quoted-printable: a value ending in ``=`` goes on on the next line."""
-    head = logical.split(":", 1)[0].upper()
-    body = re.sub(r"(\r\r\n|\r\n|\n|\r)\Z", "", logical)
-    return "QUOTED-PRINTABLE" in head and body.endswith("=")
 
 
 def new_card(uid: str | None = None) -> str:

@@ -24,7 +24,8 @@ from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Response
 from cardfile.plugin.contacts import undo, when
 from cardfile.plugin.contacts.history import describe_time, event_summary, fn_of, iso_utc
-from cardfile.plugin.contacts.model import AddressBook, BookError
+from cardfile.plugin.contacts.model import AddressBook
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.history import Alert
 
 #: The body of POST .../restore-to (published in the OpenAPI document as it is).
@@ -53,7 +54,7 @@ def owned(ctx: Context, book: str, mode: str = "r") -> Iterator[AddressBook]:
     with ctx.open(book, mode) as address_book:
         try:
             undo.book_history(address_book)
-        except BookError as e:
+        except Refused as e:
             raise Problem(404, e.reason) from None
         yield address_book
 
@@ -178,10 +179,7 @@ def restore_to(ctx: Context, book: str) -> Response:
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the body"
         raise Problem(422, f"{where}: {error.message[:200]}")
-    try:
-        moment = when.parse(data["time"])
-    except when.BadTime as e:
-        raise Problem(422, str(e)) from None
+    moment = when.parse(data["time"])  # a BadTime is a Refused: 422 at the API's edge
     dry_run = bool(data.get("dry_run", False))
     category = data.get("category") or None
     with owned(ctx, book, "r" if dry_run else "w") as address_book:

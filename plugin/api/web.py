@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from cardfile.plugin.api.problems import Problem
-from cardfile.plugin.contacts.card_check import CardRejected, read_exactly
+from cardfile.plugin.contacts.card_check import read_exactly
+from cardfile.plugin.refused import Refused
 
 JSON = "application/json"
 JCARD = "application/vcard+json"
@@ -160,7 +161,7 @@ def read_body(environ: dict[str, Any], max_length: int) -> bytes:
         return b""
     try:
         return read_exactly(environ, length)
-    except CardRejected as e:  # the shared reader says where the body ended
+    except Refused as e:  # the shared reader says where the body ended
         raise Problem(400, e.reason[0].lower() + e.reason[1:]) from None
 
 

@@ -39,6 +39,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardfile.plugin.refused import Refused
+
 MANIFEST = "cardfile-backup.json"
 FORMAT = 1
 #: Derived, volatile or secret files at the top of the data folder: never archived,
@@ -59,10 +61,6 @@ _HISTORY_SKIP_SUFFIXES = (".sqlite3-shm",)
 _MAX_MEMBER = 512 * 1024 * 1024
 
 LockFactory = Callable[[str], AbstractContextManager[object]]
-
-
-class BackupError(Exception):
-    """A backup or restore refused; the message says why and what to do."""
 
 
 @dataclass
@@ -133,7 +131,7 @@ def create(data_dir: Path, target: Path, lock: LockFactory,
     data_dir = data_dir.resolve()
     target = target.resolve()
     if not (data_dir / "collection-root").is_dir():
-        raise BackupError(f"{data_dir} holds no address books (no collection-root folder); "
+        raise Refused(400, f"{data_dir} holds no address books (no collection-root folder); "
                           "check --data-dir")
     summary = Summary()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -199,28 +197,28 @@ def read_archive(archive: Path) -> tuple[dict[str, str], list[tarfile.TarInfo]]:
     try:
         tar = tarfile.open(archive, mode="r:*")
     except (OSError, tarfile.TarError) as e:
-        raise BackupError(f"{archive} is not a readable backup archive: {e}") from None
+        raise Refused(400, f"{archive} is not a readable backup archive: {e}") from None
     with tar:
         try:
             members = tar.getmembers()
         except (OSError, tarfile.TarError, EOFError) as e:
-            raise BackupError(f"{archive} is damaged or truncated: {e}") from None
+            raise Refused(400, f"{archive} is damaged or truncated: {e}") from None
         manifest: dict[str, str] | None = None
         seen: set[str] = set()
         for member in members:
             name = _safe_name(member.name)
             if name is None:
-                raise BackupError(f"{archive} holds an unsafe entry {member.name!r}; "
+                raise Refused(400, f"{archive} holds an unsafe entry {member.name!r}; "
                                   "nothing was restored")
             if not (member.isfile() or member.isdir()):
-                raise BackupError(f"{archive} holds {member.name!r}, which is not a plain "
+                raise Refused(400, f"{archive} holds {member.name!r}, which is not a plain "
                                   "file or folder (links and devices are refused); nothing "
                                   "was restored")
             if member.isfile() and member.size > _MAX_MEMBER:
-                raise BackupError(f"{archive}: {member.name!r} is {member.size} bytes, too "
+                raise Refused(400, f"{archive}: {member.name!r} is {member.size} bytes, too "
                                   "large for a Cardfile data file; nothing was restored")
             if name in seen:
-                raise BackupError(f"{archive} holds {member.name!r} twice; nothing was "
+                raise Refused(400, f"{archive} holds {member.name!r} twice; nothing was "
                                   "restored")
             seen.add(name)
             if name == MANIFEST:
@@ -230,18 +228,18 @@ def read_archive(archive: Path) -> tuple[dict[str, str], list[tarfile.TarInfo]]:
                     parsed = json.loads(stream.read())
                     manifest = {str(k): str(v) for k, v in parsed["files"].items()}
                 except (ValueError, KeyError, TypeError, AttributeError):
-                    raise BackupError(f"{archive}: its manifest cannot be read") from None
+                    raise Refused(400, f"{archive}: its manifest cannot be read") from None
                 if parsed.get("format") != FORMAT:
-                    raise BackupError(f"{archive} was written by another Cardfile version "
+                    raise Refused(400, f"{archive} was written by another Cardfile version "
                                       f"(format {parsed.get('format')!r})")
     if manifest is None:
-        raise BackupError(f"{archive} is not a Cardfile backup (no {MANIFEST}); nothing was "
+        raise Refused(400, f"{archive} is not a Cardfile backup (no {MANIFEST}); nothing was "
                           "restored")
     files = {m.name for m in members if m.isfile() and m.name != MANIFEST}
     if files != set(manifest):
         missing = sorted(set(manifest) - files)[:3]
         extra = sorted(files - set(manifest))[:3]
-        raise BackupError(f"{archive} does not match its manifest (missing {missing}, "
+        raise Refused(400, f"{archive} does not match its manifest (missing {missing}, "
                           f"unlisted {extra}); nothing was restored")
     return manifest, members
 
@@ -264,7 +262,7 @@ def restore(archive: Path, data_dir: Path, lock: LockFactory, force: bool = Fals
     data_dir = data_dir.resolve()
     existing = _has_data(data_dir)
     if existing and not force:
-        raise BackupError(f"{data_dir} already holds {', '.join(existing)}; restore into an "
+        raise Refused(400, f"{data_dir} already holds {', '.join(existing)}; restore into an "
                           "empty data folder, or add --force to move what is there aside "
                           "first")
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -292,7 +290,7 @@ def restore(archive: Path, data_dir: Path, lock: LockFactory, force: bool = Fals
                     out.flush()
                     os.fsync(out.fileno())
                 if digest.hexdigest() != manifest[member.name]:
-                    raise BackupError(f"{archive}: {member.name!r} does not match its "
+                    raise Refused(400, f"{archive}: {member.name!r} does not match its "
                                       "checksum (the archive is damaged); nothing was "
                                       "restored")
                 summary.files += 1
@@ -306,7 +304,7 @@ def restore(archive: Path, data_dir: Path, lock: LockFactory, force: bool = Fals
                     (data_dir / name).rmdir()
             replaced = [name for name in entries if (data_dir / name).exists()]
             if replaced and not force:  # appeared since the check above
-                raise BackupError(f"{data_dir} already holds {', '.join(replaced)}; nothing "
+                raise Refused(400, f"{data_dir} already holds {', '.join(replaced)}; nothing "
                                   "was restored (use --force to move it aside)")
             if replaced:
                 aside = Path(tempfile.mkdtemp(prefix=time.strftime("replaced-%Y%m%d-%H%M%S-"),

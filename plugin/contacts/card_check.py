@@ -17,29 +17,11 @@ from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts.categories import is_group_card
 from cardfile.plugin.contacts.importers.vcard import repair_card
 from cardfile.plugin.contacts.sent_card import SentCard
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard import card_fields
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
-
-
-class CardRejected(Exception):
-    """A request refused with ``status`` and a reason meant for the user."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = _STATUS_LINES.get(status, f"{status} Error")
-        self.reason = reason
-
-
-_STATUS_LINES = {
-    400: "400 Bad Request",
-    404: "404 Not Found",
-    409: "409 Conflict",
-    412: "412 Precondition Failed",
-    413: "413 Request Entity Too Large",
-    415: "415 Unsupported Media Type",
-}
 
 
 def _looks_like_vcard(environ: dict[str, Any], body: bytes) -> bool:
@@ -64,19 +46,14 @@ def _refuse_non_card(body: bytes) -> None:
         return
     start = body[:24].decode("utf-8", "replace")
     shown = "".join(ch if ch.isprintable() else "?" for ch in start)
-    raise CardRejected(415, f"The body is not a vCard (it starts with {shown!r}, not "
+    raise Refused(415, f"The body is not a vCard (it starts with {shown!r}, not "
                             "BEGIN:VCARD); an address book stores only vCards (text/vcard)")
 
 
 def accept_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: int
                        ) -> SentCard | None:
-    """The card to store for this PUT body, repaired if it must be, or ``CardRejected``.
+    """The card to store for this CardDAV PUT body (``accept_card``), or ``Refused``.
 
-    A card that reads as a vCard is kept byte for byte. One that real clients
-    write but strict parsing refuses (no VERSION, no FN, 2.1 leftovers, lax
-    parameters) is repaired the way ``cardfile import`` repairs it, and the
-    repair is recorded so the PUT answer carries no ETag. Only a body that
-    cannot be read as one card is refused, with the line and the reason.
     None: not a card upload (a collection, an iCalendar object).
     """
     path = environ.get("PATH_INFO", "")
@@ -85,8 +62,29 @@ def accept_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: 
     if not _looks_like_vcard(environ, body):
         _refuse_non_card(body)
         return None
-    check_card_upload(environ, body, max_resource_size)
-    text = body.decode("utf-8").removeprefix("\ufeff")
+    _check_utf8(body)
+    return accept_card(body.decode("utf-8"), path.rsplit("/", 1)[-1], max_resource_size)
+
+
+def accept_card(text: str, name: str, max_resource_size: int) -> SentCard:
+    """The card to store for ``text`` sent as ``name``, repaired if it must be, or ``Refused``.
+
+    Every way in passes here (a CardDAV PUT, the API, imports, merges,
+    category edits through ``model.AddressBook.put``), so every client's card
+    is judged and repaired by the same rules. A card that reads as a vCard is
+    kept byte for byte. One that real clients write but strict parsing
+    refuses (no VERSION, no FN, 2.1 leftovers, lax parameters) is repaired
+    the way ``cardfile import`` repairs it, and the repair is recorded so a
+    PUT answer carries no ETag. Only text that cannot be read as one card is
+    refused, with the line and the reason. ``name`` (the file name, may be
+    empty) gives a card without UID a stable one.
+    """
+    size = len(text.encode("utf-8"))
+    if max_resource_size and size > max_resource_size:
+        raise Refused(413, f"This contact is {size} bytes; one contact may be at most "
+                           f"{max_resource_size} bytes (max_resource_size). Use a smaller "
+                           "photo.")
+    text = text.removeprefix("\ufeff")
     changes: list[str] = []
     if _CONTROL.search(text):
         # Legal in no vCard value, and they would make every multiget answer invalid XML.
@@ -98,28 +96,33 @@ def accept_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: 
         text = _without_lone_cr(text)
         changes.append("line breaks inside values were written as \\n")
     if not _has_uid_line(text):
-        text = _with_uid(text, _uid_from_name(path.rsplit("/", 1)[-1]))
+        text = _with_uid(text, _uid_from_name(name))
         changes.append("the card had no UID; its file name became its UID")
     try:
         card = parse_single_card(text)
-        sent = SentCard(text, str(card.uid.value), changes)
-    except CardRejected as refused:
-        if refused.status != _STATUS_LINES[400] or text.upper().count("BEGIN:VCARD") != 1:
+        sent = SentCard(text, card_uid(card), changes)
+    except Refused as refused:
+        if refused.status != 400 or text.upper().count("BEGIN:VCARD") != 1:
             raise
-        repaired, notes = repair_card(text, path.rsplit("/", 1)[-1])
+        repaired, notes = repair_card(text, name)
         if repaired is None:
             raise
         try:
             card = parse_single_card(repaired)
-        except CardRejected:
+        except Refused:
             raise refused from None
-        sent = SentCard(repaired, str(card.uid.value),
-                        changes + (notes or ["the card was repaired"]))
+        sent = SentCard(repaired, card_uid(card), changes + (notes or ["the card was repaired"]))
+    sent.component = card
     try:
         sent.is_group_card = is_group_card(card_fields.parse_lines(sent.text))
     except card_fields.CardSyntaxError as e:  # what the index and the API will read
-        raise CardRejected(400, f"The card could not be read as a vCard: {e}") from None
+        raise Refused(400, f"The card could not be read as a vCard: {e}") from None
     return sent
+
+
+def card_uid(card: Any) -> str:
+    """The UID of a parsed card (a vobject component), trimmed: the one way it is read."""
+    return str(card.uid.value).strip()
 
 
 def _without_lone_cr(text: str) -> str:
@@ -152,45 +155,41 @@ def _with_uid(text: str, uid: str) -> str:
     return f"{head}{newline}UID:{uid}{newline}{rest}"
 
 
-def check_card_upload(environ: dict[str, Any], body: bytes, max_resource_size: int) -> None:
-    """Raise ``CardRejected`` if ``body`` is too large or not UTF-8 text."""
-    if len(body) > max_resource_size:
-        raise CardRejected(413, f"This contact is {len(body)} bytes; one contact may be at most "
-                                f"{max_resource_size} bytes (max_resource_size). Use a smaller "
-                                "photo.")
+def _check_utf8(body: bytes) -> None:
+    """Raise ``Refused`` if ``body`` is not UTF-8 text, saying where it stops being so."""
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as e:
         line = body[: e.start].count(b"\n") + 1
-        raise CardRejected(400, f"The card is not valid UTF-8 text (line {line}, byte "
-                                f"{e.start}); save it as UTF-8 and upload again") from None
+        raise Refused(400, f"The card is not valid UTF-8 text (line {line}, byte "
+                           f"{e.start}); save it as UTF-8 and upload again") from None
 
 
 def parse_single_card(text: str) -> Any:
-    """The one vCard in ``text`` as a vobject component, or ``CardRejected``.
+    """The one vCard in ``text`` as a vobject component, or ``Refused``.
 
     The same parse Radicale does on PUT, so what passes here is stored.
     """
     try:
         components = radicale.read_components(text)
     except Exception as e:  # vobject raises many kinds; all mean "not a vCard"
-        raise CardRejected(400, f"The card could not be read as a vCard: {_one_line(e)}"
+        raise Refused(400, f"The card could not be read as a vCard: {_one_line(e)}"
                            ) from None
     if len(components) != 1:
-        raise CardRejected(400, f"A contact must be uploaded as exactly one vCard; this body "
+        raise Refused(400, f"A contact must be uploaded as exactly one vCard; this body "
                                 f"holds {len(components)}. Upload each card to its own URL.")
     card = components[0]
     if card.name != "VCARD":
-        raise CardRejected(415, f"This is a {card.name}, not a vCard; an address book only "
+        raise Refused(415, f"This is a {card.name}, not a vCard; an address book only "
                                 "stores vCards")
     uid = card.uid.value if hasattr(card, "uid") else ""
     if not str(uid or "").strip():
-        raise CardRejected(400, "The card has no UID property; every contact needs a unique "
+        raise Refused(400, "The card has no UID property; every contact needs a unique "
                                 "UID (RFC 6352, section 5.1)")
     try:
         card.validate(raiseException=True)
     except Exception as e:  # the same check Radicale's store step would fail on
-        raise CardRejected(400, f"The card is not a valid vCard: {_one_line(e)}") from None
+        raise Refused(400, f"The card is not a valid vCard: {_one_line(e)}") from None
     return card
 
 
@@ -213,11 +212,11 @@ def read_exactly(environ: dict[str, Any], length: int) -> bytes:
         try:
             chunk = read(min(remaining, 1 << 16))
         except TimeoutError:
-            raise CardRejected(400, f"The body is shorter than its Content-Length: nothing "
+            raise Refused(400, f"The body is shorter than its Content-Length: nothing "
                                     f"more arrived after {length - remaining} of {length} "
                                     f"bytes") from None
         if not chunk:
-            raise CardRejected(400, f"The body is shorter than its Content-Length: it ended "
+            raise Refused(400, f"The body is shorter than its Content-Length: it ended "
                                     f"after {length - remaining} of {length} bytes")
         parts.append(chunk)
         remaining -= len(chunk)

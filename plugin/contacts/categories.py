@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import ItemRow, etag_of
 from cardfile.plugin.vcard import card_edit, card_fields
 from cardfile.plugin.vcard.card_edit import category_key
@@ -40,15 +41,6 @@ MAX_GROUP_NAME = 200
 _GROUP_NAMESPACE = uuid.UUID("6f1f1d2e-9a3c-4d6b-8f0e-7c2a5b4e3d21")
 _GROUP_KIND_PROPS = ("X-ADDRESSBOOKSERVER-KIND", "KIND")
 _MEMBER_PROPS = ("X-ADDRESSBOOKSERVER-MEMBER", "MEMBER")
-
-
-class CategoryError(Exception):
-    """A category operation refused (``status`` is the HTTP status that fits)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass
@@ -101,7 +93,7 @@ class CategoryStore:
         except FileNotFoundError:
             return {}
         except ValueError as e:
-            raise CategoryError(500, f"{self.path} is damaged ({e}); fix or remove it") from e
+            raise Refused(500, f"{self.path} is damaged ({e}); fix or remove it") from e
         entries = {}
         for item in raw.get("categories", []):
             entry = CategoryEntry(**{k: v for k, v in item.items()
@@ -174,7 +166,7 @@ class Categories:
     def require(self, name: str) -> Category:
         category = self.get(name)
         if category is None:
-            raise CategoryError(404, f"there is no category {name!r}")
+            raise Refused(404, f"there is no category {name!r}")
         return category
 
     def members(self, name: str) -> list[ItemRow]:
@@ -198,7 +190,7 @@ class Categories:
         name = _clean_name(name)
         key = category_key(name)
         if self.get(name) is not None:
-            raise CategoryError(409, f"category {name!r} exists already")
+            raise Refused(409, f"category {name!r} exists already")
         uid = self.default_uid(key)
         self.entries[key] = CategoryEntry(name=name, uid=uid, href=f"{uid}.vcf", color=color,
                                           description=description)
@@ -329,8 +321,7 @@ class Categories:
     def absorb_group_card(self, href: str, text: str) -> tuple[str, str]:
         """Turn a client's group card into a category; return (href, group card)."""
         lines = card_fields.parse_lines(text)
-        uid = next((card_fields.text_values(line)[0] for line in lines if line.name == "UID"),
-                   "").strip()
+        uid = card_fields.uid_of(lines)
         name = next((card_fields.text_values(line)[0] for line in lines if line.name == "FN"),
                     "") or next((card_fields.text_values(line)[0] for line in lines
                                  if line.name == "N"), "") or "Unnamed group"
@@ -389,11 +380,11 @@ class Categories:
 
 
 def _clean_name(name: str) -> str:
-    cleaned = " ".join(name.split())
+    cleaned = card_fields.category_name(name)
     if not cleaned:
-        raise CategoryError(400, "a category needs a name")
+        raise Refused(400, "a category needs a name")
     if len(cleaned) > 200:
-        raise CategoryError(400, "a category name may be at most 200 characters")
+        raise Refused(400, "a category name may be at most 200 characters")
     return cleaned
 
 

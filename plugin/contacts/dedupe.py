@@ -34,7 +34,15 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from cardfile.plugin.contacts.export import card_text, convert_lines, version_of
-from cardfile.plugin.vcard.card_fields import ContentLine, parse_lines, split_escaped, unescape
+from cardfile.plugin.vcard import card_edit
+from cardfile.plugin.vcard.card_fields import (
+    ContentLine,
+    escape_text,
+    parse_lines,
+    split_escaped,
+    unescape,
+    unique_categories,
+)
 from cardfile.plugin.vcard.normalize import email_key, name_key, phone_key
 
 SURE, AMBIGUOUS = 90.0, 60.0
@@ -342,19 +350,11 @@ def _free_group(used: set[str]) -> str:
 def add_categories(lines: list[ContentLine], names: list[str]) -> bool:
     """Add category ``names`` (case-insensitive, trimmed) to the card's CATEGORIES."""
     line = next((ln for ln in lines if ln.name == "CATEGORIES"), None)
-    current = [c.strip() for c in split_escaped(line.value, ",")] if line else []
-    known = {c.casefold() for c in current if c}
-    added = False
-    for name in names:
-        name = name.strip()
-        if name and name.casefold() not in known:
-            current.append(name)
-            known.add(name.casefold())
-            added = True
-    if not added:
+    current = unique_categories(split_escaped(line.value, ",")) if line else []
+    wanted = unique_categories([*current, *names])
+    if len(wanted) == len(current):
         return False
-    value = ",".join(c.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
-                     for c in current if c)
+    value = ",".join(escape_text(c) for c in wanted)
     if line is None:
         lines.append(ContentLine("", "CATEGORIES", {}, value))
     else:
@@ -363,10 +363,8 @@ def add_categories(lines: list[ContentLine], names: list[str]) -> bool:
 
 
 def with_categories(text: str, names: list[str]) -> str:
-    lines = parse_lines(text)
-    if not add_categories(lines, names):
-        return text
-    return card_text(version_of(lines), [ln for ln in lines if ln.name != "VERSION"])
+    """``text`` with ``names`` added to its categories, every other line kept byte for byte."""
+    return card_edit.add_categories(text, names)
 
 
 # -- the undo store -------------------------------------------------------------------

@@ -17,20 +17,12 @@ from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts.backup import restorable_name
-from cardfile.plugin.contacts.card_check import CardRejected, parse_single_card
+from cardfile.plugin.contacts.card_check import accept_card
 from cardfile.plugin.contacts.storage import Collection
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import ItemRow
 
 GROUP_KINDS = frozenset({"group"})
-
-
-class BookError(Exception):
-    """A model operation refused; ``status`` is the HTTP status that fits."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -46,7 +38,7 @@ class Contact:
 def book_path(user: str, book: str) -> str:
     for part in (user, book):
         if not radicale.is_safe_name(part):
-            raise BookError(400, f"invalid name {part!r}")
+            raise Refused(400, f"invalid name {part!r}")
     return f"/{user}/{book}/"
 
 
@@ -59,9 +51,9 @@ def open_book(storage: Any, user: str, book: str = "contacts", mode: str = "r",
         collection = next(iter(storage.discover(path)), None)
         if not isinstance(collection, Collection) or collection.tag != "VADDRESSBOOK":
             if collection is not None:
-                raise BookError(409, f"{path} exists but is not an address book")
+                raise Refused(409, f"{path} exists but is not an address book")
             if not (create and mode == "w"):
-                raise BookError(404, f"there is no address book {path}")
+                raise Refused(404, f"there is no address book {path}")
             storage.create_collection(f"/{user}/")
             storage.create_collection(path, props={"tag": "VADDRESSBOOK",
                                                    "D:displayname": book.capitalize()})
@@ -101,43 +93,37 @@ class AddressBook:
     def get(self, key: str) -> Contact:
         row = self.find(key)
         if row is None:
-            raise BookError(404, f"no contact {key!r} in {self.path}")
+            raise Refused(404, f"no contact {key!r} in {self.path}")
         return self.read(row)
 
     def put(self, text: str, href: str | None = None, if_match: str | None = None,
             create_only: bool = False) -> Contact:
         """Store one vCard: updates the card with the same UID, else creates one.
 
-        The text is stored as given (not vobject's re-serialisation), and a card
-        over ``max_resource_size`` is refused here, for every way in: CardDAV
-        never serves such a card, so storing it would hide it from every listing.
+        The card passes the same gate as a CardDAV PUT (``card_check.accept_card``:
+        size limit, UTF-8, repairs, the line and reason when it cannot be read),
+        then is stored as given (not vobject's re-serialisation). A card over
+        ``max_resource_size`` is refused for every way in: CardDAV never serves
+        such a card, so storing it would hide it from every listing.
         """
-        limit = _max_resource_size(self.collection)
-        size = len(text.encode("utf-8"))
-        if limit and size > limit:
-            raise BookError(413, f"the card is {size} bytes; one contact may be at most "
-                                 f"{limit} bytes (max_resource_size)")
-        try:
-            card = parse_single_card(text)
-        except CardRejected as e:
-            raise BookError(400 if e.status.startswith("400") else 415, e.reason) from None
-        uid = str(card.uid.value).strip()
+        sent = accept_card(text, href or "", _max_resource_size(self.collection))
+        text, card, uid = sent.text, sent.component, sent.uid
         existing = self.find(uid)
         if existing is not None:
             if create_only:
-                raise BookError(412, f"a contact with UID {uid!r} exists already")
+                raise Refused(412, f"a contact with UID {uid!r} exists already")
             if href is not None and href != existing.href:
-                raise BookError(409, f"UID {uid!r} is already used by {existing.href}")
+                raise Refused(409, f"UID {uid!r} is already used by {existing.href}")
             href = existing.href
         elif if_match is not None:
-            raise BookError(412, f"no contact with UID {uid!r} to update")
+            raise Refused(412, f"no contact with UID {uid!r} to update")
         if existing is not None and if_match not in (None, "*") and if_match != existing.etag:
-            raise BookError(412, "the contact changed since it was read (ETag "
+            raise Refused(412, "the contact changed since it was read (ETag "
                                  f"{existing.etag}, not {if_match})")
         if href is None:
             href = self._free_href(uid)
         elif not radicale.is_safe_name(href) or not restorable_name(href):
-            raise BookError(400, f"invalid contact name {href!r}")
+            raise Refused(400, f"invalid contact name {href!r}")
         radicale.check_and_sanitize_items(
             [card], max_vevent_rrule_occurrence=0, is_collection=False, tag="VADDRESSBOOK")
         item = radicale.Item(collection_path=self.collection.path, text=text)
@@ -148,9 +134,9 @@ class AddressBook:
     def delete(self, key: str, if_match: str | None = None) -> None:
         row = self.find(key)
         if row is None:
-            raise BookError(404, f"no contact {key!r} in {self.path}")
+            raise Refused(404, f"no contact {key!r} in {self.path}")
         if if_match not in (None, "*") and if_match != row.etag:
-            raise BookError(412, "the contact changed since it was read")
+            raise Refused(412, "the contact changed since it was read")
         self.collection.delete(row.href)
 
     def _free_href(self, uid: str) -> str:

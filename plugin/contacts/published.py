@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts import categories, sent_card
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import ItemRow
 from cardfile.plugin.vcard import card_edit
 from cardfile.plugin.vcard.card_fields import category_key
@@ -142,7 +143,7 @@ def publish(storage: Any, user: str, book: str, category: str,
     """
     folder_name = name or f"{book}-{slug(category)}"
     if not radicale.is_safe_name(folder_name):
-        raise categories.CategoryError(400, f"{folder_name!r} cannot be an address book name "
+        raise Refused(400, f"{folder_name!r} cannot be an address book name "
                                             "(no slashes, no leading dot)")
     path = f"/{user}/{folder_name}/"
     existing = next(iter(storage.discover(path)), None)
@@ -150,7 +151,7 @@ def publish(storage: Any, user: str, book: str, category: str,
         marker = read_marker(existing.folder)
         if marker and category_key(marker[1]) == category_key(category):
             return path
-        raise categories.CategoryError(409, f"{path} exists already")
+        raise Refused(409, f"{path} exists already")
     storage.create_collection(path, props={"tag": "VADDRESSBOOK", "D:displayname": category})
     collection = next(iter(storage.discover(path)))
     write_marker(collection.folder, f"/{user}/{book}/", category)

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -27,6 +28,8 @@ class SentCard:
     changes: list[str] = field(default_factory=list)
     #: A group card (Apple's X-ADDRESSBOOKSERVER-KIND or vCard 4 KIND:group).
     is_group_card: bool = False
+    #: The parsed card (vobject), for Radicale's own checks; not part of equality.
+    component: Any = field(default=None, compare=False, repr=False)
 
     @property
     def changed(self) -> bool:

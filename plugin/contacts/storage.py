@@ -396,9 +396,8 @@ class Collection(radicale.AdapterCollection):
             if group is None:
                 raise ValueError(f"group card {href!r} could not be turned into a category")
             return group, old
-        uid = next((v for line in lines if line.name == "UID"
-                    for v in card_fields.text_values(line)), "")
-        with_pending = book.apply_pending(uid.strip(), text)
+        uid = card_fields.uid_of(lines)
+        with_pending = book.apply_pending(uid, text)
         if with_pending != text:
             sent_card.note_change("categories that named this contact were added")
         if sent is not None or with_pending != text:

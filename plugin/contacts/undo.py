@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from cardfile.plugin.contacts import actor, card_diff, export
 from cardfile.plugin.contacts.history import BookHistory, describe_time
-from cardfile.plugin.contacts.model import AddressBook, BookError, Contact
+from cardfile.plugin.contacts.model import AddressBook, Contact
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.history import Event
 from cardfile.plugin.vcard.card_fields import category_key
 
@@ -24,11 +25,11 @@ from cardfile.plugin.vcard.card_fields import category_key
 def book_history(book: AddressBook) -> BookHistory:
     """The book's history, or a refusal that says why there is none."""
     if book.collection.storage.book_history(book.collection) is None:
-        raise BookError(404, "history is turned off on this server ([storage] "
+        raise Refused(404, "history is turned off on this server ([storage] "
                              "history_days = 0)")
     history = book.collection.history
     if history is None:
-        raise BookError(404, f"{book.name!r} shows a category of another book; its trash and "
+        raise Refused(404, f"{book.name!r} shows a category of another book; its trash and "
                              "history are in that book")
     return history
 
@@ -59,7 +60,7 @@ def trash_item(book: AddressBook, uid: str) -> TrashItem:
     event = history.store.latest(uid)
     if (event is None or event.action != "deleted" or event.time_ns < history.since_ns()
             or book.find(uid) is not None):
-        raise BookError(404, f"{uid!r} is not in the trash (see the trash list; deleted "
+        raise Refused(404, f"{uid!r} is not in the trash (see the trash list; deleted "
                              f"contacts stay {history.settings.days:g} days)")
     return TrashItem(uid, event.href, event.fn, event, history.text(event.before))
 
@@ -68,11 +69,11 @@ def restore_from_trash(book: AddressBook, uid: str) -> Contact:
     """Put a deleted contact back with its UID and href, as a new change."""
     item = trash_item(book, uid)
     if item.text is None:
-        raise BookError(410, f"the card {uid!r} was deleted when its file could not be read; "
+        raise Refused(410, f"the card {uid!r} was deleted when its file could not be read; "
                              "there is no text to restore")
     if book.collection._index.row(book.collection._coll(), item.href) is not None:
         other = book.collection._index.row(book.collection._coll(), item.href)
-        raise BookError(409, f"its address {item.href} is now used by another contact "
+        raise Refused(409, f"its address {item.href} is now used by another contact "
                              f"({other.uid if other else '?'}); nothing was restored")
     with actor.doing("restore from trash"):
         return book.put(item.text, href=item.href, create_only=True)
@@ -110,7 +111,7 @@ def versions(book: AddressBook, uid: str) -> list[Version]:
     events = history.store.events_of(uid)
     row = book.find(uid)
     if not events and row is None:
-        raise BookError(404, f"no contact {uid!r} in {book.path}, and none in its history")
+        raise Refused(404, f"no contact {uid!r} in {book.path}, and none in its history")
     current = book.read(row).text if row is not None else None
     befores = [history.text(e.before) for e in events]
     out: list[Version] = []
@@ -136,7 +137,7 @@ def restore_version(book: AddressBook, uid: str, version_id: int) -> Contact:
     """Make an earlier version the current one (a new change; the current one is kept)."""
     found = next((v for v in versions(book, uid) if v.id == version_id and v.id), None)
     if found is None or found.text is None:
-        raise BookError(404, f"contact {uid!r} has no version {version_id} (see its history)")
+        raise Refused(404, f"contact {uid!r} has no version {version_id} (see its history)")
     row = book.find(uid)
     href = row.href if row is not None else None
     if href is None and found.replaced_by is not None:
@@ -178,7 +179,7 @@ def plan_restore_to(book: AddressBook, time_ns: int, category: str | None = None
     history = book_history(book)
     since = history.since_ns()
     if time_ns < since:
-        raise BookError(422, f"the history of {book.path} reaches back to "
+        raise Refused(422, f"the history of {book.path} reaches back to "
                              f"{describe_time(since)} only; choose a later time")
     plan = Plan(time_ns, category)
     wanted = category_key(category) if category else None
@@ -208,19 +209,19 @@ def apply(book: AddressBook, plan: Plan) -> Plan:
         for step in plan.delete:
             try:
                 book.delete(step.uid)
-            except BookError as e:
+            except Refused as e:
                 plan.failed.append(f"{step.uid}: {e.reason}")
         for step in plan.change:
             assert step.text is not None
             try:
                 book.put(step.text)
-            except BookError as e:
+            except Refused as e:
                 plan.failed.append(f"{step.uid}: {e.reason}")
         for step in plan.add:
             assert step.text is not None
             taken = book.collection._index.row(book.collection._coll(), step.href)
             try:
                 book.put(step.text, href=None if taken is not None else step.href)
-            except BookError as e:
+            except Refused as e:
                 plan.failed.append(f"{step.uid}: {e.reason}")
     return plan

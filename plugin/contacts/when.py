@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime
 import re
 
+from cardfile.plugin.refused import Refused
+
 FORMS = ("2024-05-14 14:00[:SS]", "2024-05-14T14:00:00+02:00 (ISO 8601, Z for UTC)",
          "14:00 (today)", "yesterday 14:00", "Tuesday 14:00 (the last one)",
          "90 minutes ago", "2 hours ago", "3 days ago")
@@ -21,8 +23,11 @@ _AGO = re.compile(r"(\d{1,6})\s*([a-z]{1,7}?)s?(?:\s+ago)?")
 _CLOCK = re.compile(r"([01]?\d|2[0-3])[:.h]([0-5]\d)(?::([0-5]\d))?")
 
 
-class BadTime(ValueError):
-    """Not a moment this reads, or one in the future."""
+class BadTime(Refused):
+    """Not a moment this reads, or one in the future (a 422)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(422, reason)
 
 
 def parse(text: str, now: datetime.datetime | None = None) -> datetime.datetime:

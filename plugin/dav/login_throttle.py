@@ -11,13 +11,26 @@ forgotten. Logins from other addresses are never affected.
 
 The refusal happens before any password is checked or any delay slept. The
 lock guards only a few dictionary operations, never a sleep or a hash.
+
+A burst is counted before it is checked: a credential not yet seen to work
+reserves one of the address's remaining attempts for as long as its request
+runs (``begin`` ... ``finish``). A login beyond them waits (at most
+``QUEUE_SECONDS``) until a running one ends: fifty wrong passwords sent at
+once from one address get as many checks as five sent one after the other,
+and the rest find the address blocked. Right passwords sent at once (a phone
+opening eight connections to a server that just started) wait only for the
+first to succeed: a credential that worked (kept only as a keyed hash, in
+memory) is never held back again.
 Behind a reverse proxy every client shares the proxy's address; the proxy
 should then limit logins itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +49,11 @@ radicale.register_option("auth", OPTION, str(FAILURES),
                          "must wait (0: no limit)", int)
 #: Addresses remembered at most (memory stays bounded under a spray of addresses).
 MAX_ADDRESSES = 10_000
+#: Credentials remembered as working, at most, and for how long.
+MAX_GOOD_CREDENTIALS = 10_000
+GOOD_FOR = 3600.0
+#: How long a login may wait for a running one from its address to end.
+QUEUE_SECONDS = 10.0
 
 
 @dataclass
@@ -44,6 +62,20 @@ class _Record:
     blocked_until: float = 0.0
     blocks: int = 0
     last_seen: float = 0.0
+    #: Logins with a credential not yet known to work, running now.
+    in_flight: int = 0
+
+
+@dataclass
+class LoginAttempt:
+    """One request's login, from ``begin`` to ``finish``."""
+
+    address: str
+    credential: bytes
+    #: Seconds the address must wait (the request is refused 429); 0 = go on.
+    wait: int = 0
+    #: The request holds one of the address's attempts until it finishes.
+    reserved: bool = False
 
 
 class LoginThrottle:
@@ -56,22 +88,69 @@ class LoginThrottle:
         self.first_block = first_block
         self.max_block = max_block
         self._records: dict[str, _Record] = {}
+        self._good: dict[bytes, float] = {}  # keyed hash of a working credential -> expiry
+        self._key = secrets.token_bytes(32)  # per process: the hashes mean nothing elsewhere
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)  # a reserved login finished
 
     @classmethod
     def from_configuration(cls, configuration: Any) -> LoginThrottle:
         return cls(failures=int(configuration.get("auth", OPTION)))
 
-    def retry_after(self, address: str) -> int:
-        """Whole seconds ``address`` must still wait; 0 when it may try to log in."""
+    def begin(self, address: str, authorization: str) -> LoginAttempt:
+        """Start a login from ``address``: refused (``wait`` > 0) or admitted.
+
+        Call ``finish`` with the answer's status when the request ends.
+        """
+        credential = hmac.new(self._key, authorization.encode("utf-8", "replace"),
+                              hashlib.sha256).digest()
+        attempt = LoginAttempt(address, credential)
         if self.failures <= 0:
-            return 0
-        now = time.monotonic()
+            return attempt
+        give_up = time.monotonic() + QUEUE_SECONDS
         with self._lock:
-            record = self._records.get(address)
-            if record is None or record.blocked_until <= now:
-                return 0
-            return max(1, math.ceil(record.blocked_until - now))
+            while True:
+                now = time.monotonic()
+                record = self._records.get(address)
+                if record is not None and record.blocked_until > now:
+                    attempt.wait = max(1, math.ceil(record.blocked_until - now))
+                    return attempt
+                if self._good.get(credential, 0.0) > now:
+                    return attempt
+                if record is None:
+                    if len(self._records) >= MAX_ADDRESSES:
+                        self._forget_quiet(now)
+                    record = self._records[address] = _Record(last_seen=now)
+                recent = sum(1 for t in record.failures if now - t < self.window)
+                if recent + record.in_flight < self.failures:
+                    record.in_flight += 1
+                    attempt.reserved = True
+                    return attempt
+                if now >= give_up:
+                    attempt.wait = 1  # unchecked logins from here kept running all along
+                    return attempt
+                self._ended.wait(give_up - now)
+
+    def finish(self, attempt: LoginAttempt, status: int) -> None:
+        """End ``attempt``: 401 counts a failure, a success remembers the credential."""
+        if self.failures <= 0 or attempt.wait:
+            return
+        now = time.monotonic()
+        if status == 401:
+            self.failed(attempt.address)  # counted before the reservation is given back
+        elif status < 400:
+            with self._lock:
+                if len(self._good) >= MAX_GOOD_CREDENTIALS:
+                    self._good = {k: t for k, t in self._good.items() if t > now}
+                    if len(self._good) >= MAX_GOOD_CREDENTIALS:
+                        self._good.clear()
+                self._good[attempt.credential] = now + GOOD_FOR
+        if attempt.reserved:
+            with self._lock:
+                record = self._records.get(attempt.address)
+                if record is not None and record.in_flight > 0:
+                    record.in_flight -= 1
+                self._ended.notify_all()
 
     def failed(self, address: str) -> None:
         """Count a failed login from ``address``; block it when it failed too often."""
@@ -97,7 +176,8 @@ class LoginThrottle:
 
     def _forget_quiet(self, now: float) -> None:
         quiet = [a for a, r in self._records.items()
-                 if now - r.last_seen > self.max_block and r.blocked_until <= now]
+                 if now - r.last_seen > self.max_block and r.blocked_until <= now
+                 and not r.in_flight]
         for address in quiet:
             del self._records[address]
         if len(self._records) >= MAX_ADDRESSES:  # a spray: the oldest go first

@@ -21,7 +21,8 @@ import xml.parsers.expat
 from typing import Any
 from urllib.parse import unquote
 
-from cardfile.plugin.contacts.card_check import CardRejected, read_exactly
+from cardfile.plugin.contacts.card_check import read_exactly
+from cardfile.plugin.refused import Refused
 
 #: Methods whose body Radicale parses as XML.
 XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR"})
@@ -53,7 +54,7 @@ Response = tuple[str, list[tuple[str, str]], list[bytes]]
 def screen(environ: dict[str, Any], method: str, length: int) -> Response | None:
     """A response for a request refused here, else None (then Radicale answers).
 
-    Bad requests raise ``CardRejected`` (400, the reason as the body); an
+    Bad requests raise ``Refused`` (400, the reason as the body); an
     XML body that passes is put back into ``wsgi.input`` for Radicale.
     """
     if method == "PROPFIND":
@@ -64,7 +65,7 @@ def screen(environ: dict[str, Any], method: str, length: int) -> Response | None
                 return ("403 Forbidden", [("Content-Type", "application/xml; charset=utf-8")],
                         [_FINITE_DEPTH])
             if value not in ("0", "1"):
-                raise CardRejected(400, f"The Depth header must be 0, 1 or infinity, "
+                raise Refused(400, f"The Depth header must be 0, 1 or infinity, "
                                         f"not {depth[:40]!r}")
     if method in ("PUT", "MKCOL", "MKCALENDAR", "MOVE", "COPY"):
         check_item_name(environ.get("PATH_INFO", ""))
@@ -92,10 +93,10 @@ def check_item_name(path: str) -> None:
         name = unquote(segment)
         size = len(name.encode("utf-8", "surrogateescape"))
         if size > MAX_NAME_BYTES:
-            raise CardRejected(400, f"A name in this address is {size} bytes long; names may "
+            raise Refused(400, f"A name in this address is {size} bytes long; names may "
                                     f"be at most {MAX_NAME_BYTES} bytes")
         if "\\" in name:
-            raise CardRejected(400, f"The name {name[:60]!r} contains a backslash (\\), which "
+            raise Refused(400, f"The name {name[:60]!r} contains a backslash (\\), which "
                                     "Cardfile refuses because a backup could not restore it; "
                                     "use another name")
 
@@ -112,7 +113,7 @@ def check_xml_body(body: bytes) -> str:
     root = ""
 
     def refuse_dtd(*_: Any) -> None:
-        raise CardRejected(400, "XML with a DOCTYPE or entity declarations is not accepted "
+        raise Refused(400, "XML with a DOCTYPE or entity declarations is not accepted "
                                 "(entity expansion and external entities are refused)")
 
     def start(name: str, *_: Any) -> None:
@@ -121,7 +122,7 @@ def check_xml_body(body: bytes) -> str:
             root = name
         depth += 1
         if depth > MAX_XML_DEPTH:
-            raise CardRejected(400, f"The XML body is nested more than {MAX_XML_DEPTH} "
+            raise Refused(400, f"The XML body is nested more than {MAX_XML_DEPTH} "
                                     "elements deep")
 
     def end(*_: Any) -> None:
@@ -136,7 +137,7 @@ def check_xml_body(body: bytes) -> str:
     try:
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError as e:
-        raise CardRejected(400, f"The request body is not well-formed XML: "
+        raise Refused(400, f"The request body is not well-formed XML: "
                                 f"{xml.parsers.expat.ErrorString(e.code)} (line {e.lineno}, "
                                 f"column {e.offset + 1})") from None
     return root

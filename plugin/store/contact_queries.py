@@ -26,12 +26,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.rows import ItemRow
 from cardfile.plugin.vcard.card_fields import category_key
-
-
-class QueryError(ValueError):
-    """A query parameter the store cannot use (a bad sort, a foreign cursor): a 400."""
 
 #: sort name -> SQL expressions of the key (ascending), before the href tie-breaker.
 SORTS: dict[str, tuple[str, ...]] = {
@@ -57,7 +54,7 @@ def parse_sort(value: str) -> tuple[str, bool]:
     descending = value.startswith("-")
     key = value[1:] if descending else value
     if key not in SORTS:
-        raise QueryError(f"sort must be one of {', '.join(SORTS)} (with - for descending), "
+        raise Refused(400, f"sort must be one of {', '.join(SORTS)} (with - for descending), "
                            f"not {value!r}")
     return key, descending
 
@@ -182,7 +179,7 @@ def decode_cursor(cursor: str, sort: str, width: int) -> list[Any]:
         data = None
     if (not isinstance(data, list) or len(data) != width + 1 or data[0] != sort
             or not all(_cursor_value(v) for v in data[1:])):
-        raise QueryError("the cursor is not one this server gave for this sort order; "
+        raise Refused(400, "the cursor is not one this server gave for this sort order; "
                          "start again without a cursor")
     return data[1:]
 

@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from cardfile.plugin.refused import Refused
+
 #: Properties whose values are binary or huge; only their presence is indexed.
 BINARY_PROPERTIES = frozenset({"PHOTO", "LOGO", "SOUND", "KEY"})
 #: Properties whose value is a comma-separated list of texts.
@@ -31,8 +33,11 @@ _LINE_BREAK = re.compile(r"\r\r\n|\r\n|\n|\r")
 _MAX_INDEXED_VALUE = 4096
 
 
-class CardSyntaxError(ValueError):
-    """The text is not a vCard the index can describe (reason in the message)."""
+class CardSyntaxError(Refused, ValueError):
+    """The text is not a vCard the index can describe: the core's refusal, a 400."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(400, reason)
 
 
 @dataclass
@@ -69,7 +74,7 @@ def unfold(text: str) -> list[str]:
     for raw in physical:
         if raw[:1] in (" ", "\t") and lines:
             lines[-1] += raw[1:]
-        elif lines and lines[-1].endswith("=") and _is_quoted_printable(lines[-1]):
+        elif lines and lines[-1].endswith("=") and is_quoted_printable(lines[-1]):
             # vCard 2.1 quoted-printable soft line break: the next physical
             # line continues the value even though it is not indented.
             lines[-1] = lines[-1][:-1] + raw
@@ -78,7 +83,7 @@ def unfold(text: str) -> list[str]:
     return lines
 
 
-def _is_quoted_printable(line: str) -> bool:
+def is_quoted_printable(line: str) -> bool:
     head = line.split(":", 1)[0].upper()
     return "QUOTED-PRINTABLE" in head
 
@@ -221,6 +226,19 @@ def parse_lines(text: str) -> list[ContentLine]:
     raise CardSyntaxError("END:VCARD is missing")
 
 
+def uid_of(lines: Iterable[ContentLine]) -> str:
+    """The card's UID: its first UID line, unescaped and trimmed ("" when it has none).
+
+    The one way a UID is read from card text, so the index, the write path,
+    category edits, merges and the API agree on which contact a card is.
+    """
+    for line in lines:
+        if line.name == "UID":
+            values = text_values(line)
+            return values[0].strip() if values else ""
+    return ""
+
+
 def extract(text: str) -> CardFields:
     """Everything the index keeps about the card in ``text``."""
     fields = CardFields(uid="", fn="", kind="individual", version="")
@@ -268,9 +286,28 @@ def _name_from_n(values: list[tuple[str, str]]) -> str:
     return ""
 
 
+def category_name(name: str) -> str:
+    """A category name as it is stored: trimmed, each run of inner white space one space."""
+    return " ".join(name.split())
+
+
 def category_key(name: str) -> str:
-    """Category names compare case-insensitively, trimmed, inner spaces folded."""
-    return " ".join(name.split()).casefold()
+    """Category names compare case-insensitively, after ``category_name``."""
+    return category_name(name).casefold()
+
+
+def unique_categories(names: Iterable[str]) -> list[str]:
+    """``names`` as stored (``category_name``), empty and repeated ones (by key) left out.
+
+    The first spelling of a name wins. The one normalisation of a list of
+    categories, for the index, imports, merges and every category edit.
+    """
+    unique: dict[str, str] = {}
+    for name in names:
+        cleaned = category_name(name)
+        if cleaned:
+            unique.setdefault(cleaned.casefold(), cleaned)
+    return list(unique.values())
 
 
 def normalise_email(value: str) -> str:

@@ -13,13 +13,14 @@ from cardfile.plugin.contacts.importers.csvfile import CSV_FORMATS, read_csv
 from cardfile.plugin.contacts.importers.groups import split_groups
 from cardfile.plugin.contacts.importers.jcard import read_jcards
 from cardfile.plugin.contacts.importers.ldif import read_ldif
-from cardfile.plugin.contacts.importers.model import ImportFailed, Parsed, Problem, SourceCard
+from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
 from cardfile.plugin.contacts.importers.text import decode
 from cardfile.plugin.contacts.importers.vcard import read_vcards
+from cardfile.plugin.refused import Refused
 
 FORMATS = ("auto", "vcard", "jcard", *CSV_FORMATS, "csv", "ldif")
 
-__all__ = ["FORMATS", "ImportFailed", "Parsed", "Problem", "SourceCard", "detect", "read"]
+__all__ = ["FORMATS", "Refused", "Parsed", "Problem", "SourceCard", "detect", "read"]
 
 
 def detect(text: str) -> str:
@@ -52,13 +53,13 @@ def _has_vcard_line(text: str) -> bool:
 def read(data: bytes, name: str, fmt: str = "auto", encoding: str | None = None) -> Parsed:
     """Everything importable in one file (``name`` is used in problem reports)."""
     if fmt not in FORMATS:
-        raise ImportFailed(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        raise Refused(422, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if not data.strip():
-        raise ImportFailed(f"{name} is empty")
+        raise Refused(422, f"{name} is empty")
     try:
         text, _ = decode(data, encoding)
     except LookupError:
-        raise ImportFailed(f"unknown encoding {encoding!r}") from None
+        raise Refused(422, f"unknown encoding {encoding!r}") from None
     kind = detect(text) if fmt == "auto" else fmt
     if kind == "vcard":
         parsed = read_vcards(text, name)
@@ -69,7 +70,7 @@ def read(data: bytes, name: str, fmt: str = "auto", encoding: str | None = None)
     else:
         parsed = read_csv(text, name, kind)
     if not parsed.cards and not parsed.problems:
-        raise ImportFailed(f"{name}: no contacts found (read as {parsed.format}); if this "
+        raise Refused(422, f"{name}: no contacts found (read as {parsed.format}); if this "
                            "is a contacts export, name its format with --format")
     split_groups(parsed)
     return parsed

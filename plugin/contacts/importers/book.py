@@ -18,10 +18,11 @@ from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts import actor, dedupe
-from cardfile.plugin.contacts.card_check import CardRejected, parse_single_card
+from cardfile.plugin.contacts.card_check import parse_single_card
 from cardfile.plugin.contacts.importers.groups import member_uid
 from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
-from cardfile.plugin.contacts.model import AddressBook, BookError, open_book
+from cardfile.plugin.contacts.model import AddressBook, open_book
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard.card_fields import CardSyntaxError
 
 
@@ -91,7 +92,7 @@ class Target:
                 with open_book(self.storage, self.user, self.book_name, "r") as b:
                     self.book = b
                     yield
-            except BookError as e:
+            except Refused as e:
                 if e.status != 404:
                     raise
                 self.book = None
@@ -183,7 +184,7 @@ def _import_one(target: Target, matcher: dedupe.Matcher, store: dedupe.MergeStor
                  "href": row.href if row else ""},
                 {"text": text, "uid": person.uid, "stored": False, "origin": card.origin}],
                 f"import of {card.origin}: {match.reason}"))
-    except (BookError, CardRejected, CardSyntaxError, ValueError) as e:
+    except (Refused, CardSyntaxError, ValueError) as e:
         reason = getattr(e, "reason", str(e))
         report.problems.append(Problem(card.origin, f"not stored: {reason}"))
         report.skipped += 1
@@ -200,7 +201,7 @@ def _categories_for_existing(target: Target, matcher: dedupe.Matcher,
             continue
         try:
             text = target.text(resolved)
-        except BookError:
+        except Refused:
             continue
         updated = dedupe.with_categories(text, names)
         if updated != text:
@@ -233,7 +234,7 @@ def undo_merge(book: AddressBook, store: dedupe.MergeStore, merge_id: str,
     meta, texts = store.load(merge_id)
     current = book.find(meta["survivor"])
     if current is not None and current.etag != meta["etag"] and not force:
-        raise BookError(409, f"contact {meta['survivor']} changed after merge {merge_id}; "
+        raise Refused(409, f"contact {meta['survivor']} changed after merge {merge_id}; "
                              "undoing would lose those changes (use --force to undo anyway)")
     if current is not None:
         book.delete(current.uid)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from cardfile.plugin.contacts.export import card_text, escape_text
 from cardfile.plugin.contacts.importers.model import stable_uid
-from cardfile.plugin.vcard.card_fields import ContentLine
+from cardfile.plugin.vcard.card_fields import ContentLine, unique_categories
 
 #: ADR components in vCard order.
 ADR_PARTS = ("box", "extended", "street", "city", "region", "code", "country")
@@ -129,16 +129,6 @@ def display_name(record: Record) -> str:
         if candidate.strip():
             return candidate.strip()
     return ""
-
-
-def unique_categories(names: list[str]) -> list[str]:
-    """Category names trimmed, without case-insensitive repeats, first spelling kept."""
-    seen: dict[str, str] = {}
-    for name in names:
-        name = name.strip()
-        if name and name.casefold() not in seen:
-            seen[name.casefold()] = name
-    return list(seen.values())
 
 
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2,4})$")

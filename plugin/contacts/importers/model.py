@@ -49,10 +49,6 @@ class Parsed:
     groups: dict[str, list[str]] = field(default_factory=dict)
 
 
-class ImportFailed(Exception):
-    """The whole file cannot be read (unknown format, not text): say why and what to do."""
-
-
 def stable_uid(*parts: str) -> str:
     """A UID that is the same every time the same content is imported."""
     return str(uuid.uuid5(UID_NAMESPACE, "\x1f".join(parts)))
