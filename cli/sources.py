@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,8 @@ def _line(result: dict[str, Any], name: str) -> str:
 @click.group("sources")
 def sources() -> None:
     """Connect address books of other services and keep them current."""
+    # The status line is the output; the log's copy of it would say it twice.
+    logging.getLogger("cardfile").addHandler(logging.NullHandler())
 
 
 @sources.command("add")

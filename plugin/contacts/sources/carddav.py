@@ -65,7 +65,11 @@ def key_of(book_url: str, href: str) -> str:
 def _parse(response: Response, what: str) -> ET.Element:
     try:
         root = fromstring(response.body)
-    except (ET.ParseError, DefusedXmlException, ValueError) as e:
+    except DefusedXmlException:
+        raise SourceFailure(BAD_ANSWER, f"the source's answer to {what} is not readable XML "
+                                        "(it declares entities or a DTD, which are refused); "
+                                        "nothing was changed") from None
+    except (ET.ParseError, ValueError) as e:
         raise SourceFailure(BAD_ANSWER, f"the source's answer to {what} is not readable XML "
                                         f"({str(e)[:80]}); nothing was changed") from None
     if root.tag != f"{D}multistatus":

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cardfile.plugin.contacts.sources import carddav, files, registry, secrets
-from cardfile.plugin.contacts.sources.fetch import BAD_ANSWER, Client, SourceFailure
+from cardfile.plugin.contacts.sources.fetch import SIGN_IN, Client, SourceFailure
 from cardfile.plugin.contacts.sources.registry import Source
 from cardfile.plugin.contacts.sources.sync import data_dir_of, limits_of
 from cardfile.plugin.refused import Refused
@@ -66,7 +66,7 @@ def _probe(client: Client, url: str, kind: str | None) -> tuple[str, str]:
         try:
             books = carddav.discover(client, url)
         except SourceFailure as e:
-            if kind == "carddav" or e.kind != BAD_ANSWER:
+            if kind == "carddav" or e.kind == SIGN_IN:  # else: maybe a plain file
                 raise
             books = None
         if books is not None:
