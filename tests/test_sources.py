@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -354,3 +355,64 @@ def test_cli_mistakes_are_one_line(tmp_path: Path, target: Path) -> None:
         last = result.stderr.strip().splitlines()[-1]
         assert "Traceback" not in result.stderr and last.startswith("Error: "), \
             (args, result.stderr)
+
+
+# -- inside 'cardfile serve': the refresher, the read-only book, the API -----------------
+@pytest.mark.slow
+def test_a_running_server_refreshes_serves_read_only_and_offers_the_api(
+        tmp_path: Path) -> None:
+    from tests.conftest import PASSWORD, start_server
+
+    (tmp_path / "target").mkdir()
+    target = start_server(tmp_path / "target")
+    source = source_servers.start("radicale", tmp_path)
+    try:
+        source.put("s1", card("s1", "Source One"))
+        add_source(target.data_dir, source.url + source.book_path, "--interval", "1",
+                   "--login", source.user, password=source.password)
+        source.put("s2", card("s2", "Source Two"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "s2" not in book_cards(target.data_dir):
+            time.sleep(0.3)
+        assert book_cards(target.data_dir) == {"s1": "Source One", "s2": "Source Two"}
+
+        dav = target.client()
+        book = f"/{USER}/source-{NAME}/"
+        status, _, body = dav.request("PROPFIND", book, headers={"Depth": "1"})
+        assert status == 207 and "s1.vcf" in body and ".cardfile-source" not in body
+        status, _, body = dav.request("PUT", book + "s1.vcf", card("s1", "Changed Here"),
+                                      {"Content-Type": "text/vcard"})
+        assert status == 403 and "read-only" in body, (status, body)
+        status, _, body = dav.request("DELETE", book + "s1.vcf")
+        assert status == 403 and "read-only" in body
+        status, _, body = dav.request("DELETE", book)
+        assert status == 403 and "sources remove" in body
+        bob = target.client("bob", "x")  # not logged in: no hint that this is a source
+        status, _, body = bob.request("PUT", book + "s9.vcf", card("s9", "X"),
+                                      {"Content-Type": "text/vcard"})
+        assert status == 401 and "source" not in body
+        assert book_cards(target.data_dir)["s1"] == "Source One"
+
+        status, _, body = dav.request("GET", f"/api/books/source-{NAME}/contacts")
+        assert status == 200 and "Source Two" in body
+        status, _, body = dav.request("DELETE", f"/api/books/source-{NAME}/contacts/s1")
+        assert status == 403 and "read-only" in body
+        status, _, body = dav.request("GET", "/api/sources")
+        listed = json.loads(body)
+        assert status == 200 and listed["items"][0]["name"] == NAME
+        assert source.password not in body and listed["items"][0]["has_password"]
+        status, _, body = dav.request("POST", f"/api/sources/{NAME}/sync",
+                                      headers={"Origin": target.url})
+        assert status == 200 and json.loads(body)["status"] == "ok"
+        status, _, body = dav.request(
+            "POST", "/api/sources", json.dumps({"url": "file:///etc"}),
+            {"Content-Type": "application/json", "Origin": target.url})
+        assert status == 422, body
+        status, _, body = dav.request("DELETE", f"/api/sources/{NAME}",
+                                      headers={"Origin": target.url})
+        assert status == 204
+        assert not (target.data_dir / "collection-root" / USER / f"source-{NAME}").exists()
+        assert PASSWORD  # alice's own login was used throughout
+    finally:
+        target.stop()
+        source.stop()

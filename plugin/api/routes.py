@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from cardfile.plugin.api import book_views, category_views, contact_views, dedupe_views
+from cardfile.plugin.api import (
+    book_views,
+    category_views,
+    contact_views,
+    dedupe_views,
+    source_views,
+)
 
 Handler = Callable[..., Any]
 _SEGMENT = r"[^/]+"
@@ -69,6 +75,10 @@ ROUTES = [
                                        "POST": dedupe_views.create_merge}),
     Route("/api/books/{book}/merges/{id}", {"GET": dedupe_views.get_merge,
                                             "DELETE": dedupe_views.undo_merge}),
+    Route("/api/sources", {"GET": source_views.list_sources, "POST": source_views.add_source}),
+    Route("/api/sources/{name}", {"GET": source_views.get_source,
+                                  "DELETE": source_views.remove_source}),
+    Route("/api/sources/{name}/sync", {"POST": source_views.sync_source}),
 ]
 _COMPILED = [(route, route.pattern) for route in ROUTES]
 
