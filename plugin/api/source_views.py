@@ -52,6 +52,7 @@ SOURCE: dict[str, Any] = {
         "last_sync": {"type": ["number", "null"]}, "last_success": {"type": ["number", "null"]},
         "next_sync": {"type": ["number", "null"]}, "cards": {"type": "integer"},
         "incremental": {"type": "boolean"},
+        "seconds": {"type": ["number", "null"]}, "requests": {"type": ["integer", "null"]},
         "problems": {"type": "array", "items": {"type": "string"}}, "counts": _COUNTS,
         "url_api": {"type": "string"},
     },

@@ -298,6 +298,7 @@ def status_of(source: Source, folder: str) -> dict[str, Any]:
         "next_sync": state.get("next_at"), "cards": sum(
             1 for v in (state.get("items") or {}).values() if v[1]),
         "incremental": last.get("incremental", False),
+        "seconds": last.get("seconds"), "requests": last.get("requests"),
         "problems": last.get("problems", []),
         "counts": {k: last.get(k, 0) for k in ("added", "updated", "removed", "unchanged",
                                                "skipped")},
