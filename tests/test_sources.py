@@ -416,3 +416,54 @@ def test_a_running_server_refreshes_serves_read_only_and_offers_the_api(
     finally:
         target.stop()
         source.stop()
+
+
+# -- --into main: consolidation with provenance ----------------------------------------
+def _main_card(data: Path, fn: str) -> str | None:
+    for path in (data / "collection-root" / USER / "contacts").glob("*.vcf"):
+        text = path.read_text()
+        if re.search(rf"^FN[^:\n]*:{re.escape(fn)}\r?$", text, re.M):
+            return text
+    return None
+
+
+@pytest.mark.slow
+def test_into_main_keeps_provenance_updates_only_its_values_and_survives_disconnect(
+        tmp_path: Path, target: Path) -> None:
+    own = tmp_path / "mine.vcf"
+    own.write_text(card("my-ada", "Ada Lovelace", "EMAIL:ada@example.org",
+                        "NOTE:met at the engine"))
+    run_cli("import", str(own), data_dir=target)
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "ada.vcf").write_text(card("work-ada", "Ada Lovelace", "EMAIL:ada@example.org",
+                                         "TEL:+1 555 0100", "TITLE:Analyst"))
+    (folder / "bob.vcf").write_text(card("work-bob", "Bob Babbage", "TEL:+1 555 0199"))
+    add_source(target, str(folder), "--into", "main")
+
+    ada = _main_card(target, "Ada Lovelace")
+    assert ada is not None and "UID:my-ada" in ada  # matched by the shared email
+    assert "NOTE:met at the engine" in ada and ada.count("EMAIL") == 1
+    assert f"TEL;X-CARDFILE-SOURCE={NAME}:+1 555 0100" in ada
+    assert f"TITLE;X-CARDFILE-SOURCE={NAME}:Analyst" in ada
+    bob = _main_card(target, "Bob Babbage")
+    assert bob is not None and f"TEL;X-CARDFILE-SOURCE={NAME}:+1 555 0199" in bob
+    assert book_cards(target)["work-ada"] == "Ada Lovelace"  # and its own book too
+
+    # A change at the source replaces only its own values.
+    (folder / "ada.vcf").write_text(card("work-ada", "Ada Lovelace", "EMAIL:ada@example.org",
+                                         "TEL:+1 555 0111"))
+    sync(target)
+    ada = _main_card(target, "Ada Lovelace")
+    assert ada is not None and "0100" not in ada and "Analyst" not in ada
+    assert f"TEL;X-CARDFILE-SOURCE={NAME}:+1 555 0111" in ada
+    assert "NOTE:met at the engine" in ada and "UID:my-ada" in ada
+
+    # Disconnecting takes the source's values away, and nothing the user wrote.
+    result = run_cli("sources", "remove", NAME, data_dir=target)
+    assert result.returncode == 0
+    ada = _main_card(target, "Ada Lovelace")
+    assert ada is not None and "X-CARDFILE-SOURCE" not in ada and "TEL" not in ada
+    assert "NOTE:met at the engine" in ada and "EMAIL:ada@example.org" in ada
+    assert _main_card(target, "Bob Babbage") is None
+    assert not (target / "collection-root" / USER / f"source-{NAME}").exists()

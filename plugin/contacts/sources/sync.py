@@ -108,6 +108,8 @@ def _refresh(storage: Any, source: Source, folder: str) -> dict[str, Any]:
             from cardfile.plugin.contacts.sources import consolidate
 
             counts.update(consolidate.apply(storage, source, state))
+        state.pop("changed", None)
+        state.pop("gone", None)
         if pull.token is not None or source.kind == "carddav":
             state["token"] = pull.token
         if pull.validators is not None:
@@ -241,16 +243,20 @@ def _apply(storage: Any, source: Source, state: dict[str, Any], pull: Pull) -> d
                 if uid and book.find(uid) is not None:
                     book.delete(uid)
                     counts["removed"] += 1
+                    state.setdefault("gone", []).append(uid)
     for start in range(0, len(upserts), BATCH):
         with model.open_book(storage, source.user, source.book, "w") as book, \
                 registry.writing():
             for key, (etag, text) in upserts[start:start + BATCH]:
-                _upsert(book, items, key, etag, text, counts, pull.problems)
+                uid = _upsert(book, items, key, etag, text, counts, pull.problems)
+                if uid:
+                    state.setdefault("changed", []).append(uid)
     return counts
 
 
 def _upsert(book: model.AddressBook, items: dict[str, list[Any]], key: str, etag: str,
-            text: str, counts: dict[str, int], problems: list[str]) -> None:
+            text: str, counts: dict[str, int], problems: list[str]) -> str | None:
+    """Store one source card; return its UID here if it changed."""
     href = local_href(key)
     old_uid = items.get(key, [None, None])[1]
     try:
@@ -261,18 +267,19 @@ def _upsert(book: model.AddressBook, items: dict[str, list[Any]], key: str, etag
     if row is not None and row.href == href and row.etag == etag_of(text):
         items[key] = [etag, uid]
         counts["unchanged"] += 1
-        return
+        return None
     try:
         stored = book.put(text, href=href)
     except Refused as e:
         problems.append(f"{key.rsplit('/', 1)[-1]}: {e.reason}")
         counts["skipped"] += 1
         items[key] = [etag, old_uid]  # not fetched again until it changes at the source
-        return
+        return None
     if old_uid and old_uid != stored.uid and book.find(old_uid) is not None:
         book.delete(old_uid)
     counts["updated" if old_uid else "added"] += 1
     items[key] = [etag, stored.uid]
+    return stored.uid
 
 
 # -- status -------------------------------------------------------------------------
