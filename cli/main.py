@@ -194,13 +194,14 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
 
 def _register_command_groups() -> None:
     """Command groups live in their own modules; they are attached here."""
-    from cardfile.cli import contacts, history, maintenance
+    from cardfile.cli import contacts, history, maintenance, sources
     from cardfile.cli.categories import categories
 
     cli.add_command(categories)
     contacts.register(cli)  # import, export, dedupe, contacts, search
     maintenance.register(cli)  # backup, restore
     history.register(cli)  # trash, history, restore-to, contacts remove
+    sources.register(cli)  # connected sources
 
 
 _register_command_groups()

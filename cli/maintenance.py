@@ -41,11 +41,16 @@ def _locked(storage: Any, mode: str) -> Iterator[object]:
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 @click.option("--no-users", is_flag=True,
               help="Leave out htpasswd (the users' password hashes).")
-def backup(data_dir: str | None, config_file: str | None, file: str, no_users: bool) -> None:
+@click.option("--with-source-passwords", is_flag=True,
+              help="Also archive connected sources' encrypted passwords (useless without "
+                   "the key outside the data folder).")
+def backup(data_dir: str | None, config_file: str | None, file: str, no_users: bool,
+           with_source_passwords: bool) -> None:
     """Write the contacts, categories and users to FILE (.tar.gz), safely while serving."""
     settings = _settings(data_dir, config_file)
     summary = backup_mod.create(settings.data_dir, Path(file), _lock_factory(settings),
-                                include_users=not no_users)
+                                include_users=not no_users,
+                                include_credentials=with_source_passwords)
     users = f", users: {', '.join(summary.users)}" if summary.users else ", no users"
     click.echo(f"Backed up {summary.cards} card(s) in {summary.files} file(s) "
                f"({summary.bytes} bytes{users}) to {file}.")

@@ -43,6 +43,7 @@ from typing import Any
 from cardfile.cli import server_options
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.app import CardfileApp
+from cardfile.plugin.contacts.sources.refresher import Refresher
 from cardfile.plugin.dav.log_escape import EscapingFormatter
 
 log = logging.getLogger("cardfile")
@@ -139,6 +140,8 @@ class _DeadlineRequestHandler(radicale.ServerRequestHandler):
 def _warmed_up_application(configuration: Any) -> CardfileApp:
     app = CardfileApp(configuration)
     app.warm_up()
+    # Connected sources refresh on their own intervals, beside the requests.
+    Refresher(app.radicale.storage).start()
     return app
 
 

@@ -26,7 +26,7 @@ from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
 from cardfile.plugin.contacts import actor, request_notes, sent_card, views
 from cardfile.plugin.contacts.card_check import accept_card_upload, read_exactly
 from cardfile.plugin.contacts.sent_card import SentCard
-from cardfile.plugin.dav import basic_auth, preconditions, request_guard
+from cardfile.plugin.dav import basic_auth, preconditions, request_guard, source_guard
 from cardfile.plugin.dav.fastpath import FastPath
 from cardfile.plugin.dav.host_check import HostCheck
 from cardfile.plugin.dav.log_escape import escape
@@ -221,6 +221,8 @@ class CardfileApp:
         if length > self.max_content_length:
             raise Refused(413, f"The request body is {length} bytes; this server accepts "
                                     f"at most {self.max_content_length} (max_content_length)")
+        source_guard.screen(environ, method, self.collection_root,  # read-only source books
+                            self.api.logged_in_user)
         refused = (request_guard.screen(environ, method, length)  # entities, Depth, names
                    or preconditions.evaluate(self.radicale, environ, method))  # RFC 9110
         if refused is not None:

@@ -11,6 +11,8 @@ from typing import Any
 
 from cardfile.plugin.api.representation import FIELDS
 from cardfile.plugin.api.schemas import SCHEMAS
+from cardfile.plugin.api.source_views import SCHEMAS as SOURCE_SCHEMAS
+from cardfile.plugin.api.source_views import source_paths
 from cardfile.plugin.api.web import IMPORT_TYPES
 from cardfile.plugin.contacts import importers
 from cardfile.plugin.vcard.image_check import IMAGE_TYPES
@@ -336,7 +338,8 @@ def document(prefix: str = "/api") -> dict[str, Any]:
                                 "problem details."},
         "servers": [{"url": base or "/"}],
         "security": [{"basic": []}],
-        "paths": _with_write_refusals({**_paths(), **_dedupe_paths(), **history_paths()}),
-        "components": {"schemas": SCHEMAS,
+        "paths": _with_write_refusals({**_paths(), **_dedupe_paths(), **history_paths(),
+                                       **source_paths(_ref, _json, _errors, _param)}),
+        "components": {"schemas": {**SCHEMAS, **SOURCE_SCHEMAS},
                        "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
     }

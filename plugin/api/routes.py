@@ -19,6 +19,7 @@ from cardfile.plugin.api import (
     contact_views,
     dedupe_views,
     history_views,
+    source_views,
 )
 
 Handler = Callable[..., Any]
@@ -86,6 +87,10 @@ ROUTES = [
     Route("/api/books/{book}/restore-to", {"POST": history_views.restore_to}),
     Route("/api/books/{book}/alerts", {"GET": history_views.list_alerts}),
     Route("/api/books/{book}/alerts/{id}", {"DELETE": history_views.dismiss_alert}),
+    Route("/api/sources", {"GET": source_views.list_sources, "POST": source_views.add_source}),
+    Route("/api/sources/{name}", {"GET": source_views.get_source,
+                                  "DELETE": source_views.remove_source}),
+    Route("/api/sources/{name}/sync", {"POST": source_views.sync_source}),
 ]
 _COMPILED = [(route, route.pattern) for route in ROUTES]
 

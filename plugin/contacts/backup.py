@@ -57,6 +57,8 @@ _DEEP_SKIP_NAMES = frozenset({".Radicale.cache", ".Radicale.lock"})
 #: its write-ahead log (both archived). Cards are never called this (``.vcf``, or a
 #: client's own name), but only names ending exactly so are left out.
 _HISTORY_SKIP_SUFFIXES = (".sqlite3-shm",)
+#: A connected source's encrypted password (sources/secrets.py): only with include_credentials.
+_CREDENTIALS = ".cardfile-source.secret"
 #: A card file is at most max_resource_size; other files are small. Far above both.
 _MAX_MEMBER = 512 * 1024 * 1024
 
@@ -94,7 +96,7 @@ def restorable_name(name: str) -> bool:
 
 
 def _walk(data_dir: Path, include_users: bool, exclude: Path | None,
-          left_out: list[str]) -> Iterator[Path]:
+          left_out: list[str], include_credentials: bool = False) -> Iterator[Path]:
     """Files to archive, in a stable order (symlinks are never followed).
 
     Files and folders whose names a restore would refuse are named in ``left_out``.
@@ -115,6 +117,8 @@ def _walk(data_dir: Path, include_users: bool, exclude: Path | None,
             path = Path(root) / name
             if _skipped(name, top) or path.is_symlink() or not path.is_file():
                 continue
+            if name == _CREDENTIALS and not include_credentials:
+                continue
             if not restorable_name(name):
                 left_out.append(path.relative_to(data_dir).as_posix())
                 continue
@@ -126,7 +130,7 @@ def _walk(data_dir: Path, include_users: bool, exclude: Path | None,
 
 
 def create(data_dir: Path, target: Path, lock: LockFactory,
-           include_users: bool = True) -> Summary:
+           include_users: bool = True, include_credentials: bool = False) -> Summary:
     """Write a backup of ``data_dir`` to ``target`` (a .tar.gz); see the module text."""
     data_dir = data_dir.resolve()
     target = target.resolve()
@@ -143,7 +147,8 @@ def create(data_dir: Path, target: Path, lock: LockFactory,
             files: dict[str, str] = {}
             with tarfile.open(fileobj=raw, mode="w:gz") as tar:
                 # One file in memory at a time; the manifest goes last.
-                for path in _walk(data_dir, include_users, target, summary.left_out):
+                for path in _walk(data_dir, include_users, target, summary.left_out,
+                                  include_credentials):
                     data = path.read_bytes()
                     name = path.relative_to(data_dir).as_posix()
                     files[name] = hashlib.sha256(data).hexdigest()

@@ -33,6 +33,7 @@ from cardfile.plugin.contacts.history import (
     HistoryStores,
     settings_from,
 )
+from cardfile.plugin.contacts.sources import registry as source_registry
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
@@ -414,6 +415,7 @@ class Collection(radicale.AdapterCollection):
     def store_card(self, href: str, item: radicale.Item
                    ) -> tuple[radicale.Item, radicale.Item | None]:
         """Write one contact file atomically and index it."""
+        source_registry.check_writable(self.folder)  # a connected source's book: sync only
         path = self.path_of(href)
         coll = self._coll()
         old_row = self._index.row(coll, href)
@@ -470,6 +472,7 @@ class Collection(radicale.AdapterCollection):
             self.storage.forget_group_cache(self)
             self._groups = None
             return
+        source_registry.check_writable(self.folder)
         path = self.path_of(href)
         if not os.path.isfile(path):
             raise radicale.ComponentNotFoundError(href)

@@ -1,0 +1,60 @@
+"""The background refresh of ``cardfile serve``: each source on its own interval.
+
+One daemon thread looks every ``tick`` seconds for sources that are due
+(``sync.due``: interval passed, not backing off, not waiting for a new
+sign-in) and refreshes them one after another. A refresh holds the storage
+lock only while it writes a batch, so clients are answered meanwhile; a
+source that fails only delays itself (``sync.refresh`` records the failure
+and its back-off), never the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from cardfile.plugin.contacts.sources import registry, sync
+
+log = logging.getLogger("cardfile")
+
+
+class Refresher:
+    def __init__(self, storage: Any, tick: float = 1.0) -> None:
+        self.storage = storage
+        self.tick = tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="cardfile-sources",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_once(self, now: float | None = None) -> int:
+        """Refresh every due source once; return how many were refreshed."""
+        now = time.time() if now is None else now
+        done = 0
+        for user in registry.all_users(self.storage):
+            for source, folder in registry.sources_of(self.storage, user):
+                if self._stop.is_set():
+                    return done
+                if not sync.due(registry.read_state(folder), now):
+                    continue
+                try:
+                    sync.refresh(self.storage, user, source.name)
+                except Exception:  # a bug must not stop the other sources' refreshes
+                    log.exception("Refresh of source %s of %s failed", source.name, user)
+                done += 1
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("Source refresh round failed")
