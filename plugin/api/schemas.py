@@ -44,8 +44,12 @@ _ADDRESS_IN = {
     "type": "object", "additionalProperties": False,
     "properties": {**{p: _text(500) for p in ADDRESS_PARTS}, "type": _TYPES,
                    "pref": {"type": "boolean"}}}
+# No control character and not only spaces, each checked in one scan: the former
+# ``^X*[^\s]X*$`` backtracked quadratically (0.9 s for a 10,000-character name, and
+# jsonschema runs a pattern even past maxLength); it also let one control character
+# through as the ``[^\s]``.
 _CATEGORY_NAME = {"type": "string", "minLength": 1, "maxLength": 200,
-                  "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s][^\\u0000-\\u001f\\u007f]*$"}
+                  "pattern": "^(?=[^\\u0000-\\u001f\\u007f]*$)\\s*\\S"}
 _READ_ONLY = {"readOnly": True, "description": "read-only; ignored on input"}
 
 
