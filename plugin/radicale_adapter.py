@@ -24,6 +24,7 @@ import radicale.auth as radicale_auth
 import radicale.item as radicale_item
 import radicale.rights as radicale_rights
 import radicale.server as radicale_server
+import vobject
 from radicale import config as radicale_config
 from radicale import httputils, pathutils, xmlutils
 from radicale import storage as radicale_storage
@@ -31,6 +32,8 @@ from radicale.app import base as app_base
 from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
+
+from cardfile.plugin.vcard import radicale_workarounds
 
 #: Radicale releases whose internals this module was checked against.
 SUPPORTED_RADICALE = ("3.9.",)
@@ -44,7 +47,6 @@ RADICALE_VERSION = radicale.VERSION
 
 # -- Radicale's public names, re-exported so no other module imports radicale ----------
 Item = radicale_item.Item
-read_components = radicale_item.read_components
 check_and_sanitize_items = radicale_item.check_and_sanitize_items
 find_available_uid = radicale_item.find_available_uid
 BaseCollection = radicale_storage.BaseCollection
@@ -65,6 +67,20 @@ load_configuration = radicale_config.load
 make_clark = xmlutils.make_clark
 make_response = xmlutils.make_response
 XML_NAMESPACES_REV = xmlutils.NAMESPACES_REV
+
+
+#: Radicale's own ``read_components``, as imported (install_speedups replaces it).
+stock_read_components = radicale_item.read_components
+
+
+def read_components(s: str) -> list[Any]:
+    """Radicale's ``read_components`` with its text workarounds done in linear time.
+
+    The same clean-up (vcard/radicale_workarounds.py) and the same vobject read;
+    Radicale's own rescans a line from every ``TZID:``, ``TZID=`` or
+    ``;ENCODING=b`` in it, seconds for one hostile card.
+    """
+    return list(vobject.readComponents(radicale_workarounds.clean(s), allowQP=True))
 
 
 def sanitize_path(path: str) -> str:
@@ -186,8 +202,6 @@ class LazyItem(radicale_item.Item):
     @property
     def vobject_item(self) -> Any:
         if self._vobject_item is None:
-            import vobject
-
             self._vobject_item = vobject.readOne(self.serialize(), allowQP=True)
         return self._vobject_item
 
@@ -307,18 +321,23 @@ _speedups_installed = False
 
 
 def install_speedups() -> None:
-    """Memoise ``radicale.pathutils.sanitize_path`` (idempotent).
+    """Memoise ``sanitize_path`` and read cards in linear time (idempotent).
 
-    Radicale normalises every path it touches with it, and its
-    ``strip_path``/``unstrip_path`` re-check each result inside ``assert``
+    Radicale normalises every path it touches with ``radicale.pathutils.sanitize_path``,
+    and its ``strip_path``/``unstrip_path`` re-check each result inside ``assert``
     statements: a 10,000-card PROPFIND or sync answer calls it about 100,000
     times, a third of the request's time. The function is pure (a string in,
     a string out), so remembering recent answers changes no result; the cache
     is bounded, and a request touches each path several times in a row.
+
+    ``radicale.item.read_components`` becomes this module's ``read_components``:
+    Radicale's PUT, its item-cache reading and ``--verify-item`` look it up
+    there on each call, so all of them read a hostile card in linear time.
     """
     global _speedups_installed
     if _speedups_installed:
         return
     pathutils.sanitize_path = functools.lru_cache(maxsize=_SANITIZE_CACHE)(  # type: ignore[assignment]
         pathutils.sanitize_path)
+    radicale_item.read_components = read_components
     _speedups_installed = True

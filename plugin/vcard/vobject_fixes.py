@@ -296,11 +296,13 @@ def _make_validate(original: Any) -> Any:
 # quantifiers (``(?:(?:=v)?(?:,v)*)*`` with ``v`` able to hold ``=``), so a line such as
 # ``TEL;X=====...`` with no colon backtracks exponentially: 22 ``=`` take a second, 30
 # take minutes, holding the GIL while every other request waits. The same language,
-# written so each character has one way to match (possessive value, atomic parameters).
+# written so each character has one way to match (possessive runs, atomic parameters):
+# a name is followed by none of its own characters and a quoted value ends at its one
+# closing quote, so no run ever has anything to give back.
 # Property names also take ``/``: legacy exporters write ``X-messaging/twitter-All``,
 # and a card that has one was refused whole.
-_NAME = r"[a-zA-Z0-9_/-]+"
-_PARAM_VALUE = r'(?:"[^"]*"|[^";:,]*+)'
+_NAME = r"[a-zA-Z0-9_/-]++"
+_PARAM_VALUE = r'(?:"[^"]*+"|[^";:,]*+)'
 _LINE = re.compile(
     rf"^(?:(?P<group>{_NAME})\.)?(?P<name>{_NAME})"
     rf"(?P<params>(?>(?:;(?=;))?(?:;{_NAME}(?:[=,]{_PARAM_VALUE})*+)*+))"

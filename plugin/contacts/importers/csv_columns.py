@@ -189,7 +189,7 @@ for _local, _english in _LOCALISED.items():
 
 _NUMBERED = re.compile(
     r"^(e ?mail|email|phone|address|website|organization|organisation|event|relation|im|"
-    r"custom field|categories|external id) (\d+)(?: (.*))?$")
+    r"custom field|categories|external id) (\d++)(?: (.*))?$")  # \d++: a space or the end follows
 _NUMBERED_FIELD = {"e mail": "email", "email": "email", "phone": "tel", "address": "adr",
                    "website": "url", "organization": "orgn", "organisation": "orgn",
                    "event": "event", "relation": "relation", "im": "impp",
