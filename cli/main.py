@@ -191,12 +191,13 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
 
 def _register_command_groups() -> None:
     """Command groups live in their own modules; they are attached here."""
-    from cardfile.cli import contacts, maintenance
+    from cardfile.cli import contacts, grants, maintenance
     from cardfile.cli.categories import categories
 
     cli.add_command(categories)
     contacts.register(cli)  # import, export, dedupe, contacts, search
     maintenance.register(cli)  # backup, restore
+    grants.register(cli)  # devices, tokens, grants, me, friends
 
 
 _register_command_groups()
