@@ -221,3 +221,158 @@ def register(cli: click.Group) -> None:
     cli.add_command(devices)
     cli.add_command(tokens)
     cli.add_command(grants_group)
+    register_friends(cli)
+
+
+# -- me and friends --------------------------------------------------------------
+def open_friends(data_dir: str | None, config_file: str | None, user_name: str | None
+                 ) -> tuple[Grants, Any, str, list[str]]:
+    """Grants, the storage (for the copies), the user, and every user's name."""
+    from cardfile.cli import settings as settings_mod
+    from cardfile.cli.options import load_storage
+
+    grants, user = open_grants(data_dir, config_file, user_name)
+    settings = _settings(data_dir, config_file)
+    storage = load_storage(settings, settings_mod.radicale_configuration(settings))
+    return grants, storage, user, list(users.read(settings.htpasswd))
+
+
+@click.group("me")
+def me_group() -> None:
+    """Your own contact (the *me* card) and what your friends see of it."""
+
+
+@me_group.command("set")
+@user_options
+@click.argument("ident")
+@click.option("--book", default="contacts", show_default=True, help="Address book name.")
+def me_set(data_dir: str | None, config_file: str | None, user_name: str | None, ident: str,
+           book: str) -> None:
+    """Name your own contact (by UID); your friends get it at once."""
+    from cardfile.plugin.contacts.grants import friends
+
+    grants, storage, user, _ = open_friends(data_dir, config_file, user_name)
+    mine = friends.set_me(grants, storage, user, ident, book)
+    click.echo(f"Your contact is {mine['uid']} in {book}; friends see: "
+               f"{', '.join(friends.shared_scopes(mine))}.", err=True)
+
+
+@me_group.command("show")
+@user_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def me_show(data_dir: str | None, config_file: str | None, user_name: str | None,
+            as_json: bool) -> None:
+    """Which contact is yours and what friends see of it."""
+    from cardfile.plugin.contacts.grants import friends
+
+    grants, user = open_grants(data_dir, config_file, user_name)
+    mine = friends.me(grants, user)
+    if as_json:
+        click.echo(json.dumps({**mine, "shared": friends.shared_scopes(mine)} if mine
+                              else None, indent=1))
+        return
+    if not mine:
+        raise click.ClickException(f"{user} has not chosen a contact yet; use "
+                                   "'cardfile me set ID'")
+    click.echo(f"uid: {mine['uid']}\nbook: {mine['book']}\n"
+               f"friends see: {', '.join(friends.shared_scopes(mine))}")
+
+
+@me_group.command("share")
+@user_options
+@click.argument("scopes")
+def me_share(data_dir: str | None, config_file: str | None, user_name: str | None,
+             scopes: str) -> None:
+    """What friends see besides name and photo, e.g. email,phone ('none': nothing more)."""
+    from cardfile.plugin.contacts.grants import friends
+
+    grants, storage, user, _ = open_friends(data_dir, config_file, user_name)
+    chosen = [] if scopes.strip().lower() == "none" else scopes.split(",")
+    mine = friends.share(grants, storage, user, chosen)
+    click.echo(f"Friends see: {', '.join(friends.shared_scopes(mine))}.", err=True)
+
+
+@click.group("friends")
+def friends_group() -> None:
+    """Friends: users of this server who see your me card (and you theirs)."""
+
+
+@friends_group.command("invite")
+@user_options
+@click.argument("other")
+def friends_invite(data_dir: str | None, config_file: str | None, user_name: str | None,
+                   other: str) -> None:
+    """Invite another user of this server."""
+    from cardfile.plugin.contacts.grants import friends
+
+    grants, _, user, known = open_friends(data_dir, config_file, user_name)
+    found = friends.invite(grants, user, other, known)
+    click.echo(f"Invited {other} ({found['id']}); it expires {found['expires']}.", err=True)
+
+
+@friends_group.command("list")
+@user_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def friends_list(data_dir: str | None, config_file: str | None, user_name: str | None,
+                 as_json: bool) -> None:
+    """Your friends and invitations (received ones first)."""
+    from cardfile.plugin.contacts.grants import friends
+
+    grants, user = open_grants(data_dir, config_file, user_name)
+    found = friends.listing(grants, user)
+    if as_json:
+        click.echo(json.dumps(found, indent=1))
+        return
+    if not found:
+        click.echo(f"{user} has no friends or invitations yet", err=True)
+    for f in found:
+        click.echo(f"{f['id']}  {f['friend']}  {f['status']}")
+
+
+def _answer(data_dir: str | None, config_file: str | None, user_name: str | None,
+            ident: str, accept: bool) -> None:
+    from cardfile.plugin.contacts.grants import friends
+
+    grants, storage, user, _ = open_friends(data_dir, config_file, user_name)
+    found = friends.answer(grants, storage, user, ident, accept)
+    click.echo(f"{'Accepted' if accept else 'Declined'} the invitation of "
+               f"{found['friend']}.", err=True)
+
+
+@friends_group.command("accept")
+@user_options
+@click.argument("ident")
+def friends_accept(data_dir: str | None, config_file: str | None, user_name: str | None,
+                   ident: str) -> None:
+    """Accept an invitation: you see each other's me cards in the Friends category."""
+    _answer(data_dir, config_file, user_name, ident, True)
+
+
+@friends_group.command("decline")
+@user_options
+@click.argument("ident")
+def friends_decline(data_dir: str | None, config_file: str | None, user_name: str | None,
+                    ident: str) -> None:
+    """Decline an invitation (the inviter sees only 'not accepted')."""
+    _answer(data_dir, config_file, user_name, ident, False)
+
+
+@friends_group.command("end")
+@user_options
+@click.argument("ident")
+@click.option("--keep/--remove", default=True, show_default=True,
+              help="Keep your copy of their card as a plain contact, or remove it.")
+def friends_end(data_dir: str | None, config_file: str | None, user_name: str | None,
+                ident: str, keep: bool) -> None:
+    """End a friendship (or withdraw an invitation)."""
+    from cardfile.plugin.contacts.grants import friends
+
+    grants, storage, user, _ = open_friends(data_dir, config_file, user_name)
+    found = friends.end(grants, storage, user, ident, keep)
+    click.echo(f"Ended the friendship with {found['friend']}; their card "
+               f"{'stays as a plain contact' if keep else 'was removed'}.", err=True)
+
+
+def register_friends(cli: click.Group) -> None:
+    cli.add_command(me_group)
+    cli.add_command(friends_group)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cardfile.plugin.api import grant_schemas
 from cardfile.plugin.api.representation import FIELDS
 from cardfile.plugin.api.schemas import SCHEMAS
 from cardfile.plugin.api.web import IMPORT_TYPES
@@ -332,8 +333,12 @@ def document(prefix: str = "/api") -> dict[str, Any]:
                                 "the same data CardDAV clients sync. Errors are RFC 9457 "
                                 "problem details."},
         "servers": [{"url": base or "/"}],
-        "security": [{"basic": []}],
-        "paths": _with_write_refusals({**_paths(), **_dedupe_paths()}),
-        "components": {"schemas": SCHEMAS,
-                       "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+        "security": [{"basic": []}, {"bearer": []}],
+        "paths": _with_write_refusals({**_paths(), **_dedupe_paths(),
+                                       **grant_schemas.paths()}),
+        "components": {"schemas": {**SCHEMAS, **grant_schemas.SCHEMAS},
+                       "securitySchemes": {
+                           "basic": {"type": "http", "scheme": "basic"},
+                           "bearer": {"type": "http", "scheme": "bearer", "description":
+                                      "an API token or the web page's session token"}}},
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from cardfile.plugin.api import book_views, category_views, contact_views, dedupe_views
+from cardfile.plugin.api import book_views, category_views, contact_views, dedupe_views, grant_views
 
 Handler = Callable[..., Any]
 _SEGMENT = r"[^/]+"
@@ -73,6 +73,27 @@ ROUTES = [
                                        "POST": dedupe_views.create_merge}),
     Route("/api/books/{book}/merges/{id}", {"GET": dedupe_views.get_merge,
                                             "DELETE": dedupe_views.undo_merge}),
+    # Who may reach the contacts (grant_views.py): the password or the web session only.
+    Route("/api/devices", {"GET": grant_views.list_devices, "POST": grant_views.add_device},
+          manages_grants=True),
+    Route("/api/devices/{id}", {"DELETE": grant_views.revoke_device}, manages_grants=True),
+    Route("/api/tokens", {"GET": grant_views.list_tokens, "POST": grant_views.add_token},
+          manages_grants=True),
+    Route("/api/tokens/{id}", {"DELETE": grant_views.revoke_token}, manages_grants=True),
+    Route("/api/session", {"POST": grant_views.sign_in, "DELETE": grant_views.sign_out},
+          manages_grants=True),
+    Route("/api/me", {"GET": grant_views.get_me, "PUT": grant_views.put_me},
+          manages_grants=True),
+    Route("/api/friends", {"GET": grant_views.list_friends,
+                           "POST": grant_views.invite_friend}, manages_grants=True),
+    Route("/api/friends/{id}", {"DELETE": grant_views.end_friendship}, manages_grants=True),
+    Route("/api/friends/{id}/accept", {"POST": grant_views.accept_friend},
+          manages_grants=True),
+    Route("/api/friends/{id}/decline", {"POST": grant_views.decline_friend},
+          manages_grants=True),
+    Route("/api/grants", {"GET": grant_views.list_grants}, manages_grants=True),
+    Route("/api/grants/{user}/{id}", {"DELETE": grant_views.revoke_grant},
+          manages_grants=True),
 ]
 _COMPILED = [(route, route.pattern) for route in ROUTES]
 

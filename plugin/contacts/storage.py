@@ -431,6 +431,9 @@ class Collection(radicale.AdapterCollection):
         st = os.stat(path)
         row = self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields)
         self.note_own_write()
+        from cardfile.plugin.contacts.grants import friends  # (imports this module)
+
+        friends.card_stored(self, text)  # a me card reaches its owner's friends
         return self._item(row, text), old_item
 
     def delete(self, href: str | None = None) -> None:
