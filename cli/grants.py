@@ -110,7 +110,7 @@ def devices_list(data_dir: str | None, config_file: str | None, user_name: str |
                  as_json: bool) -> None:
     """The user's devices with their limits, last use and client."""
     grants, user = open_grants(data_dir, config_file, user_name)
-    _print(grants.list(user, ("device",)), as_json, f"{user} has no device passwords")
+    _print(grants.listed(user, ("device",)), as_json, f"{user} has no device passwords")
 
 
 @devices.command("revoke")
@@ -167,7 +167,7 @@ def tokens_list(data_dir: str | None, config_file: str | None, user_name: str | 
                 as_json: bool) -> None:
     """The user's API tokens."""
     grants, user = open_grants(data_dir, config_file, user_name)
-    _print(grants.list(user, ("token",)), as_json, f"{user} has no API tokens")
+    _print(grants.listed(user, ("token",)), as_json, f"{user} has no API tokens")
 
 
 @tokens.command("revoke")

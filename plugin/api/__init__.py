@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.api import routes, same_origin
+from cardfile.plugin.api import routes, same_origin, scoped_views
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import PROBLEM_TYPE, Problem, encode_problem
 from cardfile.plugin.api.web import Request, Response
@@ -129,6 +129,9 @@ class ApiApp:
         context = Context(request, self.storage, self.rights, prefix, self.max_resource_size,
                           grants=self.grants, grant=grant,
                           admins=_admins(self.configuration))
+        if grant is not None and grant.properties is not None:
+            handler = scoped_views.handler(route.template, method)  # the cut views only
+            assert handler is not None
         try:
             return handler(context, **params)
         except Refused as e:  # the core's refusal, as a problem document (the API's edge)
@@ -145,7 +148,8 @@ class ApiApp:
         if route.manages_grants and grant.kind != "session":
             raise Problem(403, f"the {grant.kind} {grant.name!r} cannot manage devices, "
                                "tokens or friends; sign in with your password")
-        if grant.properties is not None and not route.scoped:
+        if grant.properties is not None and scoped_views.handler(route.template,
+                                                                 method) is None:
             raise Problem(403, f"the token {grant.name!r} may see only some properties, and "
                                "this address could show others")
         self.grants.touch(grant, views.client_product(environ.get("HTTP_USER_AGENT", "")))

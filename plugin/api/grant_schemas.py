@@ -90,7 +90,7 @@ _LIST = {"type": "object", "required": ["items"],
          "properties": {"items": {"type": "array", "items": _ref("Grant")}}}
 _FRIENDS = {"type": "object", "required": ["items"],
             "properties": {"items": {"type": "array", "items": _ref("Friend")}}}
-_ISSUED = {"type": "object", "required": ["id", "secret"],
+_ISSUED: dict[str, Any] = {"type": "object", "required": ["id", "secret"],
            "properties": {"id": {"type": "string"}, "secret": {"type": "string", "description":
                                                            "shown once; only its hash is kept"}}}
 

@@ -30,7 +30,7 @@ def _listed(grants: list[core.Grant]) -> Response:
 
 # -- devices -------------------------------------------------------------------
 def list_devices(ctx: Context) -> Response:
-    return _listed(ctx.grants.list(ctx.user, ("device",)))
+    return _listed(ctx.grants.listed(ctx.user, ("device",)))
 
 
 def add_device(ctx: Context) -> Response:
@@ -50,7 +50,7 @@ def revoke_device(ctx: Context, id: str) -> Response:  # noqa: A002 (the route's
 
 # -- tokens --------------------------------------------------------------------
 def list_tokens(ctx: Context) -> Response:
-    return _listed(ctx.grants.list(ctx.user, ("token",)))
+    return _listed(ctx.grants.listed(ctx.user, ("token",)))
 
 
 def add_token(ctx: Context) -> Response:
@@ -135,7 +135,7 @@ def end_friendship(ctx: Context, id: str) -> Response:  # noqa: A002
 def list_grants(ctx: Context) -> Response:
     if ctx.user in ctx.admins:
         return _listed(ctx.grants.list_all())
-    return _listed(ctx.grants.list(ctx.user))
+    return _listed(ctx.grants.listed(ctx.user))
 
 
 def revoke_grant(ctx: Context, user: str, id: str) -> Response:  # noqa: A002

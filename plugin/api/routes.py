@@ -26,8 +26,6 @@ class Route:
     public: bool = False
     #: Devices, tokens, friends: only the owner's password or web session may use it.
     manages_grants: bool = False
-    #: Shows only properties a property-limited token may see (grants/properties.py).
-    scoped: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:

@@ -162,6 +162,9 @@ class Grants:
         for book in books or []:
             if not book or "/" in book or book.startswith("."):
                 raise Refused(400, f"{book!r} is not an address book name")
+        if scopes is not None and not read_only:
+            raise Refused(400, "a token limited to some properties can only read (its "
+                               "writes could not keep what it cannot see); use --scope read")
         secret = "".join(secrets.choice(_ALPHABET) for _ in range(26))
         created = now()
         with self.store.editing(user) as data:
@@ -183,17 +186,17 @@ class Grants:
         return Issued(Grant(user, record), f"cf{letter}-{ident}-{secret}")
 
     # -- listing and revoking ------------------------------------------------
-    def list(self, user: str, kinds: tuple[str, ...] = KINDS) -> list[Grant]:
+    def listed(self, user: str, kinds: tuple[str, ...] = KINDS) -> list[Grant]:
         at = now()
         return [Grant(user, g) for g in self.store.read(user)["grants"]
                 if g.get("kind") in kinds and not _stale(g, at)]
 
     def get(self, user: str, ident: str) -> Grant | None:
-        return next((g for g in self.list(user) if g.id == ident), None)
+        return next((g for g in self.listed(user) if g.id == ident), None)
 
     def list_all(self, kinds: tuple[str, ...] = KINDS) -> list[Grant]:
         """Every user's grants (for an admin)."""
-        return [g for user in self.store.users() for g in self.list(user, kinds)]
+        return [g for user in self.store.users() for g in self.listed(user, kinds)]
 
     def revoke(self, user: str, ident: str, kinds: tuple[str, ...] = KINDS) -> Grant:
         """Remove one grant; it stops working at the next request."""
@@ -225,7 +228,7 @@ class Grants:
         grant = None
         for user in users:
             try:
-                grant = next((g for g in self.list(user, (kind,)) if g.id == ident), None)
+                grant = next((g for g in self.listed(user, (kind,)) if g.id == ident), None)
             except Refused:
                 grant = None
             if grant is not None:
