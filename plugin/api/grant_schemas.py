@@ -104,6 +104,13 @@ def paths() -> dict[str, Any]:
                      "summary": "A new device password (shown once)",
                      "requestBody": _body("NewDevice"),
                      "responses": {"201": _ok(_ISSUED, "made"), **_errors(415, 422)}}},
+        "/api/devices/profile": {"post": {
+            "operationId": "addDeviceProfile",
+            "summary": "An Apple .mobileconfig setting up CardDAV with a new device password",
+            "requestBody": _body("NewDevice"),
+            "responses": {"201": {"description": "the profile", "content": {
+                "application/x-apple-aspen-config": {"schema": {"type": "string"}}}},
+                **_errors(415, 422)}}},
         "/api/devices/{id}": {"parameters": [_ID], "delete": {
             "operationId": "revokeDevice", "summary": "Revoke one device password",
             "responses": {"204": {"description": "revoked"}, **_errors(404)}}},

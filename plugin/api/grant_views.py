@@ -154,3 +154,50 @@ def _users(ctx: Context) -> list[str]:
         return []
     return [line.split(":", 1)[0] for line in lines if ":" in line and not
             line.startswith("#")]
+
+
+# -- an Apple configuration profile with a fresh device password ------------------------
+PROFILE_TYPE = "application/x-apple-aspen-config"
+
+
+def device_profile(ctx: Context) -> Response:
+    """A ``.mobileconfig`` that sets up the CardDAV account with a new device password.
+
+    The password is made for this profile only (a CardDAV device, revocable
+    like any other) and is in the file: hand it to the device and delete it.
+    """
+    import plistlib
+    import uuid
+    from urllib.parse import urlsplit
+
+    body = validate(ctx.request.json(), "NewDevice")
+    issued = ctx.grants.issue(ctx.user, "device", body["name"],
+                              read_only=bool(body.get("read_only")),
+                              books=body.get("books") or [], protocols=["carddav"])
+    where = urlsplit(ctx.request.base)
+    tls = where.scheme == "https"
+    account = {
+        "PayloadType": "com.apple.carddav.account", "PayloadVersion": 1,
+        "PayloadIdentifier": f"org.cardfile.carddav.{issued.grant.id}",
+        "PayloadUUID": str(uuid.uuid4()).upper(),
+        "PayloadDisplayName": "Cardfile contacts",
+        "CardDAVAccountDescription": f"Cardfile ({ctx.user})",
+        "CardDAVHostName": where.hostname or "localhost",
+        "CardDAVPort": where.port or (443 if tls else 80),
+        "CardDAVUseSSL": tls, "CardDAVPrincipalURL": f"/{ctx.user}/",
+        "CardDAVUsername": ctx.user, "CardDAVPassword": issued.secret,
+    }
+    profile = {
+        "PayloadType": "Configuration", "PayloadVersion": 1,
+        "PayloadIdentifier": f"org.cardfile.profile.{issued.grant.id}",
+        "PayloadUUID": str(uuid.uuid4()).upper(),
+        "PayloadDisplayName": f"Cardfile: {issued.grant.name}",
+        "PayloadDescription": "Your contacts over CardDAV, with a password for this "
+                              "device only (revoke it in Cardfile's device list).",
+        "PayloadContent": [account],
+    }
+    data = plistlib.dumps(profile)
+    name = "".join(ch for ch in issued.grant.name if ch.isalnum()) or "device"
+    return Response(201, data, PROFILE_TYPE, [
+        ("Content-Disposition", f'attachment; filename="cardfile-{name}.mobileconfig"'),
+        ("X-Cardfile-Device", issued.grant.id)])

@@ -74,6 +74,7 @@ ROUTES = [
     # Who may reach the contacts (grant_views.py): the password or the web session only.
     Route("/api/devices", {"GET": grant_views.list_devices, "POST": grant_views.add_device},
           manages_grants=True),
+    Route("/api/devices/profile", {"POST": grant_views.device_profile}, manages_grants=True),
     Route("/api/devices/{id}", {"DELETE": grant_views.revoke_device}, manages_grants=True),
     Route("/api/tokens", {"GET": grant_views.list_tokens, "POST": grant_views.add_token},
           manages_grants=True),
