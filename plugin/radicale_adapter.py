@@ -282,7 +282,8 @@ class RadicaleApp:
         None, and Radicale's configured auth (with its login cache) decides as
         before; a credential ``check`` accepted never enters that cache.
         """
-        self.application._auth = _CheckedAuth(self.application._auth, check)
+        self.application._auth = _CheckedAuth(  # type: ignore[assignment]
+            self.application._auth, check)
 
 
 class _CheckedAuth:

@@ -135,6 +135,14 @@ def test_device_password_is_for_its_user_protocol_and_book_only(trio: ServerProc
     assert status == 403 and "api only" in text
     status, _, doc = api(trio, "carol", api_only["password"]).call("GET", "/api/")
     assert status == 200 and doc["user"] == "carol"
+    assert sorted(b["name"] for b in doc["books"]) == ["contacts", "work"]
+    # a book-limited API device sees only its book's name, and no other book
+    work_api = new_device(trio, "carol", "Work script", "--api", "--book", "work")
+    work = api(trio, "carol", work_api["password"])
+    assert [b["name"] for b in work.ok("GET", "/api/")["books"]] == ["work"]
+    status, _, body = work.call("GET", "/api/books/contacts/contacts")
+    assert status == 403 and "only the address book 'work'" in body["detail"]
+    assert work.call("GET", "/api/books/work/contacts")[0] == 200
 
 
 @pytest.mark.parametrize("args", [["devices", "add", "X", "--user", "nobody"],

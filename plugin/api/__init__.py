@@ -129,8 +129,10 @@ class ApiApp:
         context = Context(request, self.storage, self.rights, prefix, self.max_resource_size,
                           grants=self.grants, grant=grant,
                           admins=_admins(self.configuration))
-        if grant is not None and grant.properties is not None:
-            handler = scoped_views.handler(route.template, method)  # the cut views only
+        if grant is not None and (grant.properties is not None
+                                  or (grant.books and route.template == "/api")):
+            # the cut views only (and a book-limited grant sees only its books' names)
+            handler = scoped_views.handler(route.template, method)
             assert handler is not None
         try:
             return handler(context, **params)
