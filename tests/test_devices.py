@@ -83,6 +83,7 @@ def test_read_only_device_reads_but_every_write_method_is_refused(trio: ServerPr
     assert "hash" not in mine
 
 
+@pytest.mark.slow  # several bcrypt checks (first logins) and CLI runs
 def test_revoked_device_stops_at_the_next_request(trio: ServerProcess) -> None:
     device = new_device(trio, "bob", "Tablet")
     tablet = dav(trio, "bob", device["password"])
@@ -104,6 +105,7 @@ def test_revoked_device_stops_at_the_next_request(trio: ServerProcess) -> None:
     assert "devices list" in again.stderr
 
 
+@pytest.mark.slow  # several bcrypt checks (first logins) and CLI runs
 def test_device_password_is_for_its_user_protocol_and_book_only(trio: ServerProcess) -> None:
     owner = dav(trio, "carol")
     status, _, _ = owner.request("MKCOL", "/carol/work/", MKCOL,

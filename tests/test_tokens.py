@@ -111,6 +111,7 @@ def test_every_other_route_refuses_the_limited_token(trio: ServerProcess) -> Non
     assert status == 403 and "JSON API" in text
 
 
+@pytest.mark.slow  # several bcrypt checks (first logins) and CLI runs
 def test_tokens_read_or_write_and_revoke(trio: ServerProcess) -> None:
     reader = BearerApi(trio, new_token(trio, "bob", "Reader")["token"])
     assert reader.ok("GET", "/api/")["user"] == "bob"
