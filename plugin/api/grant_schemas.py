@@ -16,7 +16,8 @@ from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.contacts.grants.properties import SCOPES
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 100,
-         "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s][^\\u0000-\\u001f\\u007f]*$"}
+         "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f]"
+                    "[^\\u0000-\\u001f\\u007f]*$"}
 _BOOKS = {"type": "array", "maxItems": 20,
           "items": {"type": "string", "minLength": 1, "maxLength": 200,
                     "pattern": "^[^/\\u0000-\\u001f.][^/\\u0000-\\u001f]*$"}}
@@ -33,7 +34,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                 "scope": {"type": "string", "enum": ["read", "write"]},
                                 "properties": {**_SCOPE_LIST, "description":
                                                "only these properties (name is added)"},
-                                "books": _BOOKS}},
+                                "books": _BOOKS},
+                 # a property-limited token only reads (its writes could not keep what
+                 # it cannot see)
+                 "if": {"required": ["properties"]},
+                 "then": {"properties": {"scope": {"const": "read"}}}},
     "Grant": {"type": "object", "required": ["id", "kind", "name", "user"],
               "properties": {"id": {"type": "string"}, "kind": {"type": "string"},
                              "name": {"type": "string"}, "user": {"type": "string"}}},

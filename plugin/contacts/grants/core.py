@@ -154,8 +154,9 @@ class Grants:
             raise Refused(400, f"{kind!r} is not a kind of credential; use device, token "
                                "or session")
         name = " ".join(name.split())
-        if not name or len(name) > 100:
-            raise Refused(400, "give the grant a name of 1 to 100 characters (\"Phone\")")
+        if not name or len(name) > 100 or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+            raise Refused(400, "give the grant a name of 1 to 100 characters without control "
+                               "characters (\"Phone\")")
         for protocol in protocols or []:
             if protocol not in PROTOCOLS:
                 raise Refused(400, f"{protocol!r} is not a protocol; use carddav or api")
@@ -163,7 +164,7 @@ class Grants:
             if not book or "/" in book or book.startswith("."):
                 raise Refused(400, f"{book!r} is not an address book name")
         if scopes is not None and not read_only:
-            raise Refused(400, "a token limited to some properties can only read (its "
+            raise Refused(422, "a token limited to some properties can only read (its "
                                "writes could not keep what it cannot see); use --scope read")
         secret = "".join(secrets.choice(_ALPHABET) for _ in range(26))
         created = now()

@@ -108,7 +108,7 @@ def invite(grants: Grants, user: str, other: str, known_users: list[str] | None 
            days: float = INVITATION_DAYS) -> dict[str, Any]:
     """Invite ``other`` (a user of this server); pending until they accept."""
     if other == user:
-        raise Refused(400, "you cannot befriend yourself")
+        raise Refused(422, "you cannot befriend yourself")
     if known_users is not None and other not in known_users:
         raise Refused(404, f"there is no user {other!r} on this server")
     with grants.store.locked():
