@@ -194,7 +194,7 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
 
 def _register_command_groups() -> None:
     """Command groups live in their own modules; they are attached here."""
-    from cardfile.cli import contacts, history, maintenance, sources
+    from cardfile.cli import contacts, grants, history, maintenance, sources
     from cardfile.cli.categories import categories
 
     cli.add_command(categories)
@@ -202,6 +202,7 @@ def _register_command_groups() -> None:
     maintenance.register(cli)  # backup, restore
     history.register(cli)  # trash, history, restore-to, contacts remove
     sources.register(cli)  # connected sources
+    grants.register(cli)  # devices, tokens, grants, me, friends
 
 
 _register_command_groups()

@@ -20,7 +20,7 @@ from typing import Any
 # an option it does not know, so each registers itself when imported.
 from cardfile.cli import server_options  # noqa: F401, E402  ([server] deadlines)
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.dav import host_check, login_throttle  # noqa: F401, E402
+from cardfile.plugin.dav import grant_guard, host_check, login_throttle  # noqa: F401, E402
 
 
 def default_data_dir() -> Path:

@@ -25,8 +25,16 @@ from cardfile.plugin.api import ApiApp, is_api_path
 from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
 from cardfile.plugin.contacts import actor, request_notes, sent_card, views
 from cardfile.plugin.contacts.card_check import accept_card_upload, read_exactly
+from cardfile.plugin.contacts.grants.core import Grants
+from cardfile.plugin.contacts.grants.store import GrantStore
 from cardfile.plugin.contacts.sent_card import SentCard
-from cardfile.plugin.dav import basic_auth, preconditions, request_guard, source_guard
+from cardfile.plugin.dav import (
+    basic_auth,
+    grant_guard,
+    preconditions,
+    request_guard,
+    source_guard,
+)
 from cardfile.plugin.dav.fastpath import FastPath
 from cardfile.plugin.dav.host_check import HostCheck
 from cardfile.plugin.dav.log_escape import escape
@@ -89,8 +97,13 @@ class CardfileApp:
         except KeyError:
             self.group_cards_default = "auto"
         request_notes.install(radicale_logger)
+        # Device passwords, app tokens, friends: one grants model (plugin/contacts/grants),
+        # checked here for CardDAV and in the API for /api/.
+        self.grants = Grants(GrantStore(configuration.get("storage", "filesystem_folder")))
+        self.grant_guard = grant_guard.GrantGuard(self.grants)
+        self.radicale.accept_logins(self.grant_guard.login)
         # The JSON API shares Radicale's storage object: one index, one lock.
-        self.api = ApiApp(configuration, self.radicale.storage)
+        self.api = ApiApp(configuration, self.radicale.storage, self.grants)
         self.host_check = HostCheck.from_configuration(configuration)
         self.web = WebApp()  # the contacts page at / (web_app.py)
         # Whole-book listings of index-backed books are streamed (fastpath.py).
@@ -174,6 +187,12 @@ class CardfileApp:
                     notes.insert(0, e.reason)
                 code = int(status.split(" ", 1)[0])
                 environ["cardfile.status"] = code
+                if code == 207 and method == "PROPFIND" and isinstance(chunks, list) \
+                        and environ.get(grant_guard.ENVIRON_KEY) is not None:
+                    body = grant_guard.filter_home(environ, _joined(chunks))
+                    headers = [(k, str(len(body)) if k.lower() == "content-length" else v)
+                               for k, v in headers]
+                    chunks = [body]
                 if code >= 400:
                     headers, body = _with_reason(method, code, headers, _joined(chunks), notes)
                     chunks = [body]
@@ -209,6 +228,11 @@ class CardfileApp:
         reason = basic_auth.refusal(header) or _path_refusal(environ)
         if reason is not None:
             return _early(environ, 400, reason, extra)
+        if not is_api_path(environ.get("PATH_INFO", "")):  # the API checks its own grants
+            grant_refusal = self.grant_guard.screen(environ, environ.get(
+                "REQUEST_METHOD", "GET").upper())
+            if grant_refusal is not None:
+                return _early(environ, grant_refusal.status, grant_refusal.reason, extra)
         try:
             _content_length(environ)
         except Refused as e:

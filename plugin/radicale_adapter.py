@@ -288,6 +288,34 @@ class RadicaleApp:
     def authorization(self, user: str, groups: set[str], path: str) -> str:
         return str(self.application._rights.authorization(user, groups, path))
 
+    def accept_logins(self, check: Callable[[str, str], str | None]) -> None:
+        """Let ``check(login, password)`` accept a login before Radicale's own auth.
+
+        Cardfile's device passwords (plugin/contacts/grants) are not in
+        htpasswd. ``check`` answers the user for a credential it knows, else
+        None, and Radicale's configured auth (with its login cache) decides as
+        before; a credential ``check`` accepted never enters that cache.
+        """
+        self.application._auth = _CheckedAuth(  # type: ignore[assignment]
+            self.application._auth, check)
+
+
+class _CheckedAuth:
+    """Radicale's auth object with one check in front of ``login``."""
+
+    def __init__(self, auth: Any, check: Callable[[str, str], str | None]) -> None:
+        self._inner = auth
+        self._check = check
+
+    def login(self, login: str, password: str, context: Any = None) -> Any:
+        user = self._check(login, password)
+        if user:
+            return user, "cardfile grant", set()
+        return self._inner.login(login, password, context)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
 
 @contextlib.contextmanager
 def serving_with(application_factory: Callable[[Any], Any],

@@ -18,11 +18,14 @@ from collections.abc import Callable
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.api import routes, same_origin
+from cardfile.plugin.api import routes, same_origin, scoped_views
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import PROBLEM_TYPE, Problem, encode_problem
 from cardfile.plugin.api.web import Request, Response
-from cardfile.plugin.contacts import actor, request_notes
+from cardfile.plugin.contacts import actor, request_notes, views
+from cardfile.plugin.contacts.grants.core import Grant, Grants, check
+from cardfile.plugin.contacts.grants.store import GrantStore
+from cardfile.plugin.dav import grant_guard
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard.card_fields import CardSyntaxError
 
@@ -52,9 +55,11 @@ def api_client(environ: dict[str, Any]) -> str:
 class ApiApp:
     """WSGI app for ``/api``; ``handle`` returns (status line, headers, body)."""
 
-    def __init__(self, configuration: Any, storage: Any) -> None:
+    def __init__(self, configuration: Any, storage: Any, grants: Grants | None = None) -> None:
         self.configuration = configuration
         self.storage = storage
+        self.grants = grants or Grants(GrantStore(
+            configuration.get("storage", "filesystem_folder")))
         self.auth = radicale.load_auth(configuration)
         self.rights = radicale.load_rights(configuration)
         self.max_content_length: int = configuration.get("server", "max_content_length")
@@ -115,10 +120,13 @@ class ApiApp:
         cross_site = same_origin.refusal(environ, method)
         if cross_site is not None:
             raise Problem(403, cross_site)
+        grant: Grant | None = None
         if route.public:
             user = ""
         else:
-            user = self.login(environ)
+            user, grant = self.login(environ)
+            if grant is not None:
+                self._check_grant(grant, route, method, params, environ)
         request = Request.from_environ(environ, user, self.max_content_length)
         unknown = sorted(set(request.query) - routes.query_names(route, method))
         if unknown:
@@ -126,7 +134,14 @@ class ApiApp:
             raise Problem(400, f"unknown query parameter {unknown[0]!r}; this address "
                                f"takes: {known}")
         prefix = environ.get("SCRIPT_NAME", "").rstrip("/") + "/api"
-        context = Context(request, self.storage, self.rights, prefix, self.max_resource_size)
+        context = Context(request, self.storage, self.rights, prefix, self.max_resource_size,
+                          grants=self.grants, grant=grant,
+                          admins=_admins(self.configuration))
+        if grant is not None and (grant.properties is not None
+                                  or (grant.books and route.template == "/api")):
+            # the cut views only (and a book-limited grant sees only its books' names)
+            handler = scoped_views.handler(route.template, method)
+            assert handler is not None
         try:
             with actor.acting(user, environ.get("HTTP_USER_AGENT", ""), api_client(environ)):
                 return handler(context, **params)
@@ -134,9 +149,32 @@ class ApiApp:
             raise Problem(e.status if e.status < 500 else 500, e.reason) from None
 
     # -- authentication --------------------------------------------------------
-    def login(self, environ: dict[str, Any]) -> str:
-        """The logged-in user, or 401 (after Radicale's delay for a wrong password)."""
+    def _check_grant(self, grant: Grant, route: routes.Route, method: str,
+                     params: dict[str, str], environ: dict[str, Any]) -> None:
+        """403 unless the request's grant allows this method on this book over the API."""
+        try:
+            check(grant, "api", method, params.get("book"))
+        except Refused as e:
+            raise Problem(403, e.reason) from None
+        if route.manages_grants and grant.kind != "session":
+            raise Problem(403, f"the {grant.kind} {grant.name!r} cannot manage devices, "
+                               "tokens or friends; sign in with your password")
+        if grant.properties is not None and scoped_views.handler(route.template,
+                                                                 method) is None:
+            raise Problem(403, f"the token {grant.name!r} may see only some properties, and "
+                               "this address could show others")
+        self.grants.touch(grant, views.client_product(environ.get("HTTP_USER_AGENT", "")))
+
+    def login(self, environ: dict[str, Any]) -> tuple[str, Grant | None]:
+        """The logged-in user and the grant it used (None: the password), or 401."""
         scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            grant = self.grants.verify(None, credentials.strip())
+            if grant is None or grant.kind not in ("token", "session"):
+                self._delay()
+                raise self._unauthorized("the token is wrong, expired or revoked")
+            self._ensure_principal(grant.user)
+            return grant.user, grant
         if scheme.lower() != "basic" or not credentials.strip():
             raise self._unauthorized("log in with your Cardfile user name and password "
                                      "(HTTP Basic authentication)")
@@ -148,19 +186,27 @@ class ApiApp:
         if not sep or not login:
             raise self._unauthorized("the Authorization header is not user:password in "
                                      "base64 (HTTP Basic)")
+        if self.grants.looks_like_credential(password):
+            grant = self.grants.verify(login, password)
+            if grant is not None and grant.kind == "device":
+                self._ensure_principal(grant.user)
+                return grant.user, grant
         # Radicale 3.9: (user or "", auth info, groups); the login cache is inside.
         user = self.auth.login(login, password, radicale.AuthContext())[0]
         if not user or not radicale.is_safe_path_component(user):
-            if self.auth_delay > 0:
-                time.sleep(self.auth_delay * (0.5 + random.random()))
+            self._delay()
             raise self._unauthorized("the user name or password is wrong")
         self._ensure_principal(user)
-        return str(user)
+        return str(user), None
+
+    def _delay(self) -> None:
+        if self.auth_delay > 0:
+            time.sleep(self.auth_delay * (0.5 + random.random()))
 
     def logged_in_user(self, environ: dict[str, Any]) -> str | None:
         """The user the request's credentials log in as, or None (no delay, no 401)."""
         try:
-            return self.login(environ)
+            return self.login(environ)[0]
         except Problem:
             return None
 
@@ -186,3 +232,12 @@ class ApiApp:
                     self.storage.create_collection(principal + name, props=props)
                 except ValueError as e:
                     log.warning("Could not create predefined collection %r: %s", name, e)
+
+
+def _admins(configuration: Any) -> frozenset[str]:
+    """Users named in ``[auth] admins``: they may list and revoke any user's grants."""
+    try:
+        text = str(configuration.get("auth", grant_guard.ADMINS_OPTION) or "")
+    except KeyError:
+        return frozenset()
+    return frozenset(n.strip() for n in text.split(",") if n.strip())

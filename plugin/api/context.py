@@ -29,6 +29,11 @@ class Context:
     rights: Any
     prefix: str  # SCRIPT_NAME + "/api"
     max_resource_size: int
+    #: The grants model, the grant this request logged in with (None: the password),
+    #: and the users who may manage everyone's grants.
+    grants: Any = None
+    grant: Any = None
+    admins: frozenset[str] = frozenset()
 
     @property
     def user(self) -> str:

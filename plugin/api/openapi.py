@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cardfile.plugin.api import grant_schemas
 from cardfile.plugin.api.representation import FIELDS
 from cardfile.plugin.api.schemas import SCHEMAS
 from cardfile.plugin.api.source_views import SCHEMAS as SOURCE_SCHEMAS
@@ -337,9 +338,13 @@ def document(prefix: str = "/api") -> dict[str, Any]:
                                 "the same data CardDAV clients sync. Errors are RFC 9457 "
                                 "problem details."},
         "servers": [{"url": base or "/"}],
-        "security": [{"basic": []}],
+        "security": [{"basic": []}, {"bearer": []}],
         "paths": _with_write_refusals({**_paths(), **_dedupe_paths(), **history_paths(),
-                                       **source_paths(_ref, _json, _errors, _param)}),
-        "components": {"schemas": {**SCHEMAS, **SOURCE_SCHEMAS},
-                       "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+                                       **source_paths(_ref, _json, _errors, _param),
+                                       **grant_schemas.paths()}),
+        "components": {"schemas": {**SCHEMAS, **SOURCE_SCHEMAS, **grant_schemas.SCHEMAS},
+                       "securitySchemes": {
+                           "basic": {"type": "http", "scheme": "basic"},
+                           "bearer": {"type": "http", "scheme": "bearer", "description":
+                                      "an API token or the web page's session token"}}},
     }

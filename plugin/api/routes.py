@@ -18,6 +18,7 @@ from cardfile.plugin.api import (
     category_views,
     contact_views,
     dedupe_views,
+    grant_views,
     history_views,
     source_views,
 )
@@ -31,6 +32,8 @@ class Route:
     template: str  # the OpenAPI path, e.g. /api/books/{book}/contacts/{id}
     methods: dict[str, Handler]
     public: bool = False
+    #: Devices, tokens, friends: only the owner's password or web session may use it.
+    manages_grants: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -91,6 +94,28 @@ ROUTES = [
     Route("/api/sources/{name}", {"GET": source_views.get_source,
                                   "DELETE": source_views.remove_source}),
     Route("/api/sources/{name}/sync", {"POST": source_views.sync_source}),
+    # Who may reach the contacts (grant_views.py): the password or the web session only.
+    Route("/api/devices", {"GET": grant_views.list_devices, "POST": grant_views.add_device},
+          manages_grants=True),
+    Route("/api/devices/profile", {"POST": grant_views.device_profile}, manages_grants=True),
+    Route("/api/devices/{id}", {"DELETE": grant_views.revoke_device}, manages_grants=True),
+    Route("/api/tokens", {"GET": grant_views.list_tokens, "POST": grant_views.add_token},
+          manages_grants=True),
+    Route("/api/tokens/{id}", {"DELETE": grant_views.revoke_token}, manages_grants=True),
+    Route("/api/session", {"POST": grant_views.sign_in, "DELETE": grant_views.sign_out},
+          manages_grants=True),
+    Route("/api/me", {"GET": grant_views.get_me, "PUT": grant_views.put_me},
+          manages_grants=True),
+    Route("/api/friends", {"GET": grant_views.list_friends,
+                           "POST": grant_views.invite_friend}, manages_grants=True),
+    Route("/api/friends/{id}", {"DELETE": grant_views.end_friendship}, manages_grants=True),
+    Route("/api/friends/{id}/accept", {"POST": grant_views.accept_friend},
+          manages_grants=True),
+    Route("/api/friends/{id}/decline", {"POST": grant_views.decline_friend},
+          manages_grants=True),
+    Route("/api/grants", {"GET": grant_views.list_grants}, manages_grants=True),
+    Route("/api/grants/{user}/{id}", {"DELETE": grant_views.revoke_grant},
+          manages_grants=True),
 ]
 _COMPILED = [(route, route.pattern) for route in ROUTES]
 

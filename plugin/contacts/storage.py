@@ -443,6 +443,9 @@ class Collection(radicale.AdapterCollection):
         if history is not None:
             history.record_write(href, old_text, old_row.uid if old_row else "", text,
                                  row.uid, row.fn)
+        from cardfile.plugin.contacts.grants import friends  # (imports this module)
+
+        friends.card_stored(self, text)  # a me card reaches its owner's friends
         return self._item(row, text), old_item
 
     @property

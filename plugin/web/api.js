@@ -30,7 +30,28 @@ export function setCredentials(user, password) {
   userName = user;
 }
 
+/**
+ * Sign in: the password is sent once, to make a short-lived session token
+ * (POST api/session); from then on only that token is sent, and the password
+ * is not kept at all. Throws ApiError (401 for a wrong password).
+ */
+export async function signIn(user, password) {
+  setCredentials(user, password);
+  try {
+    const { data } = await request("POST", "session", { quiet401: true });
+    token = "Bearer " + data.secret;
+  } catch (e) {
+    forget();
+    throw e;
+  }
+}
+
 export function forget() {
+  if (token && token.startsWith("Bearer ")) {
+    // End the session on the server too (best effort: it expires anyway).
+    fetch(`${ROOT}/session`, { method: "DELETE", credentials: "omit",
+      headers: { Authorization: token } }).catch(() => {});
+  }
   token = null;
   userName = "";
 }

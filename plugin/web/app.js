@@ -31,8 +31,8 @@ async function signIn(event) {
   error.textContent = "";
   button.disabled = true;
   button.textContent = "Signing in…";
-  api.setCredentials($("#signin-user").value.trim(), $("#signin-password").value);
   try {
+    await api.signIn($("#signin-user").value.trim(), $("#signin-password").value);
     await start();
   } catch (e) {
     api.forget();

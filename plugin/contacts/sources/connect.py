@@ -29,8 +29,9 @@ def add(storage: Any, user: str, url: str, name: str | None = None,
         raise Refused(400, f"the interval must be at least {registry.MIN_INTERVAL} second(s)")
     if into not in registry.INTO:
         raise Refused(400, f"--into must be one of {', '.join(registry.INTO)}")
-    scheme = urlsplit(url).scheme.lower()
+    scheme = url.partition(":")[0].lower() if "://" in url else ""
     if scheme in ("http", "https"):
+        _check_address(url)
         if kind == "folder":
             raise Refused(400, "a folder source takes a path, not a URL")
     else:
@@ -95,3 +96,19 @@ def login(storage: Any, user: str, name: str, username: str, password: str) -> S
         state["next_at"] = 0
         registry.write_state(folder, state)
     return source
+
+
+def _check_address(url: str) -> None:
+    """Refuse an address no HTTP request can carry (control characters, spaces, non-ASCII)."""
+    if not url.isascii() or any(not ch.isprintable() or ch.isspace() for ch in url):
+        raise Refused(400, "the address may hold only printable ASCII characters without "
+                           "spaces: percent-encode the path, and write an international "
+                           "domain name in its xn-- form")
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as e:  # a bracketed host that is no IPv6 address, a bad port
+        raise Refused(400, f"{url[:80]!r} is not a usable address: {e}") from None
+    if not host:
+        raise Refused(400, f"{url[:80]!r} names no server; give an address like "
+                           "https://contacts.example.org/")
