@@ -178,3 +178,10 @@ def test_google_and_microsoft_are_refused_and_hostile_text_stays_text(
     assert page.evaluate("window.pwned") is None
     assert page.locator("#page-sources img").count() == 0
     assert sources(site)["items"][0]["username"] == HOSTILE
+    # Signing out empties the page: no source, login or typed password stays in the DOM.
+    page.get_by_label("Password or app password there").fill("half-typed-secret")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("User name")).to_be_visible()
+    assert page.locator("#page-sources").inner_html() == ""
+    assert not page.evaluate("[...document.querySelectorAll('input')]"
+                             ".some((i) => i.value === 'half-typed-secret')")
