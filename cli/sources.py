@@ -63,8 +63,9 @@ def sources() -> None:
 @click.option("--into", type=click.Choice(registry.INTO), default="own", show_default=True,
               help="own: a read-only book of its own; main: also consolidated into your "
                    "contacts, with provenance.")
-@click.option("--kind", type=click.Choice(registry.KINDS), default=None,
-              help="What URL is (default: found out).")
+@click.option("--kind", type=click.Choice([*registry.KINDS, *registry.PLANNED_KINDS]),
+              default=None, help="What URL is (default: found out). google-carddav and "
+                                 "microsoft-graph are designed, not built: see the README.")
 @click.option("--login", "username", default="", help="User name at the source.")
 @click.option("--password-stdin", is_flag=True,
               help="Read the source's password (or app password) from standard input.")

@@ -357,6 +357,31 @@ def test_cli_mistakes_are_one_line(tmp_path: Path, target: Path) -> None:
             (args, result.stderr)
 
 
+def test_google_and_microsoft_are_designed_in_but_refused_with_the_reason(
+        tmp_path: Path, target: Path) -> None:
+    """OAuth-only kinds (docs/sources-oauth.md): one Error line naming the kind and the
+    README, nothing probed over the network, nothing created."""
+    for args in (["https://www.googleapis.com/carddav/v1/principals/me@gmail.com/lists/default/"],
+                 ["https://www.google.com/.well-known/carddav"],
+                 ["https://graph.microsoft.com/v1.0/me/contacts"],
+                 ["https://dav.example.invalid/", "--kind", "google-carddav"],
+                 ["https://contacts.example.invalid/", "--kind", "microsoft-graph"]):
+        result = run_cli("sources", "add", *args, "--name", "planned", data_dir=target,
+                         check=False)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        kind = "microsoft-graph" if "microsoft" in " ".join(args) else "google-carddav"
+        assert last.startswith("Error: ") and f"(kind '{kind}')" in last, last
+        assert "not available in this build" in last and "README" in last, last
+    assert not (target / "collection-root" / USER / "source-planned").exists()
+    assert run_cli("sources", "list", "--json", data_dir=target).stdout.strip() == "[]"
+    # An ordinary URL on the same hosts' neighbours is not caught by the check.
+    result = run_cli("sources", "add", "http://127.0.0.1:9/google.com/carddav", "--name",
+                     "planned", data_dir=target, check=False)
+    assert "not available in this build" not in result.stderr, result.stderr
+
+
 # -- inside 'cardfile serve': the refresher, the read-only book, the API -----------------
 @pytest.mark.slow
 def test_a_running_server_refreshes_serves_read_only_and_offers_the_api(

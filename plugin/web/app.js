@@ -10,6 +10,7 @@ import { ContactList } from "./list.js";
 import { renderView, renderForm, writePhoto, deleteWithUndo, shrink } from "./contact.js";
 import { showDuplicates, setUpTransfer, showDevice, setUpCopyButtons } from "./pages.js";
 import { historyPanel, showTrash, setUpTrashPage, showAlerts } from "./history.js";
+import { showSources, forgetSources } from "./sources.js";
 
 const state = {
   book: null,
@@ -79,6 +80,7 @@ function setUpTransferOnce() {
 function signOut() {
   api.forget();
   forgetPhotos();
+  forgetSources();
   state.contact = null;
   state.editing = false;
   state.categories = [];
@@ -454,6 +456,9 @@ function route() {
   } else if (page === "device") {
     showPage("device");
     showDevice(state.book);
+  } else if (page === "sources") {
+    showPage("sources");
+    showSources();
   } else {
     showPage("contacts");
     if (id) {

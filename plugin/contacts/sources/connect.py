@@ -29,6 +29,7 @@ def add(storage: Any, user: str, url: str, name: str | None = None,
         raise Refused(400, f"the interval must be at least {registry.MIN_INTERVAL} second(s)")
     if into not in registry.INTO:
         raise Refused(400, f"--into must be one of {', '.join(registry.INTO)}")
+    registry.refuse_planned(kind, url)
     scheme = url.partition(":")[0].lower() if "://" in url else ""
     if scheme in ("http", "https"):
         _check_address(url)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from cardfile.plugin.refused import Refused
 
@@ -30,6 +31,12 @@ MARKER = ".cardfile-source.json"
 STATE = ".cardfile-source-state.json"
 BOOK_PREFIX = "source-"
 KINDS = ("carddav", "file", "folder")
+#: Kinds designed but not built (docs/sources-oauth.md): both sign in with OAuth 2.0 only,
+#: so a password cannot stand in, and nothing here can exercise their token flows.
+PLANNED_KINDS = {
+    "google-carddav": "Google Contacts (CardDAV with OAuth 2.0)",
+    "microsoft-graph": "Microsoft 365 and Outlook.com contacts (Microsoft Graph)",
+}
 INTO = ("own", "main")
 MIN_INTERVAL = 1
 DEFAULT_INTERVAL = 3600
@@ -65,6 +72,36 @@ def check_name(name: str) -> str:
         raise Refused(400, f"{name!r} cannot name a source: use 1-40 lower-case letters, digits "
                            "and dashes (it becomes the address book source-NAME)")
     return name
+
+
+def planned_kind_of(url: str) -> str | None:
+    """The planned kind an address belongs to (Google's CardDAV, Microsoft Graph), if any."""
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+    except ValueError:  # not an address at all: connect's own check says why
+        return None
+    path = parts.path.lower()
+    if host == "www.googleapis.com" and path.startswith("/carddav"):
+        return "google-carddav"
+    if host in ("google.com", "www.google.com") and (
+            path.startswith("/.well-known/carddav") or path.startswith("/carddav")):
+        return "google-carddav"
+    if host == "graph.microsoft.com":
+        return "microsoft-graph"
+    return None
+
+
+def refuse_planned(kind: str | None, url: str) -> None:
+    """Say clearly, before anything is probed, that a planned kind is not in this build."""
+    planned = kind if kind in PLANNED_KINDS else planned_kind_of(url)
+    if planned is None:
+        return
+    raise Refused(422, f"{PLANNED_KINDS[planned]} sources (kind {planned!r}) are not available "
+                       "in this build: they sign in with OAuth 2.0 only, which is designed but "
+                       "not built yet; see README.md, 'Connected sources' "
+                       "(docs/sources-oauth.md). Export a vCard file there and import it, or "
+                       "connect the file's URL")
 
 
 def name_from_url(url: str) -> str:
