@@ -76,9 +76,11 @@ def list_contacts(ctx: Context, book: str) -> Response:
     except contact_queries.QueryError as e:
         raise Problem(400, str(e)) from None
     cursor = request.arg("cursor") or None
-    q = request.arg("q", "") or ""
-    if len(q) > 200:
-        raise Problem(400, "q may be at most 200 characters")
+    offset = _int_arg(request, "offset", 0, 0, 9_999_999) if request.arg("offset") else None
+    if cursor and offset is not None:
+        raise Problem(400, "give either cursor (the next page) or offset (a position), "
+                           "not both")
+    q = _q(request)
     category = request.arg("category")
     fields = parse_fields(request)
     items = []
@@ -87,7 +89,7 @@ def list_contacts(ctx: Context, book: str) -> Response:
         try:
             found = collection._index.page(
                 collection._coll(), ctx.max_resource_size, sort=sort, descending=descending,
-                limit=limit, cursor=cursor, q=q, category=category)
+                limit=limit, cursor=cursor, q=q, category=category, offset=offset)
         except contact_queries.QueryError as e:
             raise Problem(400, str(e)) from None
         for row in found.rows:
@@ -104,8 +106,36 @@ def list_contacts(ctx: Context, book: str) -> Response:
         keep = [(k, v) for k, vs in request.query.items() if k != "cursor" for v in vs]
         keep.append(("cursor", found.next_cursor))
         next_url = f"{ctx.book_url(book)}/contacts?{urlencode(keep)}"
-    return Response.json({"total": found.total, "count": len(items), "items": items,
-                          "next_cursor": found.next_cursor, "next": next_url})
+    body = {"total": found.total, "count": len(items), "items": items,
+            "next_cursor": found.next_cursor, "next": next_url}
+    if offset is not None:
+        body["offset"] = offset
+    return Response.json(body)
+
+
+def _q(request: Request) -> str:
+    q = request.arg("q", "") or ""
+    if len(q) > 200:
+        raise Problem(400, "q may be at most 200 characters")
+    return q
+
+
+def list_letters(ctx: Context, book: str) -> Response:
+    """The A-Z index of the list by name: where each letter starts, and how many it has."""
+    request = ctx.request
+    try:
+        sort, descending = contact_queries.parse_sort(request.arg("sort", "name") or "")
+    except contact_queries.QueryError as e:
+        raise Problem(400, str(e)) from None
+    if descending or sort == "modified":
+        raise Problem(400, "the A-Z index is for the orders by name: sort=name or family")
+    with ctx.open(book) as address_book:
+        collection = address_book.collection
+        letters = collection._index.letters(
+            collection._coll(), ctx.max_resource_size, sort=sort, q=_q(request),
+            category=request.arg("category"))
+    return Response.json({"sort": sort, "total": sum(x.count for x in letters), "items": [
+        {"letter": x.letter, "offset": x.offset, "count": x.count} for x in letters]})
 
 
 def create_contact(ctx: Context, book: str) -> Response:

@@ -105,6 +105,12 @@ _MEMBERS = {"type": "object", "required": ["category", "total", "items", "pendin
                     "type": "object", "required": ["id", "name", "url"],
                     "properties": {k: {"type": "string"} for k in ("id", "name", "url")}}}}}
 _IDS = {"type": "array", "items": {"type": "string"}}
+_LETTERS = {"type": "object", "required": ["sort", "total", "items"], "properties": {
+    "sort": {"type": "string"}, "total": {"type": "integer"},
+    "items": {"type": "array", "items": {
+        "type": "object", "required": ["letter", "offset", "count"], "properties": {
+            "letter": {"type": "string"}, "offset": {"type": "integer", "minimum": 0},
+            "count": {"type": "integer", "minimum": 0}}}}}}
 
 
 def _paths() -> dict[str, Any]:
@@ -113,11 +119,15 @@ def _paths() -> dict[str, Any]:
                                   "default": 50}, "page size"),
         _param("cursor", "query", {"type": "string"},
                "next_cursor of the previous page (opaque)"),
+        _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 9_999_999},
+               "start at this position of the whole list (not with cursor): a scrollbar "
+               "dragged, or a letter's offset from /letters"),
         _param("sort", "query", {"type": "string", "default": "name", "enum": [
             "name", "family", "modified", "-name", "-family", "-modified"]},
                "order; - for descending"),
         _param("q", "query", {"type": "string", "maxLength": 200},
-               "words matched in names and emails; phone numbers match by digits"),
+               "words matched in names and emails, ignoring case and accents; phone "
+               "numbers match by digits; an exact email or phone number comes first"),
         _param("category", "query", {"type": "string"}, "only members of this category"),
         _param("fields", "query", {"type": "array", "minItems": 1,
                                    "items": {"type": "string", "enum": list(FIELDS)}},
@@ -171,6 +181,17 @@ def _paths() -> dict[str, Any]:
             "delete": {"operationId": "deleteContact", "summary": "Delete a contact",
                        "parameters": [_IF_MATCH],
                        "responses": {"204": {"description": "deleted"}, **_errors(412)}}},
+        "/api/books/{book}/letters": {"parameters": [_BOOK], "get": {
+            "operationId": "listLetters", "summary": "The A-Z index of the list by name",
+            "description": "For each of #, A to Z and … (other scripts): the position of its "
+                           "first contact in the list (sort=name or family, with the same "
+                           "q and category) and how many there are. Letters follow the "
+                           "Unicode collation: É is under E, Ł under L.",
+            "parameters": [
+                _param("sort", "query", {"type": "string", "default": "name",
+                                         "enum": ["name", "family"]}, "the list's order"),
+                *[p for p in contacts_query if p["name"] in ("q", "category")]],
+            "responses": {"200": _json(_LETTERS, "the index"), **_errors()}}},
         "/api/books/{book}/contacts/{id}/photo": {"parameters": [_BOOK, _ID], "get": {
             "operationId": "getPhoto", "summary": "The photo's bytes",
             "description": "Served only as JPEG, PNG, GIF or WebP, the type taken from the "

@@ -113,6 +113,8 @@ CONTACT_LIST: dict[str, Any] = {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}},
         "next_cursor": {"type": ["string", "null"]},
         "next": {"type": ["string", "null"], "description": "URL of the next page"},
+        "offset": {"type": "integer", "minimum": 0,
+                   "description": "the position this page starts at (when asked by offset)"},
     },
 }
 CATEGORY: dict[str, Any] = {
