@@ -70,15 +70,16 @@ class CardText:
     def line(self, content: str) -> str:
         return card_fields.fold(content).replace("\r\n", self.newline)
 
-    def replace(self, name: str, new_raw: list[str]) -> None:
-        """Put ``new_raw`` where the first ``name`` line was; drop the other ones.
+    def replace(self, name: str, new_raw: list[str], also_drop: set[int] | None = None) -> None:
+        """Put ``new_raw`` where the first ``name`` line was; drop the other ones
+        (and the lines at ``also_drop``).
 
         Apple's ``itemN.X-ABLabel`` companions of a dropped grouped line go
         with it, unless another line of that group stays.
         """
         old = self.lines(name)
         position = old[0][0] if old else self._end()
-        dropped = {i for i, _ in old}
+        dropped = {i for i, _ in old} | (also_drop or set())
         kept_raw = set(new_raw)
         groups = {p.group.lower() for i, p in old if p.group and self.raw[i] not in kept_raw}
         out: list[str] = []
@@ -202,22 +203,129 @@ def _birthday_line(card: CardText, value: str) -> str:
 
 
 def _set_list(card: CardText, field: str, entries: list[dict[str, Any]]) -> None:
+    """The entries of a list field, changed line for line.
+
+    An entry still there as it was keeps its line byte for byte. An entry the
+    client changed is written over the line it most resembles (the same value,
+    label, types or address parts; one with nothing in common is a new line),
+    keeping that line's group, its other parameters and the Apple
+    lines of its group (``X-ABADR``, ``X-ABLabel``): editing a phone number
+    keeps its label, editing a city keeps the street's ``item2.`` group.
+    """
     prop = rep.LIST_FIELDS[field]
     wanted = [rep.normalise_entry(field, e) for e in entries]
     wanted = [e for e in wanted if field == "addresses" or e["value"]]
-    old = [(card.raw[i], rep.entry_of(field, p)) for i, p in card.lines(prop)]
-    if [entry for _, entry in old] == wanted:
+    found_labels = rep.labels([p for p in card.parsed if p is not None])
+    old = [(i, p, rep.entry_of(field, p, found_labels.get(p.group.lower(), "") if p.group
+                               else "")) for i, p in card.lines(prop)]
+    if len(old) == len(wanted) and all(rep.same_entry(o[2], w) for o, w in zip(old, wanted,
+                                                                                  strict=True)):
         return
     unused = list(old)
-    new_raw = []
+    matches: list[tuple[int, ContentLine, dict[str, Any]] | None] = []
     for entry in wanted:
-        match = next((pair for pair in unused if pair[1] == entry), None)
+        match = next((o for o in unused if rep.same_entry(o[2], entry)), None)
         if match is not None:
             unused.remove(match)
-            new_raw.append(match[0])
+        matches.append(match)
+    paired: dict[int, tuple[int, ContentLine, dict[str, Any]]] = {}
+    for k in [k for k, m in enumerate(matches) if m is None]:
+        if not unused:
+            break
+        best = max(unused, key=lambda o: _likeness(field, o[2], wanted[k]))
+        if _likeness(field, best[2], wanted[k]) > 0:
+            unused.remove(best)
+            paired[k] = best
+    drop_labels: set[int] = set()
+    new_raw: list[str] = []
+    next_item = _next_item_number(card)
+    for k, entry in enumerate(wanted):
+        match = matches[k]
+        if match is not None:
+            new_raw.append(card.raw[match[0]])
+            continue
+        if k in paired:
+            _, line, before = paired[k]
+            label = before["label"] if entry["label"] is None else entry["label"]
+            group = line.group
+            if label != before["label"]:
+                drop_labels |= _label_lines(card, group)
+                if label and not group:
+                    group, next_item = f"item{next_item}", next_item + 1
+            new_raw.append(card.line(_rewrite(card, line, prop, field, entry, group)))
+            if label != before["label"] and label:
+                new_raw.append(card.line(f"{group}.X-ABLabel:" + escape_text(label)))
+            continue
+        content = _format_entry(card, prop, field, entry)
+        if entry["label"]:
+            group, next_item = f"item{next_item}", next_item + 1
+            new_raw.append(card.line(f"{group}.{content}"))
+            new_raw.append(card.line(f"{group}.X-ABLabel:" + escape_text(entry["label"])))
         else:
-            new_raw.append(card.line(_format_entry(card, prop, field, entry)))
-    card.replace(prop, new_raw)
+            new_raw.append(card.line(content))
+    card.replace(prop, new_raw, also_drop=drop_labels)
+
+
+def _likeness(field: str, old: dict[str, Any], new: dict[str, Any]) -> int:
+    """How alike a stored entry and a changed one are (0: nothing in common)."""
+    if field == "addresses":
+        score = sum(2 for part in rep.ADDRESS_PARTS if old[part] and old[part] == new[part])
+    else:
+        score = 4 if old["value"] == new["value"] else 0
+    if new["label"] is not None and old["label"] and old["label"] == new["label"]:
+        score += 2
+    if old["type"] and old["type"] == new["type"]:
+        score += 1
+    return score
+
+
+def _label_lines(card: CardText, group: str) -> set[int]:
+    if not group:
+        return set()
+    return {i for i, p in enumerate(card.parsed)
+            if p is not None and p.name == "X-ABLABEL" and p.group.lower() == group.lower()}
+
+
+def _next_item_number(card: CardText) -> int:
+    numbers = [int(m.group(1)) for p in card.parsed if p is not None and p.group
+               for m in [re.fullmatch(r"item(\d{1,6})", p.group, re.I)] if m]
+    return max(numbers, default=0) + 1
+
+
+def _rewrite(card: CardText, line: ContentLine, prop: str, field: str, entry: dict[str, Any],
+             group: str) -> str:
+    """``line`` with the entry's value, types and preference; its group and other
+    parameters stay (an encoding goes: the new value is written plain)."""
+    old_types = [t.strip() for raw in line.params.get("TYPE", []) for t in raw.split(",")
+                 if t.strip()]
+    upper = any(t.isupper() for t in old_types)
+    types = [re.sub(r"[^A-Za-z0-9-]", "", t) for t in entry["type"]]
+    types = [t for t in types if t]
+    if prop == "EMAIL" and any(t.lower() == "internet" for t in old_types):
+        types = ["internet", *types]
+    if entry["pref"] and not card.v4:
+        types.append("pref")
+    if upper:
+        types = [t.upper() for t in types]
+    params: dict[str, list[str]] = {}
+    for key, values in line.params.items():
+        if key in ("ENCODING", "CHARSET", "PREF") or (key == "TYPE" and not types):
+            continue
+        params[key] = types if key == "TYPE" else values
+    if types and "TYPE" not in params:
+        params["TYPE"] = types
+    if entry["pref"] and card.v4:
+        params["PREF"] = ["1"]
+    if field == "addresses":
+        value = ";".join(escape_text(entry[p]) for p in rep.ADDRESS_PARTS)
+    elif prop == "URL":
+        value = " ".join(entry["value"].split())
+    else:
+        value = escape_text(entry["value"])
+        scheme = {"TEL": "tel:", "EMAIL": "mailto:"}.get(prop, "")
+        if scheme and line.value.strip().lower().startswith(scheme):
+            value = scheme + value
+    return card_fields.format_line(ContentLine(group, prop, params, value))
 
 
 def _format_entry(card: CardText, prop: str, field: str, entry: dict[str, Any]) -> str:

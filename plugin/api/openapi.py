@@ -23,7 +23,8 @@ _SENTENCES = {
     403: "Refused: a page on another site (Sec-Fetch-Site cross-site or same-site, or an "
          "Origin that is not this server's) sent this change, or the book is read-only",
     404: "No such address book (of yours), contact or category",
-    409: "Conflicts with what is stored (UID or name in use)",
+    409: "Conflicts with what is stored (UID or name in use; a PATCH with base whose "
+         "fields were changed on both sides: conflicts lists base, yours and theirs)",
     412: "If-Match / If-None-Match does not hold: the contact changed since it was read",
     413: "The body is larger than max_content_length, or the card than max_resource_size",
     415: "The Content-Type is not one this operation accepts",
@@ -174,8 +175,8 @@ def _paths() -> dict[str, Any]:
             "patch": {"operationId": "patchContact", "summary": "Change some fields",
                       "parameters": [*fields, _IF_MATCH],
                       "requestBody": {"required": True, "content": {
-                          "application/merge-patch+json": {"schema": _ref("ContactInput")},
-                          "application/json": {"schema": _ref("ContactInput")}}},
+                          "application/merge-patch+json": {"schema": _ref("ContactPatch")},
+                          "application/json": {"schema": _ref("ContactPatch")}}},
                       "responses": {"200": _contact_response("changed", _ETAG),
                                     **_errors(409, 412, 413, 415, 422)}},
             "delete": {"operationId": "deleteContact", "summary": "Delete a contact",

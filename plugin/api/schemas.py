@@ -37,13 +37,16 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 _TYPES = {"type": "array", "maxItems": 10,
           "items": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,40}$"},
           "description": "vCard TYPE values, lower case (home, work, cell, ...)"}
+_LABEL = {**_text(200, breaks=False),
+          "description": "the entry's own label (Apple's X-ABLabel); omitted: kept as it is"}
 _VALUE_ENTRY_IN = {
     "type": "object", "additionalProperties": False, "required": ["value"],
-    "properties": {"value": _text(1000), "type": _TYPES, "pref": {"type": "boolean"}}}
+    "properties": {"value": _text(1000), "type": _TYPES, "pref": {"type": "boolean"},
+                   "label": _LABEL}}
 _ADDRESS_IN = {
     "type": "object", "additionalProperties": False,
     "properties": {**{p: _text(500) for p in ADDRESS_PARTS}, "type": _TYPES,
-                   "pref": {"type": "boolean"}}}
+                   "pref": {"type": "boolean"}, "label": _LABEL}}
 _CATEGORY_NAME = {"type": "string", "minLength": 1, "maxLength": 200,
                   "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s][^\\u0000-\\u001f\\u007f]*$"}
 _READ_ONLY = {"readOnly": True, "description": "read-only; ignored on input"}
@@ -77,12 +80,26 @@ CONTACT_INPUT: dict[str, Any] = {
     },
 }
 
-_VALUE_ENTRY = {"type": "object", "required": ["value", "type", "pref"], "properties": {
+CONTACT_PATCH: dict[str, Any] = {
+    **CONTACT_INPUT,
+    "description": "A merge patch: only the fields it names change, null clears one. With "
+                   "base (the values, as the client read them, of the fields it changes) "
+                   "and If-Match naming the ETag it read, a contact changed meanwhile is "
+                   "merged: fields nobody else changed are applied on top of the current "
+                   "version; a field changed on both sides is a 409 listing base, yours and "
+                   "theirs.",
+    "properties": {**CONTACT_INPUT["properties"], "base": {
+        "type": "object", "description": "the fields' values at the ETag in If-Match",
+        "properties": {k: v for k, v in CONTACT_INPUT["properties"].items()},
+        "additionalProperties": False}},
+}
+_VALUE_ENTRY = {"type": "object", "required": ["value", "type", "pref", "label"], "properties": {
     "value": {"type": "string"}, "type": {"type": "array", "items": {"type": "string"}},
-    "pref": {"type": "boolean"}}}
-_ADDRESS = {"type": "object", "required": [*ADDRESS_PARTS, "type", "pref"], "properties": {
-    **{p: {"type": "string"} for p in ADDRESS_PARTS},
-    "type": {"type": "array", "items": {"type": "string"}}, "pref": {"type": "boolean"}}}
+    "pref": {"type": "boolean"}, "label": {"type": "string"}}}
+_ADDRESS = {"type": "object", "required": [*ADDRESS_PARTS, "type", "pref", "label"],
+            "properties": {**{p: {"type": "string"} for p in ADDRESS_PARTS},
+                           "type": {"type": "array", "items": {"type": "string"}},
+                           "pref": {"type": "boolean"}, "label": {"type": "string"}}}
 _STR_OR_NULL = {"type": ["string", "null"]}
 
 CONTACT: dict[str, Any] = {
@@ -151,13 +168,15 @@ PROBLEM: dict[str, Any] = {
 }
 
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "Contact": CONTACT, "ContactInput": CONTACT_INPUT, "ContactList": CONTACT_LIST,
+    "Contact": CONTACT, "ContactInput": CONTACT_INPUT, "ContactPatch": CONTACT_PATCH,
+    "ContactList": CONTACT_LIST,
     "Category": CATEGORY, "CategoryInput": CATEGORY_INPUT, "NewCategory": NEW_CATEGORY,
     "MemberIds": MEMBER_IDS,
     "Problem": PROBLEM,
 }
 _VALIDATORS = {name: Draft202012Validator(SCHEMAS[name])
-               for name in ("ContactInput", "CategoryInput", "NewCategory", "MemberIds")}
+               for name in ("ContactInput", "ContactPatch", "CategoryInput", "NewCategory",
+                            "MemberIds")}
 assert set(FIELDS) == set(CONTACT["properties"])
 
 
