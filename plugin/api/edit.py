@@ -78,14 +78,20 @@ class CardText:
         with it, unless another line of that group stays.
         """
         old = self.lines(name)
-        position = old[0][0] if old else self._end()
+        self.place(name, {old[0][0] if old else self._end(): new_raw}, also_drop)
+
+    def place(self, name: str, slots: dict[int, list[str]], also_drop: set[int] | None = None
+              ) -> None:
+        """Drop every ``name`` line; put ``slots[i]`` where line ``i`` was (an entry
+        rewritten in place stays where it was, beside its Apple label)."""
+        old = self.lines(name)
         dropped = {i for i, _ in old} | (also_drop or set())
+        new_raw = [raw for lines in slots.values() for raw in lines]
         kept_raw = set(new_raw)
         groups = {p.group.lower() for i, p in old if p.group and self.raw[i] not in kept_raw}
         out: list[str] = []
         for i, raw in enumerate(self.raw):
-            if i == position:
-                out.extend(new_raw)
+            out.extend(slots.get(i, []))
             if i in dropped:
                 continue
             p = self.parsed[i]
@@ -94,6 +100,9 @@ class CardText:
                 continue
             out.append(raw)
         self._load("".join(out))
+
+    def end(self) -> int:
+        return self._end()
 
     def _end(self) -> int:
         return max(i for i, raw in enumerate(self.raw) if raw.strip().upper() == "END:VCARD")
@@ -237,10 +246,14 @@ def _set_list(card: CardText, field: str, entries: list[dict[str, Any]]) -> None
             unused.remove(best)
             paired[k] = best
     drop_labels: set[int] = set()
-    new_raw: list[str] = []
+    slots: dict[int, list[str]] = {}
+    anchor = old[0][0] if old else card.end()
     next_item = _next_item_number(card)
     for k, entry in enumerate(wanted):
         match = matches[k]
+        if match is not None or k in paired:
+            anchor = (match or paired[k])[0]
+        new_raw = slots.setdefault(anchor, [])
         if match is not None:
             new_raw.append(card.raw[match[0]])
             continue
@@ -263,7 +276,7 @@ def _set_list(card: CardText, field: str, entries: list[dict[str, Any]]) -> None
             new_raw.append(card.line(f"{group}.X-ABLabel:" + escape_text(entry["label"])))
         else:
             new_raw.append(card.line(content))
-    card.replace(prop, new_raw, also_drop=drop_labels)
+    card.place(prop, slots, also_drop=drop_labels)
 
 
 def _likeness(field: str, old: dict[str, Any], new: dict[str, Any]) -> int:
