@@ -157,3 +157,26 @@ def test_a_real_clash_is_409_with_both_values_and_no_base_is_412(api: Api, dav: 
     status, _, chosen = patch(api, {"title": "Tab B title", "organization": "Navy"},
                               problem["etag"])
     assert status == 200 and chosen["title"] == "Tab B title"
+
+
+def test_a_typed_email_is_checked_with_the_servers_one_rule(api: Api, dav: DavClient) -> None:
+    dav.put("odd.vcf", GRACE.replace("UID:grace", "UID:odd").replace(
+        "END:VCARD", "EMAIL:info@invalid\r\nEND:VCARD"))
+    contact = api.ok("GET", f"{BOOK}/contacts/odd")
+    emails = contact["emails"]
+    # The stored odd address is left alone; a new bad one is refused, naming the entry.
+    problem = assert_problem(api.call(
+        "PATCH", f"{BOOK}/contacts/odd", {"emails": [*emails, {"value": "ada@"}]},
+        {"If-Match": contact["etag"]}), 422)
+    assert problem["field"] == "emails" and problem["index"] == 1
+    assert "ada@" in problem["detail"] and "after the @-sign" in problem["detail"]
+    ok = api.ok("PATCH", f"{BOOK}/contacts/odd", {"emails": [*emails, {"value": "ana@münchen.de"}]},
+                {"If-Match": contact["etag"]})
+    assert [e["value"] for e in ok["emails"]] == ["info@invalid", "ana@münchen.de"]
+
+
+def test_an_import_error_names_no_command_line_flag(api: Api) -> None:
+    status, _, body = api.call("POST", f"{BOOK}/import", b"just some words\n",
+                               {"Content-Type": "text/csv"})
+    assert status in (400, 422), body
+    assert "--" not in body["detail"] and "choose its format" in body["detail"]

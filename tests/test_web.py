@@ -447,17 +447,54 @@ def test_merge_duplicates_and_undo(page: Page, site: ServerProcess, dav: DavClie
     expect(page.get_by_role("region", name=re.compile("Katherine"))).to_have_count(1)
 
 
-def test_set_up_a_device_shows_the_address_and_a_qr_code(page: Page, site: ServerProcess
-                                                          ) -> None:
+def test_set_up_a_device_shows_the_address_and_a_qr_code_only_where_a_phone_reaches(
+        page: Page, site: ServerProcess) -> None:
     sign_in(page, site)
     page.get_by_role("link", name="Set up a device").click()
     expect(page.locator("#device-base")).to_have_text(site.url + "/")
     expect(page.locator("#device-book")).to_have_text(f"{site.url}/{USER}/contacts/")
-    qr = page.get_by_role("img", name=f"QR code of {site.url}/")
-    expect(qr).to_be_visible()
-    assert qr.evaluate("svg => svg.viewBox.baseVal.width") >= 29  # 21 modules + quiet zone
+    # Open at 127.0.0.1: a phone cannot reach it, so no code, and how to get one.
     expect(page.locator("#device-warning")).to_contain_text("loopback")
+    expect(page.locator("#device-warning")).to_contain_text("--host 0.0.0.0")
+    expect(page.locator("#device-qr svg")).to_have_count(0)
+    expect(page.locator("figure.qr")).to_be_hidden()
     shoot(page, "device-desktop")
+    reachable = page.evaluate("""async () => {
+        const { reachable } = await import('./.web/pages.js');
+        return ['127.0.0.1', 'localhost', '[::1]', 'app.localhost', '0.0.0.0', '127.1.2.3',
+                '192.168.1.20', 'pc.fritz.box', '[fd00::1]', 'contacts.example.org']
+          .map((h) => reachable(h));
+    }""")
+    assert reachable == [False] * 6 + [True] * 4
+
+
+def test_the_qr_code_is_shown_at_an_address_a_phone_can_reach(browser: Browser, tmp_path: Path
+                                                              ) -> None:
+    """The page opened at a network name (a name mapped to this machine for the test,
+    which the server is told to answer to) shows the code of that address."""
+    server = start_server(tmp_path, extra_config="[server]\nallowed_hosts = cardfile.test\n")
+    try:
+        assert server.client().request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0] == 207
+        # A second Chromium of the same Playwright, told that cardfile.test is this machine.
+        chromium = browser.browser_type.launch(executable_path=CHROMIUM, args=[
+            *CHROMIUM_ARGS, "--host-resolver-rules=MAP cardfile.test 127.0.0.1"])
+        try:
+            page = chromium.new_page(viewport=DESKTOP)
+            url = f"http://cardfile.test:{server.port}/"
+            page.goto(url)
+            page.get_by_label("User name").fill(USER)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("link", name="Set up a device").click()
+            qr = page.get_by_role("img", name=f"QR code of {url}")
+            expect(qr).to_be_visible()
+            assert qr.evaluate("svg => svg.viewBox.baseVal.width") >= 29  # 21 modules + zone
+            expect(page.locator("#device-warning")).to_be_hidden()
+            shoot(page, "device-reachable-desktop")
+        finally:
+            chromium.close()
+    finally:
+        server.stop()
 
 
 def test_phone_sized_screens(browser: Browser, site: ServerProcess, dav: DavClient) -> None:
@@ -492,7 +529,7 @@ def test_phone_sized_screens(browser: Browser, site: ServerProcess, dav: DavClie
         page.goto(site.url + "/#/transfer")
         shoot(page, "import-phone")
         page.goto(site.url + "/#/device")
-        expect(page.locator("#device-qr svg")).to_be_visible()
+        expect(page.locator("#device-warning")).to_be_visible()
         shoot(page, "device-phone")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     finally:

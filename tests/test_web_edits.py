@@ -301,3 +301,23 @@ def test_the_form_has_a_label_for_every_field(page: Page, site: ServerProcess) -
     page.get_by_role("button", name="Add address").click()
     assert page.evaluate(UNLABELLED) == []
     assert json.loads(page.evaluate("JSON.stringify(document.activeElement.name)")) == "street"
+
+
+def test_a_typed_email_is_checked_by_the_servers_rule_at_its_field(
+        page: Page, site: ServerProcess, dav: DavClient) -> None:
+    dav.put("mail-1.vcf", card("mail-1", "Mia Mail", "EMAIL:mia@example.org"))
+    sign_in(page, site)
+    open_contact(page, "Mia Mail", "Mia Mail")
+    page.get_by_role("button", name="Edit").click()
+    form = page.locator("form.contact-form")
+    form.get_by_role("button", name="Add email").click()
+    typed = form.get_by_label("Email", exact=True).last
+    typed.fill("mia@")
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator(".form-status")).to_contain_text("'mia@' is not an email address")
+    expect(typed).to_be_focused()
+    expect(typed).to_have_attribute("aria-invalid", "true")
+    assert "mia@\r\n" not in dav.get("mail-1.vcf")[2]
+    typed.fill("mia@work.example")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator("#detail .contact-card")).to_contain_text("mia@work.example")

@@ -19,7 +19,7 @@ from typing import Any
 
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.problems import Problem
-from cardfile.plugin.vcard import card_edit, card_fields
+from cardfile.plugin.vcard import card_edit, card_fields, normalize
 from cardfile.plugin.vcard.card_fields import ContentLine, escape_text
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\r\n|\r\n|\n|\r|$)")
@@ -245,6 +245,12 @@ def _set_list(card: CardText, field: str, entries: list[dict[str, Any]]) -> None
         if _likeness(field, best[2], wanted[k]) > 0:
             unused.remove(best)
             paired[k] = best
+    if prop == "EMAIL":
+        for k, entry in enumerate(wanted):
+            reason = None if matches[k] is not None else normalize.email_problem(entry["value"])
+            if reason:
+                raise Problem(422, f"emails/{k}: {entry['value']!r} is not an email address: "
+                                   f"{reason.rstrip('.')}", field="emails", index=k)
     drop_labels: set[int] = set()
     slots: dict[int, list[str]] = {}
     anchor = old[0][0] if old else card.end()

@@ -518,8 +518,19 @@ async function save(contact, { patch, base, photo: photoFile, status }, isNew, c
     if (e.status === 409 && e.body && e.body.conflicts) {
       showClash(contact, e.body, patch, controller, isNew);
     } else {
-      status.replaceChildren(el("p", { class: "error" }, message(e)));
-      status.focus?.();
+      const id = `form-error-${Date.now()}`;
+      status.replaceChildren(el("p", { class: "error", id }, message(e)));
+      // The server names the entry it refused (an email its rule rejects): mark it.
+      const body = e.body || {};
+      const inputs = body.field && Number.isInteger(body.index) ? [...controller.form.querySelectorAll(
+        `.entries[data-field=${body.field}] .entry input[name=value]`)].filter((i) => i.value.trim()) : [];
+      const input = inputs[body.index];
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", id);
+        input.addEventListener("input", () => input.removeAttribute("aria-invalid"), { once: true });
+        input.focus();
+      }
     }
   }
 }
