@@ -40,7 +40,18 @@ _LEVELS = 3
 
 
 def fold(text: str) -> str:
-    """``text`` without case or accents, as search compares it."""
+    """``text`` without case or accents, as search compares it.
+
+    Word by word (folding never joins or splits across a space), so the words a
+    book repeats, its given and family names, are folded once for a rebuild.
+    """
+    if text.isascii():
+        return text.casefold()
+    return " ".join(_fold_word(word) for word in text.split(" "))
+
+
+@lru_cache(maxsize=100_000)
+def _fold_word(text: str) -> str:
     if text.isascii():
         return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text.translate(_PLAIN))
