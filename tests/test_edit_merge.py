@@ -180,3 +180,26 @@ def test_an_import_error_names_no_command_line_flag(api: Api) -> None:
                                {"Content-Type": "text/csv"})
     assert status in (400, 422), body
     assert "--" not in body["detail"] and "choose its format" in body["detail"]
+
+
+def test_name_parts_nicknames_and_phonetic_names(api: Api, dav: DavClient) -> None:
+    text = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ada-n\r\nFN:Dr. Ada B. Lovelace Jr.\r\n"
+            "N:Lovelace;Ada;B.;Dr.;Jr.\r\nNICKNAME:Addie,Countess\r\nEND:VCARD\r\n")
+    dav.put("ada-n.vcf", text)
+    contact = api.ok("GET", f"{BOOK}/contacts/ada-n")
+    assert {k: contact[k] for k in ("prefix", "given", "middle", "family", "suffix",
+                                    "nickname", "phonetic_given")} == {
+        "prefix": "Dr.", "given": "Ada", "middle": "B.", "family": "Lovelace", "suffix": "Jr.",
+        "nickname": "Addie, Countess", "phonetic_given": None}
+    assert api.ok("PUT", f"{BOOK}/contacts/ada-n", contact,
+                  {"If-Match": contact["etag"]})["etag"] == contact["etag"]  # nothing lost
+    changed = api.ok("PATCH", f"{BOOK}/contacts/ada-n", {
+        "middle": "Byron", "nickname": "Addie, Enchantress of Numbers",
+        "phonetic_given": "AY-duh", "phonetic_family": "LUV-lace"})
+    stored = dav.get("ada-n.vcf")[2]
+    assert "N:Lovelace;Ada;Byron;Dr.;Jr.\r\n" in stored
+    assert "NICKNAME:Addie,Enchantress of Numbers\r\n" in stored
+    assert "X-PHONETIC-FIRST-NAME:AY-duh\r\nX-PHONETIC-LAST-NAME:LUV-lace\r\n" in stored
+    assert changed["nickname"] == "Addie, Enchantress of Numbers"
+    found = api.ok("GET", f"{BOOK}/contacts?q=luv-lace&fields=uid")["items"]
+    assert [i["uid"] for i in found] == ["ada-n"]  # phonetic names are searched too

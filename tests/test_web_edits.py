@@ -321,3 +321,23 @@ def test_a_typed_email_is_checked_by_the_servers_rule_at_its_field(
     typed.fill("mia@work.example")
     form.get_by_role("button", name="Save").click()
     expect(page.locator("#detail .contact-card")).to_contain_text("mia@work.example")
+
+
+def test_more_name_fields_in_the_form(page: Page, site: ServerProcess, dav: DavClient) -> None:
+    dav.put("names-1.vcf", card("names-1", "Ada Names"))
+    sign_in(page, site)
+    open_contact(page, "Ada Names", "Ada Names")
+    page.get_by_role("button", name="Edit").click()
+    form = page.locator("form.contact-form")
+    form.get_by_label("Middle name").fill("Augusta")
+    form.get_by_label("Name prefix (Dr., Ms.)").fill("Countess")
+    form.get_by_label("Nickname").fill("Addie, Enchantress of Numbers")
+    form.get_by_label("Phonetic (first)").fill("AY-duh")
+    form.get_by_role("button", name="Save").click()
+    detail = page.locator("#detail .contact-card")
+    expect(detail).to_contain_text("Also called Addie, Enchantress of Numbers")
+    expect(detail).to_contain_text("Say: AY-duh")
+    stored = dav.get("names-1.vcf")[2]
+    assert "N:Names;Ada;Augusta;Countess;\r\n" in stored
+    assert "NICKNAME:Addie,Enchantress of Numbers" in stored
+    assert "X-PHONETIC-FIRST-NAME:AY-duh" in stored

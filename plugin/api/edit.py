@@ -23,7 +23,7 @@ from cardfile.plugin.vcard import card_edit, card_fields, normalize
 from cardfile.plugin.vcard.card_fields import ContentLine, escape_text
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\r\n|\r\n|\n|\r|$)")
-_WRITABLE = ("name", "given", "family", *rep.LIST_FIELDS, "organization", *rep.TEXT_FIELDS,
+_WRITABLE = ("name", *rep.N_PARTS, *rep.LIST_FIELDS, "organization", *rep.TEXT_FIELDS,
              "categories")
 _BIRTHDAY = re.compile(r"([0-9]{4}|--)-?[0-9]{2}-?[0-9]{2}|[0-9]{4}-[0-9]{2}|---[0-9]{2}")
 
@@ -125,14 +125,14 @@ def apply(text: str, data: dict[str, Any], replace: bool) -> str:
     """``text`` with the fields of ``data`` applied (see the module docstring)."""
     card = CardText(text)
     lines = [p for p in card.parsed if p is not None]
-    current = {"given": rep.name_parts(lines)[0], "family": rep.name_parts(lines)[1]}
+    current = rep.n_parts(lines)
     for field in _WRITABLE:
         if field not in data and not replace:
             continue
         value = data.get(field)
         if field in rep.LIST_FIELDS:
             _set_list(card, field, value or [])
-        elif field in ("given", "family"):
+        elif field in rep.N_PARTS:
             current[field] = value or ""
         elif field == "categories":
             names = [str(n) for n in value or []]
@@ -142,8 +142,8 @@ def apply(text: str, data: dict[str, Any], replace: bool) -> str:
                 card = CardText(card_edit.set_categories(card.text(), names))
         elif field != "name":
             _set_scalar(card, field, value)
-    if "given" in data or "family" in data or replace:
-        _set_n(card, current["given"], current["family"])
+    if replace or any(field in data for field in rep.N_PARTS):
+        _set_n(card, current)
     if "name" in data or replace:
         _set_fn(card, data.get("name") or "")
     if "photo" in data and data["photo"] is None:
@@ -167,17 +167,17 @@ def _set_fn(card: CardText, name: str) -> None:
     card.replace("FN", [card.line("FN:" + escape_text(name))])
 
 
-def _set_n(card: CardText, given: str, family: str) -> None:
+def _set_n(card: CardText, wanted: dict[str, str]) -> None:
+    """N with the components in ``wanted``; untouched components keep their text."""
     old = card.lines("N")
     parts = rep.split_raw(card_fields.decode_value(old[0][1]), ";") if old else []
     parts += [""] * (5 - len(parts))
-    if old:
-        current = [c.strip() for c in rep.components(old[0][1])[:2]] + ["", ""]
-        if current[:2] == [family.strip(), given.strip()]:
-            return
-    elif not (given or family):
+    now = rep.n_parts([old[0][1]]) if old else {field: "" for field in rep.N_PARTS}
+    changed = [f for f in rep.N_PARTS if now[f] != wanted[f].strip()]
+    if not changed or (not old and not any(wanted.values())):
         return
-    parts[0], parts[1] = escape_text(family), escape_text(given)
+    for field in changed:
+        parts[rep.N_PARTS[field]] = escape_text(wanted[field].strip())
     card.replace("N", [card.line("N:" + ";".join(parts))])
 
 
@@ -197,6 +197,9 @@ def _set_scalar(card: CardText, field: str, value: Any) -> None:
         card.replace("ORG", [card.line("ORG:" + ";".join(parts))])
     elif field == "birthday":
         card.replace("BDAY", [card.line(_birthday_line(card, value.strip()))])
+    elif field == "nickname":  # a list property: each nickname escaped on its own
+        names = [escape_text(n.strip()) for n in value.split(",") if n.strip()]
+        card.replace(prop, [card.line(f"{prop}:" + ",".join(names))] if names else [])
     else:
         card.replace(prop, [card.line(f"{prop}:" + escape_text(value))])
 

@@ -25,12 +25,17 @@ from cardfile.plugin.vcard.card_fields import ContentLine
 #: JSON list field -> vCard property.
 LIST_FIELDS = {"emails": "EMAIL", "phones": "TEL", "urls": "URL", "addresses": "ADR"}
 #: JSON text field -> vCard property (one line each).
-TEXT_FIELDS = {"title": "TITLE", "birthday": "BDAY", "notes": "NOTE"}
+TEXT_FIELDS = {"title": "TITLE", "birthday": "BDAY", "notes": "NOTE", "nickname": "NICKNAME",
+               "phonetic_given": "X-PHONETIC-FIRST-NAME",
+               "phonetic_family": "X-PHONETIC-LAST-NAME"}
+#: JSON name field -> its component of N (family;given;additional;prefix;suffix).
+N_PARTS = {"family": 0, "given": 1, "middle": 2, "prefix": 3, "suffix": 4}
 ADDRESS_PARTS = ("po_box", "extended", "street", "city", "region", "postal_code", "country")
 #: Types that say nothing a person chose (vCard 3's EMAIL;TYPE=INTERNET).
 _HIDDEN_TYPES = frozenset({"pref", "internet"})
 #: Every field a contact's JSON may carry (the ``fields`` query selects from these).
-FIELDS = ("id", "uid", "etag", "url", "name", "given", "family", "emails", "phones",
+FIELDS = ("id", "uid", "etag", "url", "name", "given", "family", "middle", "prefix", "suffix",
+          "nickname", "phonetic_given", "phonetic_family", "emails", "phones",
           "addresses", "organization", "title", "birthday", "notes", "urls", "categories",
           "photo", "updated")
 #: Fields answered from the index alone (no card file read).
@@ -161,11 +166,15 @@ def first(lines: list[ContentLine], name: str) -> ContentLine | None:
 
 def name_parts(lines: list[ContentLine]) -> tuple[str, str]:
     """(given, family) from N."""
+    parts = n_parts(lines)
+    return parts["given"], parts["family"]
+
+
+def n_parts(lines: list[ContentLine]) -> dict[str, str]:
+    """Every component of N by its JSON name (family, given, middle, prefix, suffix)."""
     n = first(lines, "N")
-    if n is None:
-        return "", ""
-    parts = components(n) + ["", ""]
-    return parts[1].strip(), parts[0].strip()
+    parts = (components(n) if n is not None else []) + [""] * 5
+    return {field: parts[i].strip() for field, i in N_PARTS.items()}
 
 
 def scalar(lines: list[ContentLine], field: str) -> str | None:
@@ -182,17 +191,18 @@ def scalar(lines: list[ContentLine], field: str) -> str | None:
     line = first(lines, TEXT_FIELDS[field])
     if line is None:
         return None
+    if field == "nickname":  # a list: Ada,Addie
+        return ", ".join(card_fields.text_values(line))
     value = text_of(line)
-    return value.strip() if field == "birthday" else value
+    return value.strip() if field in ("birthday", "phonetic_given", "phonetic_family") else value
 
 
 def to_json(text: str, meta: Meta, fields: frozenset[str] | None = None) -> dict[str, Any]:
     """The readable JSON contact (only ``fields`` when given; ``id`` always)."""
     lines = card_fields.parse_lines(text)
-    given, family = name_parts(lines)
     data: dict[str, Any] = {
         "id": meta.id, "uid": meta.uid, "etag": meta.etag, "url": meta.url,
-        "name": scalar(lines, "name") or "", "given": given, "family": family,
+        "name": scalar(lines, "name") or "", **n_parts(lines),
     }
     for field in LIST_FIELDS:
         data[field] = entries(field, lines)

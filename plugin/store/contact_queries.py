@@ -47,7 +47,8 @@ SORTS: dict[str, tuple[str, ...]] = {
 #: The A-Z index: "#" (digits, signs, no name), the letters, "…" (other scripts).
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ROW = "i.href, i.uid, i.etag, i.size, i.mtime_ns, i.fn, i.kind, i.seq"
-_NAME_PROPS = ("FN", "N", "NICKNAME", "ORG", "EMAIL")
+_NAME_PROPS = ("FN", "N", "NICKNAME", "ORG", "EMAIL", "X-PHONETIC-FIRST-NAME",
+               "X-PHONETIC-LAST-NAME")
 _PHONE_LIKE = re.compile(r"[+\d\s().\-/]+")
 
 

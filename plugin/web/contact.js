@@ -50,6 +50,7 @@ function entryLabel(entry) {
 export function renderView(contact, categories, actions) {
   const name = displayName(contact);
   const sub = [contact.title, contact.organization].filter(Boolean).join(", ");
+  const spoken = [contact.phonetic_given, contact.phonetic_family].filter(Boolean).join(" ");
   const emails = (contact.emails || []).map((e) => el("li", {},
     el("a", { href: mailtoHref(e.value) }, e.value),
     entryLabel(e) && el("span", { class: "type" }, entryLabel(e))));
@@ -87,7 +88,10 @@ export function renderView(contact, categories, actions) {
       el("button", { type: "button", class: "primary", id: "edit-contact", onclick: actions.edit }, "Edit"),
       el("button", { type: "button", class: "danger", id: "delete-contact", onclick: actions.remove }, "Delete")),
     el("header", { class: "contact-head" }, avatar(contact, "large"),
-      el("div", {}, el("h2", { id: "contact-name", tabindex: "-1" }, name), sub && el("p", { class: "sub" }, sub))),
+      el("div", {}, el("h2", { id: "contact-name", tabindex: "-1" }, name),
+        spoken && el("p", { class: "sub phonetic" }, `Say: ${spoken}`),
+        contact.nickname && el("p", { class: "sub" }, `Also called ${contact.nickname}`),
+        sub && el("p", { class: "sub" }, sub))),
     section("Email", emails.length ? el("ul", { class: "values" }, emails) : null),
     section("Phone", phones.length ? el("ul", { class: "values" }, phones) : null),
     section("Address", addresses.length ? el("ul", { class: "values" }, addresses) : null),

@@ -17,7 +17,8 @@ const ADDRESS_TYPES = ["", "home", "work", "other"];
 const ADDRESS_PARTS = [["street", "Street"], ["extended", "Extended address"],
   ["po_box", "PO box"], ["city", "City"], ["region", "Region"],
   ["postal_code", "Postal code"], ["country", "Country"]];
-export const TEXT_FIELDS = ["name", "given", "family", "organization", "title", "birthday", "notes"];
+export const TEXT_FIELDS = ["name", "given", "family", "middle", "prefix", "suffix", "nickname",
+  "phonetic_given", "phonetic_family", "organization", "title", "birthday", "notes"];
 const ENTRY_FIELDS = ["emails", "phones", "urls", "addresses"];
 const LIST_FIELDS = [...ENTRY_FIELDS, "categories"];
 const BIRTHDAY = "(\\d{4}|--)-?\\d{2}-?\\d{2}|\\d{4}-\\d{2}|---\\d{2}";
@@ -135,6 +136,12 @@ export function renderForm(contact, categories, { onSave, onCancel, onInput, isN
       field("Display name", "name", shown.name),
       field("Given name", "given", shown.given),
       field("Family name", "family", shown.family),
+      field("Middle name", "middle", shown.middle),
+      field("Name prefix (Dr., Ms.)", "prefix", shown.prefix),
+      field("Name suffix (Jr., PhD)", "suffix", shown.suffix),
+      field("Nickname", "nickname", shown.nickname, { placeholder: "several: separate with commas" }),
+      field("Phonetic (first)", "phonetic_given", shown.phonetic_given),
+      field("Phonetic (last)", "phonetic_family", shown.phonetic_family),
       field("Organisation", "organization", shown.organization),
       field("Job title", "title", shown.title),
       field("Birthday (YYYY-MM-DD)", "birthday", shown.birthday, { pattern: BIRTHDAY, placeholder: "1990-04-23" })),
