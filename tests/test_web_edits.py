@@ -341,3 +341,25 @@ def test_more_name_fields_in_the_form(page: Page, site: ServerProcess, dav: DavC
     assert "N:Names;Ada;Augusta;Countess;\r\n" in stored
     assert "NICKNAME:Addie,Enchantress of Numbers" in stored
     assert "X-PHONETIC-FIRST-NAME:AY-duh" in stored
+
+
+def test_the_birthday_has_a_date_picker_and_the_year_is_optional(
+        page: Page, site: ServerProcess, dav: DavClient) -> None:
+    dav.put("bday-1.vcf", card("bday-1", "Bea Birthday", "BDAY:19061209", "TITLE:x"))
+    sign_in(page, site)
+    open_contact(page, "Bea Birthday", "Bea Birthday")
+    page.get_by_role("button", name="Edit").click()
+    form = page.locator("form.contact-form")
+    picker = form.get_by_label("Birthday", exact=True)
+    assert picker.get_attribute("type") == "date"
+    expect(picker).to_have_value("1906-12-09")
+    form.get_by_label("Job title").fill("y")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator("#detail .contact-card")).to_contain_text("y")
+    assert "BDAY:19061209\r\n" in dav.get("bday-1.vcf")[2]  # untouched: its notation kept
+    page.get_by_role("button", name="Edit").click()
+    form.get_by_label("Birthday", exact=True).fill("1990-04-23")
+    form.get_by_label("Year not known").check()
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator("#detail .contact-card")).to_contain_text("April 23")
+    assert "BDAY:--04-23\r\n" in dav.get("bday-1.vcf")[2]

@@ -125,7 +125,8 @@ async function start() {
   }
   route();
   // The keyboard starts where the work is: the search box (or the contact the URL names).
-  if (!parseHash().id) $("#search").focus();
+  // On a touch screen that would open the on-screen keyboard: the page itself then.
+  if (!parseHash().id) (matchMedia("(pointer: coarse)").matches ? $("#main") : $("#search")).focus();
 }
 
 let transferReady = null;

@@ -110,6 +110,32 @@ function field(label, name, value, attrs = {}) {
 }
 
 /**
+ * The birthday: a date picker and "Year not known" (written --MM-DD). The value
+ * sent is the card's own text until the user changes the date, so an untouched
+ * birthday in another notation (19061209) is not rewritten. A free-text
+ * birthday (vCard 4: "circa 1800") stays a text field.
+ */
+function birthdayField(value) {
+  const text = value || "";
+  const m = /^(\d{4}|--)-?(\d{2})-?(\d{2})$/.exec(text);
+  if (text && !m) return field("Birthday", "birthday", text, { pattern: BIRTHDAY });
+  const hidden = el("input", { type: "hidden", name: "birthday", value: text });
+  const id = nextId("birthday");
+  const noYearId = nextId("no-year");
+  const picker = el("input", { id, type: "date", value: m ? `${m[1] === "--" ? "2000" : m[1]}-${m[2]}-${m[3]}` : "" });
+  const noYear = el("input", { id: noYearId, type: "checkbox", checked: Boolean(m && m[1] === "--") });
+  const update = () => {
+    const date = /^(\d{4})-(\d{2})-(\d{2})$/.exec(picker.value);
+    hidden.value = !date ? "" : noYear.checked ? `--${date[2]}-${date[3]}` : picker.value;
+  };
+  picker.addEventListener("input", update);
+  picker.addEventListener("change", update);
+  noYear.addEventListener("change", update);
+  return el("div", { class: "field field-birthday" }, el("label", { for: id }, "Birthday"), picker, hidden,
+    el("label", { class: "choice", for: noYearId }, noYear, "Year not known"));
+}
+
+/**
  * The edit form of `contact` (filled from `draft` when one is given).
  * Returns {form, changes(), dirty(), data(), status}; `onSave({patch, base, photo, status})`.
  */
@@ -144,7 +170,7 @@ export function renderForm(contact, categories, { onSave, onCancel, onInput, isN
       field("Phonetic (last)", "phonetic_family", shown.phonetic_family),
       field("Organisation", "organization", shown.organization),
       field("Job title", "title", shown.title),
-      field("Birthday (YYYY-MM-DD)", "birthday", shown.birthday, { pattern: BIRTHDAY, placeholder: "1990-04-23" })),
+      birthdayField(shown.birthday)),
     listEditor("Emails", "emails", shown.emails || [], valueRow("email", "email", EMAIL_TYPES, "Email"), () => ({ value: "", type: [] })),
     listEditor("Phones", "phones", shown.phones || [], valueRow("phone", "tel", PHONE_TYPES, "Phone"), () => ({ value: "", type: ["cell"] })),
     listEditor("Addresses", "addresses", shown.addresses || [], addressRow, () => ({ type: ["home"] })),
