@@ -184,7 +184,8 @@ def test_contact_lifecycle_in_three_representations(api: Api) -> None:
                                     "phones": [{"value": "020 7946 0018"}]},
                      headers={"Content-Type": "application/merge-patch+json"})
     assert patched["title"] == "Countess" and patched["name"] == "Ada King"
-    assert patched["phones"] == [{"value": "020 7946 0018", "type": [], "pref": False}]
+    assert patched["phones"] == [{"value": "020 7946 0018", "type": [], "pref": False,
+                                  "label": ""}]
 
     vbody = card(created["uid"], "Ada Byron", "EMAIL:ada@byron.example")
     as_vcard = api.ok("PUT", url, vbody, headers={"Content-Type": "text/vcard"})

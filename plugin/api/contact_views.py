@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
-from cardfile.plugin.api import edit, ids, jcard, schemas
+from cardfile.plugin.api import edit, ids, jcard, merge, schemas
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
@@ -74,9 +74,11 @@ def list_contacts(ctx: Context, book: str) -> Response:
     limit = _int_arg(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     sort, descending = contact_queries.parse_sort(request.arg("sort", "name") or "")
     cursor = request.arg("cursor") or None
-    q = request.arg("q", "") or ""
-    if len(q) > 200:
-        raise Problem(400, "q may be at most 200 characters")
+    offset = _int_arg(request, "offset", 0, 0, 9_999_999) if request.arg("offset") else None
+    if cursor and offset is not None:
+        raise Problem(400, "give either cursor (the next page) or offset (a position), "
+                           "not both")
+    q = _q(request)
     category = request.arg("category")
     fields = parse_fields(request)
     items = []
@@ -84,7 +86,7 @@ def list_contacts(ctx: Context, book: str) -> Response:
         collection = address_book.collection
         found = collection._index.page(
             collection._coll(), ctx.max_resource_size, sort=sort, descending=descending,
-            limit=limit, cursor=cursor, q=q, category=category)
+            limit=limit, cursor=cursor, q=q, category=category, offset=offset)
         for row in found.rows:
             if fields is not None and fields <= rep.INDEX_FIELDS:
                 items.append(rep.index_json(meta(ctx, book, row), row.fn, fields))
@@ -99,8 +101,33 @@ def list_contacts(ctx: Context, book: str) -> Response:
         keep = [(k, v) for k, vs in request.query.items() if k != "cursor" for v in vs]
         keep.append(("cursor", found.next_cursor))
         next_url = f"{ctx.book_url(book)}/contacts?{urlencode(keep)}"
-    return Response.json({"total": found.total, "count": len(items), "items": items,
-                          "next_cursor": found.next_cursor, "next": next_url})
+    body = {"total": found.total, "count": len(items), "items": items,
+            "next_cursor": found.next_cursor, "next": next_url}
+    if offset is not None:
+        body["offset"] = offset
+    return Response.json(body)
+
+
+def _q(request: Request) -> str:
+    q = request.arg("q", "") or ""
+    if len(q) > 200:
+        raise Problem(400, "q may be at most 200 characters")
+    return q
+
+
+def list_letters(ctx: Context, book: str) -> Response:
+    """The A-Z index of the list by name: where each letter starts, and how many it has."""
+    request = ctx.request
+    sort, descending = contact_queries.parse_sort(request.arg("sort", "name") or "")
+    if descending or sort == "modified":
+        raise Problem(400, "the A-Z index is for the orders by name: sort=name or family")
+    with ctx.open(book) as address_book:
+        collection = address_book.collection
+        letters = collection._index.letters(
+            collection._coll(), ctx.max_resource_size, sort=sort, q=_q(request),
+            category=request.arg("category"))
+    return Response.json({"sort": sort, "total": sum(x.count for x in letters), "items": [
+        {"letter": x.letter, "offset": x.offset, "count": x.count} for x in letters]})
 
 
 def create_contact(ctx: Context, book: str) -> Response:
@@ -170,18 +197,33 @@ def put_contact(ctx: Context, book: str, id: str) -> Response:
 
 
 def patch_contact(ctx: Context, book: str, id: str) -> Response:
+    """A merge patch; with ``base`` (the values the client started from) a stale
+    If-Match is merged three ways instead of refused (``merge.py``)."""
     request = ctx.request
     parse_fields(request)
     uid = decode_id(id)
     request.body_kind(("json",))
-    data = schemas.validate(request.json(), "ContactInput")
+    data = schemas.validate(request.json(), "ContactPatch")
+    base = data.pop("base", None)
     with ctx.open(book, "w") as address_book:
         row = _find(address_book, uid)
-        check_preconditions(request, row)
+        current = address_book.read(row).text
+        if_match = request.headers.get("if-match")
+        stale = if_match is not None and not etag_matches(if_match, row.etag)
+        if stale and base is not None:
+            now = rep.to_json(current, meta(ctx, book, row))
+            data, clashes = merge.three_way(now, base, data)
+            if clashes:
+                raise Problem(409, f"this contact was changed elsewhere since you read it, "
+                                   f"and {', '.join(c['field'] for c in clashes)} changed on "
+                                   "both sides; choose the values to keep and send them with "
+                                   "this ETag", [("ETag", row.etag)], conflicts=clashes,
+                              etag=row.etag, current=now)
+        else:
+            check_preconditions(request, row)
         if data.get("uid") not in (None, row.uid):
             raise Problem(409, f"uid {data['uid']!r} differs from this contact's UID; "
                                "a contact's UID cannot change")
-        current = address_book.read(row).text
         text = edit.apply(current, data, replace=False)
         if text != current:
             row = store(ctx, address_book, text, row, from_json=True)

@@ -26,7 +26,8 @@ _SENTENCES = {
     403: "Refused: a page on another site (Sec-Fetch-Site cross-site or same-site, or an "
          "Origin that is not this server's) sent this change, or the book is read-only",
     404: "No such address book (of yours), contact or category",
-    409: "Conflicts with what is stored (UID or name in use)",
+    409: "Conflicts with what is stored (UID or name in use; a PATCH with base whose "
+         "fields were changed on both sides: conflicts lists base, yours and theirs)",
     410: "Gone: the deleted card's text was not kept (its file could not be read)",
     412: "If-Match / If-None-Match does not hold: the contact changed since it was read",
     413: "The body is larger than max_content_length, or the card than max_resource_size",
@@ -109,6 +110,12 @@ _MEMBERS = {"type": "object", "required": ["category", "total", "items", "pendin
                     "type": "object", "required": ["id", "name", "url"],
                     "properties": {k: {"type": "string"} for k in ("id", "name", "url")}}}}}
 _IDS = {"type": "array", "items": {"type": "string"}}
+_LETTERS = {"type": "object", "required": ["sort", "total", "items"], "properties": {
+    "sort": {"type": "string"}, "total": {"type": "integer"},
+    "items": {"type": "array", "items": {
+        "type": "object", "required": ["letter", "offset", "count"], "properties": {
+            "letter": {"type": "string"}, "offset": {"type": "integer", "minimum": 0},
+            "count": {"type": "integer", "minimum": 0}}}}}}
 
 
 def _paths() -> dict[str, Any]:
@@ -117,11 +124,15 @@ def _paths() -> dict[str, Any]:
                                   "default": 50}, "page size"),
         _param("cursor", "query", {"type": "string"},
                "next_cursor of the previous page (opaque)"),
+        _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 9_999_999},
+               "start at this position of the whole list (not with cursor): a scrollbar "
+               "dragged, or a letter's offset from /letters"),
         _param("sort", "query", {"type": "string", "default": "name", "enum": [
             "name", "family", "modified", "-name", "-family", "-modified"]},
                "order; - for descending"),
         _param("q", "query", {"type": "string", "maxLength": 200},
-               "words matched in names and emails; phone numbers match by digits"),
+               "words matched in names and emails, ignoring case and accents; phone "
+               "numbers match by digits; an exact email or phone number comes first"),
         _param("category", "query", {"type": "string"}, "only members of this category"),
         _param("fields", "query", {"type": "array", "minItems": 1,
                                    "items": {"type": "string", "enum": list(FIELDS)}},
@@ -168,13 +179,24 @@ def _paths() -> dict[str, Any]:
             "patch": {"operationId": "patchContact", "summary": "Change some fields",
                       "parameters": [*fields, _IF_MATCH],
                       "requestBody": {"required": True, "content": {
-                          "application/merge-patch+json": {"schema": _ref("ContactInput")},
-                          "application/json": {"schema": _ref("ContactInput")}}},
+                          "application/merge-patch+json": {"schema": _ref("ContactPatch")},
+                          "application/json": {"schema": _ref("ContactPatch")}}},
                       "responses": {"200": _contact_response("changed", _ETAG),
                                     **_errors(409, 412, 413, 415, 422)}},
             "delete": {"operationId": "deleteContact", "summary": "Delete a contact",
                        "parameters": [_IF_MATCH],
                        "responses": {"204": {"description": "deleted"}, **_errors(412)}}},
+        "/api/books/{book}/letters": {"parameters": [_BOOK], "get": {
+            "operationId": "listLetters", "summary": "The A-Z index of the list by name",
+            "description": "For each of #, A to Z and … (other scripts): the position of its "
+                           "first contact in the list (sort=name or family, with the same "
+                           "q and category) and how many there are. Letters follow the "
+                           "Unicode collation: É is under E, Ł under L.",
+            "parameters": [
+                _param("sort", "query", {"type": "string", "default": "name",
+                                         "enum": ["name", "family"]}, "the list's order"),
+                *[p for p in contacts_query if p["name"] in ("q", "category")]],
+            "responses": {"200": _json(_LETTERS, "the index"), **_errors()}}},
         "/api/books/{book}/contacts/{id}/photo": {"parameters": [_BOOK, _ID], "get": {
             "operationId": "getPhoto", "summary": "The photo's bytes",
             "description": "Served only as JPEG, PNG, GIF or WebP, the type taken from the "

@@ -15,6 +15,7 @@ entry recognisable, and so kept verbatim, on the way back.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +25,17 @@ from cardfile.plugin.vcard.card_fields import ContentLine
 #: JSON list field -> vCard property.
 LIST_FIELDS = {"emails": "EMAIL", "phones": "TEL", "urls": "URL", "addresses": "ADR"}
 #: JSON text field -> vCard property (one line each).
-TEXT_FIELDS = {"title": "TITLE", "birthday": "BDAY", "notes": "NOTE"}
+TEXT_FIELDS = {"title": "TITLE", "birthday": "BDAY", "notes": "NOTE", "nickname": "NICKNAME",
+               "phonetic_given": "X-PHONETIC-FIRST-NAME",
+               "phonetic_family": "X-PHONETIC-LAST-NAME"}
+#: JSON name field -> its component of N (family;given;additional;prefix;suffix).
+N_PARTS = {"family": 0, "given": 1, "middle": 2, "prefix": 3, "suffix": 4}
 ADDRESS_PARTS = ("po_box", "extended", "street", "city", "region", "postal_code", "country")
 #: Types that say nothing a person chose (vCard 3's EMAIL;TYPE=INTERNET).
 _HIDDEN_TYPES = frozenset({"pref", "internet"})
 #: Every field a contact's JSON may carry (the ``fields`` query selects from these).
-FIELDS = ("id", "uid", "etag", "url", "name", "given", "family", "emails", "phones",
+FIELDS = ("id", "uid", "etag", "url", "name", "given", "family", "middle", "prefix", "suffix",
+          "nickname", "phonetic_given", "phonetic_family", "emails", "phones",
           "addresses", "organization", "title", "birthday", "notes", "urls", "categories",
           "photo", "updated")
 #: Fields answered from the index alone (no card file read).
@@ -80,8 +86,27 @@ def components(line: ContentLine) -> list[str]:
     return [card_fields.unescape(p) for p in split_raw(card_fields.decode_value(line), ";")]
 
 
-def entry_of(field: str, line: ContentLine) -> dict[str, Any]:
-    """One list entry (email, phone, url, address) as JSON."""
+#: Apple's built-in labels are written ``_$!<Mobile>!$_``; people see ``Mobile``.
+_APPLE_LABEL = re.compile(r"_\$!<(.*)>!\$_")
+
+
+def label_text(raw: str) -> str:
+    """What a person reads of an ``X-ABLABEL`` value."""
+    found = _APPLE_LABEL.fullmatch(raw.strip())
+    return found.group(1) if found else raw.strip()
+
+
+def labels(lines: list[ContentLine]) -> dict[str, str]:
+    """Group (lower case) -> its label: Apple's ``item1.X-ABLabel:Anniversary``."""
+    out: dict[str, str] = {}
+    for line in lines:
+        if line.group and line.name == "X-ABLABEL":
+            out.setdefault(line.group.lower(), label_text(text_of(line)))
+    return out
+
+
+def entry_of(field: str, line: ContentLine, label: str = "") -> dict[str, Any]:
+    """One list entry (email, phone, url, address) as JSON; ``label`` its X-ABLABEL."""
     entry: dict[str, Any] = {}
     if field == "addresses":
         parts = components(line) + [""] * len(ADDRESS_PARTS)
@@ -95,7 +120,15 @@ def entry_of(field: str, line: ContentLine) -> dict[str, Any]:
         entry["value"] = value
     entry["type"] = types_of(line)
     entry["pref"] = is_pref(line)
+    entry["label"] = label
     return entry
+
+
+def entries(field: str, lines: list[ContentLine]) -> list[dict[str, Any]]:
+    """Every entry of a list field, with its label."""
+    found = labels(lines)
+    return [entry_of(field, line, found.get(line.group.lower(), "") if line.group else "")
+            for line in lines if line.name == LIST_FIELDS[field]]
 
 
 def normalise_entry(field: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +146,18 @@ def normalise_entry(field: str, entry: dict[str, Any]) -> dict[str, Any]:
             types.append(t)
     out["type"] = types
     out["pref"] = bool(entry.get("pref", False))
+    # A client that does not know labels sends none: the entry keeps its label.
+    label = entry.get("label")
+    out["label"] = None if label is None else " ".join(str(label).split())
     return out
+
+
+def same_entry(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a stored entry is the one a client sent (a label of None matches any)."""
+    if new.get("label") is None:
+        return {k: v for k, v in old.items() if k != "label"} == {
+            k: v for k, v in new.items() if k != "label"}
+    return old == new
 
 
 def first(lines: list[ContentLine], name: str) -> ContentLine | None:
@@ -122,11 +166,15 @@ def first(lines: list[ContentLine], name: str) -> ContentLine | None:
 
 def name_parts(lines: list[ContentLine]) -> tuple[str, str]:
     """(given, family) from N."""
+    parts = n_parts(lines)
+    return parts["given"], parts["family"]
+
+
+def n_parts(lines: list[ContentLine]) -> dict[str, str]:
+    """Every component of N by its JSON name (family, given, middle, prefix, suffix)."""
     n = first(lines, "N")
-    if n is None:
-        return "", ""
-    parts = components(n) + ["", ""]
-    return parts[1].strip(), parts[0].strip()
+    parts = (components(n) if n is not None else []) + [""] * 5
+    return {field: parts[i].strip() for field, i in N_PARTS.items()}
 
 
 def scalar(lines: list[ContentLine], field: str) -> str | None:
@@ -143,20 +191,21 @@ def scalar(lines: list[ContentLine], field: str) -> str | None:
     line = first(lines, TEXT_FIELDS[field])
     if line is None:
         return None
+    if field == "nickname":  # a list: Ada,Addie
+        return ", ".join(card_fields.text_values(line))
     value = text_of(line)
-    return value.strip() if field == "birthday" else value
+    return value.strip() if field in ("birthday", "phonetic_given", "phonetic_family") else value
 
 
 def to_json(text: str, meta: Meta, fields: frozenset[str] | None = None) -> dict[str, Any]:
     """The readable JSON contact (only ``fields`` when given; ``id`` always)."""
     lines = card_fields.parse_lines(text)
-    given, family = name_parts(lines)
     data: dict[str, Any] = {
         "id": meta.id, "uid": meta.uid, "etag": meta.etag, "url": meta.url,
-        "name": scalar(lines, "name") or "", "given": given, "family": family,
+        "name": scalar(lines, "name") or "", **n_parts(lines),
     }
-    for field, prop in LIST_FIELDS.items():
-        data[field] = [entry_of(field, line) for line in lines if line.name == prop]
+    for field in LIST_FIELDS:
+        data[field] = entries(field, lines)
     for field in ("organization", *TEXT_FIELDS):
         data[field] = scalar(lines, field)
     data["categories"] = card_edit.categories_of(text)

@@ -63,6 +63,7 @@ ROUTES = [
                                               "PUT": contact_views.put_contact,
                                               "PATCH": contact_views.patch_contact,
                                               "DELETE": contact_views.delete_contact}),
+    Route("/api/books/{book}/letters", {"GET": contact_views.list_letters}),
     Route("/api/books/{book}/contacts/{id}/photo", {"GET": contact_views.get_photo}),
     Route("/api/books/{book}/categories", {"GET": category_views.list_categories,
                                            "POST": category_views.create_category}),

@@ -37,13 +37,16 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 _TYPES = {"type": "array", "maxItems": 10,
           "items": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,40}$"},
           "description": "vCard TYPE values, lower case (home, work, cell, ...)"}
+_LABEL = {**_text(200, breaks=False),
+          "description": "the entry's own label (Apple's X-ABLabel); omitted: kept as it is"}
 _VALUE_ENTRY_IN = {
     "type": "object", "additionalProperties": False, "required": ["value"],
-    "properties": {"value": _text(1000), "type": _TYPES, "pref": {"type": "boolean"}}}
+    "properties": {"value": _text(1000), "type": _TYPES, "pref": {"type": "boolean"},
+                   "label": _LABEL}}
 _ADDRESS_IN = {
     "type": "object", "additionalProperties": False,
     "properties": {**{p: _text(500) for p in ADDRESS_PARTS}, "type": _TYPES,
-                   "pref": {"type": "boolean"}}}
+                   "pref": {"type": "boolean"}, "label": _LABEL}}
 # No control character and not only spaces: leading spaces, then the first character
 # that is not one (no space can be taken for it), then the rest, so one pass decides
 # and nothing is given back to be tried again. The former
@@ -51,9 +54,9 @@ _ADDRESS_IN = {
 # jsonschema runs a pattern even past maxLength); it also let one control character
 # through as the ``[^\s]``. No lookahead: schemathesis generates from this pattern, and
 # with ``(?=...)`` it filtered out too many of its examples.
-_CATEGORY_NAME = {"type": "string", "minLength": 1, "maxLength": 200,
-                  "pattern": "^[^\\S\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f]"
-                             "[^\\u0000-\\u001f\\u007f]*$"}
+NAME_PATTERN = ("^[^\\S\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f]"
+                "[^\\u0000-\\u001f\\u007f]*$")
+_CATEGORY_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN}
 _READ_ONLY = {"readOnly": True, "description": "read-only; ignored on input"}
 
 
@@ -75,6 +78,10 @@ CONTACT_INPUT: dict[str, Any] = {
                                                              "a string is ignored"}),
         "name": _nullable(_text(1000)), "given": _nullable(_text(500)),
         "family": _nullable(_text(500)),
+        **{k: _nullable(_text(500, breaks=False)) for k in (
+            "middle", "prefix", "suffix", "phonetic_given", "phonetic_family")},
+        "nickname": _nullable({**_text(500, breaks=False),
+                               "description": "nicknames, separated by commas"}),
         "emails": _list(_VALUE_ENTRY_IN), "phones": _list(_VALUE_ENTRY_IN),
         "urls": _list(_VALUE_ENTRY_IN), "addresses": _list(_ADDRESS_IN),
         "organization": _nullable(_text(500)), "title": _nullable(_text(500)),
@@ -85,12 +92,26 @@ CONTACT_INPUT: dict[str, Any] = {
     },
 }
 
-_VALUE_ENTRY = {"type": "object", "required": ["value", "type", "pref"], "properties": {
+CONTACT_PATCH: dict[str, Any] = {
+    **CONTACT_INPUT,
+    "description": "A merge patch: only the fields it names change, null clears one. With "
+                   "base (the values, as the client read them, of the fields it changes) "
+                   "and If-Match naming the ETag it read, a contact changed meanwhile is "
+                   "merged: fields nobody else changed are applied on top of the current "
+                   "version; a field changed on both sides is a 409 listing base, yours and "
+                   "theirs.",
+    "properties": {**CONTACT_INPUT["properties"], "base": {
+        "type": "object", "description": "the fields' values at the ETag in If-Match",
+        "properties": {k: v for k, v in CONTACT_INPUT["properties"].items()},
+        "additionalProperties": False}},
+}
+_VALUE_ENTRY = {"type": "object", "required": ["value", "type", "pref", "label"], "properties": {
     "value": {"type": "string"}, "type": {"type": "array", "items": {"type": "string"}},
-    "pref": {"type": "boolean"}}}
-_ADDRESS = {"type": "object", "required": [*ADDRESS_PARTS, "type", "pref"], "properties": {
-    **{p: {"type": "string"} for p in ADDRESS_PARTS},
-    "type": {"type": "array", "items": {"type": "string"}}, "pref": {"type": "boolean"}}}
+    "pref": {"type": "boolean"}, "label": {"type": "string"}}}
+_ADDRESS = {"type": "object", "required": [*ADDRESS_PARTS, "type", "pref", "label"],
+            "properties": {**{p: {"type": "string"} for p in ADDRESS_PARTS},
+                           "type": {"type": "array", "items": {"type": "string"}},
+                           "pref": {"type": "boolean"}, "label": {"type": "string"}}}
 _STR_OR_NULL = {"type": ["string", "null"]}
 
 CONTACT: dict[str, Any] = {
@@ -101,6 +122,9 @@ CONTACT: dict[str, Any] = {
         "uid": {"type": "string"}, "etag": {"type": "string"},
         "url": {"type": "string", "description": "this contact's address in the API"},
         "name": {"type": "string"}, "given": {"type": "string"}, "family": {"type": "string"},
+        "middle": {"type": "string"}, "prefix": {"type": "string"}, "suffix": {"type": "string"},
+        "nickname": _STR_OR_NULL, "phonetic_given": _STR_OR_NULL,
+        "phonetic_family": _STR_OR_NULL,
         "emails": {"type": "array", "items": _VALUE_ENTRY},
         "phones": {"type": "array", "items": _VALUE_ENTRY},
         "urls": {"type": "array", "items": _VALUE_ENTRY},
@@ -121,6 +145,8 @@ CONTACT_LIST: dict[str, Any] = {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}},
         "next_cursor": {"type": ["string", "null"]},
         "next": {"type": ["string", "null"], "description": "URL of the next page"},
+        "offset": {"type": "integer", "minimum": 0,
+                   "description": "the position this page starts at (when asked by offset)"},
     },
 }
 CATEGORY: dict[str, Any] = {
@@ -157,13 +183,15 @@ PROBLEM: dict[str, Any] = {
 }
 
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "Contact": CONTACT, "ContactInput": CONTACT_INPUT, "ContactList": CONTACT_LIST,
+    "Contact": CONTACT, "ContactInput": CONTACT_INPUT, "ContactPatch": CONTACT_PATCH,
+    "ContactList": CONTACT_LIST,
     "Category": CATEGORY, "CategoryInput": CATEGORY_INPUT, "NewCategory": NEW_CATEGORY,
     "MemberIds": MEMBER_IDS,
     "Problem": PROBLEM,
 }
 _VALIDATORS = {name: Draft202012Validator(SCHEMAS[name])
-               for name in ("ContactInput", "CategoryInput", "NewCategory", "MemberIds")}
+               for name in ("ContactInput", "ContactPatch", "CategoryInput", "NewCategory",
+                            "MemberIds")}
 assert set(FIELDS) == set(CONTACT["properties"])
 
 

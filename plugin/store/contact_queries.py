@@ -11,9 +11,12 @@ while a client pages never makes it skip or repeat another one. Cursors are
 base64url JSON, opaque to clients.
 
 Search matches every word of ``q`` against names (FN, N, NICKNAME, ORG) and
-emails, case-insensitively; a word or a whole query that looks like a phone
-number is compared by digits with the ``norm`` column (digits-only TEL), so
-``+49 (30) 1234-56`` finds ``030 123456`` written in any format.
+emails, ignoring case and accents both ways (``collation.fold``, the ``fvalue``
+column); a word or a whole query that looks like a phone number is compared by
+digits with the ``norm`` column (digits-only TEL), so ``+49 (30) 1234-56`` finds
+``030 123456`` written in any format. A query that is an email address or a
+phone number puts the contacts that have exactly it first. Sorting by name
+follows the Unicode Collation Algorithm (``collation.sort_key``, stored BLOBs).
 """
 
 from __future__ import annotations
@@ -27,18 +30,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardfile.plugin.refused import Refused
+from cardfile.plugin.store import collation
 from cardfile.plugin.store.rows import ItemRow
-from cardfile.plugin.vcard.card_fields import category_key
+from cardfile.plugin.vcard.card_fields import category_key, normalise_email
 
 #: sort name -> SQL expressions of the key (ascending), before the href tie-breaker.
+#: The name keys are UCA sort keys (BLOBs): by name as shown, or family then given name.
 SORTS: dict[str, tuple[str, ...]] = {
-    "name": ("lower(i.fn)",),
-    "family": ("lower(CASE WHEN i.family != '' THEN i.family ELSE i.fn END)",
-               "lower(i.given)", "lower(i.fn)"),
+    "name": ("i.sk_name",),
+    "family": ("i.sk_family",),
     "modified": ("i.mtime_ns",),
 }
+#: The A-Z index: "#" (digits, signs, no name), the letters, "…" (other scripts).
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ROW = "i.href, i.uid, i.etag, i.size, i.mtime_ns, i.fn, i.kind, i.seq"
-_NAME_PROPS = ("FN", "N", "NICKNAME", "ORG", "EMAIL")
+_NAME_PROPS = ("FN", "N", "NICKNAME", "ORG", "EMAIL", "X-PHONETIC-FIRST-NAME",
+               "X-PHONETIC-LAST-NAME")
 _PHONE_LIKE = re.compile(r"[+\d\s().\-/]+")
 
 
@@ -47,6 +54,16 @@ class Page:
     rows: list[ItemRow]
     total: int
     next_cursor: str | None
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One entry of the A-Z index: where its contacts start in the list, and how many."""
+
+    letter: str
+    offset: int
+    count: int
 
 
 def parse_sort(value: str) -> tuple[str, bool]:
@@ -81,8 +98,8 @@ def _word_condition(word: str) -> tuple[str, list[Any]]:
     # (name, lvalue) index and picks their cards, instead of looking at every
     # card's values in turn (6x slower at 100,000 contacts).
     sql = (f"i.id IN (SELECT p.item FROM props p WHERE p.name IN ({names}) "
-           f"AND p.lvalue LIKE ? ESCAPE '\\')")
-    params: list[Any] = [*_NAME_PROPS, _like(word.lower())]
+           f"AND p.fvalue LIKE ? ESCAPE '\\')")
+    params: list[Any] = [*_NAME_PROPS, _like(collation.fold(word))]
     if _looks_like_phone(word):
         sql = f"({sql} OR {_PHONE_IN})"
         params.append(_like(_phone_needle(word)))
@@ -97,8 +114,8 @@ def _field_condition(props: tuple[str, ...], value: str) -> tuple[str, list[Any]
     """``field:value``: the value in that field only (phones by digits too)."""
     marks = ",".join("?" * len(props))
     sql = (f"i.id IN (SELECT p.item FROM props p WHERE p.name IN ({marks}) "
-           f"AND p.lvalue LIKE ? ESCAPE '\\')")
-    params: list[Any] = [*props, _like(value.lower())]
+           f"AND p.fvalue LIKE ? ESCAPE '\\')")
+    params: list[Any] = [*props, _like(collation.fold(value))]
     if "TEL" in props and sum(c.isdigit() for c in value) >= 3:
         sql = f"({sql} OR {_PHONE_IN})"
         params.append(_like(_phone_needle(value)))
@@ -166,8 +183,31 @@ def _filters(coll: int, max_size: int, terms: list[str], category: str | None
     return where, params
 
 
+def exact_rank(q: str) -> tuple[str, list[Any]]:
+    """SQL that is 0 for a contact having exactly the email address or phone number
+    ``q`` is, else 1 (no SQL for any other query): such contacts come first.
+
+    A phone number is exact when the typed digits (without a leading 0) are the
+    end of the stored number and at most a country code longer, so "030
+    5550123" ranks "+49 30 5550123" first, and "5550123" alone ranks nothing.
+    """
+    text = q.strip()
+    if "@" in text and not any(c.isspace() for c in text):
+        return ("(CASE WHEN i.id IN (SELECT p.item FROM props p WHERE p.name = 'EMAIL' "
+                "AND p.norm = ?) THEN 0 ELSE 1 END)", [normalise_email(text)])
+    if _looks_like_phone(text):
+        needle = _phone_needle(text)
+        if len(needle) >= 6:
+            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return ("(CASE WHEN i.id IN (SELECT p.item FROM props p WHERE p.name = 'TEL' "
+                    "AND p.norm LIKE ? ESCAPE '\\' AND length(p.norm) <= ?) THEN 0 ELSE 1 END)",
+                    ["%" + escaped, len(needle) + 4])
+    return "", []
+
+
 def encode_cursor(sort: str, key: list[Any]) -> str:
-    raw = json.dumps([sort, *key], separators=(",", ":"), ensure_ascii=False).encode()
+    values = [{"b": v.hex()} if isinstance(v, bytes) else v for v in key]
+    raw = json.dumps([sort, *values], separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -175,6 +215,8 @@ def decode_cursor(cursor: str, sort: str, width: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw.decode("utf-8"))
+        if isinstance(data, list):
+            data = [_blob(v) for v in data]
     except (binascii.Error, ValueError, UnicodeDecodeError):
         data = None
     if (not isinstance(data, list) or len(data) != width + 1 or data[0] != sort
@@ -184,12 +226,22 @@ def decode_cursor(cursor: str, sort: str, width: int) -> list[Any]:
     return data[1:]
 
 
+def _blob(value: Any) -> Any:
+    """A sort key's bytes from a cursor's ``{"b": hex}`` (ValueError if not hex)."""
+    if isinstance(value, dict) and set(value) == {"b"} and isinstance(value["b"], str):
+        return bytes.fromhex(value["b"])
+    return value
+
+
 def _cursor_value(value: Any) -> bool:
-    """A value SQLite can compare: a 64-bit integer or text with no lone surrogate."""
+    """A value SQLite can compare: a 64-bit integer, a key's bytes, or text with no
+    lone surrogate."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
         return -(2 ** 63) <= value < 2 ** 63
+    if isinstance(value, bytes):
+        return len(value) <= 4096
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -199,34 +251,91 @@ def _cursor_value(value: Any) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Order:
+    """The key a list is ordered by: an optional rank (always ascending), then the sort."""
+
+    rank: str
+    rank_params: list[Any]
+    keys: list[str]
+    descending: bool
+
+    @property
+    def width(self) -> int:
+        return len(self.keys) + (1 if self.rank else 0)
+
+    def select(self) -> tuple[str, list[Any]]:
+        columns = ([self.rank] if self.rank else []) + self.keys
+        return ", ".join(columns), list(self.rank_params)
+
+    def order_by(self) -> tuple[str, list[Any]]:
+        direction = " DESC" if self.descending else ""
+        keys = ", ".join(k + direction for k in self.keys)
+        if self.rank:
+            return f"{self.rank}, {keys}", list(self.rank_params)
+        return keys, []
+
+    def after(self, values: list[Any], inclusive: bool) -> tuple[str, list[Any]]:
+        """Rows after the row whose key is ``values`` (or at it, ``inclusive``)."""
+        op = ("<" if self.descending else ">") + ("=" if inclusive else "")
+        rest = values[1:] if self.rank else values
+        marks = ", ".join("?" * len(self.keys))
+        sql = f"({', '.join(self.keys)}) {op} ({marks})"
+        if not self.rank:
+            return sql, list(rest)
+        return (f"({self.rank} > ? OR ({self.rank} = ? AND {sql}))",
+                [*self.rank_params, values[0], *self.rank_params, values[0], *rest])
+
+
 class ContactQueries:
     """The contacts queries of ``CardIndex`` (a mixin: ``_db`` is the index's connection)."""
 
     def _db(self) -> sqlite3.Connection:
         raise NotImplementedError
 
+    @staticmethod
+    def _order(sort: str, descending: bool, q: str) -> _Order:
+        rank, rank_params = exact_rank(q)
+        return _Order(rank, rank_params, [*SORTS[sort], "i.href"], descending)
+
     def page(self, coll: int, max_size: int, *, sort: str, descending: bool, limit: int,
-             cursor: str | None, q: str = "", category: str | None = None) -> Page:
-        """One page of contacts in a stable order, the total, and the next cursor."""
+             cursor: str | None, q: str = "", category: str | None = None,
+             offset: int | None = None) -> Page:
+        """One page of contacts in a stable order, the total, and the next cursor.
+
+        ``offset``: the page starts at that position of the whole list (a
+        scrollbar dragged, a letter of the A-Z index); the key of the row there
+        is looked up in index order, then the page is read as from a cursor.
+        """
         db = self._db()
         where, params = _filters(coll, max_size, search_terms(q), category)
-        keys = [*SORTS[sort], "i.href"]
-        select_keys = ", ".join(keys)
-        seek, seek_params = "", []
+        order = self._order(sort, descending, q)
+        sort_name = ("-" if descending else "") + sort
+        select_keys, select_params = order.select()
+        order_sql, order_params = order.order_by()
+        seek, seek_params = "", list[Any]()
         if cursor:
-            values = decode_cursor(cursor, ("-" if descending else "") + sort, len(keys))
-            op = "<" if descending else ">"
-            seek = f" AND ({select_keys}) {op} ({', '.join('?' * len(keys))})"
-            seek_params = values
-        direction = " DESC" if descending else ""
-        order = ", ".join(k + direction for k in keys)
+            values = decode_cursor(cursor, sort_name, order.width)
+            sql, seek_params = order.after(values, inclusive=False)
+            seek = f" AND {sql}"
+        elif offset:
+            start = db.execute(
+                f"SELECT {select_keys} FROM items i WHERE {where} ORDER BY {order_sql} "
+                "LIMIT 1 OFFSET ?", [*select_params, *params, *order_params, offset]).fetchone()
+            if start is None:
+                total = int(db.execute(f"SELECT COUNT(*) FROM items i WHERE {where}",
+                                       params).fetchone()[0])
+                return Page([], total, None, offset)
+            sql, seek_params = order.after(list(start), inclusive=True)
+            seek = f" AND {sql}"
         # The first page of a search counts its matches in the same pass (a window
         # count), so the matching values are read once, not twice. Unfiltered, a
         # plain COUNT is cheaper: the page itself then reads 51 rows in index order.
-        counted = not cursor and (bool(q.strip()) or category is not None)
+        counted = not cursor and not offset and (bool(q.strip()) or category is not None)
         sql = (f"SELECT {_ROW}, {select_keys}{', COUNT(*) OVER ()' if counted else ''} "
-               f"FROM items i WHERE {where}{seek} ORDER BY {order} LIMIT ?")
-        result = db.execute(sql, [*params, *seek_params, limit + 1]).fetchall()
+               f"FROM items i WHERE {where}{seek} ORDER BY {order_sql} LIMIT ?")
+        result = db.execute(sql, [*select_params, *params, *seek_params, *order_params,
+                                  limit + 1]).fetchall()
         if counted:
             total = int(result[0][-1]) if result else 0
             result = [r[:-1] for r in result]
@@ -237,19 +346,50 @@ class ContactQueries:
         next_cursor = None
         if len(result) > limit:
             last = result[limit - 1]
-            next_cursor = encode_cursor(("-" if descending else "") + sort, list(last[8:]))
-        return Page(rows, total, next_cursor)
+            next_cursor = encode_cursor(sort_name, list(last[8:]))
+        return Page(rows, total, next_cursor, offset)
+
+    def letters(self, coll: int, max_size: int, *, sort: str, q: str = "",
+                category: str | None = None) -> list[Letter]:
+        """The A-Z index of a list by name: each letter's first position and count.
+
+        A letter's contacts are those whose key lies between the letter's first
+        primary weight and the next letter's: Émile under E, Łukasz under L.
+        Names before A (digits, signs, none) are "#", other scripts after Z "…".
+        Each range is counted over index entries, so the whole costs one pass.
+        """
+        if sort not in ("name", "family"):
+            raise Refused(400, "the A-Z index is for the orders by name: sort=name or family")
+        db = self._db()
+        where, params = _filters(coll, max_size, search_terms(q), category)
+        column = SORTS[sort][0]
+        bounds = [b""] + [collation.primary_key(c) for c in LETTERS] + [None]
+        labels = ["#", *LETTERS, "…"]
+        out: list[Letter] = []
+        position = 0
+        for label, low, high in zip(labels, bounds, bounds[1:], strict=False):
+            condition = f"{column} >= ?" + (f" AND {column} < ?" if high is not None else "")
+            extra = [low] + ([high] if high is not None else [])
+            count = int(db.execute(f"SELECT COUNT(*) FROM items i WHERE {where} AND {condition}",
+                                   [*params, *extra]).fetchone()[0])
+            out.append(Letter(label, position, count))
+            position += count
+        return out
 
     def search(self, coll: int, max_size: int, terms: list[str]) -> list[ItemRow]:
-        """Every contact matching all ``terms`` (the API's ``q`` language), by name."""
-        where, params = _filters(coll, max_size, [t for t in terms if t.strip()], None)
-        sql = f"SELECT {_ROW} FROM items i WHERE {where} ORDER BY lower(i.fn), i.uid"
-        return [ItemRow(*r) for r in self._db().execute(sql, params)]
+        """Every contact matching all ``terms`` (the API's ``q`` language), in the API's
+        order for it: exact email or phone matches first, then by name (UCA)."""
+        terms = [t for t in terms if t.strip()]
+        where, params = _filters(coll, max_size, terms, None)
+        order = self._order("name", False, " ".join(terms))
+        order_sql, order_params = order.order_by()
+        sql = f"SELECT {_ROW} FROM items i WHERE {where} ORDER BY {order_sql}"
+        return [ItemRow(*r) for r in self._db().execute(sql, [*params, *order_params])]
 
     def members(self, coll: int, max_size: int, category: str) -> list[ItemRow]:
         """Every contact in ``category``, by name."""
         where, params = _filters(coll, max_size, [], category)
-        sql = f"SELECT {_ROW} FROM items i WHERE {where} ORDER BY lower(i.fn), i.href"
+        sql = f"SELECT {_ROW} FROM items i WHERE {where} ORDER BY i.sk_name, i.href"
         return [ItemRow(*r) for r in self._db().execute(sql, params)]
 
     def all_rows(self, coll: int, max_size: int, category: str | None) -> list[ItemRow]:

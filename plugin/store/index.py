@@ -27,7 +27,7 @@ import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from cardfile.plugin.store import carddav_query
+from cardfile.plugin.store import carddav_query, collation
 from cardfile.plugin.store.contact_queries import ContactQueries
 from cardfile.plugin.store.rows import ItemRow, SyncState, etag_of
 
@@ -35,7 +35,8 @@ __all__ = ["CardIndex", "ItemRow", "SyncState", "etag_of"]
 
 from cardfile.plugin.vcard import card_fields
 
-SCHEMA_VERSION = "8"
+#: 9: UCA sort keys (sk_name, sk_family) and accent-folded values (fvalue) for search.
+SCHEMA_VERSION = "9"
 
 #: Reads one card file: its text and fields, or None if it vanished or is no card.
 ReadFile = Callable[[str], "tuple[str, card_fields.CardFields] | None"]
@@ -61,6 +62,8 @@ CREATE TABLE IF NOT EXISTS items (
     kind TEXT NOT NULL,
     family TEXT NOT NULL DEFAULT '',
     given TEXT NOT NULL DEFAULT '',
+    sk_name BLOB NOT NULL DEFAULT x'',
+    sk_family BLOB NOT NULL DEFAULT x'',
     seq INTEGER NOT NULL,
     UNIQUE (coll, href)
 );
@@ -68,21 +71,26 @@ CREATE INDEX IF NOT EXISTS items_uid ON items (coll, uid);
 CREATE INDEX IF NOT EXISTS items_seq ON items (coll, seq);
 CREATE INDEX IF NOT EXISTS items_mtime ON items (coll, mtime_ns);
 CREATE INDEX IF NOT EXISTS items_kind ON items (coll, kind);
--- The JSON API's default order (contact_queries.py SORTS["name"]): a page of
--- contacts by name reads its rows in index order instead of sorting the book.
-CREATE INDEX IF NOT EXISTS items_name ON items (coll, lower(fn), href);
+-- The JSON API's orders by name (contact_queries.py SORTS, Unicode collation
+-- keys): a page of contacts, a position or a letter of the A-Z index reads
+-- index entries in order instead of sorting the book.
+CREATE INDEX IF NOT EXISTS items_sk_name ON items (coll, sk_name, href);
+CREATE INDEX IF NOT EXISTS items_sk_family ON items (coll, sk_family, href);
 CREATE TABLE IF NOT EXISTS props (
     item INTEGER NOT NULL,
     coll INTEGER NOT NULL,
     name TEXT NOT NULL,
     value TEXT NOT NULL,
     lvalue TEXT NOT NULL,
-    norm TEXT NOT NULL DEFAULT ''
+    norm TEXT NOT NULL DEFAULT '',
+    fvalue TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS props_item ON props (item, name);
 -- Covering indexes: a text-match scans index entries only, never the table.
 CREATE INDEX IF NOT EXISTS props_name ON props (name, lvalue, item);
 CREATE INDEX IF NOT EXISTS props_norm ON props (name, norm, item);
+-- Search (API q, cardfile search) compares case- and accent-folded values.
+CREATE INDEX IF NOT EXISTS props_fold ON props (name, fvalue, item);
 -- The category list (names, spellings, member counts) from index entries
 -- alone: at 100,000 contacts joining every membership to its card took 300 ms.
 CREATE INDEX IF NOT EXISTS props_categories ON props (coll, norm, value, item)
@@ -211,7 +219,8 @@ class CardIndex(ContactQueries):
 
         Tables: ``items`` (one row per card: coll, href, uid, etag, size,
         mtime_ns, fn, kind, family, given, seq), ``props`` (item, coll, name, value,
-        lvalue = value.lower(), norm = normalised email/phone/category key).
+        lvalue = value.lower(), norm = normalised email/phone/category key,
+        fvalue = collation.fold(value): search's case- and accent-free form).
         """
         return self._db()
 
@@ -426,30 +435,33 @@ class CardIndex(ContactQueries):
         if seq is None:
             seq = self._next_seq(db)
         etag = etag_of(text)
+        sk_name, sk_family = sort_keys(fields)
         old = None if is_new else db.execute(
             "SELECT id FROM items WHERE coll=? AND href=?", (coll, href)).fetchone()
         if old is not None:
             db.execute("DELETE FROM props WHERE item=?", (old[0],))
             db.execute(
                 "UPDATE items SET uid=?, etag=?, size=?, mtime_ns=?, fn=?, kind=?, family=?, "
-                "given=?, seq=? WHERE id=?",
+                "given=?, sk_name=?, sk_family=?, seq=? WHERE id=?",
                 (fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, fields.family,
-                 fields.given, seq, old[0]),
+                 fields.given, sk_name, sk_family, seq, old[0]),
             )
             item_id = int(old[0])
         else:
             cur = db.execute(
                 "INSERT INTO items (coll, href, uid, etag, size, mtime_ns, fn, kind, family, "
-                "given, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "given, sk_name, sk_family, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (coll, href, fields.uid, etag, size, mtime_ns, fields.fn, fields.kind,
-                 fields.family, fields.given, seq),
+                 fields.family, fields.given, sk_name, sk_family, seq),
             )
             item_id = int(cur.lastrowid or 0)
             db.execute("DELETE FROM tombstones WHERE coll=? AND href=?", (coll, href))
         # A group card is not a contact: its CATEGORIES make no member.
         db.executemany(
-            "INSERT INTO props (item, coll, name, value, lvalue, norm) VALUES (?, ?, ?, ?, ?, ?)",
-            [(item_id, coll, name, value, value.lower(), _norm(name, value))
+            "INSERT INTO props (item, coll, name, value, lvalue, norm, fvalue) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(item_id, coll, name, value, value.lower(), _norm(name, value),
+              collation.fold(value) if name in _FOLDED else "")
              for name, value in fields.values
              if not (name == "CATEGORIES" and fields.kind == "group")],
         )
@@ -527,6 +539,20 @@ class CardIndex(ContactQueries):
             db.execute(
                 "UPDATE collections SET seq_floor=MAX(seq_floor, ?) WHERE id=?", (cut[0], coll)
             )
+
+
+#: Properties search looks in (collation.fold'ed into fvalue); TEL is searched by digits.
+_FOLDED = frozenset({"FN", "N", "NICKNAME", "ORG", "EMAIL", "CATEGORIES", "NOTE", "UID", "ADR",
+                     "TITLE", "X-PHONETIC-FIRST-NAME", "X-PHONETIC-LAST-NAME", "TEL"})
+
+
+def sort_keys(fields: card_fields.CardFields) -> tuple[bytes, bytes]:
+    """UCA keys of the card's name: by its name as shown (FN), and by family name
+    then given name (a card without a family name sorts by its FN there too)."""
+    by_name = collation.sort_key(fields.fn)
+    if fields.family:
+        return by_name, collation.sort_key(f"{fields.family} {fields.given}")
+    return by_name, by_name
 
 
 def _norm(name: str, value: str) -> str:

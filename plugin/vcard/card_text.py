@@ -62,21 +62,28 @@ class CardText:
     def line(self, content: str) -> str:
         return card_fields.fold(content).replace("\r\n", self.newline)
 
-    def replace(self, name: str, new_raw: list[str]) -> None:
-        """Put ``new_raw`` where the first ``name`` line was; drop the other ones.
+    def replace(self, name: str, new_raw: list[str], also_drop: set[int] | None = None) -> None:
+        """Put ``new_raw`` where the first ``name`` line was; drop the other ones
+        (and the lines at ``also_drop``).
 
         Apple's ``itemN.X-ABLabel`` companions of a dropped grouped line go
         with it, unless another line of that group stays.
         """
         old = self.lines(name)
-        position = old[0][0] if old else self._end()
-        dropped = {i for i, _ in old}
+        self.place(name, {old[0][0] if old else self._end(): new_raw}, also_drop)
+
+    def place(self, name: str, slots: dict[int, list[str]], also_drop: set[int] | None = None
+              ) -> None:
+        """Drop every ``name`` line; put ``slots[i]`` where line ``i`` was (an entry
+        rewritten in place stays where it was, beside its Apple label)."""
+        old = self.lines(name)
+        dropped = {i for i, _ in old} | (also_drop or set())
+        new_raw = [raw for lines in slots.values() for raw in lines]
         kept_raw = set(new_raw)
         groups = {p.group.lower() for i, p in old if p.group and self.raw[i] not in kept_raw}
         out: list[str] = []
         for i, raw in enumerate(self.raw):
-            if i == position:
-                out.extend(new_raw)
+            out.extend(slots.get(i, []))
             if i in dropped:
                 continue
             p = self.parsed[i]
@@ -85,6 +92,10 @@ class CardText:
                 continue
             out.append(raw)
         self._load("".join(out))
+
+    def end(self) -> int:
+        """The index of the END:VCARD line."""
+        return self._end()
 
     def _end(self) -> int:
         return max(i for i, raw in enumerate(self.raw) if raw.strip().upper() == "END:VCARD")

@@ -42,6 +42,14 @@ def default_region(configuration: Any = None) -> str:
     return match.group(1).upper() if match else FALLBACK_REGION
 
 
+def _validate(address: str) -> Any:
+    """email-validator with Cardfile's one rule: syntax only (no DNS), any domain a
+    person's book may hold (``example.org``, ``.test``), UTF-8 and quoted local parts."""
+    return validate_email(address, check_deliverability=False, globally_deliverable=False,
+                          allow_smtputf8=True, allow_quoted_local=True,
+                          allow_display_name=False, test_environment=True)
+
+
 @lru_cache(maxsize=65536)
 def email_key(value: str) -> str:
     """The address as one person's key: validated, normalised and case-folded."""
@@ -49,12 +57,24 @@ def email_key(value: str) -> str:
     if not raw or "@" not in raw:
         return raw
     try:
-        result = validate_email(raw, check_deliverability=False, globally_deliverable=False,
-                                allow_smtputf8=True, allow_quoted_local=True,
-                                allow_display_name=False, test_environment=True)
-        return str(result.normalized).casefold()
+        return str(_validate(raw).normalized).casefold()
     except (EmailNotValidError, ValueError):
         return raw
+
+
+def email_problem(value: str) -> str | None:
+    """Why ``value`` is not an email address (email-validator's sentence), or None.
+
+    The API refuses an email a person types that fails this rule, and the web
+    page shows the sentence at the field: one rule, in one place."""
+    raw = card_fields.normalise_email(value)
+    try:
+        _validate(raw)
+    except EmailNotValidError as e:
+        return str(e)
+    except ValueError as e:
+        return str(e) or "it is not an email address"
+    return None
 
 
 @lru_cache(maxsize=65536)

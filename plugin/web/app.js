@@ -1,13 +1,19 @@
 // Cardfile's contacts page: sign-in, the address book, categories and the other pages.
 //
 // Everything goes through the JSON API (api.js). The page is routed by the URL
-// fragment (#/contacts, #/contacts/ID, #/duplicates, #/transfer, #/device), so
-// Back works and a contact can be bookmarked without anything secret in it.
+// fragment (#/contacts, #/contacts/ID, #/duplicates, #/transfer, #/device);
+// the search, category and order are in it too (#/contacts?q=ada&category=Work
+// &sort=family), so Back, a reload and a bookmark keep them, and nothing secret
+// is ever in it. An open edit form is guarded (drafts.js): leaving it asks.
 
 import * as api from "./api.js";
 import { el, $, ask, toast, displayName, forgetPhotos } from "./ui.js";
 import { ContactList } from "./list.js";
-import { renderView, renderForm, writePhoto, deleteWithUndo, shrink } from "./contact.js";
+import { renderView, writePhoto, deleteWithUndo, shrink } from "./contact.js";
+import { renderForm } from "./form.js";
+import { renderClash } from "./conflict.js";
+import * as drafts from "./drafts.js";
+import { setUpSelection } from "./selection.js";
 import { showDuplicates, setUpTransfer, showDevice, setUpCopyButtons } from "./pages.js";
 import { historyPanel, showTrash, setUpTrashPage, showAlerts } from "./history.js";
 import { showSources, forgetSources } from "./sources.js";
@@ -19,10 +25,43 @@ const state = {
   list: null,
   contact: null,
   editing: false,
+  focusContact: false,
   refreshExport: () => {},
+  updateSelection: () => {},
 };
 
 const message = (e) => (e instanceof api.ApiError ? e.message : String(e));
+
+// -- the URL: page, contact, search, category, order ---------------------------------------
+function listQuery() {
+  const params = new URLSearchParams();
+  const query = state.list ? state.list.query : { q: "", category: null, sort: "name" };
+  if (query.q) params.set("q", query.q);
+  if (query.category) params.set("category", query.category);
+  if (query.sort && query.sort !== "name") params.set("sort", query.sort);
+  const text = params.toString();
+  return text ? `?${text}` : "";
+}
+
+function contactsHash(id) {
+  return `#/contacts${id ? `/${encodeURIComponent(id)}` : ""}${listQuery()}`;
+}
+
+function parseHash() {
+  const hash = location.hash || "#/contacts";
+  const [path, search = ""] = hash.split("?");
+  const [, page = "contacts", id = ""] = /^#\/([a-z]+)\/?(.*)$/.exec(path) || [];
+  return { page, id: id ? decodeURIComponent(id) : "", params: new URLSearchParams(search), hasQuery: hash.includes("?") };
+}
+
+/** The address bar follows the list without adding history entries. */
+function writeUrl() {
+  const { page, id } = parseHash();
+  if (page !== "contacts") return;
+  const wanted = contactsHash(id);
+  if (location.hash !== wanted) history.replaceState(null, "", wanted);
+  state.lastHash = location.hash;
+}
 
 // -- sign-in ----------------------------------------------------------------------------
 async function signIn(event) {
@@ -57,15 +96,40 @@ async function start() {
   if (!state.list) {
     state.list = new ContactList({
       container: $("#list"), spacer: $("#list-spacer"), booksUrl: book.url,
-      onOpen: (id) => { location.hash = `#/contacts/${encodeURIComponent(id)}`; },
-      onSelection: updateSelectionBar, onCount: updateCount,
+      onOpen: (id, { focus } = {}) => {
+        if (state.contact && state.contact.id === id && !state.editing && parseHash().id === id) {
+          if (focus) $("#contact-name").focus();
+          return;
+        }
+        state.focusContact = Boolean(focus);
+        location.hash = contactsHash(id);
+      },
+      onSelection: (selected) => state.updateSelection(selected), onCount: updateCount,
+      onLetters: renderLetters,
     });
+    state.updateSelection = setUpSelection({ list: state.list, book: () => state.book,
+      categories: () => state.categories, categoryUrl, refresh: refreshAll });
   }
   state.list.url = book.url;
   state.refreshExport = setUpTransferOnce();
-  await Promise.all([loadCategories(), state.list.setQuery({ q: "", category: null })]);
+  const { params } = parseHash();
+  const sort = params.get("sort") || localStorage.getItem("cardfile.sort") || "name";
+  state.category = params.get("category");
+  $("#search").value = params.get("q") || "";
+  $("#sort-order").value = sort === "family" ? "family" : "name";
+  showCategory();
+  await Promise.all([loadCategories(), state.list.setQuery({
+    q: $("#search").value.trim(), category: state.category, sort: $("#sort-order").value })]);
+  const draft = drafts.saved(data.user, book.name);
+  if (draft) {
+    await restoreDraft(draft);
+    return;
+  }
   route();
   showAlerts(state.book, () => refreshAll().catch(() => {}));
+  // The keyboard starts where the work is: the search box (or the contact the URL names).
+  // On a touch screen that would open the on-screen keyboard: the page itself then.
+  if (!parseHash().id) (matchMedia("(pointer: coarse)").matches ? $("#main") : $("#search")).focus();
 }
 
 let transferReady = null;
@@ -77,7 +141,9 @@ function setUpTransferOnce() {
   return transferReady;
 }
 
-function signOut() {
+async function signOut() {
+  if (!(await drafts.confirmLeave())) return;
+  drafts.forget();
   api.forget();
   forgetPhotos();
   forgetSources();
@@ -90,10 +156,13 @@ function signOut() {
   if (state.list) {
     state.list.selected.clear();
     state.list.items = [];
+    state.list.total = 0;
     state.list.render();
+    state.updateSelection(state.list.selected);
   }
   $("#detail").replaceChildren(emptyDetail());
   $("#category-list").replaceChildren();
+  $("#letters").replaceChildren();
   $("#search").value = "";
   $("#app").hidden = true;
   $("#signin").hidden = false;
@@ -104,8 +173,15 @@ function signOut() {
 
 function expired() {
   if ($("#app").hidden) return;
-  signOut();
+  // The draft stays in this tab: signing in again brings it back.
+  drafts.keep();
+  state.editing = false;
+  state.contact = null;
+  api.forget();
+  $("#app").hidden = true;
+  $("#signin").hidden = false;
   $("#signin-error").textContent = "Your sign-in is no longer valid; sign in again.";
+  $("#signin-user").focus();
 }
 
 // -- categories -------------------------------------------------------------------------
@@ -126,23 +202,23 @@ function renderCategories() {
     el("span", { class: "category-count", "aria-label": `${count} contacts` }, count === undefined ? "" : String(count))));
   list.replaceChildren(entry(null, "All contacts", total),
     ...state.categories.map((c) => entry(c.name, c.name, c.count)));
-  const selectable = $("#selection-category");
-  const current = selectable.value;
-  selectable.replaceChildren(...state.categories.map((c) => el("option", { value: c.name }, c.name)));
-  if (state.categories.some((c) => c.name === current)) selectable.value = current;
-  updateSelectionBar(state.list ? state.list.selected : new Map());
+  state.updateSelection(state.list ? state.list.selected : new Map());
 }
 
-function chooseCategory(name) {
+function showCategory() {
+  $("#list-title").textContent = state.category || "All contacts";
+  $("#category-tools").hidden = !state.category;
+}
+
+async function chooseCategory(name) {
+  if (!(await drafts.confirmLeave())) return;
   state.category = name;
   closeDrawer();
-  $("#list-title").textContent = name || "All contacts";
-  $("#category-tools").hidden = !name;
+  showCategory();
   renderCategories();
-  if (location.hash.startsWith("#/contacts/") || !location.hash.startsWith("#/contacts")) {
-    location.hash = "#/contacts";
-  }
-  state.list.setQuery({ category: name }).catch((e) => toast(message(e)));
+  await state.list.setQuery({ category: name }).catch((e) => toast(message(e)));
+  if (parseHash().page !== "contacts" || parseHash().id) location.hash = contactsHash(null);
+  else writeUrl();
 }
 
 async function createCategory(event) {
@@ -168,18 +244,23 @@ function categoryUrl(name) {
 async function renameCategory() {
   const old = state.category;
   const name = await ask({ title: `Rename ${old}`, label: "New name", value: old, ok: "Rename" });
-  if (!name || name === old) return;
+  if (!name || name === old) {
+    $("#rename-category").focus();
+    return;
+  }
   try {
     const { data } = await api.request("PUT", categoryUrl(old), { body: { name } });
     state.category = data.name;
-    $("#list-title").textContent = data.name;
+    showCategory();
     await loadCategories();
     await state.list.setQuery({ category: data.name });
+    writeUrl();
     toast(`Renamed ${old} to ${data.name}.`);
     reopenContact();
   } catch (e) {
     toast(message(e));
   }
+  $("#rename-category").focus();
 }
 
 async function deleteCategory() {
@@ -189,50 +270,23 @@ async function deleteCategory() {
   const ok = await ask({ title: `Delete the category ${name}?`, ok: "Delete category", danger: true,
     text: count ? `Its ${count} contact${count === 1 ? "" : "s"} stay in your address book; only the category goes.`
       : "It has no contacts." });
-  if (!ok) return;
+  if (!ok) {
+    $("#delete-category").focus();
+    return;
+  }
   try {
     await api.request("DELETE", categoryUrl(name));
     toast(`Category ${name} deleted.`);
-    chooseCategory(null);
+    await chooseCategory(null);
     await loadCategories();
     reopenContact();
+    $("#category-list .category").focus();
   } catch (e) {
     toast(message(e));
   }
 }
 
-// -- selection: several contacts into or out of a category ------------------------------
-function updateSelectionBar(selected) {
-  const n = selected.size;
-  $("#selection-count").textContent = n ? `${n} selected` : "Tick contacts to group them.";
-  const none = !n;
-  $("#selection-clear").disabled = none;
-  const noCats = !state.categories.length;
-  $("#selection-category").disabled = none || noCats;
-  $("#selection-add").disabled = none || noCats;
-  $("#selection-remove").disabled = none || noCats;
-}
-
-async function changeMembers(add) {
-  const name = $("#selection-category").value;
-  const ids = [...state.list.selected.keys()];
-  if (!name || !ids.length) return;
-  try {
-    if (add) {
-      await api.request("POST", `${categoryUrl(name)}/members`, { body: { ids } });
-    } else {
-      const query = ids.map((id) => `id=${encodeURIComponent(id)}`).join("&");
-      await api.request("DELETE", `${categoryUrl(name)}/members?${query}`);
-    }
-    toast(`${add ? "Added" : "Removed"} ${ids.length} contact${ids.length === 1 ? "" : "s"} ${add ? "to" : "from"} ${name}.`);
-    state.list.clearSelection();
-    await refreshAll();
-  } catch (e) {
-    toast(message(e));
-  }
-}
-
-// -- the list and one contact -------------------------------------------------------------
+// -- the list, the A-Z index and one contact ---------------------------------------------
 function updateCount(total) {
   const filtered = state.list.query.q || state.list.query.category;
   if (!filtered) {
@@ -243,13 +297,32 @@ function updateCount(total) {
   $("#list-count").textContent = `${total.toLocaleString()} contact${total === 1 ? "" : "s"}`;
 }
 
+function renderLetters(items) {
+  const nav = $("#letters");
+  nav.replaceChildren(...items.filter((i) => i.letter !== "…" || i.count).map((item) => el("button", {
+    // Not a Tab stop each (27 of them): from the keyboard, type the letter in the list.
+    type: "button", class: "letter", disabled: !item.count, tabindex: "-1",
+    "aria-label": item.count ? `${item.letter === "#" ? "Numbers and signs" : item.letter}: ${item.count} contact${item.count === 1 ? "" : "s"}`
+      : `${item.letter}: none`,
+    onclick: () => state.list.focusRow(item.offset, { top: true }),
+  }, item.letter)));
+}
+
 let searchTimer = null;
 function searchTyped() {
   clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => {
-    if (!location.hash.startsWith("#/contacts")) location.hash = "#/contacts";
-    state.list.setQuery({ q: $("#search").value.trim() }).catch((e) => toast(message(e)));
+  searchTimer = setTimeout(async () => {
+    if (parseHash().page !== "contacts") location.hash = contactsHash(null);
+    await state.list.setQuery({ q: $("#search").value.trim() }).catch((e) => toast(message(e)));
+    writeUrl();
   }, 200);
+}
+
+async function sortChosen() {
+  const sort = $("#sort-order").value;
+  localStorage.setItem("cardfile.sort", sort);  // a preference, nothing personal
+  await state.list.setQuery({ sort }).catch((e) => toast(message(e)));
+  writeUrl();
 }
 
 function emptyDetail() {
@@ -265,7 +338,7 @@ async function refreshAll() {
   renderCategories();
 }
 
-async function openContact(id) {
+async function openContact(id, { focus = false } = {}) {
   const detail = $("#detail");
   document.body.classList.add("showing-detail");
   state.list.setActive(id);
@@ -275,8 +348,9 @@ async function openContact(id) {
     state.contact = data;
     state.editing = false;
     detail.replaceChildren(view(data));
-    // On a phone the list just went away: take keyboard focus along to the card.
-    if (!$("#list").offsetParent && detail.contains(document.activeElement) === false) {
+    // Opened with the keyboard, or on a phone where the list just went away:
+    // take the focus along to the card.
+    if (focus || (!$("#list").offsetParent && !detail.contains(document.activeElement))) {
       $("#contact-name").focus();
     }
   } catch (e) {
@@ -292,23 +366,24 @@ function reopenContact() {
 
 function view(contact) {
   const card = renderView(contact, state.categories, {
-    back: () => { location.hash = "#/contacts"; },
+    back: () => { location.hash = contactsHash(null); },
     edit: () => edit(contact),
     remove: async () => {
       try {
         await deleteWithUndo(contact, state.book.url, async (restoredId) => {
           if (restoredId) {
             await refreshAll();
-            location.hash = `#/contacts/${encodeURIComponent(restoredId)}`;
+            location.hash = contactsHash(restoredId);
             return;
           }
           state.contact = null;
-          location.hash = "#/contacts";
+          location.hash = contactsHash(null);
           $("#detail").replaceChildren(emptyDetail());
           await refreshAll();
+          state.list.focusCurrent();
         });
       } catch (e) {
-        if (e.status === 412) conflict(contact, $("#detail .contact-card"));
+        if (e.status === 412) staleDelete(contact);
         else toast(message(e));
       }
     },
@@ -333,6 +408,16 @@ function view(contact) {
   return card;
 }
 
+function staleDelete(contact) {
+  const box = el("div", { class: "conflict", role: "alert" },
+    el("p", {}, el("strong", {}, "This contact was changed somewhere else "),
+      "after you opened it, so it was not deleted. Reload it to see the current version."),
+    el("button", { type: "button", class: "primary", id: "reload-contact",
+      onclick: () => openContact(contact.id, { focus: true }) }, "Reload contact"));
+  $("#detail .contact-card").prepend(box);
+  box.querySelector("button").focus();
+}
+
 async function memberChange(contact, name, add) {
   try {
     const url = categoryUrl(name);
@@ -342,32 +427,74 @@ async function memberChange(contact, name, add) {
     await loadCategories();
     state.list.update(state.contact);
     toast(add ? `Added to ${name}.` : `Removed from ${name}.`);
+    $("#contact-name").focus();
   } catch (e) {
     toast(message(e));
   }
 }
 
-function edit(contact, isNew = false) {
+// -- editing: the form, its draft, saving (merged with changes made elsewhere) ----------------
+function edit(contact, { isNew = false, draft = null, etag = null } = {}) {
   state.editing = true;
-  const form = renderForm(contact, state.categories, {
-    isNew,
-    onCancel: () => {
-      state.editing = false;
-      if (isNew) {
-        $("#detail").replaceChildren(emptyDetail());
-        document.body.classList.remove("showing-detail");
-      } else {
-        $("#detail").replaceChildren(view(contact));
-      }
+  const id = isNew ? null : contact.id;
+  const close = () => {
+    drafts.untrack();
+    state.editing = false;
+  };
+  const controller = renderForm(contact, state.categories, {
+    isNew, draft,
+    onInput: drafts.changed,
+    onCancel: async () => {
+      if (!(await drafts.confirmLeave())) return;
+      finishCancel();
     },
-    onSave: (patch, photo, status) => save(contact, patch, photo, status, isNew),
+    onSave: (change) => save(contact, change, isNew, controller),
   });
-  $("#detail").replaceChildren(form);
+  function finishCancel() {
+    close();
+    if (isNew) {
+      $("#detail").replaceChildren(emptyDetail());
+      document.body.classList.remove("showing-detail");
+      state.list.focusCurrent();
+    } else {
+      $("#detail").replaceChildren(view(contact));
+      $("#edit-contact").focus();
+    }
+  }
+  const hash = contactsHash(id);
+  drafts.track({
+    id,
+    dirty: controller.dirty,
+    focus: () => (controller.form.contains(state.lastFocus) ? state.lastFocus : controller.form.querySelector("input")).focus(),
+    snapshot: () => ({ user: api.user(), book: state.book.name, id, isNew, etag: etag || contact.etag,
+      contact, data: controller.data(), hash }),
+    save: async () => {
+      controller.form.requestSubmit();
+      return new Promise((resolve) => { controller.form.addEventListener("saved", (e) => resolve(e.detail), { once: true }); });
+    },
+    discard: () => {
+      close();
+      if (!isNew) $("#detail").replaceChildren(view(contact));
+      else $("#detail").replaceChildren(emptyDetail());
+    },
+  });
+  $("#detail").replaceChildren(controller.form);
   document.body.classList.add("showing-detail");
-  form.querySelector("input[name=name]").focus();
+  state.lastHash = location.hash;
+  if (draft) {
+    controller.status.replaceChildren(el("p", { class: "restored" },
+      "Your unsaved changes from before are back. Save them, or Cancel and Discard them."));
+  }
+  controller.form.querySelector("input[name=name]").focus();
+  return controller;
 }
 
-async function save(contact, patch, photoFile, status, isNew) {
+/** The form's outcome for whoever waits on it (the leave dialog's Save). */
+function settled(controller, ok) {
+  controller.form.dispatchEvent(new CustomEvent("saved", { detail: ok }));
+}
+
+async function save(contact, { patch, base, photo: photoFile, status }, isNew, controller, etag = null) {
   try {
     const photo = photoFile ? await shrink(photoFile) : null;  // a bad picture stops here
     let saved;
@@ -375,12 +502,15 @@ async function save(contact, patch, photoFile, status, isNew) {
       const { data, headers } = await api.request("POST", `${state.book.url}/contacts`, { body: patch });
       saved = { ...data, etag: headers.get("ETag") || data.etag };
     } else if (Object.keys(patch).length) {
-      const { data, headers } = await api.request("PATCH", contact.url, { body: patch,
-        headers: { "Content-Type": "application/merge-patch+json", "If-Match": contact.etag } });
+      // base: the values these fields had when the form opened. If the contact
+      // changed elsewhere meanwhile, the API merges what does not clash.
+      const { data, headers } = await api.request("PATCH", contact.url, { body: { ...patch, base },
+        headers: { "Content-Type": "application/merge-patch+json", "If-Match": etag || contact.etag } });
       saved = { ...data, etag: headers.get("ETag") || data.etag };
     } else {
-      saved = contact;
+      saved = contact;  // nothing changed: nothing is written
     }
+    drafts.untrack();
     state.editing = false;
     if (photo) {
       try {
@@ -389,45 +519,81 @@ async function save(contact, patch, photoFile, status, isNew) {
         toast(`Saved, but the photo was not: ${message(e)}`);
       }
     }
-    const newCategory = (patch.categories || []).some((c) => !state.categories.some(
-      (k) => k.name.toLowerCase() === c.toLowerCase()));
-    toast(isNew ? `${displayName(saved)} added.` : "Saved.");
+    const mergedElsewhere = !isNew && Object.keys(patch).length && Object.keys(saved).some((key) =>
+      !(key in patch) && !["etag", "updated", "photo", "url", "id", "uid"].includes(key)
+      && JSON.stringify(saved[key] ?? null) !== JSON.stringify(contact[key] ?? null));
+    toast(isNew ? `${displayName(saved)} added.`
+      : mergedElsewhere ? "Saved, together with the changes made elsewhere meanwhile." : "Saved.");
     if (isNew) {
-      location.hash = `#/contacts/${encodeURIComponent(saved.id)}`;
+      state.focusContact = true;
+      location.hash = contactsHash(saved.id);
       await refreshAll();
     } else {
-      await openContact(saved.id);
+      await openContact(saved.id, { focus: true });
       state.list.update(state.contact);
-      if (patch.name !== undefined || newCategory || patch.categories) await loadCategories();
-      if (patch.name !== undefined) state.list.reload();
+      if (patch.categories) await loadCategories();
+      if (patch.name !== undefined || patch.given !== undefined || patch.family !== undefined) state.list.reload();
     }
+    settled(controller, true);
   } catch (e) {
-    if (e.status === 412) conflict(contact, status);
-    else status.replaceChildren(el("p", { class: "error" }, message(e)));
+    settled(controller, false);
+    if (e.status === 409 && e.body && e.body.conflicts) {
+      showClash(contact, e.body, patch, controller, isNew);
+    } else {
+      const id = `form-error-${Date.now()}`;
+      status.replaceChildren(el("p", { class: "error", id }, message(e)));
+      // The server names the entry it refused (an email its rule rejects): mark it.
+      const body = e.body || {};
+      const inputs = body.field && Number.isInteger(body.index) ? [...controller.form.querySelectorAll(
+        `.entries[data-field=${body.field}] .entry input[name=value]`)].filter((i) => i.value.trim()) : [];
+      const input = inputs[body.index];
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", id);
+        input.addEventListener("input", () => input.removeAttribute("aria-invalid"), { once: true });
+        input.focus();
+      }
+    }
   }
 }
 
-/** The contact changed elsewhere since it was opened: say so, keep the form, offer a reload. */
-function conflict(contact, where) {
-  const box = el("div", { class: "conflict", role: "alert" },
-    el("p", {}, el("strong", {}, "This contact was changed somewhere else "),
-      "(another device or window) after you opened it, so your changes were not saved. ",
-      "Reload it to see the current version, then make your changes again."),
-    el("button", { type: "button", class: "primary", id: "reload-contact",
-      onclick: () => openContact(contact.id) }, "Reload contact"));
-  if (where.classList.contains("form-status")) where.replaceChildren(box);
-  else where.prepend(box);
-  box.querySelector("button").focus();
+/** Fields changed on both sides: choose, then save against the current version. */
+function showClash(contact, problem, patch, controller, isNew) {
+  const panel = renderClash(problem, (values, etag, current) => {
+    const chosen = { ...patch, ...values };
+    const base = {};
+    for (const key of Object.keys(chosen)) base[key] = current[key] ?? null;
+    save({ ...contact, etag }, { patch: chosen, base, photo: null, status: controller.status },
+      isNew, controller, etag);
+  });
+  controller.status.replaceChildren(panel);
+  panel.querySelector("h3").focus();
 }
 
-function newContact() {
-  location.hash = "#/contacts";
+async function newContact() {
+  if (!(await drafts.confirmLeave())) return;
+  if (parseHash().id) history.pushState(null, "", contactsHash(null));
   state.list.setActive(null);
   state.contact = null;
   const blank = { name: "", given: "", family: "", emails: [], phones: [], urls: [], addresses: [],
     categories: state.category ? [state.category] : [], organization: null, title: null,
     birthday: null, notes: null, photo: null };
-  edit(blank, true);
+  edit(blank, { isNew: true });
+}
+
+async function restoreDraft(draft) {
+  showPage("contacts");
+  if (draft.isNew) {
+    history.replaceState(null, "", contactsHash(null));
+    edit(draft.contact, { isNew: true, draft: draft.data });
+    return;
+  }
+  history.replaceState(null, "", contactsHash(draft.id));
+  state.lastHash = location.hash;
+  state.list.setActive(draft.id);
+  state.contact = draft.contact;
+  // Saved against the version it was opened from: a change made elsewhere since is merged.
+  edit(draft.contact, { draft: draft.data, etag: draft.etag });
 }
 
 // -- routing and the drawer (phones) -------------------------------------------------------
@@ -439,11 +605,34 @@ function showPage(name) {
   }
 }
 
-function route() {
-  if (!api.signedIn() || $("#app").hidden) return;
-  const hash = location.hash || "#/contacts";
-  const [, page, id] = /^#\/([a-z]+)\/?(.*)$/.exec(hash) || [null, "contacts", ""];
+let routing = false;
+async function route() {
+  if (!api.signedIn() || $("#app").hidden || routing) return;
+  // Leaving an edited form: back to its address while the user decides.
+  if (drafts.dirty() && state.lastHash && location.hash !== state.lastHash) {
+    const target = location.hash;
+    history.replaceState(null, "", state.lastHash);
+    routing = true;
+    const go = await drafts.confirmLeave();
+    routing = false;
+    if (!go) return;
+    history.pushState(null, "", target);
+  }
+  const { page, id, params, hasQuery } = parseHash();
   closeDrawer();
+  if (page === "contacts" && hasQuery) {
+    const wanted = { q: params.get("q") || "", category: params.get("category"),
+      sort: params.get("sort") === "family" ? "family" : "name" };
+    const now = state.list.query;
+    if (wanted.q !== now.q || wanted.category !== now.category || wanted.sort !== now.sort) {
+      $("#search").value = wanted.q;
+      $("#sort-order").value = wanted.sort;
+      state.category = wanted.category;
+      showCategory();
+      renderCategories();
+      await state.list.setQuery(wanted).catch((e) => toast(message(e)));
+    }
+  }
   if (page === "duplicates") {
     showPage("duplicates");
     showDuplicates(state.book, () => refreshAll().catch(() => {}));
@@ -462,21 +651,27 @@ function route() {
   } else {
     showPage("contacts");
     if (id) {
-      const decoded = decodeURIComponent(id);
-      if (!state.contact || state.contact.id !== decoded || !state.editing) openContact(decoded);
+      if (!state.contact || state.contact.id !== id || !state.editing) {
+        const focus = state.focusContact;
+        state.focusContact = false;
+        await openContact(id, { focus });
+      }
     } else if (!state.editing) {
       document.body.classList.remove("showing-detail");
       state.list.setActive(null);
     }
+    writeUrl();
   }
+  state.lastHash = location.hash;
 }
 
 function openDrawer() {
   document.body.classList.add("drawer-open");
   $("#menu-toggle").setAttribute("aria-expanded", "true");
   $("#scrim").hidden = false;
-  const first = $("#sidebar a, #sidebar button");
-  if (first) first.focus();
+  // Modal on a phone: the rest of the page cannot be reached until it closes.
+  for (const part of [$("#main"), $(".topbar")]) part.inert = true;
+  $("#menu-close").focus();
 }
 
 function closeDrawer() {
@@ -484,10 +679,33 @@ function closeDrawer() {
   document.body.classList.remove("drawer-open");
   $("#menu-toggle").setAttribute("aria-expanded", "false");
   $("#scrim").hidden = true;
+  for (const part of [$("#main"), $(".topbar")]) part.inert = false;
+  const sidebar = $("#sidebar");
+  if (sidebar.contains(document.activeElement) || document.activeElement === document.body) {
+    $("#menu-toggle").focus();
+  }
+}
+
+/** Tab and Shift+Tab stay inside the open drawer. */
+function trapDrawer(event) {
+  if (event.key !== "Tab" || !document.body.classList.contains("drawer-open")) return;
+  const focusable = [...$("#sidebar").querySelectorAll("a, button, input, select")]
+    .filter((e) => !e.disabled && e.offsetParent !== null);
+  if (!focusable.length) return;
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  if (event.shiftKey && document.activeElement === first) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && document.activeElement === last) {
+    event.preventDefault();
+    first.focus();
+  }
 }
 
 function init() {
   api.whenUnauthorized(expired);
+  drafts.guardUnload();
   $("#signin-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);
   $("#search").addEventListener("input", searchTyped);
@@ -497,17 +715,25 @@ function init() {
       state.list.focusRow(0);
     }
   });
+  $("#sort-order").addEventListener("change", sortChosen);
   $("#new-category").addEventListener("submit", createCategory);
   $("#rename-category").addEventListener("click", renameCategory);
   $("#delete-category").addEventListener("click", deleteCategory);
   $("#new-contact").addEventListener("click", newContact);
-  $("#selection-add").addEventListener("click", () => changeMembers(true));
-  $("#selection-remove").addEventListener("click", () => changeMembers(false));
-  $("#selection-clear").addEventListener("click", () => state.list.clearSelection());
   $("#menu-toggle").addEventListener("click", () => (document.body.classList.contains("drawer-open")
     ? closeDrawer() : openDrawer()));
+  $("#menu-close").addEventListener("click", closeDrawer);
   $("#scrim").addEventListener("click", closeDrawer);
+  // Escape in a contact's card goes back to its row in the list.
+  $("#detail").addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || state.editing || event.defaultPrevented) return;
+    event.preventDefault();
+    if (!$("#list").offsetParent) location.hash = contactsHash(null);
+    state.list.focusCurrent();
+  });
+  document.addEventListener("focusin", (event) => { state.lastFocus = event.target; });
   document.addEventListener("keydown", (event) => {
+    trapDrawer(event);
     if (event.key === "Escape") closeDrawer();
     if (event.key === "/" && !/input|textarea|select/i.test(document.activeElement.tagName)) {
       event.preventDefault();

@@ -1,25 +1,10 @@
-// One contact: the readable card, the edit form, saving with If-Match, delete with undo.
+// One contact: the readable card, photos, delete with undo (the edit form is form.js).
 //
-// Saving sends a JSON merge patch (PATCH) of only the fields the form changed,
-// with If-Match: the ETag read when the contact was opened. The API keeps
-// everything the form does not show (photos, X- properties, labels). A 412
-// means a phone or another window changed the contact meanwhile: nothing is
-// overwritten, and the page offers to reload it. A new photo is written by the
-// API's documented whole-card way: GET text/vcard, replace PHOTO, PUT with If-Match.
+// A new photo is written by the API's documented whole-card way: GET
+// text/vcard, replace PHOTO, PUT with If-Match.
 
 import { request, get, ApiError } from "./api.js";
 import { el, avatar, displayName, typeLabel, toast } from "./ui.js";
-
-const EMAIL_TYPES = ["", "home", "work", "other"];
-const PHONE_TYPES = ["", "cell", "home", "work", "main", "fax", "pager", "other"];
-const URL_TYPES = ["", "home", "work", "other"];
-const ADDRESS_TYPES = ["", "home", "work", "other"];
-const ADDRESS_PARTS = [["street", "Street"], ["extended", "Extended address"],
-  ["po_box", "PO box"], ["city", "City"], ["region", "Region"],
-  ["postal_code", "Postal code"], ["country", "Country"]];
-export const TEXT_FIELDS = ["name", "given", "family", "organization", "title", "birthday", "notes"];
-const LIST_FIELDS = ["emails", "phones", "urls", "addresses", "categories"];
-const BIRTHDAY = "(\\d{4}|--)-?\\d{2}-?\\d{2}|\\d{4}-\\d{2}|---\\d{2}";
 
 let uid = 0;
 const nextId = (prefix) => `${prefix}-${(uid += 1)}`;
@@ -33,7 +18,7 @@ function section(title, ...content) {
 function formatAddress(a) {
   const cityLine = [a.postal_code, a.city].filter(Boolean).join(" ");
   return [a.street, a.extended, a.po_box && `PO Box ${a.po_box}`, cityLine, a.region, a.country]
-    .filter(Boolean);
+    .filter(Boolean).flatMap((line) => line.split("\n")).filter((line) => line.trim());
 }
 
 function formatBirthday(value) {
@@ -56,16 +41,22 @@ export function mailtoHref(value) {
   return "mailto:" + encodeURIComponent(address).replace(/%40/g, "@");
 }
 
+/** What an entry is called: its own label (Apple's), else its kinds. */
+function entryLabel(entry) {
+  return entry.label || typeLabel(entry.type);
+}
+
 /** The readable card. `actions`: {edit, remove, addCategory, removeCategory}. */
 export function renderView(contact, categories, actions) {
   const name = displayName(contact);
   const sub = [contact.title, contact.organization].filter(Boolean).join(", ");
+  const spoken = [contact.phonetic_given, contact.phonetic_family].filter(Boolean).join(" ");
   const emails = (contact.emails || []).map((e) => el("li", {},
     el("a", { href: mailtoHref(e.value) }, e.value),
-    typeLabel(e.type) && el("span", { class: "type" }, typeLabel(e.type))));
+    entryLabel(e) && el("span", { class: "type" }, entryLabel(e))));
   const phones = (contact.phones || []).map((p) => el("li", {},
     el("a", { href: `tel:${p.value.replace(/[^\d+#*,;]/g, "")}` }, p.value),
-    typeLabel(p.type) && el("span", { class: "type" }, typeLabel(p.type))));
+    entryLabel(p) && el("span", { class: "type" }, entryLabel(p))));
   const urls = (contact.urls || []).map((u) => {
     const safe = /^https?:\/\//i.test(u.value) ? u.value : null;
     return el("li", {}, safe ? el("a", { href: safe, rel: "noopener noreferrer", target: "_blank" },
@@ -73,7 +64,7 @@ export function renderView(contact, categories, actions) {
   });
   const addresses = (contact.addresses || []).map((a) => el("li", {},
     el("address", {}, ...formatAddress(a).flatMap((line, i) => (i ? [el("br"), line] : [line]))),
-    typeLabel(a.type) && el("span", { class: "type" }, typeLabel(a.type))));
+    entryLabel(a) && el("span", { class: "type" }, entryLabel(a))));
   const memberOf = contact.categories || [];
   const others = categories.filter((c) => !memberOf.some((m) => m.toLowerCase() === c.name.toLowerCase()));
   const pickId = nextId("add-category");
@@ -97,7 +88,10 @@ export function renderView(contact, categories, actions) {
       el("button", { type: "button", class: "primary", id: "edit-contact", onclick: actions.edit }, "Edit"),
       el("button", { type: "button", class: "danger", id: "delete-contact", onclick: actions.remove }, "Delete")),
     el("header", { class: "contact-head" }, avatar(contact, "large"),
-      el("div", {}, el("h2", { id: "contact-name", tabindex: "-1" }, name), sub && el("p", { class: "sub" }, sub))),
+      el("div", {}, el("h2", { id: "contact-name", tabindex: "-1" }, name),
+        spoken && el("p", { class: "sub phonetic" }, `Say: ${spoken}`),
+        contact.nickname && el("p", { class: "sub" }, `Also called ${contact.nickname}`),
+        sub && el("p", { class: "sub" }, sub))),
     section("Email", emails.length ? el("ul", { class: "values" }, emails) : null),
     section("Phone", phones.length ? el("ul", { class: "values" }, phones) : null),
     section("Address", addresses.length ? el("ul", { class: "values" }, addresses) : null),
@@ -107,186 +101,6 @@ export function renderView(contact, categories, actions) {
     el("section", { class: "facts-section" }, el("h3", {}, "Categories"),
       catChips.length ? el("ul", { class: "chips" }, catChips) : el("p", { class: "muted" }, "In no category."),
       addForm));
-}
-
-function typeSelect(options, current, label) {
-  const value = (current || []).join(",");
-  const all = options.includes(value) ? options : [...options, value];
-  const id = nextId("type");
-  return [el("label", { for: id, class: "visually-hidden" }, label),
-    el("select", { id, class: "entry-type", name: "type" },
-      ...all.map((o) => el("option", { value: o, selected: o === value }, o || "—")))];
-}
-
-function listEditor(title, field, entries, makeRow, blank) {
-  const list = el("div", { class: "entries", dataset: { field } });
-  const add = () => {
-    const row = makeRow(blank(), list.children.length);
-    list.append(row);
-    const first = row.querySelector("input, textarea");
-    if (first) first.focus();
-  };
-  entries.forEach((entry, i) => list.append(makeRow(entry, i)));
-  return el("fieldset", { class: "editor-list" }, el("legend", {}, title), list,
-    el("button", { type: "button", class: "quiet add-entry", onclick: add }, `Add ${title.toLowerCase().replace(/s$/, "").replace(/addresse$/, "address")}`));
-}
-
-function removeButton(label) {
-  return el("button", { type: "button", class: "quiet remove-entry", "aria-label": label,
-    onclick: (event) => event.target.closest(".entry").remove() }, "Remove");
-}
-
-function valueRow(kind, inputType, types, labelWord) {
-  return (entry) => {
-    const id = nextId(kind);
-    const row = el("div", { class: "entry", dataset: { pref: entry.pref ? "1" : "" } },
-      el("label", { for: id, class: "visually-hidden" }, labelWord),
-      el("input", { id, name: "value", type: inputType, value: entry.value || "", placeholder: labelWord,
-        autocomplete: "off" }),
-      ...typeSelect(types, entry.type, `Kind of ${labelWord.toLowerCase()}`),
-      removeButton(`Remove ${labelWord.toLowerCase()} ${entry.value || ""}`.trim()));
-    return row;
-  };
-}
-
-function addressRow(entry) {
-  const grid = el("div", { class: "address-grid" });
-  for (const [part, label] of ADDRESS_PARTS) {
-    const id = nextId(part);
-    grid.append(el("div", { class: `field field-${part}` }, el("label", { for: id }, label),
-      el("input", { id, name: part, value: entry[part] || "", autocomplete: "off" })));
-  }
-  return el("div", { class: "entry address-entry", dataset: { pref: entry.pref ? "1" : "" } }, grid,
-    el("div", { class: "address-foot" }, ...typeSelect(ADDRESS_TYPES, entry.type, "Kind of address"),
-      removeButton("Remove address")));
-}
-
-function field(label, name, value, attrs = {}) {
-  const id = nextId(name);
-  const input = attrs.multiline
-    ? el("textarea", { id, name, rows: 4 }, value || "")
-    : el("input", { id, name, value: value || "", autocomplete: "off", ...attrs });
-  return el("div", { class: `field field-${name}` }, el("label", { for: id }, label), input);
-}
-
-/** The edit form; `onSave(patch, photoFile)` is called with only the changed fields. */
-export function renderForm(contact, categories, { onSave, onCancel, isNew }) {
-  const memberOf = new Set((contact.categories || []).map((c) => c.toLowerCase()));
-  const catBoxes = categories.map((c) => {
-    const id = nextId("cat");
-    return el("label", { class: "choice", for: id },
-      el("input", { id, type: "checkbox", name: "categories", value: c.name,
-        checked: memberOf.has(c.name.toLowerCase()) }), c.name);
-  });
-  const photoId = nextId("photo");
-  const status = el("div", { class: "form-status", role: "alert" });
-  const form = el("form", { class: "contact-form", "aria-labelledby": "form-title", novalidate: true },
-    el("div", { class: "detail-actions" },
-      el("button", { type: "button", class: "quiet", onclick: onCancel }, "Cancel"),
-      el("button", { type: "submit", class: "primary", id: "save-contact" }, "Save")),
-    el("h2", { id: "form-title" }, isNew ? "New contact" : `Edit ${displayName(contact)}`),
-    status,
-    el("div", { class: "form-grid" },
-      field("Display name", "name", contact.name),
-      field("Given name", "given", contact.given),
-      field("Family name", "family", contact.family),
-      field("Organisation", "organization", contact.organization),
-      field("Job title", "title", contact.title),
-      field("Birthday (YYYY-MM-DD)", "birthday", contact.birthday, { pattern: BIRTHDAY, placeholder: "1990-04-23" })),
-    listEditor("Emails", "emails", contact.emails || [], valueRow("email", "email", EMAIL_TYPES, "Email"), () => ({ value: "", type: [] })),
-    listEditor("Phones", "phones", contact.phones || [], valueRow("phone", "tel", PHONE_TYPES, "Phone"), () => ({ value: "", type: ["cell"] })),
-    listEditor("Addresses", "addresses", contact.addresses || [], addressRow, () => ({ type: ["home"] })),
-    listEditor("Web addresses", "urls", contact.urls || [], valueRow("url", "url", URL_TYPES, "Web address"), () => ({ value: "", type: [] })),
-    field("Notes", "notes", contact.notes, { multiline: true }),
-    el("fieldset", { class: "editor-list" }, el("legend", {}, "Categories"),
-      catBoxes.length ? el("div", { class: "choices" }, catBoxes) : el("p", { class: "muted" }, "No categories yet."),
-      field("New category for this contact", "new_category", "")),
-    el("fieldset", { class: "editor-list photo-field" }, el("legend", {}, "Photo"),
-      contact.photo ? el("div", { class: "photo-current" }, avatar(contact, "large"),
-        el("label", { class: "choice" }, el("input", { type: "checkbox", name: "remove_photo" }), "Remove photo")) : null,
-      el("label", { for: photoId }, contact.photo ? "Replace with a picture" : "Add a picture"),
-      el("input", { id: photoId, type: "file", name: "photo", accept: "image/*" })));
-
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    status.replaceChildren();
-    const bad = [...form.querySelectorAll("input[name=birthday]")].find((i) => !i.checkValidity());
-    if (bad) {
-      status.append(el("p", { class: "error" }, "Write the birthday as YYYY-MM-DD (or --MM-DD without a year)."));
-      bad.focus();
-      return;
-    }
-    const data = readForm(form);
-    const patch = {};
-    for (const key of TEXT_FIELDS) {
-      const before = contact[key] || "";
-      if (data[key] !== before) patch[key] = data[key] === "" ? null : data[key];
-    }
-    for (const key of LIST_FIELDS) {
-      if (canon(normalise(key, data[key])) !== canon(normalise(key, contact[key] || []))) {
-        patch[key] = data[key];
-      }
-    }
-    if (isNew && !patch.name && !data.given && !data.family && !(data.emails || []).length) {
-      status.append(el("p", { class: "error" }, "Give the contact a name (or at least an email address)."));
-      form.querySelector("input[name=name]").focus();
-      return;
-    }
-    if (form.elements.remove_photo && form.elements.remove_photo.checked) patch.photo = null;
-    const file = form.elements.photo.files[0] || null;
-    const button = form.querySelector("#save-contact");
-    button.disabled = true;
-    try {
-      await onSave(patch, file, status);
-    } finally {
-      button.disabled = false;
-    }
-  });
-  return form;
-}
-
-/** JSON with sorted keys, to compare entries whatever their key order. */
-function canon(value) {
-  if (Array.isArray(value)) return `[${value.map(canon).join(",")}]`;
-  if (value && typeof value === "object") {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canon(value[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-function normalise(field, entries) {
-  if (field === "categories") return [...entries].map((c) => c.toLowerCase()).sort();
-  return entries.map((e) => {
-    const copy = { ...e, type: [...(e.type || [])], pref: Boolean(e.pref) };
-    for (const k of Object.keys(copy)) if (copy[k] === undefined) delete copy[k];
-    return copy;
-  });
-}
-
-function readForm(form) {
-  const data = {};
-  for (const key of TEXT_FIELDS) {
-    const input = form.elements[key];
-    data[key] = key === "notes" ? input.value : input.value.trim();
-  }
-  for (const fieldName of ["emails", "phones", "urls", "addresses"]) {
-    const list = form.querySelector(`.entries[data-field=${fieldName}]`);
-    data[fieldName] = [...list.children].map((row) => {
-      const types = row.querySelector("select.entry-type").value.split(",").filter(Boolean);
-      const entry = { type: types, pref: row.dataset.pref === "1" };
-      if (fieldName === "addresses") {
-        for (const [part] of ADDRESS_PARTS) entry[part] = row.querySelector(`[name=${part}]`).value.trim();
-        return entry;
-      }
-      return { value: row.querySelector("[name=value]").value.trim(), ...entry };
-    }).filter((e) => (fieldName === "addresses"
-      ? ADDRESS_PARTS.some(([part]) => e[part]) : e.value));
-  }
-  const cats = [...form.querySelectorAll("input[name=categories]:checked")].map((i) => i.value);
-  const extra = form.elements.new_category.value.trim();
-  if (extra && !cats.some((c) => c.toLowerCase() === extra.toLowerCase())) cats.push(extra);
-  data.categories = cats;
-  return data;
 }
 
 // -- photos: resized in the browser, written into the card with a whole-card PUT ----

@@ -193,6 +193,15 @@ export function setUpTransfer(book, getCategories, onChange) {
 }
 
 // -- set up a device --------------------------------------------------------------------
+/** Whether a phone could reach this page's host: not a loopback or unspecified address. */
+export function reachable(hostname) {
+  const name = String(hostname || "").toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
+  if (!name || name === "localhost" || name.endsWith(".localhost")) return false;
+  if (/^127\.\d+\.\d+\.\d+$/.test(name) || name === "0.0.0.0") return false;
+  if (name === "::1" || name === "::" || /^::ffff:127\./.test(name) || /^::ffff:7f/.test(name)) return false;
+  return true;
+}
+
 export function showDevice(book) {
   const base = new URL(".", document.baseURI);
   const server = base.href;
@@ -202,11 +211,17 @@ export function showDevice(book) {
   $("#device-user").textContent = user();
   $("#device-host").textContent = base.host;
   const warning = $("#device-warning");
-  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(base.hostname);
+  const loopback = !reachable(base.hostname);
   warning.hidden = !loopback;
   warning.textContent = loopback ? "This page is open at your computer's own loopback address, which a phone cannot reach. "
     + "Start the server with 'cardfile serve --host 0.0.0.0' (ideally behind a TLS proxy) and open this page at the "
     + "computer's network name or address; the addresses and the code below follow." : "";
+  const figure = $("#device-qr").closest("figure");
+  figure.hidden = loopback;  // a code a phone cannot use is no help
+  if (loopback) {
+    $("#device-qr").replaceChildren();
+    return;
+  }
   const qr = qrcode(0, "M");
   qr.addData(server, "Byte");
   qr.make();

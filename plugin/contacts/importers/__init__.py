@@ -70,7 +70,9 @@ def read(data: bytes, name: str, fmt: str = "auto", encoding: str | None = None)
     else:
         parsed = read_csv(text, name, kind)
     if not parsed.cards and not parsed.problems:
+        # Said to a person at the command line and on the web page alike: no CLI flag.
         raise Refused(422, f"{name}: no contacts found (read as {parsed.format}); if this "
-                           "is a contacts export, name its format with --format")
+                           "is a contacts export, choose its format (vCard, jCard, CSV or "
+                           "LDIF) instead of letting it be guessed")
     split_groups(parsed)
     return parsed
