@@ -15,11 +15,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import DavClient, card
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, DESKTOP, UNLABELLED, shoot, sign_in
+from tests.test_web import CHROMIUM, DESKTOP, UNLABELLED, shoot, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not __import__("os").path.exists(CHROMIUM) and not __import__("os").environ.get("CI"),
@@ -52,14 +52,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import DavClient, card
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, shoot, sign_in
+from tests.test_web import CHROMIUM, DESKTOP, PHONE, shoot, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
@@ -81,14 +81,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP, **options: Any) -> Page:

@@ -18,7 +18,7 @@ from tests.davclient import DavClient, card
 from tests.test_web import CHROMIUM, shoot, sign_in
 
 # The browser and a fresh page per test, as test_web.py makes them (for this module's site).
-browser, page = test_web.browser, test_web.page
+page = test_web.page  # the browser itself is conftest.py's
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
