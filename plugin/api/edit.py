@@ -251,15 +251,10 @@ def _rewrite(card: CardText, line: ContentLine, prop: str, field: str, entry: di
         params["TYPE"] = types
     if entry["pref"] and card.v4:
         params["PREF"] = ["1"]
-    if field == "addresses":
-        value = ";".join(escape_text(entry[p]) for p in rep.ADDRESS_PARTS)
-    elif prop == "URL":
-        value = " ".join(entry["value"].split())
-    else:
-        value = escape_text(entry["value"])
-        scheme = {"TEL": "tel:", "EMAIL": "mailto:"}.get(prop, "")
-        if scheme and line.value.strip().lower().startswith(scheme):
-            value = scheme + value
+    value = _entry_value(prop, field, entry)
+    scheme = {"TEL": "tel:", "EMAIL": "mailto:"}.get(prop, "")
+    if scheme and line.value.strip().lower().startswith(scheme):
+        value = scheme + value  # the line said tel:/mailto:; the rewritten one still does
     return card_fields.format_line(ContentLine(group, prop, params, value))
 
 
@@ -279,10 +274,13 @@ def _format_entry(card: CardText, prop: str, field: str, entry: dict[str, Any]) 
             types.append("pref")
         if types:
             head += ";TYPE=" + ",".join(types)
+    return f"{head}:{_entry_value(prop, field, entry)}"
+
+
+def _entry_value(prop: str, field: str, entry: dict[str, Any]) -> str:
+    """An entry's value as written in its line (an address's parts, a URL, escaped text)."""
     if field == "addresses":
-        value = ";".join(escape_text(entry[p]) for p in rep.ADDRESS_PARTS)
-    elif prop == "URL":
-        value = " ".join(entry["value"].split())
-    else:
-        value = escape_text(entry["value"])
-    return f"{head}:{value}"
+        return ";".join(escape_text(entry[p]) for p in rep.ADDRESS_PARTS)
+    if prop == "URL":
+        return " ".join(entry["value"].split())
+    return escape_text(entry["value"])
