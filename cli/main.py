@@ -74,6 +74,10 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
             f"refusing to listen on {', '.join(exposed)} with authentication off "
             f"([auth] type = {auth_type}); use a loopback address or turn authentication on")
     _check_free(hosts)
+    if len(hosts) > 1:
+        raise click.UsageError(
+            f"[server] hosts names {len(hosts)} addresses ({', '.join(hosts)}); the server "
+            "listens on one (use [::] for every IPv4 and IPv6 address, or --host)")
     server.configure_logging(log_level)
     scheme = "https" if configuration.get("server", "ssl") else "http"
     if auth_type == "htpasswd":
@@ -81,7 +85,9 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
                                     f"{scheme}://{hosts[0]}", settings.data_dir)
     click.echo(f"Cardfile serving {settings.data_dir} on "
                + ", ".join(f"{scheme}://{h}/" for h in hosts), err=True)
-    server.serve(configuration)
+    server.serve(server.Recipe(str(settings.data_dir),
+                               None if settings.config_file is None else str(settings.config_file),
+                               {"server": server_options}, log_level))
 
 
 def _check_free(hosts: list[str]) -> None:

@@ -1,154 +1,81 @@
-"""Run the server: Radicale's HTTP server loop serving Cardfile's application.
+"""Run the server: Granian, a production HTTP server from PyPI, serving Cardfile's WSGI app.
 
-Radicale's ``server.serve`` already does what a small server needs (one
-thread per connection, a connection limit, TLS, a clean shutdown that
-finishes running requests). Two of its module-level names are swapped for
-Cardfile's own for the duration of the call (``radicale_adapter.serving_with``,
-where every Radicale internal is named), so the whole loop is reused
-unchanged. What that relies on (all in ``radicale.server``, Radicale 3.9):
+Why not Radicale's own loop any more: it is ``wsgiref`` with one thread per
+connection and one request per connection, so every request paid a TCP
+connection, a new thread and Python's header parsing, and the whole server
+ran on one core. A phone's first sync of 10,000 cards is 1,000 multigets, so
+that cost was most of what the phone waited for. Granian (Rust, hyper)
+gives what a server needs and Cardfile had to write itself before:
 
-- ``Application``: the WSGI application ``serve`` builds; replaced by
-  Cardfile's wrapper (``plugin/app.py``).
-- ``RequestHandler``: the per-connection handler ``serve`` gives each
-  server; replaced by a subclass (``_DeadlineRequestHandler``) that reads the
-  request under deadlines, so no idle or slow client holds up others.
-- ``ParallelHTTPServer.request_queue_size``: the listen backlog of its
-  server classes (the TLS one inherits it), socketserver's 5 by default;
-  raised so a burst of connections is queued, not dropped and retried 1 s
-  later by the client's TCP.
-- ``serve(configuration, shutdown_socket)``: the select loop (its
-  ``max_connections`` limit, its TLS server class, its shutdown socket).
+- keep-alive: a client's next request reuses its connection;
+- connections, TLS and request headers are read in Rust, outside the
+  Python threads, under a total header deadline (``request_timeout``); an
+  idle or trickling client holds no Python thread, and is cut off at the
+  deadline;
+- several worker processes (``[server] workers``, by default one per core,
+  at most four) on one listening socket. They share the data folder as
+  separate ``cardfile`` commands always could: Radicale's storage lock is a
+  file lock, the index is SQLite in WAL mode, every in-process cache is
+  checked against the index's sequence or a file's stamp, the login
+  throttle gives each worker its share of the failed logins allowed
+  (``login_throttle.share``), and background refreshes of connected sources
+  run in one worker (``worker_slots``).
 
-Why deadlines: Radicale gives each connection a thread and a 30 s socket
-timeout *per read*, and accepts at most ``max_connections`` (8) at once, so
-eight clients sending one header line every 10 s froze the server. Here the
-request line and headers must all arrive within ``request_timeout`` (a total
-deadline: each read may wait only for the time left), a stalled body fails
-after ``body_timeout`` of silence, and the connection limit is 256 by
-default (threads waiting on a socket are cheap). Radicale's handler answers
-one request per connection and closes it, so no idle keep-alive connection
-outlives the deadline either.
+What Granian does not do is bound how long a request body may stall: the
+application reads every body through ``body_reader.read_exactly``, which
+gives up after ``body_timeout`` and answers 400 (``body_reader``).
+
+Each worker builds its own application from the same recipe (the settings
+and the command line's overrides, passed in the environment), so nothing
+built before the fork (SQLite connections, threads) is shared.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import json
 import logging
-import signal
-import socket
-import time
+import os
+import resource
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from cardfile.cli import server_options
-from cardfile.plugin import radicale_adapter as radicale
+from cardfile.cli import server_options, worker_slots
+from cardfile.cli import settings as settings_mod
 from cardfile.plugin.app import CardfileApp
 from cardfile.plugin.contacts.sources.refresher import Refresher
+from cardfile.plugin.dav import body_reader
 from cardfile.plugin.dav.log_escape import EscapingFormatter
 
 log = logging.getLogger("cardfile")
 
-#: Radicale's loop waits with select(), which cannot watch descriptors past
-#: 1024; each connection holds three (its socket and a socketpair).
-MAX_CONNECTIONS_CEILING = 300
-#: Connections the kernel queues before the loop accepts them.
-LISTEN_BACKLOG = 128
+#: The environment variable that carries the recipe to each worker process.
+RECIPE_VARIABLE = "CARDFILE_SERVE_RECIPE"
+#: Connections the kernel queues before a worker accepts them.
+LISTEN_BACKLOG = 1024
+#: Most workers ``auto`` starts: past this the index's single writer is the limit.
+MAX_AUTO_WORKERS = 4
+
+#: CGI names a request's environ may carry. Granian starts every environ from
+#: the server process's own environment, so a variable such as HTTP_PROXY there
+#: would read as a header the client sent: those are removed (``_from_granian``).
+_CGI_PREFIXES = ("HTTP_", "CONTENT_", "REMOTE_", "SERVER_", "REQUEST_", "PATH_", "QUERY_",
+                 "SCRIPT_", "AUTH_", "HTTPS")
 
 
-class _DeadlineReader(io.RawIOBase):
-    """A connection's socket read under the request's deadlines.
+@dataclass(frozen=True)
+class Recipe:
+    """What a worker needs to build the same application as every other worker."""
 
-    Until the headers are read, every read may wait only for the time left
-    before the request deadline; after that (the body), each read may wait
-    ``body_seconds``. Writes keep ``send_seconds`` (Radicale's ``timeout``).
-    """
+    data_dir: str
+    config_file: str | None
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    log_level: str = "info"
 
-    def __init__(self, sock: socket.socket, header_seconds: float, body_seconds: float,
-                 send_seconds: float) -> None:
-        super().__init__()
-        self._sock = sock
-        self.deadline = time.monotonic() + header_seconds
-        self.in_body = False
-        self._body_seconds = body_seconds
-        self._send_seconds = send_seconds
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.in_body:
-            wait = self._body_seconds
-        else:
-            wait = self.deadline - time.monotonic()
-            if wait <= 0:
-                raise TimeoutError("the request headers did not arrive in time")
-        self._sock.settimeout(wait)
-        try:
-            return self._sock.recv_into(buffer)
-        finally:
-            self._sock.settimeout(self._send_seconds)
-
-
-class _DeadlineRequestHandler(radicale.ServerRequestHandler):
-    """Radicale's request handler, reading the request under deadlines."""
-
-    header_seconds = 10.0
-    body_seconds = 5.0
-    send_seconds = 30.0
-    _reader: _DeadlineReader
-
-    def setup(self) -> None:
-        super().setup()
-        self._reader = _DeadlineReader(self.connection, self.header_seconds,
-                                       self.body_seconds, self.send_seconds)
-        self.rfile.close()  # the plain file Radicale's handler made: replaced
-        self.rfile = io.BufferedReader(self._reader)
-
-    def parse_request(self) -> bool:
-        parsed = bool(super().parse_request())  # the request line was read; headers now
-        self._reader.in_body = True
-        return parsed
-
-    def get_environ(self) -> dict[str, Any]:
-        environ: dict[str, Any] = super().get_environ()
-        # The target as sent: PATH_INFO is decoded with replacement characters,
-        # so the application checks this one for invalid UTF-8 (app.py).
-        environ["REQUEST_URI"] = self.path
-        return environ
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except TimeoutError:
-            if self._reader.in_body:
-                raise  # a response write stalled: Radicale logs it as a timeout
-            log.info("Closed a connection from %s that did not send its request within "
-                     "%g s", self.client_address[0], self.header_seconds)
-            self._refuse_late_request()
-
-    def _refuse_late_request(self) -> None:
-        """Tell the client why it is being cut off (408), if it still listens."""
-        reason = (f"The request line and headers must arrive within {self.header_seconds:g} "
-                  f"seconds (request_timeout)\n").encode()
-        head = ("HTTP/1.0 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                f"Content-Length: {len(reason)}\r\nConnection: close\r\n\r\n").encode()
-        with contextlib.suppress(OSError):
-            self.connection.settimeout(1.0)
-            self.connection.sendall(head + reason)
-
-
-def _warmed_up_application(configuration: Any) -> CardfileApp:
-    app = CardfileApp(configuration)
-    app.warm_up()
-    # Connected sources refresh on their own intervals, beside the requests.
-    Refresher(app.radicale.storage).start()
-    return app
-
-
-def _cardfile_server(handler: type[_DeadlineRequestHandler]
-                     ) -> contextlib.AbstractContextManager[None]:
-    """Radicale's loop with Cardfile's application and request handler."""
-    return radicale.serving_with(_warmed_up_application, handler, LISTEN_BACKLOG)
+    def configuration(self) -> Any:
+        settings = settings_mod.resolve(self.data_dir, self.config_file)
+        return settings_mod.radicale_configuration(settings, self.overrides)
 
 
 def configure_logging(level: str) -> None:
@@ -159,48 +86,107 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(EscapingFormatter(
         "[%(asctime)s] %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     numeric = getattr(logging, level.upper(), logging.INFO)
     logging.getLogger("cardfile").setLevel(numeric)
     logging.getLogger("radicale").setLevel(
         numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
+    logging.getLogger("_granian").setLevel(max(numeric, logging.WARNING))
 
 
-def _server_setup(configuration: Any) -> tuple[Any, type[_DeadlineRequestHandler]]:
-    """The configuration Radicale's loop gets, and the handler class with our deadlines."""
-    header_seconds = server_options.seconds(configuration, server_options.REQUEST_TIMEOUT)
-    body_seconds = server_options.seconds(configuration, server_options.BODY_TIMEOUT)
-    send_seconds = float(configuration.get("server", "timeout")) or 30.0
-    handler = type("CardfileRequestHandler", (_DeadlineRequestHandler,), {
-        "header_seconds": header_seconds, "body_seconds": body_seconds,
-        "send_seconds": send_seconds})
-    limit = int(configuration.get("server", "max_connections"))
-    if limit <= 0 or limit > MAX_CONNECTIONS_CEILING:
-        log.warning("[server] max_connections = %d: using %d, the most this server loop "
-                    "can watch", limit, MAX_CONNECTIONS_CEILING)
-        limit = MAX_CONNECTIONS_CEILING
-    configuration = configuration.copy()
-    # Radicale's `timeout` is the socket timeout a connection starts with, which
-    # bounds the TLS handshake: it gets the request deadline too.
-    configuration.update({"server": {"max_connections": str(limit),
-                                     "timeout": str(min(send_seconds, header_seconds))}},
-                         "cardfile serve", privileged=True)
-    return configuration, handler
+def worker_count(configuration: Any) -> int:
+    """``[server] workers``: a number, or 0 for one per core (at most MAX_AUTO_WORKERS)."""
+    configured = int(server_options.workers(configuration))
+    if configured > 0:
+        return configured
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
 
 
-def serve(configuration: Any) -> None:
+def load_application(_target: str) -> Any:
+    """Granian's loader, run in each worker: the application from the recipe."""
+    recipe = Recipe(**json.loads(os.environ[RECIPE_VARIABLE]))
+    configure_logging(recipe.log_level)  # Granian configured its own in the worker
+    configuration = recipe.configuration()
+    body_reader.configure(server_options.seconds(configuration, server_options.BODY_TIMEOUT),
+                          threads=_blocking_threads(configuration))
+    workers = worker_count(configuration)
+    slot = worker_slots.claim(Path(recipe.data_dir), workers)
+    app = CardfileApp(configuration)
+    app.login_throttle.share(slot, workers)
+    app.warm_up()  # the first worker builds the index; the others find it built
+    if slot == 0:  # connected sources refresh on their own intervals, in one worker
+        Refresher(app.radicale.storage).start()
+    inherited = [k for k in os.environ if k.startswith(_CGI_PREFIXES)]
+    return _from_granian(app, inherited)
+
+
+def _from_granian(app: CardfileApp, inherited: list[str]) -> Any:
+    """The environ Cardfile's application expects, from the one Granian builds.
+
+    Granian decodes the path's %-escapes as Latin-1, as PEP 3333 says;
+    Radicale's own server gave UTF-8 with replacement characters, and kept the
+    target as sent (``REQUEST_URI``) for the application's strict check of
+    invalid UTF-8 (``app._path_refusal``). Both are rebuilt here from the
+    Latin-1 text, which is the path's bytes.
+    """
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        for name in inherited:
+            environ.pop(name, None)
+        path = environ.get("PATH_INFO", "")
+        if not path.isascii():
+            raw = path.encode("latin-1", "replace")
+            environ["PATH_INFO"] = raw.decode("utf-8", "replace")
+            environ["REQUEST_URI"] = quote(raw, safe="/:@!$&'()*+,;=~")
+        return app(environ, start_response)
+
+    return application
+
+
+def _blocking_threads(configuration: Any) -> int:
+    """Python threads per worker: requests answered at once (idle connections need none)."""
+    return max(4, min(64, int(configuration.get("server", "max_connections")) // 4))
+
+
+def _allow_many_connections() -> None:
+    """Raise the open-file limit to the most allowed (the workers inherit it).
+
+    Granian closes a connection whose request headers stall (``request_timeout``)
+    but keeps one that has sent nothing, as keep-alive clients between
+    requests do; such a connection holds no thread, only a file descriptor.
+    The common soft limit of 1,024 would let a few hundred of them stop new
+    clients from connecting; the hard limit (often 2^20) does not.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def serve(recipe: Recipe) -> None:
     """Serve until SIGINT or SIGTERM, then finish running requests and return."""
-    shutdown_ours, shutdown_theirs = socket.socketpair()
+    from granian.constants import Interfaces, SSLProtocols
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server import Server
 
-    def stop(signum: int, frame: Any) -> None:
-        logging.getLogger("cardfile").info("Stopping (signal %d)", signum)
-        shutdown_ours.close()
-
-    configuration, handler = _server_setup(configuration)
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with _cardfile_server(handler):
-            radicale.serve(configuration, shutdown_theirs)
-    finally:
-        for sig, handler_ in previous.items():
-            signal.signal(sig, handler_)
+    configuration = recipe.configuration()
+    hosts = configuration.get("server", "hosts")
+    host, port = hosts[0]
+    header_seconds = server_options.seconds(configuration, server_options.REQUEST_TIMEOUT)
+    threads = _blocking_threads(configuration)
+    tls: dict[str, Any] = {}
+    if configuration.get("server", "ssl"):
+        tls = {"ssl_cert": Path(str(configuration.get("server", "certificate"))),
+               "ssl_key": Path(str(configuration.get("server", "key"))),
+               "ssl_protocol_min": SSLProtocols.tls12}
+    os.environ[RECIPE_VARIABLE] = json.dumps(asdict(recipe))
+    _allow_many_connections()
+    server = Server(
+        "cardfile", address=host, port=port, interface=Interfaces.WSGI,
+        workers=worker_count(configuration), blocking_threads=threads,
+        backpressure=threads, backlog=LISTEN_BACKLOG, websockets=False,
+        http1_settings=HTTP1Settings(header_read_timeout=int(header_seconds * 1000),
+                                     keep_alive=True),
+        log_level=LogLevels.error, respawn_failed_workers=True,
+        workers_kill_timeout=30, **tls)
+    server.serve(target_loader=load_application)

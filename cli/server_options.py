@@ -12,6 +12,8 @@ configuration is loaded, so every command accepts a file that sets them.
   before the request is answered 400, so a ``Content-Length`` longer than
   the body never holds a thread for long.
 
+- ``workers``: server processes; 0 (the default) is one per core, at most four.
+
 Radicale's own ``max_connections`` (Cardfile's default 256) and ``timeout``
 (how long a response write may stall) keep their meaning.
 """
@@ -24,6 +26,7 @@ from cardfile.plugin import radicale_adapter as radicale
 
 REQUEST_TIMEOUT = "request_timeout"
 BODY_TIMEOUT = "body_timeout"
+WORKERS = "workers"
 
 radicale.register_option(
     "server", REQUEST_TIMEOUT, "10",
@@ -33,6 +36,16 @@ radicale.register_option(
     "server", BODY_TIMEOUT, "5",
     "seconds a request body may stall before the request is refused with 400",
     radicale.positive_float)
+
+radicale.register_option(
+    "server", WORKERS, "0",
+    "server processes sharing the data folder; 0 means one per core (at most four)",
+    int)
+
+
+def workers(configuration: Any) -> int:
+    """``[server] workers`` as configured (0: one per core); a negative number is 0."""
+    return max(0, int(configuration.get("server", WORKERS)))
 
 
 def seconds(configuration: Any, option: str) -> float:

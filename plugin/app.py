@@ -24,7 +24,7 @@ from urllib.parse import unquote
 from cardfile.plugin.api import ApiApp, is_api_path
 from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
 from cardfile.plugin.contacts import actor, request_notes, sent_card, views
-from cardfile.plugin.contacts.card_check import accept_card_upload, read_exactly
+from cardfile.plugin.contacts.card_check import accept_card_upload
 from cardfile.plugin.contacts.grants.core import Grants
 from cardfile.plugin.contacts.grants.store import GrantStore
 from cardfile.plugin.contacts.sent_card import SentCard
@@ -35,6 +35,7 @@ from cardfile.plugin.dav import (
     request_guard,
     source_guard,
 )
+from cardfile.plugin.dav.body_reader import read_exactly
 from cardfile.plugin.dav.fastpath import FastPath
 from cardfile.plugin.dav.host_check import HostCheck
 from cardfile.plugin.dav.log_escape import escape
@@ -82,6 +83,10 @@ _GENERIC: dict[int, str] = {
 }
 
 
+#: Where a request's login attempt (login_throttle) waits for the handlers.
+LOGIN_KEY = "cardfile.login"
+
+
 class CardfileApp:
     """Radicale's application behind Cardfile's checks and messages."""
 
@@ -90,6 +95,10 @@ class CardfileApp:
         self.radicale = RadicaleApp(configuration)
         self.max_content_length: int = configuration.get("server", "max_content_length")
         self.max_resource_size: int = configuration.get("server", "max_resource_size")
+        #: Radicale refuses every request without a valid login (not so for
+        #: ``none`` or a proxy's REMOTE_USER), so a body need not be read first.
+        self.logins_required = str(configuration.get("auth", "type")) not in (
+            "none", "remote_user", "http_remote_user", "http_x_remote_user")
         self.collection_root = os.path.join(
             configuration.get("storage", "filesystem_folder"), "collection-root")
         try:
@@ -146,6 +155,7 @@ class CardfileApp:
             return self._answer(environ, start_response, None)
         # Counted from here to the answer (login_throttle): a burst cannot outrun it.
         login = self.login_throttle.begin(environ.get("REMOTE_ADDR", ""), header)
+        environ[LOGIN_KEY] = login
         code = 500
         try:
             answer = self._answer(environ, start_response, login)
@@ -245,6 +255,15 @@ class CardfileApp:
         if length > self.max_content_length:
             raise Refused(413, f"The request body is {length} bytes; this server accepts "
                                     f"at most {self.max_content_length} (max_content_length)")
+        if length and self.logins_required:
+            if self.radicale.basic_login(environ) is None:
+                # Radicale answers the failed login; the body is never waited for, so a
+                # stranger cannot hold a body reader (body_reader) by stalling one.
+                environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(b""), "0"
+                return self._radicale(environ)
+            login = environ.get(LOGIN_KEY)
+            if login is not None:  # proved before the body: a stalled body holds no attempt
+                self.login_throttle.proved(login)
         source_guard.screen(environ, method, self.collection_root,  # read-only source books
                             self.api.logged_in_user)
         refused = (request_guard.screen(environ, method, length)  # entities, Depth, names
@@ -252,13 +271,16 @@ class CardfileApp:
         if refused is not None:
             return refused
         sent: SentCard | None = None
+        if length and not isinstance(environ["wsgi.input"], io.BytesIO):
+            # Every body is read once, under the body deadline, before anyone uses it.
+            environ["wsgi.input"] = io.BytesIO(read_exactly(environ, length))
         if method == "PUT" and length:
-            body = read_exactly(environ, length)
+            body = environ["wsgi.input"].getvalue()
             sent = accept_card_upload(environ, body, self.max_resource_size)
             if sent is not None and sent.changed:
                 body = sent.text.encode("utf-8")  # Radicale parses what will be stored
                 environ["CONTENT_LENGTH"] = str(len(body))
-            environ["wsgi.input"] = io.BytesIO(body)
+                environ["wsgi.input"] = io.BytesIO(body)
         fast = self.fastpath.respond(environ, method)
         if fast is not None:
             return fast

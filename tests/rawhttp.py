@@ -38,9 +38,13 @@ def connect(port: int, source: str = "127.0.0.1", timeout: float = 20.0) -> sock
 
 
 def read_answer(sock: socket.socket, started: float) -> Answer:
-    """Everything until the server closes (it answers one request per connection)."""
+    """One answer: its head, then Content-Length bytes of body (or all until the server closes).
+
+    The server keeps connections open (keep-alive), so the end of an answer is
+    where its Content-Length says, not where the connection ends.
+    """
     data = b""
-    while True:
+    while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
             break
@@ -52,6 +56,12 @@ def read_answer(sock: socket.socket, started: float) -> Answer:
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    length = int(headers["content-length"]) if "content-length" in headers else None
+    while length is None or len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
     return Answer(status, headers, body, time.monotonic() - started)
 
 
@@ -59,6 +69,8 @@ def request(port: int, method: str, target: str | bytes, headers: bytes = b"",
             body: bytes = b"", source: str = "127.0.0.1", timeout: float = 20.0) -> Answer:
     """Send one request exactly as given and read the whole answer."""
     path = target.encode() if isinstance(target, str) else target
+    if b"connection:" not in headers.lower():
+        headers += b"Connection: close\r\n"  # one request: the server may hang up after it
     data = (method.encode() + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             + headers + b"\r\n" + body)
     with connect(port, source, timeout) as sock:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from cardfile.plugin.api.problems import Problem
-from cardfile.plugin.contacts.card_check import read_exactly
+from cardfile.plugin.dav.body_reader import read_exactly
 from cardfile.plugin.refused import Refused
 
 JSON = "application/json"

@@ -197,27 +197,3 @@ def _one_line(error: Exception) -> str:
     text = " ".join(str(error).split())
     text = re.sub(r"\s+", " ", text)
     return (text[:240] + "...") if len(text) > 240 else (text or type(error).__name__)
-
-
-def read_exactly(environ: dict[str, Any], length: int) -> bytes:
-    """The request body, all ``length`` bytes of it, or a 400 saying where it ended.
-
-    The server gives a body read a short inactivity timeout (``body_timeout``),
-    so a client that announced more than it sends is answered here quickly.
-    """
-    stream = environ["wsgi.input"]
-    read = getattr(stream, "read1", stream.read)  # what has arrived, so a timeout loses none
-    parts, remaining = [], length
-    while remaining > 0:
-        try:
-            chunk = read(min(remaining, 1 << 16))
-        except TimeoutError:
-            raise Refused(400, f"The body is shorter than its Content-Length: nothing "
-                                    f"more arrived after {length - remaining} of {length} "
-                                    f"bytes") from None
-        if not chunk:
-            raise Refused(400, f"The body is shorter than its Content-Length: it ended "
-                                    f"after {length - remaining} of {length} bytes")
-        parts.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(parts)

@@ -21,6 +21,11 @@ and the rest find the address blocked. Right passwords sent at once (a phone
 opening eight connections to a server that just started) wait only for the
 first to succeed: a credential that worked (kept only as a keyed hash, in
 memory) is never held back again.
+
+With several server processes (``cardfile serve``'s workers), each keeps its
+own records and admits its ``share`` of the failures: the shares add up to
+the configured limit, so a burst spread over the processes still gets no
+more checks than one process would allow.
 Behind a reverse proxy every client shares the proxy's address; the proxy
 should then limit logins itself.
 """
@@ -93,6 +98,11 @@ class LoginThrottle:
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # a reserved login finished
 
+    def share(self, index: int, of: int) -> None:
+        """Admit this process's part (``index`` of ``of`` processes) of the failures allowed."""
+        if self.failures > 0 and of > 1:
+            self.failures = max(1, self.failures // of + (1 if index < self.failures % of else 0))
+
     @classmethod
     def from_configuration(cls, configuration: Any) -> LoginThrottle:
         return cls(failures=int(configuration.get("auth", OPTION)))
@@ -135,22 +145,42 @@ class LoginThrottle:
         """End ``attempt``: 401 counts a failure, a success remembers the credential."""
         if self.failures <= 0 or attempt.wait:
             return
-        now = time.monotonic()
         if status == 401:
             self.failed(attempt.address)  # counted before the reservation is given back
         elif status < 400:
-            with self._lock:
+            self._remember(attempt.credential)
+        self._give_back(attempt)
+
+    def proved(self, attempt: LoginAttempt) -> None:
+        """The credential was checked and works: remember it and give back the attempt now.
+
+        For a request whose login is checked before it does its slow part
+        (reading a body): other logins with the same credential need not wait
+        for it to end.
+        """
+        if self.failures <= 0 or attempt.wait:
+            return
+        self._remember(attempt.credential)
+        self._give_back(attempt)
+
+    def _remember(self, credential: bytes) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._good) >= MAX_GOOD_CREDENTIALS:
+                self._good = {k: t for k, t in self._good.items() if t > now}
                 if len(self._good) >= MAX_GOOD_CREDENTIALS:
-                    self._good = {k: t for k, t in self._good.items() if t > now}
-                    if len(self._good) >= MAX_GOOD_CREDENTIALS:
-                        self._good.clear()
-                self._good[attempt.credential] = now + GOOD_FOR
-        if attempt.reserved:
-            with self._lock:
-                record = self._records.get(attempt.address)
-                if record is not None and record.in_flight > 0:
-                    record.in_flight -= 1
-                self._ended.notify_all()
+                    self._good.clear()
+            self._good[credential] = now + GOOD_FOR
+
+    def _give_back(self, attempt: LoginAttempt) -> None:
+        if not attempt.reserved:
+            return
+        attempt.reserved = False  # once: proved() and then finish() give back one attempt
+        with self._lock:
+            record = self._records.get(attempt.address)
+            if record is not None and record.in_flight > 0:
+                record.in_flight -= 1
+            self._ended.notify_all()
 
     def failed(self, address: str) -> None:
         """Count a failed login from ``address``; block it when it failed too often."""

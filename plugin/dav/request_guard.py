@@ -21,7 +21,7 @@ import xml.parsers.expat
 from typing import Any
 from urllib.parse import unquote
 
-from cardfile.plugin.contacts.card_check import read_exactly
+from cardfile.plugin.dav.body_reader import read_exactly
 from cardfile.plugin.refused import Refused
 
 #: Methods whose body Radicale parses as XML.
