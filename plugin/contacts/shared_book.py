@@ -77,7 +77,8 @@ class SharedBook(PublishedBook):
         category = self.record.get("category")
         self.open = (record is not None and radicale.is_safe_name(book)
                      and radicale.is_safe_name(owner))
-        super().__init__(collection, f"/{owner}/{book}/" if self.open else collection.path,
+        itself = radicale.unstrip_path(collection.path, True)  # closed: shows itself, empty
+        super().__init__(collection, f"/{owner}/{book}/" if self.open else itself,
                          str(category or ""))
         self.whole_book = not category
 
