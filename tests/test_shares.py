@@ -307,3 +307,23 @@ def test_backup_without_users_leaves_out_grants(trio: ServerProcess, tmp_path: P
     assert not any(n == "grants" or n.startswith("grants/") for n in names)
     assert "htpasswd" not in names and any(n.endswith("fam-1.vcf") for n in names)
 
+
+
+def test_a_friend_who_deletes_the_copy_does_not_get_it_back(trio: ServerProcess) -> None:
+    """Deleting the copy of a friend's me card means "no more copies" (recorded on the
+    friendship); the owner's next edit leaves it deleted; 'friends copy' undoes it."""
+    bob, carol = dav(trio, "bob"), dav(trio, "carol")
+    me_card = card("bob-me", "Bob Builder", "EMAIL:bob@example.org")
+    assert bob.put("bob-me.vcf", me_card)[0] == 201
+    cli(trio, "me", "set", "bob-me", "--user", "bob")
+    invited = api(trio, "carol").ok("POST", "/api/friends", {"user": "bob"}, status=201)
+    api(trio, "bob").ok("POST", f"/api/friends/{invited['id']}/accept")
+    copy = f"friend-{invited['id']}-bob.vcf"
+    assert carol.get(copy)[0] == 200
+    assert carol.delete(copy) in (200, 204)
+    assert bob.put("bob-me.vcf", me_card.replace("Builder", "Rebuilt"))[0] == 204
+    assert carol.get(copy)[0] == 404
+    assert not (trio.book_dir("carol") / copy).exists()
+    cli(trio, "friends", "copy", invited["id"], "--user", "carol")
+    status, _, text = carol.get(copy)
+    assert status == 200 and "Rebuilt" in text
