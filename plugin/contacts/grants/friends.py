@@ -21,7 +21,16 @@ updated (the Friends category and the marker go).
 
 The copy belongs to its owner's card: edits a friend makes to it are
 replaced at the owner's next edit, except its categories, which the friend
-keeps.
+keeps. Deleting the copy is the friend saying "no more copies": it is
+recorded on the friendship (``no_copy``) and the owner's edits no longer
+bring it back; the friend undoes that with ``want_copy`` ('cardfile friends
+copy ID', ``POST /api/friends/{id}/copy``).
+
+Invitations may name a user or a handle ``name@host`` (``resolve``: the
+user name at one of the server's own host names; an unknown handle is
+invited like any other and simply never accepted, so no account is
+revealed). The lifecycle here (``new_invitation``, ``settle``, ``remove``,
+``describe``, ``listing``) is also the one of shares (shares.py).
 """
 
 from __future__ import annotations
