@@ -205,6 +205,14 @@ def grants_revoke(data_dir: str | None, config_file: str | None, user: str,
                   ident: str) -> None:
     """Revoke any user's grant by its id."""
     grants, user = open_grants(data_dir, config_file, user)
+    found = grants.get(user, ident)
+    if found is not None and found.kind == "share":
+        from cardfile.plugin.contacts.grants import shares
+
+        _, storage, _, _ = open_friends(data_dir, config_file, user)
+        shares.revoke(grants, storage, user, ident)  # its shared book goes too
+        click.echo(f"Revoked the share {found.name!r} ({ident}) of {user}.", err=True)
+        return
     grant = _revoke(grants, user, ident, ("device", "token", "session"))
     click.echo(f"Revoked {grant.kind} {grant.name!r} ({grant.id}) of {user}.", err=True)
 
@@ -299,15 +307,21 @@ def friends_group() -> None:
 
 @friends_group.command("invite")
 @user_options
-@click.argument("other")
+@click.argument("other")  # a user name, or a handle name@host
 def friends_invite(data_dir: str | None, config_file: str | None, user_name: str | None,
                    other: str) -> None:
-    """Invite another user of this server."""
+    """Invite another user of this server (a name, or a handle name@host)."""
     from cardfile.plugin.contacts.grants import friends
 
-    grants, _, user, known = open_friends(data_dir, config_file, user_name)
-    found = friends.invite(grants, user, other, known)
+    grants, storage, user, known = open_friends(data_dir, config_file, user_name)
+    found = friends.invite(grants, user, other, known, own_hosts=_own_hosts(storage))
     click.echo(f"Invited {other} ({found['id']}); it expires {found['expires']}.", err=True)
+
+
+def _own_hosts(storage: Any) -> Callable[[str], bool]:
+    from cardfile.plugin.dav.host_check import own_names
+
+    return own_names(storage.configuration)
 
 
 @friends_group.command("list")
@@ -373,6 +387,111 @@ def friends_end(data_dir: str | None, config_file: str | None, user_name: str | 
                f"{'stays as a plain contact' if keep else 'was removed'}.", err=True)
 
 
+@friends_group.command("copy")
+@user_options
+@click.argument("ident")
+def friends_copy(data_dir: str | None, config_file: str | None, user_name: str | None,
+                 ident: str) -> None:
+    """Get a friend's card again after deleting your copy of it."""
+    from cardfile.plugin.contacts.grants import friends
+
+    grants, storage, user, _ = open_friends(data_dir, config_file, user_name)
+    found = friends.want_copy(grants, storage, user, ident)
+    click.echo(f"You get {found['friend']}'s card again.", err=True)
+
+
+# -- shares ------------------------------------------------------------------------
+@click.group("shares")
+def shares_group() -> None:
+    """Share a book, or one category of it, with another user of this server."""
+
+
+@shares_group.command("invite")
+@user_options
+@click.argument("other")
+@click.option("--book", required=True, help="Your address book to share.")
+@click.option("--category", default=None, help="Share only this category of the book.")
+@click.option("--read-write", is_flag=True, help="They may change it too (default: read).")
+def shares_invite(data_dir: str | None, config_file: str | None, user_name: str | None,
+                  other: str, book: str, category: str | None, read_write: bool) -> None:
+    """Offer a book (or a category) to a user of this server (a name or name@host)."""
+    from cardfile.plugin.contacts.grants import shares
+
+    grants, storage, user, known = open_friends(data_dir, config_file, user_name)
+    found = shares.invite(grants, storage, user, other, book, category,
+                          "rw" if read_write else "r", known, _own_hosts(storage))
+    what = f"the category {category!r} of {book!r}" if category else repr(book)
+    click.echo(f"Offered {what} to {other}, {'read-write' if read_write else 'read-only'} "
+               f"({found['id']}); it expires {found['expires']}.", err=True)
+
+
+@shares_group.command("list")
+@user_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def shares_list(data_dir: str | None, config_file: str | None, user_name: str | None,
+                as_json: bool) -> None:
+    """Your shares and offers, sent and received (received ones first)."""
+    from cardfile.plugin.contacts.grants import shares
+
+    grants, user = open_grants(data_dir, config_file, user_name)
+    found = shares.listing(grants, user)
+    if as_json:
+        click.echo(json.dumps(found, indent=1))
+        return
+    if not found:
+        click.echo(f"{user} has no shares or offers", err=True)
+    for f in found:
+        what = f["book"] + (f" ({f['category']})" if f["category"] else "")
+        where = f"  {f['path']}" if f.get("path") and f["direction"] == "received" else ""
+        click.echo(f"{f['id']}  {f['owner']}:{what}  {f['access']}  "
+                   f"{f['friend']}  {f['status']}{where}")
+
+
+def _answer_share(data_dir: str | None, config_file: str | None, user_name: str | None,
+                  ident: str, accept: bool) -> None:
+    from cardfile.plugin.contacts.grants import shares
+
+    grants, storage, user, _ = open_friends(data_dir, config_file, user_name)
+    found = shares.answer(grants, storage, user, ident, accept)
+    if accept:
+        click.echo(f"Accepted: {found['owner']}'s {found['book']!r} is now your book "
+                   f"{found['path']}.", err=True)
+    else:
+        click.echo(f"Declined the share of {found['owner']}.", err=True)
+
+
+@shares_group.command("accept")
+@user_options
+@click.argument("ident")
+def shares_accept(data_dir: str | None, config_file: str | None, user_name: str | None,
+                  ident: str) -> None:
+    """Accept a share: it appears as one more of your address books."""
+    _answer_share(data_dir, config_file, user_name, ident, True)
+
+
+@shares_group.command("decline")
+@user_options
+@click.argument("ident")
+def shares_decline(data_dir: str | None, config_file: str | None, user_name: str | None,
+                   ident: str) -> None:
+    """Decline a share (the owner sees only 'not accepted')."""
+    _answer_share(data_dir, config_file, user_name, ident, False)
+
+
+@shares_group.command("end")
+@user_options
+@click.argument("ident")
+def shares_end(data_dir: str | None, config_file: str | None, user_name: str | None,
+               ident: str) -> None:
+    """End a share (either side) or withdraw an offer; the shared book goes at once."""
+    from cardfile.plugin.contacts.grants import shares
+
+    grants, storage, user, _ = open_friends(data_dir, config_file, user_name)
+    shares.end(grants, storage, user, ident)
+    click.echo(f"Ended the share {ident}.", err=True)
+
+
 def register_friends(cli: click.Group) -> None:
     cli.add_command(me_group)
     cli.add_command(friends_group)
+    cli.add_command(shares_group)

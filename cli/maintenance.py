@@ -40,7 +40,8 @@ def _locked(storage: Any, mode: str) -> Iterator[object]:
 @common_options
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 @click.option("--no-users", is_flag=True,
-              help="Leave out htpasswd (the users' password hashes).")
+              help="Leave out the users: htpasswd (password hashes) and grants/ "
+                   "(devices, tokens, friends, shares).")
 @click.option("--with-source-passwords", is_flag=True,
               help="Also archive connected sources' encrypted passwords (useless without "
                    "the key outside the data folder).")

@@ -33,6 +33,7 @@ from cardfile.plugin.dav import (
     grant_guard,
     preconditions,
     request_guard,
+    share_guard,
     source_guard,
 )
 from cardfile.plugin.dav.body_reader import read_exactly
@@ -266,6 +267,8 @@ class CardfileApp:
                 self.login_throttle.proved(login)
         source_guard.screen(environ, method, self.collection_root,  # read-only source books
                             self.api.logged_in_user)
+        share_guard.screen(environ, method, self.collection_root,  # others' shared books
+                           self.grants.store, self.api.logged_in_user)
         refused = (request_guard.screen(environ, method, length)  # entities, Depth, names
                    or preconditions.evaluate(self.radicale, environ, method))  # RFC 9110
         if refused is not None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.api import routes, same_origin, scoped_views
+from cardfile.plugin.api import routes, same_origin, scoped_views, share_views
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import PROBLEM_TYPE, Problem, encode_problem
 from cardfile.plugin.api.web import Request, Response
@@ -143,6 +143,8 @@ class ApiApp:
             handler = scoped_views.handler(route.template, method)
             assert handler is not None
         try:
+            if "book" in params and not route.public:
+                share_views.screen(context, route.template, method, params["book"])
             with actor.acting(user, environ.get("HTTP_USER_AGENT", ""), api_client(environ)):
                 return handler(context, **params)
         except Refused as e:  # the core's refusal, as a problem document (the API's edge)

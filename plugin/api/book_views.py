@@ -42,8 +42,10 @@ def openapi_document(ctx: Context) -> Response:
 def book_document(ctx: Context, book: str) -> Response:
     with ctx.open(book) as address_book:
         collection = address_book.collection
-        found = collection._index.page(collection._coll(), ctx.max_resource_size,
-                                       sort="name", descending=False, limit=1, cursor=None)
+        coll, category = collection.index_scope(None)
+        found = collection._index.page(coll, ctx.max_resource_size, sort="name",
+                                       descending=False, limit=1, cursor=None,
+                                       category=category)
         category_count = len(categories.Categories(collection).all())
     return Response.json({**_book_links(ctx, book), "contact_count": found.total,
                           "category_count": category_count})

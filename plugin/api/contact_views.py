@@ -84,8 +84,9 @@ def list_contacts(ctx: Context, book: str) -> Response:
     items = []
     with ctx.open(book) as address_book:
         collection = address_book.collection
+        coll, category = scope(collection, category)
         found = collection._index.page(
-            collection._coll(), ctx.max_resource_size, sort=sort, descending=descending,
+            coll, ctx.max_resource_size, sort=sort, descending=descending,
             limit=limit, cursor=cursor, q=q, category=category, offset=offset)
         for row in found.rows:
             if fields is not None and fields <= rep.INDEX_FIELDS:
@@ -108,6 +109,14 @@ def list_contacts(ctx: Context, book: str) -> Response:
     return Response.json(body)
 
 
+def scope(collection: model.Collection, category: str | None) -> tuple[int, str | None]:
+    """The index collection and category a listing runs on (a shared book: its owner's)."""
+    try:
+        return collection.index_scope(category)
+    except Refused as e:
+        raise Problem(e.status, e.reason) from None
+
+
 def _q(request: Request) -> str:
     q = request.arg("q", "") or ""
     if len(q) > 200:
@@ -123,9 +132,9 @@ def list_letters(ctx: Context, book: str) -> Response:
         raise Problem(400, "the A-Z index is for the orders by name: sort=name or family")
     with ctx.open(book) as address_book:
         collection = address_book.collection
+        coll, category = scope(collection, request.arg("category"))
         letters = collection._index.letters(
-            collection._coll(), ctx.max_resource_size, sort=sort, q=_q(request),
-            category=request.arg("category"))
+            coll, ctx.max_resource_size, sort=sort, q=_q(request), category=category)
     return Response.json({"sort": sort, "total": sum(x.count for x in letters), "items": [
         {"letter": x.letter, "offset": x.offset, "count": x.count} for x in letters]})
 

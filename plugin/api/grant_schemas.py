@@ -23,6 +23,9 @@ _BOOKS = {"type": "array", "maxItems": 20,
                     "pattern": "^[^/\\u0000-\\u001f.][^/\\u0000-\\u001f]*$"}}
 _SCOPE_LIST = {"type": "array", "maxItems": 20, "items": {"type": "string",
                                                           "enum": list(SCOPES)}}
+#: A user of this server, or a handle (name@host: see friends.resolve).
+_WHO = {"type": "string", "minLength": 1, "maxLength": 200,
+        "description": "a user name, or a handle name@host naming a user of this server"}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "NewDevice": {"type": "object", "additionalProperties": False, "required": ["name"],
                   "properties": {"name": _NAME, "read_only": {"type": "boolean"},
@@ -47,11 +50,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                "book": {"type": "string", "minLength": 1, "maxLength": 200},
                                "share": _SCOPE_LIST}},
     "Invitation": {"type": "object", "additionalProperties": False, "required": ["user"],
-                   "properties": {"user": {"type": "string", "minLength": 1,
-                                           "maxLength": 64}}},
+                   "properties": {"user": _WHO}},
+    "ShareOffer": {"type": "object", "additionalProperties": False,
+                   "required": ["user", "book"],
+                   "properties": {"user": _WHO, "book": _BOOKS["items"],
+                                  "category": _NAME,
+                                  "access": {"type": "string", "enum": ["r", "rw"],
+                                             "default": "r"}}},
+    "Share": {"type": "object", "required": ["id", "friend", "status", "direction", "owner",
+                                             "book", "access"],
+              "properties": {**{k: {"type": ["string", "null"]} for k in (
+                  "id", "friend", "status", "direction", "created", "expires", "since",
+                  "owner", "book", "category", "path")},
+                  "access": {"type": "string", "enum": ["r", "rw"]}}},
     "Friend": {"type": "object", "required": ["id", "friend", "status", "direction"],
-               "properties": {k: {"type": ["string", "null"]} for k in (
-                   "id", "friend", "status", "direction", "created", "expires", "since")}},
+               "properties": {**{k: {"type": ["string", "null"]} for k in (
+                   "id", "friend", "status", "direction", "created", "expires", "since")},
+                   "copy_deleted": {"type": "boolean", "description":
+                                    "the friend deleted their copy of your card"}}},
 }
 _VALIDATORS = {name: Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
 
@@ -95,6 +111,8 @@ _LIST = {"type": "object", "required": ["items"],
          "properties": {"items": {"type": "array", "items": _ref("Grant")}}}
 _FRIENDS = {"type": "object", "required": ["items"],
             "properties": {"items": {"type": "array", "items": _ref("Friend")}}}
+_SHARES = {"type": "object", "required": ["items"],
+           "properties": {"items": {"type": "array", "items": _ref("Share")}}}
 _ISSUED: dict[str, Any] = {"type": "object", "required": ["id", "secret"],
            "properties": {"id": {"type": "string"}, "secret": {"type": "string", "description":
                                                            "shown once; only its hash is kept"}}}
@@ -170,6 +188,33 @@ def paths() -> dict[str, Any]:
             "operationId": "declineFriend",
             "summary": "Decline an invitation (the inviter sees only 'not accepted')",
             "responses": {"200": _ok(_ref("Friend"), "declined"), **_errors(404, 409)}}},
+        "/api/friends/{id}/copy": {"parameters": [_ID], "post": {
+            "operationId": "wantFriendCopy",
+            "summary": "Get the friend's card again after deleting your copy of it",
+            "responses": {"200": _ok(_ref("Friend"), "copied"), **_errors(404, 409)}}},
+        "/api/shares": {
+            "get": {"operationId": "listShares",
+                    "summary": "Books and categories you share and that are shared with you",
+                    "responses": {"200": _ok(_SHARES, "shares"), **_errors()}},
+            "post": {"operationId": "offerShare",
+                     "summary": "Share a book, or one category of it, with a user of this "
+                                "server (read-only unless access is rw)",
+                     "requestBody": _body("ShareOffer"),
+                     "responses": {"201": _ok(_ref("Share"), "offered"),
+                                   **_errors(404, 409, 415, 422)}}},
+        "/api/shares/{id}": {"parameters": [_ID], "delete": {
+            "operationId": "endShare",
+            "summary": "End a share or withdraw an offer (either side); the shared book "
+                       "goes at once",
+            "responses": {"200": _ok({"type": "object"}, "ended"), **_errors(404)}}},
+        "/api/shares/{id}/accept": {"parameters": [_ID], "post": {
+            "operationId": "acceptShare",
+            "summary": "Accept a share: the book appears among yours (path)",
+            "responses": {"200": _ok(_ref("Share"), "shared now"), **_errors(404, 409)}}},
+        "/api/shares/{id}/decline": {"parameters": [_ID], "post": {
+            "operationId": "declineShare",
+            "summary": "Decline a share (the owner sees only 'not accepted')",
+            "responses": {"200": _ok(_ref("Share"), "declined"), **_errors(404, 409)}}},
         "/api/grants": {"get": {
             "operationId": "listGrants",
             "summary": "Every grant: yours, or everyone's for an admin ([auth] admins)",
@@ -177,6 +222,7 @@ def paths() -> dict[str, Any]:
         "/api/grants/{user}/{id}": {"parameters": [
             {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}},
             _ID], "delete": {
-            "operationId": "revokeGrant", "summary": "Revoke a grant (an admin: anyone's)",
+            "operationId": "revokeGrant",
+            "summary": "Revoke a grant, a share included (an admin: anyone's)",
             "responses": {"204": {"description": "revoked"}, **_errors(404)}}},
     }

@@ -15,7 +15,7 @@ from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.grant_schemas import validate
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Response
-from cardfile.plugin.contacts.grants import core, friends
+from cardfile.plugin.contacts.grants import core, friends, shares
 
 _SESSION_KINDS = ("session",)
 
@@ -111,9 +111,16 @@ def list_friends(ctx: Context) -> Response:
 
 
 def invite_friend(ctx: Context) -> Response:
+    from cardfile.plugin.dav.host_check import own_names
+
     body = validate(ctx.request.json(), "Invitation")
-    found = friends.invite(ctx.grants, ctx.user, body["user"], _users(ctx))
+    found = friends.invite(ctx.grants, ctx.user, body["user"], _users(ctx),
+                           own_hosts=own_names(ctx.storage.configuration))
     return Response.json(found, status=201)
+
+
+def want_friend_copy(ctx: Context, id: str) -> Response:  # noqa: A002
+    return Response.json(friends.want_copy(ctx.grants, ctx.storage, ctx.user, id))
 
 
 def accept_friend(ctx: Context, id: str) -> Response:  # noqa: A002
@@ -141,7 +148,11 @@ def list_grants(ctx: Context) -> Response:
 def revoke_grant(ctx: Context, user: str, id: str) -> Response:  # noqa: A002
     if user != ctx.user and ctx.user not in ctx.admins:
         raise Problem(404, f"you have no grant {id!r}")
-    ctx.grants.revoke(user, id, ("device", "token", "session"))
+    found = ctx.grants.get(user, id)
+    if found is not None and found.kind == "share":
+        shares.revoke(ctx.grants, ctx.storage, user, id)  # its shared book goes too
+    else:
+        ctx.grants.revoke(user, id, ("device", "token", "session"))
     return Response.empty(204)
 
 

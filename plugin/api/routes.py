@@ -20,6 +20,7 @@ from cardfile.plugin.api import (
     dedupe_views,
     grant_views,
     history_views,
+    share_views,
     source_views,
 )
 
@@ -113,6 +114,15 @@ ROUTES = [
     Route("/api/friends/{id}/accept", {"POST": grant_views.accept_friend},
           manages_grants=True),
     Route("/api/friends/{id}/decline", {"POST": grant_views.decline_friend},
+          manages_grants=True),
+    Route("/api/friends/{id}/copy", {"POST": grant_views.want_friend_copy},
+          manages_grants=True),
+    Route("/api/shares", {"GET": share_views.list_shares, "POST": share_views.offer_share},
+          manages_grants=True),
+    Route("/api/shares/{id}", {"DELETE": share_views.end_share}, manages_grants=True),
+    Route("/api/shares/{id}/accept", {"POST": share_views.accept_share},
+          manages_grants=True),
+    Route("/api/shares/{id}/decline", {"POST": share_views.decline_share},
           manages_grants=True),
     Route("/api/grants", {"GET": grant_views.list_grants}, manages_grants=True),
     Route("/api/grants/{user}/{id}", {"DELETE": grant_views.revoke_grant},

@@ -4,8 +4,10 @@ A backup is a ``.tar.gz`` of everything in the data folder that is not
 derived or volatile: the address books (cards, ``.Radicale.props``, the
 category stores), the merge history under ``merges/``, each book's history
 and trash under ``history/`` (its SQLite file and write-ahead log, read under
-the same lock, so they agree), and ``htpasswd``
-(bcrypt hashes only; leave it out with ``include_users=False``). The index
+the same lock, so they agree), and the users: ``htpasswd`` and ``grants/``
+(devices, tokens, friendships and shares, secrets as bcrypt hashes only;
+leave both out with ``include_users=False``: grants name users and are
+meaningless, or wrong, on a server with other users). The index
 is left out: it is rebuilt from the cards. The archive is written under
 Radicale's storage *read* lock, so a running server keeps answering reads,
 no write lands half-way through, and the archive shows one moment. It is
@@ -95,6 +97,10 @@ def restorable_name(name: str) -> bool:
     return bool(name) and "\\" not in name and "\x00" not in name
 
 
+#: The users' grants (grants/store.py), left out with the users.
+GRANTS_FOLDER = "grants"
+
+
 def _walk(data_dir: Path, include_users: bool, exclude: Path | None,
           left_out: list[str], include_credentials: bool = False) -> Iterator[Path]:
     """Files to archive, in a stable order (symlinks are never followed).
@@ -108,6 +114,8 @@ def _walk(data_dir: Path, include_users: bool, exclude: Path | None,
             if _skipped(d, top) or (Path(root) / d).is_symlink() or (
                     top and d.startswith("replaced-")):
                 continue
+            if top and d == GRANTS_FOLDER and not include_users:
+                continue  # who may reach whose contacts goes with the users
             if not restorable_name(d):
                 left_out.append((Path(root) / d).relative_to(data_dir).as_posix())
                 continue

@@ -81,6 +81,9 @@ class AddressBook:
 
     def find(self, key: str) -> ItemRow | None:
         """A contact by UID or by href."""
+        if self.collection._published is not None:  # a view of another book: its rows only
+            rows = self.rows()
+            return rows.get(key) or next((r for r in rows.values() if r.uid == key), None)
         index, coll = self.collection._index, self.collection._coll()
         hrefs = index.hrefs_with_uid(coll, key)
         row = index.row(coll, hrefs[0] if hrefs else key)
@@ -140,14 +143,15 @@ class AddressBook:
         self.collection.delete(row.href)
 
     def _free_href(self, uid: str) -> str:
-        rows = self.collection._index.row
-        coll = self.collection._coll()
+        view = self.collection._published
+        target = view.source if view is not None else self.collection  # where files go
+        rows = target._index.row
+        coll = target._coll()
         candidate = f"{uid}.vcf"
         if (radicale.is_safe_name(candidate) and len(candidate) < 200
                 and restorable_name(candidate)
                 and rows(coll, candidate) is None
-                and not os.path.lexists(os.path.join(self.collection.folder,
-                                                     candidate))):
+                and not os.path.lexists(os.path.join(target.folder, candidate))):
             return candidate
         return radicale.find_available_uid(
             lambda h: rows(coll, h) is not None, ".vcf")

@@ -92,6 +92,18 @@ class PublishedBook:
     def sync_coll(self) -> int:
         return self.source._coll()
 
+    def scope(self, category: str | None) -> tuple[int, str | None]:
+        """(index collection, category) an index query of this book runs on.
+
+        Another category than this book's is refused: the index answers one
+        category at a time, and this book is one category already.
+        """
+        if category is not None and category_key(category) != self.key:
+            raise Refused(400, f"this address book shows only the category "
+                               f"{self.category!r}; search within it with q")
+        return (self.sync_coll(), self.category) if self.exists() else (
+            self.collection._coll(), None)
+
     def rows(self) -> dict[str, ItemRow]:
         if not self.exists():
             return {}

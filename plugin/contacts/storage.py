@@ -26,7 +26,14 @@ from hashlib import sha256
 from typing import Any, ClassVar, TextIO, cast
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.contacts import categories, published, request_notes, sent_card, views
+from cardfile.plugin.contacts import (
+    categories,
+    published,
+    request_notes,
+    sent_card,
+    shared_book,
+    views,
+)
 from cardfile.plugin.contacts.backup import restorable_name
 from cardfile.plugin.contacts.history import (
     BookHistory,
@@ -166,12 +173,28 @@ class Collection(radicale.AdapterCollection):
                                "not another book of the same user", self.path, marker[0])
             self._publication = (published.PublishedBook(self, source, marker[1])
                                  if marker and source else None)
+            if self._publication is None and self._indexed:
+                # another user's book shared with this one's owner (shared_book.py)
+                from cardfile.plugin.contacts.grants import friends  # (imports this module)
+
+                self._publication = shared_book.open_share(
+                    self, friends.grants_for(self.storage.data_folder).store)
         assert self._publication is not True
         return self._publication or None
 
     def _sync_coll(self) -> int:
         """The index collection whose changes this book shows."""
         return self._published.sync_coll() if self._published else self._coll()
+
+    def index_scope(self, category: str | None) -> tuple[int, str | None]:
+        """(index collection, category) for an index query of this book's contacts.
+
+        A published or shared book is a view of another book: its queries run
+        on that book's index, limited to the view's category (published.py).
+        """
+        if self._published is not None:
+            return self._published.scope(category)
+        return self._coll(), category
 
     def _all_rows(self) -> dict[str, ItemRow]:
         """Every servable contact: group-card files and oversized cards excluded."""
@@ -379,7 +402,10 @@ class Collection(radicale.AdapterCollection):
         if not radicale.is_safe_name(href) or not restorable_name(href):
             raise radicale.UnsafePathError(href)  # (a backslash: backups could not restore it)
         if self._published is not None:
-            return self._published.upload(href, item)
+            self._rows = None
+            result = self._published.upload(href, item)
+            self._rows = None
+            return result
         # The client's own bytes, not vobject's re-serialisation (sent_card.py).
         sent = sent_card.current(item.uid)
         text = sent.text if sent is not None else item.serialize()
@@ -468,6 +494,7 @@ class Collection(radicale.AdapterCollection):
             raise radicale.UnsafePathError(href)
         if self._published is not None:
             self._published.delete(href)
+            self._rows = None
             return
         if self._groups_view and href in self._group_items():
             # Deleting a group deletes the category; its members stay.
@@ -481,7 +508,7 @@ class Collection(radicale.AdapterCollection):
             raise radicale.ComponentNotFoundError(href)
         coll = self._coll()
         history = self.history
-        old_row = self._index.row(coll, href) if history is not None else None
+        old_row = self._index.row(coll, href)
         old_text = None
         if history is not None:
             try:
@@ -496,6 +523,10 @@ class Collection(radicale.AdapterCollection):
         if history is not None:
             uid = old_row.uid if old_row and old_row.uid else href
             history.record_delete(href, uid, old_text, old_row.fn if old_row else "")
+        if old_row is not None and old_row.uid.startswith("friend-"):
+            from cardfile.plugin.contacts.grants import friends  # (imports this module)
+
+            friends.copy_deleted(self, old_row.uid)  # a friend's copy, deleted: no more
 
     def _record_book_deletion(self) -> None:
         """A whole address book deleted (a client's DELETE): every card goes to the trash.
@@ -557,8 +588,10 @@ class Collection(radicale.AdapterCollection):
             raise ValueError(f"Token too old or from the future: {old_token!r}")
         if old_seq == seq:
             return token, []
-        return token, self._index.changed_since(coll_id, old_seq,
-                                                with_groups=self._groups_view)
+        changed = self._index.changed_since(coll_id, old_seq, with_groups=self._groups_view)
+        if isinstance(self._published, shared_book.SharedBook):
+            changed = self._published.visible_changes(changed)
+        return token, changed
 
     @property
     def etag(self) -> str:
@@ -667,6 +700,9 @@ class Storage(radicale.AdapterStorage):
         found = False
         for entry in super().discover(path, depth, child_context_manager, set(user_groups)):
             found = True
+            if isinstance(entry, Collection) and isinstance(
+                    entry._published, shared_book.SharedBook) and not entry._published.open:
+                continue  # an ended share: not there (shared_book.py)
             yield entry
         if found:
             return

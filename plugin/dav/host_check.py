@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
@@ -105,3 +105,22 @@ class HostCheck:
         return ("421 Misdirected Request",
                 [("Content-Type", "text/plain; charset=utf-8"),
                  ("Content-Length", str(len(body)))], body, reason)
+
+
+def own_names(configuration: Any) -> Callable[[str], bool]:
+    """Whether a host name is one of this server's own (for handles, ``name@host``).
+
+    Loopback names and the names listed in ``[server] allowed_hosts`` (the
+    names people reach the server by); ``*`` names no host in particular.
+    """
+    try:
+        allowed = str(configuration.get("server", OPTION) or "")
+    except KeyError:
+        allowed = ""
+    names = {n.strip().rstrip(".").lower() for n in allowed.split(",") if n.strip()} - {"*"}
+
+    def is_own(host: str) -> bool:
+        name = host.strip().rstrip(".").lower()
+        return is_loopback_name(name) or name in names
+
+    return is_own

@@ -14,21 +14,15 @@ The doors use it: ``dav/grant_guard.py`` for CardDAV (and Radicale's login,
 through ``radicale_adapter.accept_logins``), ``api/__init__.py`` for the API
 (``api/scoped_views.py`` for property-limited tokens), ``cli/grants.py``.
 
-Sharing books and categories between users (designed, not built): a
-``share`` grant in the owner's file, ``{"kind": "share", "with": USER, "book":
-B, "category": C or null, "access": "r" | "rw", "state": "invited" |
-"accepted"}``, with the same invite / accept / decline / expire / end as a
-friendship (``friends.py``'s record and ``describe`` carry over unchanged).
-A whole book maps onto Radicale 3.9's map sharing (``[sharing] type``,
-``collection_by_map``): on accept the adapter writes Radicale's share row
-(PathMapped ``/<with>/shared-<owner>-<book>/`` -> PathOrToken
-``/<owner>/<book>/``, Permissions ``r`` or ``rw``, EnabledByOwner on invite,
-EnabledByUser on accept), so CardDAV clients see it as one more book of
-theirs and Radicale's own rights decide reads and writes; ending deletes the
-row. A category share cannot be a Radicale share (Radicale shares whole
-collections): it is a published book (``contacts/published.py``, which
-already serves one category of a book as its own collection) placed in the
-other user's home, writable only with ``rw``, read through the same
-``check``. Property-limited shares would use ``properties.filter_card`` as
-tokens do.
+- ``shares.py``: books and categories shared between users, on the
+  friendship's lifecycle; the recipient sees a view of the owner's book in
+  their own home (``contacts/shared_book.py``), checked against the share at
+  every request (``dav/share_guard.py`` refuses writes a share does not allow).
+
+Sharing does not use Radicale 3.9's map sharing (``[sharing]``), though it
+was the first design: turning it on sends every request of every user past
+the index fast path, its database is read once at start (a share the CLI
+accepts or ends would not reach a running server, so a revoke would not stop
+the next request), and it shares whole collections only, so category shares
+would need a second mechanism. One view serves both.
 """

@@ -9,8 +9,8 @@ A *grant* is one entry in its owner's grants file (store.py):
 - ``session``: the web page's short-lived sign-in token (made with the main
   password, expires by itself);
 - ``friend``: a friendship (invitation, then accepted), see friends.py;
-- ``share``: a book or category shared with another user (designed, see
-  the package text).
+- ``share``: a book or category shared with another user (shares.py,
+  on the friendship's lifecycle).
 
 Credentials are ``cf<kind>-<id>-<secret>``: the id finds the grant without
 trying every hash, the secret (130 random bits) is kept only as a bcrypt

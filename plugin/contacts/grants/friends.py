@@ -21,13 +21,22 @@ updated (the Friends category and the marker go).
 
 The copy belongs to its owner's card: edits a friend makes to it are
 replaced at the owner's next edit, except its categories, which the friend
-keeps.
+keeps. Deleting the copy is the friend saying "no more copies": it is
+recorded on the friendship (``no_copy``) and the owner's edits no longer
+bring it back; the friend undoes that with ``want_copy`` ('cardfile friends
+copy ID', ``POST /api/friends/{id}/copy``).
+
+Invitations may name a user or a handle ``name@host`` (``resolve``: the
+user name at one of the server's own host names; an unknown handle is
+invited like any other and simply never accepted, so no account is
+revealed). The lifecycle here (``new_invitation``, ``settle``, ``remove``,
+``describe``, ``listing``) is also the one of shares (shares.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -86,8 +95,14 @@ def shared_scopes(me_record: dict[str, Any]) -> list[str]:
 
 
 # -- invitations and friendships -----------------------------------------------------
-def _records(store: GrantStore, user: str) -> list[dict[str, Any]]:
-    return [g for g in store.read(user)["grants"] if g.get("kind") == "friend"]
+# One lifecycle for every kind of invitation (a friendship, a share of a book:
+# shares.py): invite, accept or decline, expire, end. Each kind adds only what
+# acceptance and ending do to contacts.
+FRIEND = "friend"
+
+
+def _records(store: GrantStore, user: str, kind: str = FRIEND) -> list[dict[str, Any]]:
+    return [g for g in store.read(user)["grants"] if g.get("kind") == kind]
 
 
 def _between(store: GrantStore, a: str, b: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -104,89 +119,177 @@ def _live(record: dict[str, Any]) -> bool:
     return record.get("state") == "invited" and (ends is None or now() < ends)
 
 
-def invite(grants: Grants, user: str, other: str, known_users: list[str] | None = None,
-           days: float = INVITATION_DAYS) -> dict[str, Any]:
-    """Invite ``other`` (a user of this server); pending until they accept."""
-    if other == user:
-        raise Refused(422, "you cannot befriend yourself")
-    if known_users is not None and other not in known_users:
-        raise Refused(404, f"there is no user {other!r} on this server")
+def resolve(grants: Grants, user: str, text: str, known_users: list[str] | None,
+            own_hosts: Callable[[str], bool] | None = None) -> tuple[str, str | None]:
+    """(user name, handle) an invitation is addressed to.
+
+    A plain name must be a user of this server (404 otherwise, as before). A
+    handle ``name@host`` names the local user ``name`` when ``host`` is one of
+    this server's own names (``own_hosts``: loopback names and ``[server]
+    allowed_hosts``); the user name, not the email on a me card, because a me
+    card is its owner's to write (anyone could claim another's address). A
+    handle that names nobody here resolves to "" and is invited all the same:
+    the invitation can never be answered and ends as "not accepted", exactly
+    as one a real user declines, so a handle cannot be used to learn which
+    accounts exist.
+    """
+    text = text.strip()
+    if "@" not in text:
+        if text == user:
+            raise Refused(422, "you cannot invite yourself")
+        if known_users is not None and text not in known_users:
+            raise Refused(404, f"there is no user {text!r} on this server")
+        return text, None
+    name, _, host = text.rpartition("@")
+    if not name or not host or len(text) > 200 or any(c.isspace() or ord(c) < 32
+                                                       for c in text):
+        raise Refused(400, f"{text!r} is not a user name or a handle (name@host)")
+    ours = own_hosts is not None and own_hosts(host.lower())
+    if ours and name == user:
+        raise Refused(422, "you cannot invite yourself")
+    found = name if ours and (known_users is None or name in known_users) else ""
+    return found, text
+
+
+def new_invitation(grants: Grants, user: str, other: str, handle: str | None, kind: str,
+                   extra: dict[str, Any], clash: Callable[[str, dict[str, Any]], str | None],
+                   days: float = INVITATION_DAYS) -> dict[str, Any]:
+    """Record an invitation from ``user`` (the one writer of every kind's invitations).
+
+    ``clash(owner, record)`` names why a live record forbids another (409);
+    an old invitation of the same kind, to the same person, for the same thing,
+    that was not accepted is replaced.
+    """
+    target = handle or other
     with grants.store.locked():
-        for _, record in _between(grants.store, user, other):
-            if _live(record):
-                what = "friends" if record["state"] == "accepted" else "invited already"
-                raise Refused(409, f"you and {other} are {what}")
+        for owner in grants.store.users():
+            for record in _records(grants.store, owner, kind):
+                why = clash(owner, record) if _live(record) else None
+                if why:
+                    raise Refused(409, why)
         data = grants.store.read(user)
+        same = {k: extra.get(k) for k in ("book", "category")}
         data["grants"] = [g for g in data["grants"] if not (
-            g.get("kind") == "friend" and g.get("with") == other)]  # old, not accepted
-        record = {"id": new_id(), "kind": "friend", "name": other, "with": other,
+            g.get("kind") == kind and (g.get("handle") or g.get("with")) == target
+            and all(g.get(k) == v for k, v in same.items()))]
+        record = {"id": new_id(), "kind": kind, "name": target, "with": other,
                   "state": "invited", "created": iso(now()),
-                  "expires": iso(now() + timedelta(days=days))}
+                  "expires": iso(now() + timedelta(days=days)), **extra}
+        if handle:
+            record["handle"] = handle
         data["grants"].append(record)
         grants.store.write(user, data)
+    return record
+
+
+def invite(grants: Grants, user: str, other: str, known_users: list[str] | None = None,
+           days: float = INVITATION_DAYS, own_hosts: Callable[[str], bool] | None = None
+           ) -> dict[str, Any]:
+    """Invite ``other`` (a user of this server, or a handle); pending until they accept."""
+    if other == user:
+        raise Refused(422, "you cannot befriend yourself")
+    name, handle = resolve(grants, user, other, known_users, own_hosts)
+    target = handle or name
+
+    def clash(owner: str, record: dict[str, Any]) -> str | None:
+        if owner == user and (record.get("handle") or record.get("with")) == target or (
+                name and {owner, record.get("with")} == {user, name}):
+            what = "friends" if record["state"] == "accepted" else "invited already"
+            return f"you and {target} are {what}"
+        return None
+
+    record = new_invitation(grants, user, name, handle, FRIEND, {}, clash, days)
     return describe(user, user, record)
 
 
 def describe(viewer: str, owner: str, record: dict[str, Any]) -> dict[str, Any]:
-    """A friendship as ``viewer`` may see it (a decline shows as "not accepted")."""
+    """An invitation as ``viewer`` may see it (a decline shows as "not accepted")."""
     outgoing = owner == viewer
     state = record.get("state")
     if state == "invited" and not _live(record):
         state = "expired"
+    accepted = "friends" if record.get("kind", FRIEND) == FRIEND else "shared"
     if outgoing:
-        status = {"invited": "pending", "accepted": "friends"}.get(str(state), "not accepted")
+        status = {"invited": "pending", "accepted": accepted}.get(str(state), "not accepted")
     else:
-        status = {"invited": "invited you", "accepted": "friends"}.get(str(state), "gone")
-    return {"id": record["id"], "friend": record["with"] if outgoing else owner,
-            "direction": "sent" if outgoing else "received", "status": status,
-            "created": record.get("created"),
-            "expires": record.get("expires") if state == "invited" else None,
-            "since": record.get("accepted")}
+        status = {"invited": "invited you", "accepted": accepted}.get(str(state), "gone")
+    out = {"id": record["id"],
+           "friend": (record.get("handle") or record["with"]) if outgoing else owner,
+           "direction": "sent" if outgoing else "received", "status": status,
+           "created": record.get("created"),
+           "expires": record.get("expires") if state == "invited" else None,
+           "since": record.get("accepted")}
+    if record.get("kind") == FRIEND and outgoing and record.get("no_copy"):
+        out["copy_deleted"] = True  # the friend deleted their copy of my card
+    return out
 
 
-def listing(grants: Grants, user: str) -> list[dict[str, Any]]:
-    """The user's friends and invitations, sent and received."""
-    out = [describe(user, user, r) for r in _records(grants.store, user)]
+def listing(grants: Grants, user: str, kind: str = FRIEND,
+            show: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None
+            ) -> list[dict[str, Any]]:
+    """The user's invitations of ``kind``, sent and received."""
+    show = show or describe
+    out = [show(user, user, r) for r in _records(grants.store, user, kind)]
     for owner in grants.store.users():
         if owner == user:
             continue
-        for record in _records(grants.store, owner):
+        for record in _records(grants.store, owner, kind):
             if record.get("with") == user and _live(record):
-                out.append(describe(user, owner, record))
+                out.append(show(user, owner, record))
     return sorted(out, key=lambda d: (d["status"] != "invited you", d["friend"]))
 
 
-def _find(store: GrantStore, user: str, ident: str) -> tuple[str, dict[str, Any]]:
-    """(owner, record) of the friendship ``ident`` that ``user`` is part of; else 404."""
-    for record in _records(store, user):
+def _find(store: GrantStore, user: str, ident: str, kind: str = FRIEND
+          ) -> tuple[str, dict[str, Any]]:
+    """(owner, record) of the invitation ``ident`` that ``user`` is part of; else 404."""
+    for record in _records(store, user, kind):
         if record["id"] == ident:
             return user, record
     for owner in store.users():
-        for record in _records(store, owner):
+        for record in _records(store, owner, kind):
             if record["id"] == ident and record.get("with") == user:
                 return owner, record
-    raise Refused(404, f"you have no friend or invitation {ident!r}; see 'cardfile "
-                       "friends list'")
+    what = "friend or invitation" if kind == FRIEND else f"{kind} or invitation"
+    raise Refused(404, f"you have no {what} {ident!r}; see 'cardfile "
+                       f"{'friends' if kind == FRIEND else kind + 's'} list'")
+
+
+def settle(grants: Grants, user: str, ident: str, accept: bool, kind: str = FRIEND
+           ) -> tuple[str, dict[str, Any]]:
+    """Accept or decline an invitation sent to ``user``: (its owner, the record)."""
+    with grants.store.locked():
+        owner, record = _find(grants.store, user, ident, kind)
+        if owner == user or record.get("state") != "invited" or not _live(record):
+            raise Refused(409, "this is not an invitation you can answer (it was sent "
+                               "by you, answered already, or it expired)")
+        data = grants.store.read(owner)
+        for stored in data["grants"]:
+            if stored.get("id") == ident:
+                stored["state"] = "accepted" if accept else "declined"
+                stored["answered"] = iso(now())
+                if accept:
+                    stored["accepted"] = stored["answered"]
+                record = stored
+        grants.store.write(owner, data)
+    return owner, record
+
+
+def remove(grants: Grants, user: str, ident: str, kind: str = FRIEND
+           ) -> tuple[str, dict[str, Any]]:
+    """End (either side) or withdraw an invitation: (its owner, the removed record)."""
+    with grants.store.locked():
+        owner, record = _find(grants.store, user, ident, kind)
+        data = grants.store.read(owner)
+        data["grants"] = [g for g in data["grants"] if g.get("id") != ident]
+        grants.store.write(owner, data)
+    return owner, record
 
 
 def answer(grants: Grants, storage: Any, user: str, ident: str, accept: bool
            ) -> dict[str, Any]:
-    """Accept or decline an invitation sent to ``user``."""
+    """Accept or decline a friendship sent to ``user``."""
     with storage.acquire_lock("w", user):
-        with grants.store.locked():
-            owner, record = _find(grants.store, user, ident)
-            if owner == user or record.get("state") != "invited" or not _live(record):
-                raise Refused(409, "this is not an invitation you can answer (it was sent "
-                                   "by you, answered already, or it expired)")
-            data = grants.store.read(owner)
-            for stored in data["grants"]:
-                if stored.get("id") == ident:
-                    stored["state"] = "accepted" if accept else "declined"
-                    stored["answered"] = iso(now())
-                    if accept:
-                        stored["accepted"] = stored["answered"]
-                    record = stored
-            grants.store.write(owner, data)
+        owner, record = settle(grants, user, ident, accept)
         if accept:
             push(grants, storage, owner)
             push(grants, storage, user)
@@ -196,17 +299,14 @@ def answer(grants: Grants, storage: Any, user: str, ident: str, accept: bool
 def end(grants: Grants, storage: Any, user: str, ident: str, keep: bool) -> dict[str, Any]:
     """End a friendship or withdraw an invitation; ``keep``: the friend's card stays, plain."""
     with storage.acquire_lock("w", user):
-        with grants.store.locked():
-            owner, record = _find(grants.store, user, ident)
-            data = grants.store.read(owner)
-            data["grants"] = [g for g in data["grants"] if g.get("id") != ident]
-            grants.store.write(owner, data)
+        owner, record = remove(grants, user, ident)
         other = record["with"] if owner == user else owner
         if record.get("state") == "accepted":
             with views.using(views.CATEGORIES_VIEW):
                 _unlink(grants, storage, reader=user, owner=other, ident=ident, keep=keep)
                 _unlink(grants, storage, reader=other, owner=user, ident=ident, keep=True)
-    return {"id": ident, "friend": other, "ended": True, "kept": keep}
+    return {"id": ident, "friend": record.get("handle") or other if owner == user else other,
+            "ended": True, "kept": keep}
 
 
 # -- copies ----------------------------------------------------------------------
@@ -256,7 +356,7 @@ def card_stored(collection: Any, text: str) -> None:
     owner, _, book = str(collection.path).strip("/").partition("/")
     if not owner or not book or "/" in book:
         return
-    grants = _grants_for(collection.storage.data_folder)
+    grants = grants_for(collection.storage.data_folder)
     try:
         mine = me(grants, owner)
     except Refused:
@@ -272,12 +372,65 @@ def card_stored(collection: Any, text: str) -> None:
 
 
 def _accepted_friends(store: GrantStore, user: str) -> list[tuple[str, str]]:
-    out = [(r["with"], r["id"]) for r in _records(store, user) if r.get("state") == "accepted"]
+    """(friend, friendship id) of every friend who gets copies of ``user``'s card."""
+    out = [(r["with"], r["id"]) for r in _records(store, user) if r.get("state") == "accepted"
+           and r["with"] not in (r.get("no_copy") or [])]
     for owner in store.users():
         if owner != user:
             out += [(owner, r["id"]) for r in _records(store, owner)
-                    if r.get("with") == user and r.get("state") == "accepted"]
+                    if r.get("with") == user and r.get("state") == "accepted"
+                    and owner not in (r.get("no_copy") or [])]
     return out
+
+
+def _parse_copy_uid(uid: str) -> tuple[str, str] | None:
+    """(friendship id, owner) of a copy's UID (``friend-<id>-<owner>``), or None."""
+    if not uid.startswith("friend-") or len(uid) < 17 or uid[15:16] != "-":
+        return None
+    return uid[7:15], uid[16:]
+
+
+def copy_deleted(collection: Any, uid: str) -> None:
+    """The delete hook: a friend who deletes their copy of my card wants no more copies.
+
+    Recorded on the friendship (``no_copy``: the readers who deleted theirs),
+    so the owner's next edit does not bring it back; the friend undoes it with
+    ``want_copy`` ('cardfile friends copy ID'). Ending the friendship deletes
+    copies too, but by then the record is gone, so nothing is noted.
+    """
+    parsed = _parse_copy_uid(uid)
+    reader = str(collection.path).strip("/").partition("/")[0]
+    if parsed is None or not reader:
+        return
+    ident, owner = parsed
+    grants = grants_for(collection.storage.data_folder)
+    with contextlib.suppress(Refused), grants.store.locked():
+        for holder in (owner, reader):
+            data = grants.store.read(holder)
+            for record in data["grants"]:
+                if (record.get("kind") == FRIEND and record.get("id") == ident
+                        and record.get("state") == "accepted"
+                        and {holder, record.get("with")} == {owner, reader}):
+                    record["no_copy"] = sorted({*(record.get("no_copy") or []), reader})
+                    grants.store.write(holder, data)
+                    return
+
+
+def want_copy(grants: Grants, storage: Any, user: str, ident: str) -> dict[str, Any]:
+    """Undo a deleted copy: ``user`` gets the friend's card again, kept up to date."""
+    with storage.acquire_lock("w", user):
+        with grants.store.locked():
+            owner, record = _find(grants.store, user, ident)
+            if record.get("state") != "accepted":
+                raise Refused(409, "you are not friends yet; accept the invitation first")
+            data = grants.store.read(owner)
+            for stored in data["grants"]:
+                if stored.get("id") == ident:
+                    stored["no_copy"] = [r for r in stored.get("no_copy") or [] if r != user]
+                    record = stored
+            grants.store.write(owner, data)
+        push(grants, storage, record["with"] if owner == user else owner)
+    return describe(user, owner, record)
 
 
 def _unlink(grants: Grants, storage: Any, reader: str, owner: str, ident: str,
@@ -322,7 +475,8 @@ def _book(storage: Any, user: str, book: str, create: bool) -> model.AddressBook
 _GRANTS: dict[str, Grants] = {}
 
 
-def _grants_for(data_folder: str) -> Grants:
+def grants_for(data_folder: str) -> Grants:
+    """The grants of a data folder, one model per folder in this process (its cache)."""
     found = _GRANTS.get(data_folder)
     if found is None:
         found = _GRANTS[data_folder] = Grants(GrantStore(data_folder))
