@@ -203,3 +203,48 @@ def test_name_parts_nicknames_and_phonetic_names(api: Api, dav: DavClient) -> No
     assert changed["nickname"] == "Addie, Enchantress of Numbers"
     found = api.ok("GET", f"{BOOK}/contacts?q=luv-lace&fields=uid")["items"]
     assert [i["uid"] for i in found] == ["ada-n"]  # phonetic names are searched too
+
+
+def test_related_people_dates_and_im_on_a_vcard_4_card(api: Api, dav: DavClient) -> None:
+    text = ("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:v4-kinds\r\nFN:Vera Four\r\nN:Four;Vera;;;\r\n"
+            "RELATED;TYPE=friend:urn:uuid:0b7a4a8e-1\r\nANNIVERSARY:19900101\r\n"
+            "IMPP;PREF=1:xmpp:vera@example.org\r\nX-SKYPE:vera.four\r\nEND:VCARD\r\n")
+    dav.put("v4-kinds.vcf", text)
+    contact = api.ok("GET", f"{BOOK}/contacts/v4-kinds")
+    entry = {"pref": False, "label": ""}
+    assert contact["related"] == [{"value": "urn:uuid:0b7a4a8e-1", "type": ["friend"], **entry}]
+    assert contact["dates"] == [{"value": "19900101", "type": ["anniversary"], **entry}]
+    assert contact["ims"] == [{"value": "xmpp:vera@example.org", "type": [], "pref": True,
+                               "label": ""}, {"value": "skype:vera.four", "type": [], **entry}]
+    assert api.ok("PUT", f"{BOOK}/contacts/v4-kinds", contact,
+                  {"If-Match": contact["etag"]})["etag"] == contact["etag"]  # byte for byte
+    api.ok("PATCH", f"{BOOK}/contacts/v4-kinds", {
+        "related": [*contact["related"], {"value": "Bob Smith", "type": ["spouse"]},
+                    {"value": "Eve", "label": "Godmother"}],
+        "dates": [*contact["dates"], {"value": "2010-05-01", "type": ["anniversary"]}]})
+    stored = dav.get("v4-kinds.vcf")[2]
+    assert ("RELATED;TYPE=friend:urn:uuid:0b7a4a8e-1\r\nRELATED;TYPE=spouse;VALUE=text:"
+            "Bob Smith\r\nitem1.RELATED;VALUE=text:Eve\r\nitem1.X-ABLabel:Godmother\r\n") in stored
+    # vCard 4 has one ANNIVERSARY: a second one is Apple's labelled date.
+    assert ("ANNIVERSARY:19900101\r\nitem2.X-ABDATE:2010-05-01\r\n"
+            "item2.X-ABLabel:_$!<Anniversary>!$_\r\n") in stored
+    assert "X-SKYPE:vera.four\r\n" in stored
+    status, _, problem = api.call("PATCH", f"{BOOK}/contacts/v4-kinds", json.dumps(
+        {"dates": [{"value": "the first of May"}]}).encode(), {"Content-Type": MERGE})
+    assert status == 422 and problem["field"] == "dates" and problem["index"] == 0, problem
+    assert dav.get("v4-kinds.vcf")[2] == stored
+
+
+def test_reordering_moves_lines_with_their_labels_and_rewrites_none(api: Api,
+                                                                   dav: DavClient) -> None:
+    put_grace(dav)
+    contact = api.ok("GET", f"{BOOK}/contacts/grace")
+    api.ok("PATCH", f"{BOOK}/contacts/grace", {"phones": contact["phones"][::-1]},
+           {"If-Match": contact["etag"]})
+    stored = dav.get("grace.vcf")[2]
+    assert ("TEL;TYPE=WORK:+1 202 555 0199\r\n"
+            "item2.TEL;type=CELL;type=VOICE;type=pref:+1 202 555 0101\r\n"
+            "item2.X-ABLabel:_$!<Mobile>!$_\r\n") in stored
+    assert sorted(stored.splitlines()) == sorted(GRACE.splitlines())
+    assert [p["value"] for p in api.ok("GET", f"{BOOK}/contacts/grace")["phones"]] == [
+        "+1 202 555 0199", "+1 202 555 0101"]

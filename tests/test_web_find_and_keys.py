@@ -27,6 +27,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.conftest import PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import DavClient, card
 from tests.test_web import CHROMIUM, DESKTOP, PHONE, shoot, sign_in
+from tests.test_web_fields import png
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
@@ -369,7 +370,10 @@ def test_axe_finds_no_violation_on_any_view(browser: Browser, site: ServerProces
                                             dav: DavClient, axe_source: str) -> None:
     dav.put("axe-1.vcf", card("axe-1", "Axel Access", "EMAIL:axel@example.org",
                               "TEL;TYPE=CELL:+1 555 0100", "ADR;TYPE=HOME:;;1 Road;Town;;1;X",
-                              "NOTE:<b>not bold</b>", "CATEGORIES:Painters"))
+                              "NOTE:<b>not bold</b>", "CATEGORIES:Painters",
+                              "IMPP;X-SERVICE-TYPE=Skype:skype:axel", "X-JABBER:axel@jabber.org",
+                              "item1.X-ABRELATEDNAMES:Ada Access", "item1.X-ABLabel:_$!<Spouse>!$_",
+                              "item2.X-ABDATE:2001-02-03", "item2.X-ABLabel:First met"))
     found: list[dict[str, Any]] = []
     page = new_page(browser)
     try:
@@ -386,6 +390,13 @@ def test_axe_finds_no_violation_on_any_view(browser: Browser, site: ServerProces
         found += axe(page, axe_source, "selection")
         page.get_by_role("button", name="Edit").click()
         found += axe(page, axe_source, "edit form")
+        # The new entries' empty rows and the photo cropper.
+        for what in ("instant messaging", "related person", "date"):
+            page.get_by_role("button", name=f"Add {what}").click()
+        page.locator("form.contact-form input[type=file]").set_input_files(
+            files=[{"name": "p.png", "mimeType": "image/png", "buffer": png(60, 40, 20)}])
+        expect(page.get_by_label("Crop size (percent of the picture)")).to_be_visible()
+        found += axe(page, axe_source, "edit form with new entries and the photo cropper")
         page.get_by_label("Job title").fill("changed")
         page.get_by_role("button", name="New contact").click()
         expect(page.locator("#leave-dialog")).to_be_visible()

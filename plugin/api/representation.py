@@ -19,11 +19,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cardfile.plugin.api.entry_kinds import KINDS
 from cardfile.plugin.vcard import card_edit, card_fields
 from cardfile.plugin.vcard.card_fields import ContentLine
 
-#: JSON list field -> vCard property.
-LIST_FIELDS = {"emails": "EMAIL", "phones": "TEL", "urls": "URL", "addresses": "ADR"}
+#: JSON list field -> its entry kind (the properties it is read from and written as).
+LIST_FIELDS = KINDS
 #: JSON text field -> vCard property (one line each).
 TEXT_FIELDS = {"title": "TITLE", "birthday": "BDAY", "notes": "NOTE", "nickname": "NICKNAME",
                "phonetic_given": "X-PHONETIC-FIRST-NAME",
@@ -36,8 +37,8 @@ _HIDDEN_TYPES = frozenset({"pref", "internet"})
 #: Every field a contact's JSON may carry (the ``fields`` query selects from these).
 FIELDS = ("id", "uid", "etag", "url", "name", "given", "family", "middle", "prefix", "suffix",
           "nickname", "phonetic_given", "phonetic_family", "emails", "phones",
-          "addresses", "organization", "title", "birthday", "notes", "urls", "categories",
-          "photo", "updated")
+          "addresses", "organization", "title", "birthday", "notes", "urls", "ims", "related",
+          "dates", "categories", "photo", "updated")
 #: Fields answered from the index alone (no card file read).
 INDEX_FIELDS = frozenset({"id", "uid", "etag", "url", "name", "updated"})
 
@@ -97,44 +98,70 @@ def label_text(raw: str) -> str:
 
 
 def labels(lines: list[ContentLine]) -> dict[str, str]:
-    """Group (lower case) -> its label: Apple's ``item1.X-ABLabel:Anniversary``."""
+    """Group (lower case) -> its label as written: ``item1.X-ABLabel:_$!<Spouse>!$_``."""
     out: dict[str, str] = {}
     for line in lines:
         if line.group and line.name == "X-ABLABEL":
-            out.setdefault(line.group.lower(), label_text(text_of(line)))
+            out.setdefault(line.group.lower(), text_of(line).strip())
     return out
 
 
 def entry_of(field: str, line: ContentLine, label: str = "") -> dict[str, Any]:
-    """One list entry (email, phone, url, address) as JSON; ``label`` its X-ABLABEL."""
+    """One list entry as JSON; ``label`` its X-ABLABEL as written.
+
+    Apple's built-in label of a kind that has types (``_$!<Spouse>!$_`` of a related
+    name) is read as that type, so ``RELATED;TYPE=spouse`` and Apple's spouse are
+    one entry form; a property that says its type (``ANNIVERSARY``) has that type.
+    """
+    kind = KINDS[field]
     entry: dict[str, Any] = {}
-    if field == "addresses":
+    if kind.value == "address":
         parts = components(line) + [""] * len(ADDRESS_PARTS)
         entry.update(zip(ADDRESS_PARTS, parts, strict=False))
     else:
         value = text_of(line).strip()
-        if field == "phones" and value.lower().startswith("tel:"):
-            value = value[4:]
-        if field == "emails" and value.lower().startswith("mailto:"):
-            value = value[7:]
+        if kind.scheme and value.lower().startswith(kind.scheme):
+            value = value[len(kind.scheme):]
+        scheme = kind.legacy.get(line.name)
+        if scheme and not value.lower().startswith(scheme + ":"):
+            value = f"{scheme}:{value}"
+        if kind.value == "date":
+            value = _apple_no_year(line, value)
         entry["value"] = value
-    entry["type"] = types_of(line)
+    types = types_of(line)
+    implied = kind.implied_type(line.name)
+    if implied and implied not in types:
+        types.insert(0, implied)
+    builtin = _APPLE_LABEL.fullmatch(label)
+    if builtin and builtin.group(1).lower() in kind.apple_types:
+        types = [builtin.group(1).lower(), *(t for t in types if t != builtin.group(1).lower())]
+        label = ""
+    entry["type"] = types
     entry["pref"] = is_pref(line)
-    entry["label"] = label
+    entry["label"] = label_text(label)
     return entry
 
 
+def _apple_no_year(line: ContentLine, value: str) -> str:
+    """Apple writes a date without a year as 1604-03-15 with X-APPLE-OMIT-YEAR=1604."""
+    omit = (line.params.get("X-APPLE-OMIT-YEAR") or [""])[0].strip()
+    if omit and value.startswith(omit + "-"):
+        return "--" + value[len(omit) + 1:]
+    return value
+
+
 def entries(field: str, lines: list[ContentLine]) -> list[dict[str, Any]]:
-    """Every entry of a list field, with its label."""
+    """Every entry of a list field, with its label, in card order."""
     found = labels(lines)
+    props = KINDS[field].props
     return [entry_of(field, line, found.get(line.group.lower(), "") if line.group else "")
-            for line in lines if line.name == LIST_FIELDS[field]]
+            for line in lines if line.name in props]
 
 
 def normalise_entry(field: str, entry: dict[str, Any]) -> dict[str, Any]:
     """An entry from a client, in the derived form (defaults filled, types folded)."""
     out: dict[str, Any] = {}
-    if field == "addresses":
+    if KINDS[field].value == "address":
         for part in ADDRESS_PARTS:
             out[part] = str(entry.get(part) or "")
     else:

@@ -84,6 +84,12 @@ CONTACT_INPUT: dict[str, Any] = {
                                "description": "nicknames, separated by commas"}),
         "emails": _list(_VALUE_ENTRY_IN), "phones": _list(_VALUE_ENTRY_IN),
         "urls": _list(_VALUE_ENTRY_IN), "addresses": _list(_ADDRESS_IN),
+        "ims": _list({**_VALUE_ENTRY_IN, "description": "instant messaging: a URI "
+                      "(skype:alice, xmpp:a@example.org, sip:...)"}),
+        "related": _list({**_VALUE_ENTRY_IN, "description": "a related person: a name or a "
+                          "URI; type spouse, child, parent, friend, assistant, manager..."}),
+        "dates": _list({**_VALUE_ENTRY_IN, "description": "an anniversary or other date: "
+                        "YYYY-MM-DD or --MM-DD; type anniversary or other, or a label"}),
         "organization": _nullable(_text(500)), "title": _nullable(_text(500)),
         "birthday": _nullable({**_text(100), "description": "YYYY-MM-DD or --MM-DD; "
                                "free text (circa 1800) only on vCard 4 cards"}),
@@ -129,6 +135,7 @@ CONTACT: dict[str, Any] = {
         "phones": {"type": "array", "items": _VALUE_ENTRY},
         "urls": {"type": "array", "items": _VALUE_ENTRY},
         "addresses": {"type": "array", "items": _ADDRESS},
+        **{k: {"type": "array", "items": _VALUE_ENTRY} for k in ("ims", "related", "dates")},
         "organization": _STR_OR_NULL, "title": _STR_OR_NULL, "birthday": _STR_OR_NULL,
         "notes": _STR_OR_NULL,
         "categories": {"type": "array", "items": {"type": "string"}},

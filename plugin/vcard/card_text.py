@@ -56,8 +56,9 @@ class CardText:
     def text(self) -> str:
         return "".join(self.raw)
 
-    def lines(self, name: str) -> list[tuple[int, ContentLine]]:
-        return [(i, p) for i, p in enumerate(self.parsed) if p is not None and p.name == name]
+    def lines(self, *names: str) -> list[tuple[int, ContentLine]]:
+        """The lines of any of the properties ``names``, in card order."""
+        return [(i, p) for i, p in enumerate(self.parsed) if p is not None and p.name in names]
 
     def line(self, content: str) -> str:
         return card_fields.fold(content).replace("\r\n", self.newline)
@@ -72,11 +73,12 @@ class CardText:
         old = self.lines(name)
         self.place(name, {old[0][0] if old else self._end(): new_raw}, also_drop)
 
-    def place(self, name: str, slots: dict[int, list[str]], also_drop: set[int] | None = None
-              ) -> None:
-        """Drop every ``name`` line; put ``slots[i]`` where line ``i`` was (an entry
-        rewritten in place stays where it was, beside its Apple label)."""
-        old = self.lines(name)
+    def place(self, name: str | tuple[str, ...], slots: dict[int, list[str]],
+              also_drop: set[int] | None = None) -> None:
+        """Drop every ``name`` line (of every name in a tuple); put ``slots[i]`` where
+        line ``i`` was (an entry rewritten in place stays where it was, beside its
+        Apple label)."""
+        old = self.lines(*((name,) if isinstance(name, str) else name))
         dropped = {i for i, _ in old} | (also_drop or set())
         new_raw = [raw for lines in slots.values() for raw in lines]
         kept_raw = set(new_raw)

@@ -494,9 +494,9 @@ function settled(controller, ok) {
   controller.form.dispatchEvent(new CustomEvent("saved", { detail: ok }));
 }
 
-async function save(contact, { patch, base, photo: photoFile, status }, isNew, controller, etag = null) {
+async function save(contact, { patch, base, photo: photoFile, crop, status }, isNew, controller, etag = null) {
   try {
-    const photo = photoFile ? await shrink(photoFile) : null;  // a bad picture stops here
+    const photo = photoFile ? await shrink(photoFile, crop) : null;  // a bad picture stops here
     let saved;
     if (isNew) {
       const { data, headers } = await api.request("POST", `${state.book.url}/contacts`, { body: patch });

@@ -10,6 +10,7 @@ import { el } from "./ui.js";
 const NAMES = { name: "Display name", given: "Given name", family: "Family name",
   organization: "Organisation", title: "Job title", birthday: "Birthday", notes: "Notes",
   emails: "Emails", phones: "Phones", urls: "Web addresses", addresses: "Addresses",
+  ims: "Instant messaging", related: "Related people", dates: "Anniversaries and other dates",
   categories: "Categories", photo: "Photo" };
 
 function shown(field, value) {

@@ -5,6 +5,7 @@
 
 import { request, get, ApiError } from "./api.js";
 import { el, avatar, displayName, typeLabel, toast } from "./ui.js";
+import { IM_SERVICES } from "./form.js";
 
 let uid = 0;
 const nextId = (prefix) => `${prefix}-${(uid += 1)}`;
@@ -46,6 +47,13 @@ function entryLabel(entry) {
   return entry.label || typeLabel(entry.type);
 }
 
+/** An instant-messaging URI as a person reads it: "Skype: alice". */
+function imText(value) {
+  const m = /^([a-z][a-z0-9+.-]*):(.*)$/i.exec(value || "");
+  const service = m && IM_SERVICES.find(([scheme]) => scheme && scheme === m[1].toLowerCase());
+  return service ? `${service[1]}: ${m[2]}` : value;
+}
+
 /** The readable card. `actions`: {edit, remove, addCategory, removeCategory}. */
 export function renderView(contact, categories, actions) {
   const name = displayName(contact);
@@ -65,6 +73,11 @@ export function renderView(contact, categories, actions) {
   const addresses = (contact.addresses || []).map((a) => el("li", {},
     el("address", {}, ...formatAddress(a).flatMap((line, i) => (i ? [el("br"), line] : [line]))),
     entryLabel(a) && el("span", { class: "type" }, entryLabel(a))));
+  const labelled = (list, text) => (list || []).map((e) => el("li", {}, el("span", {}, text(e.value)),
+    entryLabel(e) && el("span", { class: "type" }, entryLabel(e))));
+  const ims = labelled(contact.ims, imText);
+  const related = labelled(contact.related, (v) => v);
+  const dates = labelled(contact.dates, formatBirthday);
   const memberOf = contact.categories || [];
   const others = categories.filter((c) => !memberOf.some((m) => m.toLowerCase() === c.name.toLowerCase()));
   const pickId = nextId("add-category");
@@ -96,6 +109,9 @@ export function renderView(contact, categories, actions) {
     section("Phone", phones.length ? el("ul", { class: "values" }, phones) : null),
     section("Address", addresses.length ? el("ul", { class: "values" }, addresses) : null),
     section("Birthday", contact.birthday ? el("p", {}, formatBirthday(contact.birthday)) : null),
+    section("Dates", dates.length ? el("ul", { class: "values" }, dates) : null),
+    section("Instant messaging", ims.length ? el("ul", { class: "values" }, ims) : null),
+    section("Related people", related.length ? el("ul", { class: "values" }, related) : null),
     section("Web", urls.length ? el("ul", { class: "values" }, urls) : null),
     section("Notes", contact.notes ? el("p", { class: "notes" }, contact.notes) : null),
     el("section", { class: "facts-section" }, el("h3", {}, "Categories"),
@@ -103,20 +119,27 @@ export function renderView(contact, categories, actions) {
       addForm));
 }
 
-// -- photos: resized in the browser, written into the card with a whole-card PUT ----
-/** The picture as base64 JPEG of at most 400 px, or an Error a person can read. */
-export async function shrink(file) {
+// -- photos: cropped and resized in the browser, written into the card with a whole-card PUT
+/** The largest photo side written: enough for a phone's full-screen contact photo. */
+const PHOTO_SIDE = 512;
+
+/**
+ * The picture's square `crop` ({x, y, size} in its pixels; the middle square when
+ * none) as base64 JPEG of at most 512 px, or an Error a person can read.
+ */
+export async function shrink(file, crop = null) {
   let bitmap;
   try {
     bitmap = await createImageBitmap(file);
   } catch (e) {
     throw new Error(`${file.name} is not a picture this browser can read; choose a JPEG or PNG.`);
   }
-  const scale = Math.min(1, 400 / Math.max(bitmap.width, bitmap.height));
+  const side = Math.min(bitmap.width, bitmap.height);
+  const square = crop || { x: (bitmap.width - side) / 2, y: (bitmap.height - side) / 2, size: side };
   const canvas = document.createElement("canvas");
-  canvas.width = Math.round(bitmap.width * scale);
-  canvas.height = Math.round(bitmap.height * scale);
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  canvas.width = canvas.height = Math.max(1, Math.round(Math.min(PHOTO_SIDE, square.size)));
+  canvas.getContext("2d").drawImage(bitmap, square.x, square.y, square.size, square.size,
+    0, 0, canvas.width, canvas.height);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
   const bytes = new Uint8Array(await blob.arrayBuffer());
   let text = "";

@@ -6,20 +6,30 @@
 // base, a three-way merge) and a save that changes nothing sends nothing.
 // Multi-line values (a street of three lines, notes) are textareas, so they
 // come back exactly as they were; each phone, email, address and web address
-// shows its label (Apple's X-ABLabel) and kind (TYPE), both editable.
+// shows its label (Apple's X-ABLabel) and kind (TYPE), both editable, and can
+// be moved up or down (the order is the order of the lines in the card).
 
 import { el, avatar, displayName } from "./ui.js";
+import { photoCropper } from "./crop.js";
 
 const EMAIL_TYPES = ["", "home", "work", "other"];
 const PHONE_TYPES = ["", "cell", "home", "work", "main", "fax", "pager", "other"];
 const URL_TYPES = ["", "home", "work", "other"];
 const ADDRESS_TYPES = ["", "home", "work", "other"];
+const IM_TYPES = ["", "home", "work", "other"];
+/** Related people: vCard 4's RELATED types and Apple's built-in labels (one list). */
+const RELATION_TYPES = ["", "spouse", "partner", "child", "parent", "father", "mother", "brother",
+  "sister", "friend", "assistant", "manager", "colleague", "emergency"];
+const DATE_TYPES = ["", "anniversary", "other"];
+/** Instant-messaging services by URI scheme ("" : a whole URI typed as it is). */
+export const IM_SERVICES = [["skype", "Skype"], ["xmpp", "XMPP (Jabber)"], ["sip", "SIP"],
+  ["aim", "AIM"], ["icq", "ICQ"], ["msnim", "MSN"], ["ymsgr", "Yahoo"], ["", "Other (a URI)"]];
 const ADDRESS_PARTS = [["street", "Street"], ["extended", "Extended address"],
   ["po_box", "PO box"], ["city", "City"], ["region", "Region"],
   ["postal_code", "Postal code"], ["country", "Country"]];
 export const TEXT_FIELDS = ["name", "given", "family", "middle", "prefix", "suffix", "nickname",
   "phonetic_given", "phonetic_family", "organization", "title", "birthday", "notes"];
-const ENTRY_FIELDS = ["emails", "phones", "urls", "addresses"];
+const ENTRY_FIELDS = ["emails", "phones", "urls", "addresses", "ims", "related", "dates"];
 const LIST_FIELDS = [...ENTRY_FIELDS, "categories"];
 const BIRTHDAY = "(\\d{4}|--)-?\\d{2}-?\\d{2}|\\d{4}-\\d{2}|---\\d{2}";
 /** Multi-line text: kept exactly (a street's or a note's line breaks and spaces). */
@@ -44,7 +54,7 @@ function labelInput(entry, what) {
       placeholder: "Label", maxlength: "200", autocomplete: "off" })];
 }
 
-function listEditor(title, field, entries, makeRow, blank) {
+function listEditor(title, field, entries, makeRow, blank, one = title.toLowerCase().replace(/s$/, "").replace(/addresse$/, "address")) {
   const list = el("div", { class: "entries", dataset: { field } });
   const add = () => {
     const row = makeRow(blank(), list.children.length);
@@ -55,7 +65,7 @@ function listEditor(title, field, entries, makeRow, blank) {
   };
   entries.forEach((entry, i) => list.append(makeRow(entry, i)));
   return el("fieldset", { class: "editor-list" }, el("legend", {}, title), list,
-    el("button", { type: "button", class: "quiet add-entry", onclick: add }, `Add ${title.toLowerCase().replace(/s$/, "").replace(/addresse$/, "address")}`));
+    el("button", { type: "button", class: "quiet add-entry", onclick: add }, `Add ${one}`));
 }
 
 function removeButton(label) {
@@ -72,17 +82,94 @@ function removeButton(label) {
     } }, "Remove");
 }
 
+/**
+ * Move up / Move down: keyboard buttons, named for screen readers; the focus stays
+ * on the button pressed (or goes to the other one at the end of the list) and the
+ * new position is announced.
+ */
+function moveButtons(what) {
+  const move = (event, step) => {
+    const entry = event.currentTarget.closest(".entry");
+    const list = entry.parentElement;
+    const rows = [...list.children];
+    const at = rows.indexOf(entry);
+    const to = at + step;
+    if (to < 0 || to >= rows.length) return;
+    if (step < 0) list.insertBefore(entry, rows[to]);
+    else list.insertBefore(entry, rows[to].nextElementSibling);
+    const edge = (step < 0 && to === 0) || (step > 0 && to === rows.length - 1);
+    entry.querySelector(edge ? (step < 0 ? ".move-down" : ".move-up") : (step < 0 ? ".move-up" : ".move-down")).focus();
+    const live = list.closest("form").querySelector(".move-status");
+    if (live) live.textContent = `Moved ${what} to position ${to + 1} of ${rows.length}.`;
+    list.dispatchEvent(new Event("input", { bubbles: true }));
+  };
+  return [el("button", { type: "button", class: "quiet move-up", "aria-label": `Move ${what} up`,
+    title: "Move up", onclick: (e) => move(e, -1) }, "↑"),
+  el("button", { type: "button", class: "quiet move-down", "aria-label": `Move ${what} down`,
+    title: "Move down", onclick: (e) => move(e, 1) }, "↓")];
+}
+
 function valueRow(kind, inputType, types, labelWord) {
   return (entry) => {
     const id = nextId(kind);
+    const what = `${labelWord.toLowerCase()} ${entry.value || ""}`.trim();
     return el("div", { class: "entry", dataset: { pref: entry.pref ? "1" : "" } },
       el("label", { for: id, class: "visually-hidden" }, labelWord),
       el("input", { id, name: "value", type: inputType, value: entry.value || "", placeholder: labelWord,
         autocomplete: "off" }),
-      ...labelInput(entry, `${labelWord.toLowerCase()} ${entry.value || ""}`.trim()),
+      ...labelInput(entry, what),
       ...typeSelect(types, entry.type, `Kind of ${labelWord.toLowerCase()}`),
-      removeButton(`Remove ${labelWord.toLowerCase()} ${entry.value || ""}`.trim()));
+      ...moveButtons(what),
+      removeButton(`Remove ${what}`));
   };
+}
+
+/** An instant-messaging address: a service chooser and the handle (value: scheme:handle). */
+function imRow(entry) {
+  const value = entry.value || "";
+  const m = /^([a-z][a-z0-9+.-]*):(.*)$/i.exec(value);
+  const known = m && IM_SERVICES.some(([scheme]) => scheme && scheme === m[1].toLowerCase());
+  const scheme = !value ? "skype" : known ? m[1].toLowerCase() : "";
+  const handleId = nextId("im");
+  const serviceId = nextId("service");
+  const what = `instant messaging ${value}`.trim();
+  const service = el("select", { id: serviceId, name: "service", class: "im-service" },
+    ...IM_SERVICES.map(([s, name]) => el("option", { value: s, selected: s === scheme }, name)));
+  const handle = el("input", { id: handleId, name: "value", value: known ? m[2] : value,
+    placeholder: "Handle", autocomplete: "off" });
+  const row = el("div", { class: "entry im-entry", dataset: { pref: entry.pref ? "1" : "" } },
+    el("label", { for: serviceId, class: "visually-hidden" }, "Service"), service,
+    el("label", { for: handleId, class: "visually-hidden" }, "Instant messaging handle"), handle,
+    ...labelInput(entry, what), ...typeSelect(IM_TYPES, entry.type, "Kind of instant messaging"),
+    ...moveButtons(what), removeButton(`Remove ${what}`));
+  row.readValue = () => {
+    const typed = handle.value.trim();
+    return service.value && typed ? `${service.value}:${typed}` : typed;
+  };
+  return row;
+}
+
+/** A related person: the name (or a URI), the relation (TYPE) and an own label. */
+function relatedRow(entry) {
+  const id = nextId("related");
+  const what = `related person ${entry.value || ""}`.trim();
+  return el("div", { class: "entry", dataset: { pref: entry.pref ? "1" : "" } },
+    el("label", { for: id, class: "visually-hidden" }, "Related person"),
+    el("input", { id, name: "value", value: entry.value || "", placeholder: "Name", autocomplete: "off" }),
+    ...typeSelect(RELATION_TYPES, entry.type, "Relation"),
+    ...labelInput(entry, what),
+    ...moveButtons(what), removeButton(`Remove ${what}`));
+}
+
+/** An anniversary or other date: the date picker of the birthday, a kind and a label. */
+function dateRow(entry) {
+  const what = `date ${entry.label || (entry.type || []).join(" ") || entry.value || ""}`.trim();
+  const row = el("div", { class: "entry date-entry", dataset: { pref: entry.pref ? "1" : "" } },
+    ...datePicker(entry.value, "Date", "value"),
+    ...typeSelect(DATE_TYPES, entry.type, "Kind of date"),
+    ...labelInput(entry, what),
+    ...moveButtons(what), removeButton(`Remove ${what}`));
+  return row;
 }
 
 function addressRow(entry) {
@@ -94,10 +181,11 @@ function addressRow(entry) {
       : el("input", { id, name: part, value: entry[part] || "", autocomplete: "off" });
     grid.append(el("div", { class: `field field-${part}` }, el("label", { for: id }, label), input));
   }
+  const what = `address ${entry.city || entry.street || ""}`.split("\n")[0].trim();
   return el("div", { class: "entry address-entry", dataset: { pref: entry.pref ? "1" : "" } }, grid,
     el("div", { class: "address-foot" }, ...labelInput(entry, "address"),
       ...typeSelect(ADDRESS_TYPES, entry.type, "Kind of address"),
-      removeButton("Remove address")));
+      ...moveButtons(what), removeButton("Remove address")));
 }
 
 function field(label, name, value, attrs = {}) {
@@ -110,19 +198,23 @@ function field(label, name, value, attrs = {}) {
 }
 
 /**
- * The birthday: a date picker and "Year not known" (written --MM-DD). The value
- * sent is the card's own text until the user changes the date, so an untouched
- * birthday in another notation (19061209) is not rewritten. A free-text
- * birthday (vCard 4: "circa 1800") stays a text field.
+ * A date picker with "Year not known" (written --MM-DD), for the birthday and
+ * every other date. The value sent (the hidden input `name`) is the card's own
+ * text until the user changes the date, so an untouched date in another
+ * notation (19061209) is not rewritten. A date that is free text (vCard 4:
+ * "circa 1800") stays a text field. Returns the elements to put in a row.
  */
-function birthdayField(value) {
+function datePicker(value, labelText, name) {
   const text = value || "";
   const m = /^(\d{4}|--)-?(\d{2})-?(\d{2})$/.exec(text);
-  if (text && !m) return field("Birthday", "birthday", text, { pattern: BIRTHDAY });
-  const hidden = el("input", { type: "hidden", name: "birthday", value: text });
-  const id = nextId("birthday");
+  const id = nextId(name);
+  if (text && !m) {
+    return [el("label", { for: id }, labelText),
+      el("input", { id, name, value: text, autocomplete: "off", pattern: BIRTHDAY, class: "date-text" })];
+  }
+  const hidden = el("input", { type: "hidden", name, value: text });
   const noYearId = nextId("no-year");
-  const picker = el("input", { id, type: "date", value: m ? `${m[1] === "--" ? "2000" : m[1]}-${m[2]}-${m[3]}` : "" });
+  const picker = el("input", { id, type: "date", class: "date-picker", value: m ? `${m[1] === "--" ? "2000" : m[1]}-${m[2]}-${m[3]}` : "" });
   const noYear = el("input", { id: noYearId, type: "checkbox", checked: Boolean(m && m[1] === "--") });
   const update = () => {
     const date = /^(\d{4})-(\d{2})-(\d{2})$/.exec(picker.value);
@@ -131,13 +223,19 @@ function birthdayField(value) {
   picker.addEventListener("input", update);
   picker.addEventListener("change", update);
   noYear.addEventListener("change", update);
-  return el("div", { class: "field field-birthday" }, el("label", { for: id }, "Birthday"), picker, hidden,
-    el("label", { class: "choice", for: noYearId }, noYear, "Year not known"));
+  return [el("label", { for: id }, labelText), picker, hidden,
+    el("label", { class: "choice", for: noYearId }, noYear, "Year not known")];
+}
+
+/** The birthday: the date picker, as a field of the form. */
+function birthdayField(value) {
+  return el("div", { class: "field field-birthday" }, ...datePicker(value, "Birthday", "birthday"));
 }
 
 /**
  * The edit form of `contact` (filled from `draft` when one is given).
- * Returns {form, changes(), dirty(), data(), status}; `onSave({patch, base, photo, status})`.
+ * Returns {form, changes(), dirty(), data(), status}; `onSave({patch, base, photo, crop, status})`
+ * (`crop`: the square of the chosen picture to keep, in its pixels).
  */
 export function renderForm(contact, categories, { onSave, onCancel, onInput, isNew, draft }) {
   const shown = draft || contact;
@@ -151,6 +249,7 @@ export function renderForm(contact, categories, { onSave, onCancel, onInput, isN
   });
   const pending = (shown.categories || []).filter((c) => !known.has(c.toLowerCase()));
   const photoId = nextId("photo");
+  const cropper = photoCropper();
   const status = el("div", { class: "form-status", role: "alert" });
   const form = el("form", { class: "contact-form", "aria-labelledby": "form-title", novalidate: true },
     el("div", { class: "detail-actions" },
@@ -175,6 +274,10 @@ export function renderForm(contact, categories, { onSave, onCancel, onInput, isN
     listEditor("Phones", "phones", shown.phones || [], valueRow("phone", "tel", PHONE_TYPES, "Phone"), () => ({ value: "", type: ["cell"] })),
     listEditor("Addresses", "addresses", shown.addresses || [], addressRow, () => ({ type: ["home"] })),
     listEditor("Web addresses", "urls", shown.urls || [], valueRow("url", "url", URL_TYPES, "Web address"), () => ({ value: "", type: [] })),
+    listEditor("Instant messaging", "ims", shown.ims || [], imRow, () => ({ value: "", type: [] }), "instant messaging"),
+    listEditor("Related people", "related", shown.related || [], relatedRow, () => ({ value: "", type: ["spouse"] }), "related person"),
+    listEditor("Anniversaries and other dates", "dates", shown.dates || [], dateRow, () => ({ value: "", type: ["anniversary"] }), "date"),
+    el("p", { class: "visually-hidden move-status", role: "status" }),
     field("Notes", "notes", shown.notes, { multiline: true }),
     el("fieldset", { class: "editor-list" }, el("legend", {}, "Categories"),
       catBoxes.length ? el("div", { class: "choices" }, catBoxes) : el("p", { class: "muted" }, "No categories yet."),
@@ -184,7 +287,8 @@ export function renderForm(contact, categories, { onSave, onCancel, onInput, isN
         el("label", { class: "choice" }, el("input", { type: "checkbox", name: "remove_photo",
           checked: Boolean(draft && draft.photo === null && contact.photo) }), "Remove photo")) : null,
       el("label", { for: photoId }, contact.photo ? "Replace with a picture" : "Add a picture"),
-      el("input", { id: photoId, type: "file", name: "photo", accept: "image/*" })));
+      el("input", { id: photoId, type: "file", name: "photo", accept: "image/*" }),
+      cropper.element));
 
   const data = () => readForm(form);
   /** Only what differs from the contact as opened; `base`: those fields as they were. */
@@ -203,12 +307,14 @@ export function renderForm(contact, categories, { onSave, onCancel, onInput, isN
     if (now.photo === null && contact.photo) patch.photo = null;
     const base = {};
     for (const key of Object.keys(patch)) base[key] = key === "photo" ? contact.photo : (contact[key] ?? null);
-    return { patch, base, photo: form.elements.photo.files[0] || null };
+    const photo = form.elements.photo.files[0] || null;
+    return { patch, base, photo, crop: photo ? cropper.crop() : null };
   };
   const dirty = () => {
     const { patch, photo } = changes();
     return Boolean(photo) || Object.keys(patch).length > 0;
   };
+  form.elements.photo.addEventListener("change", () => cropper.show(form.elements.photo.files[0] || null));
   form.addEventListener("input", () => onInput && onInput());
   form.addEventListener("change", () => onInput && onInput());
   form.addEventListener("keydown", (event) => {
@@ -222,14 +328,15 @@ export function renderForm(contact, categories, { onSave, onCancel, onInput, isN
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     status.replaceChildren();
-    const bad = [...form.querySelectorAll("input[name=birthday]")].find((i) => !i.checkValidity());
+    const bad = [...form.querySelectorAll("input[name=birthday], .date-entry input.date-text")]
+      .find((i) => !i.checkValidity());
     if (bad) {
-      status.append(el("p", { class: "error" }, "Write the birthday as YYYY-MM-DD (or --MM-DD without a year)."));
+      status.append(el("p", { class: "error" }, `Write the ${bad.name === "birthday" ? "birthday" : "date"} as YYYY-MM-DD (or --MM-DD without a year).`));
       bad.focus();
       refused();
       return;
     }
-    const { patch, base, photo } = changes();
+    const { patch, base, photo, crop } = changes();
     const now = data();
     if (isNew && !patch.name && !now.given && !now.family && !(now.emails || []).length) {
       status.append(el("p", { class: "error" }, "Give the contact a name (or at least an email address)."));
@@ -240,7 +347,7 @@ export function renderForm(contact, categories, { onSave, onCancel, onInput, isN
     const button = form.querySelector("#save-contact");
     button.disabled = true;
     try {
-      await onSave({ patch, base, photo, status });
+      await onSave({ patch, base, photo, crop, status });
     } finally {
       button.disabled = false;
     }
@@ -285,7 +392,8 @@ function readForm(form) {
         }
         return entry;
       }
-      return { value: row.querySelector("[name=value]").value.trim(), ...entry };
+      const value = row.readValue ? row.readValue() : row.querySelector("[name=value]").value.trim();
+      return { value, ...entry };
     }).filter((e) => (fieldName === "addresses"
       ? ADDRESS_PARTS.some(([part]) => e[part].trim()) : e.value));
   }
