@@ -348,6 +348,31 @@ _SANITIZE_CACHE = 32768
 _speedups_installed = False
 
 
+def _remembered_check_format(check: Callable[..., bool]) -> Callable[..., bool]:
+    """Radicale's ``_check_format`` (is this path or user name allowed?), remembered.
+
+    Every request checks its path and its user name character by character
+    (``unicodedata.category`` for each), a tenth of a GET's time. The answer
+    depends only on the string, the two character lists (module constants,
+    known by identity), the validation type and two flags of the storage.
+    """
+    remembered: dict[tuple[Any, ...], bool] = {}
+
+    def check_format(self: Any, string: str, blacklist_minimal: list[str],
+                     whitelist_unicode: list[str], validation_type: str) -> bool:
+        key = (string, id(blacklist_minimal), id(whitelist_unicode), validation_type,
+               self._supports_trailing_whitespace, self._supports_problematic_chars)
+        answer = remembered.get(key)
+        if answer is None:
+            answer = check(self, string, blacklist_minimal, whitelist_unicode, validation_type)
+            if len(remembered) >= _SANITIZE_CACHE:
+                remembered.clear()
+            remembered[key] = answer
+        return answer
+
+    return check_format
+
+
 def install_speedups() -> None:
     """Memoise ``sanitize_path`` and read cards in linear time (idempotent).
 
@@ -358,6 +383,8 @@ def install_speedups() -> None:
     a string out), so remembering recent answers changes no result; the cache
     is bounded, and a request touches each path several times in a row.
 
+    ``_check_format`` is remembered the same way (``_remembered_check_format``).
+
     ``radicale.item.read_components`` becomes this module's ``read_components``:
     Radicale's PUT, its item-cache reading and ``--verify-item`` look it up
     there on each call, so all of them read a hostile card in linear time.
@@ -367,5 +394,6 @@ def install_speedups() -> None:
         return
     pathutils.sanitize_path = functools.lru_cache(maxsize=_SANITIZE_CACHE)(  # type: ignore[assignment]
         pathutils.sanitize_path)
+    app_base._check_format = _remembered_check_format(app_base._check_format)
     radicale_item.read_components = read_components
     _speedups_installed = True

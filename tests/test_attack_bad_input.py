@@ -88,6 +88,11 @@ CASES: dict[str, tuple[str, str, bytes, bytes]] = {
 }
 
 
+#: Requests whose framing is broken: the HTTP server (Granian) refuses them with
+#: "400 Bad Request" before any application code runs, so no reason text follows.
+FRAMING = {name for name in CASES if name.startswith("Content-Length")}
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_gets_a_quick_4xx_with_one_line(srv: ServerProcess, name: str) -> None:
     method, target, headers, body = CASES[name]
@@ -95,6 +100,8 @@ def test_bad_input_gets_a_quick_4xx_with_one_line(srv: ServerProcess, name: str)
     assert 400 <= answer.status < 500, (answer.status, answer.body[:300])
     assert answer.seconds < 3.0
     text = answer.body.decode("utf-8")
+    if name in FRAMING and answer.status == 400 and not text:
+        return  # the status line is the reason: the request cannot be read at all
     if answer.headers.get("content-type", "").startswith("application/problem+json"):
         text = json.loads(text)["detail"]
     assert text.strip() and "\n" not in text.strip(), text
