@@ -15,6 +15,7 @@ import base64
 import contextlib
 import functools
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Any
@@ -52,8 +53,24 @@ find_available_uid = radicale_item.find_available_uid
 BaseCollection = radicale_storage.BaseCollection
 ComponentNotFoundError = radicale_storage.ComponentNotFoundError
 UnsafePathError = pathutils.UnsafePathError
-is_safe_name = pathutils.is_safe_filesystem_path_component
-is_safe_path_component = pathutils.is_safe_path_component
+#: A name made only of these is safe by both of Radicale's checks below (no
+#: separator, no leading dot, no trailing ~); most names are, and this is a
+#: tenth of the price of ``is_safe_filesystem_path_component`` per card of a listing.
+_PLAINLY_SAFE_NAME = re.compile(r"[A-Za-z0-9_@+=-][A-Za-z0-9_.@+=-]*").fullmatch
+
+
+def is_safe_name(name: str) -> bool:
+    """Radicale's ``is_safe_filesystem_path_component``, answered at once for plain names."""
+    return bool(_PLAINLY_SAFE_NAME(name)) or pathutils.is_safe_filesystem_path_component(name)
+
+
+
+
+def is_safe_path_component(name: str) -> bool:
+    """Radicale's ``is_safe_path_component``, answered at once for plain names."""
+    return bool(_PLAINLY_SAFE_NAME(name)) or pathutils.is_safe_path_component(name)
+
+
 rights_intersect = radicale_rights.intersect
 load_auth = radicale_auth.load
 load_rights = radicale_rights.load

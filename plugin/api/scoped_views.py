@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import replace
 from urllib.parse import urlencode
 
 from cardfile.plugin.api import contact_views
@@ -49,7 +48,7 @@ def _scopes(ctx: Context) -> list[str]:
 
 def _cut(ctx: Context, row: ItemRow, text: str) -> tuple[ItemRow, str]:
     cut = properties.filter_card(text, _scopes(ctx))
-    return replace(row, etag=etag_of(cut), size=len(cut.encode())), cut
+    return row._replace(etag=etag_of(cut), size=len(cut.encode())), cut
 
 
 def service(ctx: Context) -> Response:

@@ -206,6 +206,14 @@ class Collection(radicale.AdapterCollection):
                           if row.kind != "group" and row.size <= limit}
         return self._rows
 
+    def listing(self) -> list[tuple[str, str, int, int]]:
+        """(href, etag, mtime_ns, size) of every servable contact, in href order."""
+        if self._published is not None or self._rows is not None:
+            rows = self._all_rows()
+            return [(href, rows[href].etag, rows[href].mtime_ns, rows[href].size)
+                    for href in sorted(rows)]
+        return self._index.listing(self._coll(), self.storage.max_resource_size)
+
     def card_count(self) -> int:
         """How many cards the index holds for this book (no rows loaded)."""
         return self._index.contact_count(self._coll())

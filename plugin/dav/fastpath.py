@@ -207,11 +207,9 @@ class FastPath:
             book = self.book(target)
             if book is None:
                 return None
-            all_rows = book._all_rows()
-            rows = [(href, all_rows[href].etag, all_rows[href].mtime_ns)
-                    for href in sorted(all_rows)]
+            rows = [(href, etag, mtime_ns) for href, etag, mtime_ns, _ in book.listing()]
             book_path = book.path
-        del all_rows, book  # the compact rows are all the stream needs
+        del book  # the compact rows are all the stream needs
         names = multistatus.Names()
         plan = [(status, [(tag, names.q(tag)) for tag in group])
                 for status, group in _propfind_plan(tags)]
@@ -224,18 +222,31 @@ class FastPath:
 
         book_href = quote(target.base_prefix + prefix)
 
+        # One %-template for every card's <response>: the href, etag and date go in.
+        template = [names.response_start("\0").replace("%", "%%").replace("\0", "%(href)s")]
+        for status, group in plan:
+            template.append(names.propstat_start.replace("%", "%%"))
+            for tag, q in group:
+                if tag == _GETETAG:
+                    template.append(f"<{q}>%(etag)s</{q}>")
+                elif tag == _LASTMOD:
+                    template.append(f"<{q}>%(date)s</{q}>")
+                elif tag == _CTYPE:
+                    template.append(f"<{q}>{multistatus.escape(content_type)}</{q}>"
+                                    .replace("%", "%%"))
+                else:
+                    template.append(f"<{q} />".replace("%", "%%"))
+            template.append(ends[status].replace("%", "%%"))
+        template.append(names.response_end.replace("%", "%%"))
+        response = "".join(template)
+        wants_date = any(tag == _LASTMOD for _, group in plan for tag, _ in group)
+        escape, quote_href = multistatus.escape, multistatus.quote_href
+
         def item(row: tuple[str, str, int]) -> str:
             href, etag, mtime_ns = row
-            out = [names.response_start(book_href + quote(href))]
-            for status, group in plan:
-                out.append(names.propstat_start)
-                for tag, q in group:
-                    value = (etag if tag == _GETETAG else http_date(mtime_ns)
-                             if tag == _LASTMOD else content_type if tag == _CTYPE else "")
-                    out.append(f"<{q}>{multistatus.escape(value)}</{q}>" if value else f"<{q} />")
-                out.append(ends[status])
-            out.append(names.response_end)
-            return "".join(out)
+            return response % {"href": escape(book_href + quote_href(href)),
+                               "etag": escape(etag),
+                               "date": http_date(mtime_ns) if wants_date else ""}
 
         chunks = multistatus.chunks(header, map(item, rows), names.root_end())
         return self._answer(environ, headers, chunks)
@@ -294,6 +305,15 @@ class FastPath:
                     return None
                 rows = [(row.href, row.etag, row.size) for row in matched]
                 wanted = []
+            elif sync and not report.token:
+                # A first sync lists every card: straight from the index listing.
+                token = book.sync("")[0]
+                wanted = []
+                for href, etag, _, size in book.listing():
+                    if radicale.is_safe_path_component(href) and radicale.is_safe_name(href):
+                        rows.append((href, etag, size))
+                    else:
+                        missing.append(prefix + href)
             elif sync:
                 try:
                     token, changed = book.sync(report.token)
@@ -346,7 +366,7 @@ class FastPath:
         book_href = quote(base + prefix)
 
         def gone(ref: str) -> str:
-            return names.response_start(quote(base + ref)) + gone_end
+            return names.response_start(multistatus.quote_href(base + ref)) + gone_end
 
         def item(row: tuple[str, str, int]) -> str:
             href, etag, size = row
@@ -358,7 +378,7 @@ class FastPath:
                 text, etag = card
             if not ok and not not_found:
                 return ""
-            out = [names.response_start(book_href + quote(href))]
+            out = [names.response_start(book_href + multistatus.quote_href(href))]
             if ok:
                 out.append(names.propstat_start)
                 for tag, q in ok:

@@ -11,9 +11,11 @@ so every name must be seen (``Names.q``) before ``root_start`` is written.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterable, Iterator
+from urllib.parse import quote
 
 from cardfile.plugin import radicale_adapter as radicale
 
@@ -23,6 +25,15 @@ CHUNK_BYTES = 256 * 1024
 
 _C = radicale.make_clark
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+
+#: What ``urllib.parse.quote`` leaves unchanged (unreserved characters and /).
+_QUOTE_UNCHANGED = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
+
+
+def quote_href(href: str) -> str:
+    """``urllib.parse.quote(href)``; a plain href (most are) is returned as it is."""
+    return href if _QUOTE_UNCHANGED(href) else quote(href)
 
 
 def escape(text: str) -> str:

@@ -277,6 +277,18 @@ class CardIndex(ContactQueries):
         )
         return {r[0]: ItemRow(*r) for r in cur}
 
+    def listing(self, coll: int, max_size: int) -> list[tuple[str, str, int, int]]:
+        """(href, etag, mtime_ns, size) of every servable card, in href order.
+
+        What a PROPFIND Depth 1 or a first sync lists, without a row object per card:
+        group-card files and cards over ``max_size`` are left out, as
+        ``Collection._all_rows`` leaves them out. SQLite's ordering of TEXT
+        (bytes of UTF-8) is Python's ordering of str (code points).
+        """
+        return self._db().execute(
+            "SELECT href, etag, mtime_ns, size FROM items WHERE coll=? AND kind != 'group' "
+            "AND size <= ? ORDER BY href", (coll, max_size)).fetchall()
+
     def rows_for(self, coll: int, hrefs: Sequence[str]) -> dict[str, ItemRow]:
         """Rows of just these hrefs (a multiget of 10 cards reads 10 rows)."""
         found: dict[str, ItemRow] = {}
