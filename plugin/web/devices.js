@@ -26,18 +26,14 @@ function radios(name, legend, choices, checked) {
 function passwordBox(made, onDone) {
   const base = new URL(".", document.baseURI);
   const phoneCanReach = reachable(base.hostname);
-  const extra = [
-    el("dl", { class: "facts" },
-      el("dt", {}, "Server address"), el("dd", {}, el("code", {}, base.href)),
-      el("dt", {}, "User name"), el("dd", {}, el("code", {}, user()))),
-    phoneCanReach
-      ? el("figure", { class: "qr" }, el("div", { class: "qr-box" }, qrCode(base.href)),
-        el("figcaption", {}, "Scan with your phone to copy the server address."))
-      : el("p", { class: "muted" }, "No QR code: this page is open at a loopback address, which a phone "
-        + "cannot reach (see Set up a device)."),
-  ];
+  const rows = [["Server address", el("code", {}, base.href)], ["User name", el("code", {}, user())]];
+  const extra = [phoneCanReach
+    ? el("figure", { class: "qr" }, el("div", { class: "qr-box" }, qrCode(base.href)),
+      el("figcaption", {}, "Scan with your phone to copy the server address."))
+    : el("p", { class: "muted" }, "No QR code: this page is open at a loopback address, which a phone "
+      + "cannot reach (see Set up a device).")];
   return shownOnce({ id: "new-device", title: `${made.name} can now sign in`, label: "Password",
-    secret: made.secret, extra, onDone });
+    secret: made.secret, rows, extra, onDone });
 }
 
 function profileBox(name, fileName, onDone) {
@@ -124,7 +120,7 @@ export async function showDevices(shown = null) {
     el("h3", { id: "devices-heading-3" }, "Devices"),
     el("p", {}, "Give every phone, computer and app its own password instead of yours: you see when "
       + "each was last used and by which app, and revoking one leaves the others working."),
-    status, list, box, addForm(books, (make) => showDevices(make)));
+    box, status, list, addForm(books, (make) => showDevices(make)));
   if (box) box.querySelector("h4").focus();
   try {
     const { data } = await get("devices");

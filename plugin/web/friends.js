@@ -31,7 +31,7 @@ async function meContact(me) {
 
 function chooser(book, onChosen) {
   const results = el("ul", { id: "me-results", class: "me-results", "aria-label": "Matching contacts" });
-  const input = el("input", { id: "me-search", type: "search", autocomplete: "off", spellcheck: "false",
+  const input = el("input", { id: "me-search", autocomplete: "off", spellcheck: "false",
     required: true });
   const form = el("form", { id: "me-search-form", class: "inline-form" },
     el("label", { for: "me-search" }, "Find your own contact"),
@@ -61,13 +61,13 @@ function sharedBoxes(me, scopes, alwaysShared, onSave) {
   const form = el("form", { id: "me-share-form", "aria-labelledby": "me-share-legend" },
     el("fieldset", { disabled: !me },
       el("legend", { id: "me-share-legend" }, "What friends see of your card"),
-      scopes.map((s) => {
+      el("div", { class: "scope-boxes" }, scopes.map((s) => {
         const always = alwaysShared.includes(s.name);
         return el("label", { class: "choice" },
           el("input", { type: "checkbox", name: "share", value: s.name, disabled: always,
             defaultChecked: always || chosen.has(s.name) }),
           ` ${s.name}`, always ? el("span", { class: "muted" }, " (always)") : null);
-      }),
+      })),
       el("button", { type: "submit", class: "primary", id: "me-share-save" }, "Save what friends see")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

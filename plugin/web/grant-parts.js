@@ -77,9 +77,9 @@ async function copy(text) {
 
 /**
  * The box that shows a new secret once: a heading (focused), the secret with a
- * Copy button, and whatever else the caller adds; Done empties it again.
+ * Copy button, more `rows` of facts and whatever else the caller adds; Done removes it.
  */
-export function shownOnce({ id, title, label, secret, extra = [], onDone }) {
+export function shownOnce({ id, title, label, secret, rows = [], extra = [], onDone }) {
   const headingId = `${id}-heading`;
   const box = el("section", { id, class: "shown-once card-box", "aria-labelledby": headingId },
     el("h4", { id: headingId, tabindex: "-1" }, title),
@@ -89,7 +89,8 @@ export function shownOnce({ id, title, label, secret, extra = [], onDone }) {
       el("dt", {}, label),
       el("dd", {}, el("code", { id: `${id}-secret`, class: "secret" }, secret), " ",
         el("button", { type: "button", class: "quiet", "aria-label": `Copy the ${label.toLowerCase()}`,
-          onclick: () => copy(secret) }, "Copy"))),
+          onclick: () => copy(secret) }, "Copy")),
+      rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)])),
     ...extra,
     el("button", { type: "button", class: "primary", onclick: () => {
       box.remove();  // the secret leaves the page now, not after the list reloads

@@ -34,7 +34,7 @@ function addForm(books, scopes, onAdded) {
       el("legend", {}, "Properties it may see"),
       el("p", { id: "token-properties-help", class: "muted small" },
         "Tick none for every property. With some ticked it sees only those (and the name), and can only read."),
-      boxes),
+      el("div", { class: "scope-boxes" }, boxes)),
     button, error);
   const ticked = () => [...form.querySelectorAll("input[name=properties]:checked")].map((i) => i.value);
   form.addEventListener("change", () => {
@@ -94,7 +94,7 @@ export async function showTokens(made = null) {
     el("h3", { id: "tokens-heading" }, "API tokens"),
     el("p", {}, "For an application that uses the JSON API on your behalf: it never learns your password, "
       + "and may be limited to reading, to one book, or to some properties."),
-    status, list, box, addForm(books, scopes, (token) => showTokens(token)));
+    box, status, list, addForm(books, scopes, (token) => showTokens(token)));
   if (box) box.querySelector("h4").focus();
   try {
     const { data } = await get("tokens");
