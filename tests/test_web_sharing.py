@@ -27,7 +27,7 @@ from tests import test_web_find_and_keys
 from tests.conftest import ServerProcess
 from tests.davclient import DavClient, card
 from tests.grants_helpers import USERS, BearerApi, api, dav, three_user_server
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, UNLABELLED, shoot
+from tests.test_web import CHROMIUM, CHROMIUM_ARGS, PHONE, UNLABELLED, shoot
 from tests.test_web_find_and_keys import axe, new_page
 
 axe_source = test_web_find_and_keys.axe_source  # the session's axe-core (npm), as there
@@ -140,6 +140,7 @@ def test_add_a_device_use_its_password_and_revoke_it(browser: Browser, site: Ser
         # The Apple profile: a download with a fresh CardDAV password inside.
         form.get_by_label("Name of the device").fill("iPad")
         form.get_by_label("An Apple configuration profile").check()
+        expect(form.get_by_label("The JSON API")).to_be_disabled()
         with page.expect_download() as waiting:
             form.get_by_role("button", name="Add device").click()
         download = waiting.value
@@ -153,6 +154,8 @@ def test_add_a_device_use_its_password_and_revoke_it(browser: Browser, site: Ser
         ipad = DavClient(site.url, "alice", account["CardDAVPassword"])
         assert ipad.request("PROPFIND", "/alice/contacts/", headers={"Depth": "0"})[0] == 207
         found += axe(page, axe_source, "profile downloaded")
+        page.set_viewport_size(PHONE)
+        shoot(page, "devices-phone")
         assert found == []
         assert not page.errors  # type: ignore[attr-defined]
     finally:
@@ -284,6 +287,8 @@ def test_invite_accept_decline_and_end_a_friendship_in_the_page(
         expect(alice.locator("#friends .friend")).to_contain_text("bob since")
         found += axe(alice, axe_source, "friends, with a friend")
         shoot(alice, "friends-desktop")
+        alice.set_viewport_size(PHONE)
+        shoot(alice, "friends-phone")
 
         # Bob ends it and removes her card: the dialog asks, Cancel returns the focus.
         end = bob.locator("#friends .friend").get_by_role("button", name="End friendship")

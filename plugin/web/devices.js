@@ -50,6 +50,8 @@ function profileBox(name, fileName, onDone) {
 function addForm(books, onAdded) {
   const error = el("p", { id: "device-add-error", class: "error", role: "alert" });
   const button = el("button", { type: "submit", class: "primary" }, "Add device");
+  const protocols = radios("protocol", "Used for", [["carddav", "CardDAV (contacts apps on phones and computers)"],
+    ["api", "The JSON API (scripts and web apps)"], ["both", "Both"]], "carddav");
   const form = el("form", { id: "device-add-form", class: "card-box", "aria-labelledby": "device-add-heading" },
     el("h4", { id: "device-add-heading" }, "Add a device"),
     el("label", { for: "device-name" }, "Name of the device"),
@@ -58,13 +60,15 @@ function addForm(books, onAdded) {
     radios("access", "Access", [["rw", "Read and write"], ["ro", "Read only"]], "rw"),
     el("label", { for: "device-add-book" }, "Address book"),
     bookSelect("device-add-book", books),
-    radios("protocol", "Used for", [["carddav", "CardDAV (contacts apps on phones and computers)"],
-      ["api", "The JSON API (scripts and web apps)"], ["both", "Both"]], "carddav"),
+    protocols,
     radios("setup", "Set it up with", [
       ["password", "A password to type in (Android with DAVx⁵, Thunderbird, any app)"],
       ["profile", "An Apple configuration profile (.mobileconfig) for iPhone, iPad or Mac: CardDAV only"]],
     "password"),
     button, error);
+  // An Apple profile sets up CardDAV only: the choice of protocol goes while it is picked.
+  form.addEventListener("change", () => { protocols.disabled = form.elements.setup.value === "profile"; });
+  form.addEventListener("reset", () => { protocols.disabled = false; });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);

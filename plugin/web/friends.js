@@ -248,6 +248,10 @@ function inviteForm() {
 /** Empty the view (sign-out): nobody's friends stay in the DOM. */
 export function forgetFriends() {
   for (const id of ["#me-part", "#friends-part"]) if ($(id)) $(id).replaceChildren();
+  if (endDialog) {
+    endDialog.remove();
+    endDialog = null;
+  }
 }
 
 /** Fill #me-part and #friends-part (the book is where the me card is chosen from). */
