@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerProcess
+from tests.davclient import card
 from tests.grants_helpers import BearerApi, api, cli, dav, new_device, three_user_server
 
 
@@ -88,3 +89,26 @@ def test_backup_holds_the_grants_with_hashes_only(admin_server: ServerProcess,
                         if n.startswith("grants/"))
     secret = device["password"].rsplit("-", 1)[1]
     assert secret.encode() not in data and b"$2b$" in data
+
+
+def test_the_page_reads_the_scopes_and_the_me_cards_api_id(admin_server: ServerProcess
+                                                           ) -> None:
+    """What the web page's sharing views need: the scopes for its boxes, the me card's id."""
+    alice = api(admin_server, "alice")
+    scopes = alice.ok("GET", "/api/scopes")
+    by_name = {s["name"]: s["properties"] for s in scopes["items"]}
+    assert by_name["email"] == ["EMAIL"] and by_name["phone"] == ["TEL"]
+    assert by_name["name"] == ["FN", "N"] and scopes["friends_always"] == ["name", "photo"]
+    # like every grants address: not with a device password
+    device = new_device(admin_server, "alice", "Scopes phone")
+    assert api(admin_server, "alice", device["password"]).call("GET", "/api/scopes")[0] == 403
+    # a UID that is not URL-safe: the me card says the id the contact has in the API
+    uid = "urn:uuid:5e1f-me/alice"
+    assert dav(admin_server, "alice").put("alice-me-id.vcf", card(uid, "Alice Myself"))[0] \
+        in (201, 204)
+    assert alice.ok("GET", "/api/me") is None
+    listed = alice.ok("GET", "/api/books/contacts/contacts?q=Myself")["items"]
+    me = alice.ok("PUT", "/api/me", {"id": listed[0]["id"], "share": ["email"]})
+    assert me["uid"] == uid and me["id"] == listed[0]["id"] and me["id"].startswith("~")
+    assert alice.ok("GET", "/api/me")["id"] == me["id"]
+    assert alice.ok("GET", f"/api/books/contacts/contacts/{me['id']}")["name"] == "Alice Myself"

@@ -49,6 +49,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 300},
                                "book": {"type": "string", "minLength": 1, "maxLength": 200},
                                "share": _SCOPE_LIST}},
+    "Me": {"type": "object", "required": ["book", "uid", "id", "share", "shared"],
+           "properties": {"book": {"type": "string"}, "uid": {"type": "string"},
+                          "id": {"type": "string", "description": "the contact's API id"},
+                          "share": {**_SCOPE_LIST, "description": "chosen by the owner"},
+                          "shared": {**_SCOPE_LIST, "description":
+                                     "what friends see: share, name and photo"}}},
+    "Scopes": {"type": "object", "required": ["items", "friends_always"],
+               "properties": {
+                   "items": {"type": "array", "items": {
+                       "type": "object", "required": ["name", "properties"],
+                       "properties": {"name": {"type": "string", "enum": list(SCOPES)},
+                                      "properties": {"type": "array",
+                                                     "items": {"type": "string"}}}}},
+                   "friends_always": _SCOPE_LIST}},
     "Invitation": {"type": "object", "additionalProperties": False, "required": ["user"],
                    "properties": {"user": _WHO}},
     "ShareOffer": {"type": "object", "additionalProperties": False,
@@ -156,15 +170,20 @@ def paths() -> dict[str, Any]:
                          "signed in"), **_errors()}},
             "delete": {"operationId": "signOut", "summary": "End this session token",
                        "responses": {"204": {"description": "signed out"}, **_errors()}}},
+        "/api/scopes": {"get": {
+            "operationId": "listScopes",
+            "summary": "The property scopes a token or the me card can be limited to",
+            "responses": {"200": _ok(_ref("Scopes"), "scopes"), **_errors()}}},
         "/api/me": {
             "get": {"operationId": "getMe",
                     "summary": "Your own contact and what friends see of it",
-                    "responses": {"200": _ok({"type": ["object", "null"]}, "the me card"),
+                    "responses": {"200": _ok({"oneOf": [_ref("Me"), {"type": "null"}]},
+                                             "the me card (null: not chosen yet)"),
                                   **_errors()}},
             "put": {"operationId": "putMe",
                     "summary": "Choose your own contact and what friends see",
                     "requestBody": _body("MeInput"),
-                    "responses": {"200": _ok({"type": "object"}, "chosen"),
+                    "responses": {"200": _ok(_ref("Me"), "chosen"),
                                   **_errors(404, 409, 415, 422)}}},
         "/api/friends": {
             "get": {"operationId": "listFriends",

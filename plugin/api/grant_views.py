@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
+from cardfile.plugin.api import ids
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.grant_schemas import validate
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Response
-from cardfile.plugin.contacts.grants import core, friends, shares
+from cardfile.plugin.contacts.grants import core, friends, properties, shares
 
 _SESSION_KINDS = ("session",)
 
@@ -85,10 +87,25 @@ def sign_out(ctx: Context) -> Response:
     return Response.empty(204)
 
 
+# -- property scopes -----------------------------------------------------------------
+def list_scopes(ctx: Context) -> Response:
+    """The property scopes a token or a me card can be limited to, for the page's boxes."""
+    return Response.json({
+        "items": [{"name": name, "properties": sorted(props)}
+                  for name, props in properties.SCOPES.items()],
+        "friends_always": list(properties.FRIEND_ALWAYS)})
+
+
 # -- me and friends ----------------------------------------------------------------
+def _me(mine: dict[str, Any]) -> dict[str, Any]:
+    """The me record as the API shows it: with the contact's API id beside its UID."""
+    return {**mine, "id": ids.encode(str(mine["uid"])),
+            "shared": friends.shared_scopes(mine)}
+
+
 def get_me(ctx: Context) -> Response:
     mine = friends.me(ctx.grants, ctx.user)
-    return Response.json({**mine, "shared": friends.shared_scopes(mine)} if mine else None)
+    return Response.json(_me(mine) if mine else None)
 
 
 def put_me(ctx: Context) -> Response:
@@ -103,7 +120,7 @@ def put_me(ctx: Context) -> Response:
         mine = friends.share(ctx.grants, ctx.storage, ctx.user, body["share"])
     if not mine:
         raise Problem(409, "choose your own contact first: send {\"id\": ...}")
-    return Response.json({**mine, "shared": friends.shared_scopes(mine)})
+    return Response.json(_me(mine))
 
 
 def list_friends(ctx: Context) -> Response:

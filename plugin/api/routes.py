@@ -106,6 +106,7 @@ ROUTES = [
     Route("/api/tokens/{id}", {"DELETE": grant_views.revoke_token}, manages_grants=True),
     Route("/api/session", {"POST": grant_views.sign_in, "DELETE": grant_views.sign_out},
           manages_grants=True),
+    Route("/api/scopes", {"GET": grant_views.list_scopes}, manages_grants=True),
     Route("/api/me", {"GET": grant_views.get_me, "PUT": grant_views.put_me},
           manages_grants=True),
     Route("/api/friends", {"GET": grant_views.list_friends,

@@ -17,6 +17,9 @@ import { setUpSelection } from "./selection.js";
 import { showDuplicates, setUpTransfer, showDevice, setUpCopyButtons } from "./pages.js";
 import { historyPanel, showTrash, setUpTrashPage, showAlerts } from "./history.js";
 import { showSources, forgetSources } from "./sources.js";
+import { showDevices, forgetDevices } from "./devices.js";
+import { showTokens, forgetTokens } from "./tokens.js";
+import { showFriends, forgetFriends } from "./friends.js";
 
 const state = {
   book: null,
@@ -147,6 +150,7 @@ async function signOut() {
   api.forget();
   forgetPhotos();
   forgetSources();
+  forgetSharing();
   state.contact = null;
   state.editing = false;
   state.categories = [];
@@ -178,6 +182,7 @@ function expired() {
   state.editing = false;
   state.contact = null;
   api.forget();
+  forgetSharing();
   $("#app").hidden = true;
   $("#signin").hidden = false;
   $("#signin-error").textContent = "Your sign-in is no longer valid; sign in again.";
@@ -597,7 +602,19 @@ async function restoreDraft(draft) {
 }
 
 // -- routing and the drawer (phones) -------------------------------------------------------
+/** No password or token shown once, and no one's friends, stay in the DOM after sign-out. */
+function forgetSharing() {
+  forgetDevices();
+  forgetTokens();
+  forgetFriends();
+}
+
 function showPage(name) {
+  // A password or token shown once goes when its page is left.
+  if (name !== "devices") {
+    forgetDevices();
+    forgetTokens();
+  }
   for (const page of document.querySelectorAll(".page")) page.hidden = page.id !== `page-${name}`;
   for (const link of document.querySelectorAll(".nav a")) {
     if (link.dataset.page === name) link.setAttribute("aria-current", "page");
@@ -648,6 +665,13 @@ async function route() {
   } else if (page === "sources") {
     showPage("sources");
     showSources();
+  } else if (page === "devices") {
+    showPage("devices");
+    showDevices();
+    showTokens();
+  } else if (page === "friends") {
+    showPage("friends");
+    showFriends(state.book);  // SHARES: the shares part is shown here too, when it exists
   } else {
     showPage("contacts");
     if (id) {

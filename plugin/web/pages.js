@@ -99,6 +99,16 @@ async function showMerges(book, onChange) {
   }
 }
 
+/** Hand `data` (a Blob) to the browser as a download named `name`. */
+export function saveFile(data, name) {
+  const url = URL.createObjectURL(new Blob([data], { type: "application/octet-stream" }));
+  const link = el("a", { href: url, download: name, class: "visually-hidden" }, name);
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 // -- import & export --------------------------------------------------------------------
 // The media type an import is sent as. The server accepts only the types of
 // contacts files (never text/plain or a form's), and never guesses one, so the
@@ -171,12 +181,7 @@ export function setUpTransfer(book, getCategories, onChange) {
       const disposition = headers.get("Content-Disposition") || "";
       const found = /filename="([^"]+)"/.exec(disposition);
       const name = found ? found[1] : "contacts.vcf";
-      const url = URL.createObjectURL(new Blob([data], { type: "application/octet-stream" }));
-      const link = el("a", { href: url, download: name, class: "visually-hidden" }, name);
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      saveFile(data, name);
       status.textContent = `Downloaded ${name}.`;
     } catch (e) {
       status.textContent = message(e);
@@ -202,6 +207,40 @@ export function reachable(hostname) {
   return true;
 }
 
+/**
+ * The QR code of `text` as an SVG image (labelled "QR code of …"): the one drawing
+ * of a code on the page, used here and by "Add a device" (devices.js).
+ */
+export function qrCode(text) {
+  const qr = qrcode(0, "M");
+  qr.addData(text, "Byte");
+  qr.make();
+  const count = qr.getModuleCount();
+  const margin = 4;
+  const size = count + margin * 2;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${size} ${size}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `QR code of ${text}`);
+  svg.setAttribute("shape-rendering", "crispEdges");
+  const bg = document.createElementNS(ns, "rect");
+  bg.setAttribute("width", String(size));
+  bg.setAttribute("height", String(size));
+  bg.setAttribute("fill", "#fff");
+  let d = "";
+  for (let r = 0; r < count; r += 1) {
+    for (let c = 0; c < count; c += 1) {
+      if (qr.isDark(r, c)) d += `M${c + margin} ${r + margin}h1v1h-1z`;
+    }
+  }
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d);
+  path.setAttribute("fill", "#000");
+  svg.append(bg, path);
+  return svg;
+}
+
 export function showDevice(book) {
   const base = new URL(".", document.baseURI);
   const server = base.href;
@@ -222,33 +261,7 @@ export function showDevice(book) {
     $("#device-qr").replaceChildren();
     return;
   }
-  const qr = qrcode(0, "M");
-  qr.addData(server, "Byte");
-  qr.make();
-  const count = qr.getModuleCount();
-  const margin = 4;
-  const size = count + margin * 2;
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${size} ${size}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `QR code of ${server}`);
-  svg.setAttribute("shape-rendering", "crispEdges");
-  const bg = document.createElementNS(ns, "rect");
-  bg.setAttribute("width", String(size));
-  bg.setAttribute("height", String(size));
-  bg.setAttribute("fill", "#fff");
-  let d = "";
-  for (let r = 0; r < count; r += 1) {
-    for (let c = 0; c < count; c += 1) {
-      if (qr.isDark(r, c)) d += `M${c + margin} ${r + margin}h1v1h-1z`;
-    }
-  }
-  const path = document.createElementNS(ns, "path");
-  path.setAttribute("d", d);
-  path.setAttribute("fill", "#000");
-  svg.append(bg, path);
-  $("#device-qr").replaceChildren(svg);
+  $("#device-qr").replaceChildren(qrCode(server));
 }
 
 export function setUpCopyButtons() {
