@@ -234,6 +234,10 @@ def option_default(section: str, name: str) -> str:
     return str(radicale_config.DEFAULT_CONFIG_SCHEMA[section][name]["value"])
 
 
+#: Where ``RadicaleApp.basic_login`` keeps a request's answer.
+_LOGIN_KEY = "cardfile.basic_login"
+
+
 class RadicaleApp:
     """Radicale's WSGI application, with the parts Cardfile calls by name.
 
@@ -271,7 +275,18 @@ class RadicaleApp:
         return bool(app_base._check_path_format(self.storage, path, app._validate_path_value))
 
     def basic_login(self, environ: dict[str, Any]) -> tuple[str, str, set[str]] | None:
-        """(login, user, groups) of the request's Basic credentials; None if not logged in."""
+        """(login, user, groups) of the request's Basic credentials; None if not logged in.
+
+        Asked more than once per request (before a body is read, by the fast
+        path): the answer is kept in the request's environ.
+        """
+        if _LOGIN_KEY in environ:
+            known: tuple[str, str, set[str]] | None = environ[_LOGIN_KEY]
+            return known
+        environ[_LOGIN_KEY] = found = self._basic_login(environ)
+        return found
+
+    def _basic_login(self, environ: dict[str, Any]) -> tuple[str, str, set[str]] | None:
         app = self.application
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if app._auth.get_external_login(environ) or not authorization.startswith("Basic"):
