@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -40,6 +41,8 @@ SCHEMA_VERSION = "9"
 
 #: Reads one card file: its text and fields, or None if it vanished or is no card.
 ReadFile = Callable[[str], "tuple[str, card_fields.CardFields] | None"]
+#: Reads many, in order.
+ReadFiles = Callable[[list[str]], "Iterable[tuple[str, card_fields.CardFields] | None]"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,6 +116,19 @@ CREATE TABLE IF NOT EXISTS tombstones (
 );
 CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (coll, seq);
 """
+
+
+#: New cards in one scan from which its secondary indexes are dropped and built
+#: again after the inserts (a first index build, a restored folder): inserting
+#: 100,000 cards' properties into five B-trees one entry at a time took a third
+#: of a rebuild.
+BULK_LOAD = 5000
+_INDEX_STATEMENTS = tuple(
+    statement.strip() for statement in re.sub(r"--[^\n]*", "", _SCHEMA).split(";")
+    if "CREATE INDEX" in statement)
+#: props_item stays: a changed card's old properties are deleted through it.
+_SECONDARY_INDEXES = tuple(name for name in re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)",
+                                                       _SCHEMA) if name != "props_item")
 
 
 class _Lease:
@@ -499,12 +515,14 @@ class CardIndex(ContactQueries):
 
     def apply_scan(
         self, coll: int, dir_mtime_ns: int, found: dict[str, os.stat_result],
-        read: ReadFile,
+        read: ReadFile, read_many: ReadFiles | None = None,
     ) -> int:
         """Bring ``coll`` in line with a directory listing; return changes made.
 
         ``found`` maps every card file's name to its stat; ``read`` returns a
-        file's text (or None when it vanished or cannot be read as a card).
+        file's text (or None when it vanished or cannot be read as a card);
+        ``read_many``, if given, reads a long list of files (BULK_LOAD or more)
+        in order, faster than one by one.
         """
         changes = 0
         scan_seq: int | None = None
@@ -516,10 +534,16 @@ class CardIndex(ContactQueries):
             gone = [href for href in known if href not in found]
             self._remove(db, coll, gone)
             changes += len(gone)
-            for href, st in found.items():
-                if known.get(href) == (st.st_size, st.st_mtime_ns):
-                    continue
-                loaded = read(href)
+            bulk = sum(1 for href in found if href not in known) >= BULK_LOAD
+            if bulk:  # built again at the end, from sorted entries: far cheaper
+                for name in _SECONDARY_INDEXES:
+                    db.execute(f"DROP INDEX IF EXISTS {name}")
+            stale = [(href, st) for href, st in found.items()
+                     if known.get(href) != (st.st_size, st.st_mtime_ns)]
+            hrefs = [href for href, _ in stale]
+            loads = (read_many(hrefs) if read_many is not None and len(stale) >= BULK_LOAD
+                     else map(read, hrefs))
+            for (href, st), loaded in zip(stale, loads):
                 if loaded is None:
                     if href in known:
                         self._remove(db, coll, [href])
@@ -531,6 +555,9 @@ class CardIndex(ContactQueries):
                 self._put(db, coll, href, text, st.st_size, st.st_mtime_ns, fields,
                           seq=scan_seq, is_new=href not in known)
                 changes += 1
+            if bulk:
+                for statement in _INDEX_STATEMENTS:
+                    db.execute(statement)
             db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
         return changes
 
