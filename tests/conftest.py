@@ -178,3 +178,25 @@ def browser() -> Iterator[Any]:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL cluster from Debian's packages for the whole session (tests/pg.py)."""
+    from tests.pg import start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def database_url(postgres: Any) -> str:
+    """A new database with Cardfile's tables (``cardfile db upgrade``), for one test."""
+    url: str = postgres.new_database()
+    done = subprocess.run([*cardfile_command(), "db", "upgrade", "--database", url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return url
