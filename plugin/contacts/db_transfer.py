@@ -47,7 +47,7 @@ def export(store: PgStore, target: Path, props_root: Path | None = None) -> Tran
     """
     summary = TransferSummary()
     for path in store.book_paths():
-        parts = [p for p in path.strip("/").split("/") if p]
+        parts = [p for p in path.split("/") if p]
         if not parts or not all(radicale.is_safe_name(p) for p in parts):
             summary.skipped.append(path)
             continue
@@ -62,7 +62,7 @@ def export(store: PgStore, target: Path, props_root: Path | None = None) -> Tran
         summary.books += 1
         for href, body in store.live_cards(coll_id):
             if not radicale.is_safe_name(href):
-                summary.skipped.append(f"{path}{href}")
+                summary.skipped.append(f"{path}/{href}")
                 continue
             (folder / href).write_bytes(body)
             summary.cards += 1
@@ -94,7 +94,7 @@ def import_folder(store: PgStore, source: Path) -> TransferSummary:
                     continue
                 body = Path(entry.path).read_bytes()
                 cards.append((entry.name, body, *_uid_and_etag(body)))
-            path = f"/{user.name}/{book.name}/"
+            path = f"{user.name}/{book.name}"  # as Radicale names a collection
             summary.changed += store.load_book(path, cards)
             summary.books += 1
             summary.cards += len(cards)

@@ -130,18 +130,22 @@ class SharedBooks:
 
     # -- writing ----------------------------------------------------------------
     def store_card(self, collection: Collection, coll: int, href: str, text: str,
-                   basis: str | None) -> None:
-        """Write a card to the database, then bring this server's cache up to it."""
+                   basis: str | None) -> CachedBook:
+        """Write a card to the database, then bring this server's cache up to it.
+
+        ``basis``: the etag of the card at ``href`` the request decided on
+        (None: none was there); the write is refused (412) if it changed since.
+        """
         body = text.encode("utf-8")
         uid = card_fields.extract(text).uid
         self.store.put(self._coll_id(collection), collection.path, href, body, uid,
                        etag_of(text), basis)
-        self.catch_up(collection, coll)
+        return self.catch_up(collection, coll)
 
     def delete_card(self, collection: Collection, coll: int, href: str,
-                    basis: str | None) -> None:
+                    basis: str | None) -> CachedBook:
         self.store.delete(self._coll_id(collection), href, basis)
-        self.catch_up(collection, coll)
+        return self.catch_up(collection, coll)
 
     def drop_book(self, path: str) -> None:
         self.store.drop_book(path)

@@ -15,6 +15,7 @@ Radicale's own behaviour untouched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -114,8 +115,13 @@ class Collection(radicale.AdapterCollection):
             coll, recorded_mtime = self._index.collection_id(self.path, st.st_ino)
             shared = self.storage.shared
             if shared is not None:
-                # The folder is a cache of the database: brought up to its revision.
-                self.cached_book = shared.catch_up(self, coll)
+                # The folder is a cache of the database: brought up to its revision,
+                # once per hold of the storage lock (see Storage.acquire_lock).
+                held = self.storage.books_caught_up()
+                self.cached_book = held.get(self.path) if held is not None else None
+                if self.cached_book is None:
+                    self.cached_book = shared.catch_up(self, coll)
+                    self.storage.note_caught_up(self.path, self.cached_book)
                 self._coll_id = coll
                 return coll
             if recorded_mtime != st.st_mtime_ns or not self.storage.was_reconciled(self.path):
@@ -444,7 +450,9 @@ class Collection(radicale.AdapterCollection):
         text = item.serialize()
         shared = self.storage.shared
         if shared is not None:
-            shared.store_card(self, coll, href, text, old_row.etag if old_row else None)
+            self.cached_book = shared.store_card(self, coll, href, text,
+                                                 old_row.etag if old_row else None)
+            self.storage.note_caught_up(self.path, self.cached_book)
             return self._stored(href, text, old_row, old_text, old_item)
         fields = card_fields.extract(text)
         try:
@@ -520,7 +528,9 @@ class Collection(radicale.AdapterCollection):
         shared = self.storage.shared
         if shared is not None:
             current = self._index.row(coll, href)
-            shared.delete_card(self, coll, href, current.etag if current else None)
+            self.cached_book = shared.delete_card(self, coll, href,
+                                                  current.etag if current else None)
+            self.storage.note_caught_up(self.path, self.cached_book)
         else:
             os.remove(path)
             self.storage.sync_folder(self.folder)
@@ -653,6 +663,38 @@ class Storage(radicale.AdapterStorage):
             lambda name, default: _storage_option(configuration, name, default))
         self.histories = HistoryStores(self.data_folder, self.history_settings)
         self.shared = shared_books_from(configuration, self.data_folder)
+        self._held = threading.local()
+
+    @contextlib.contextmanager
+    def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any
+                     ) -> Iterator[None]:
+        """Radicale's storage lock; with PostgreSQL, one cache state per hold.
+
+        A book's cache is caught up with the database the first time a hold
+        uses it, and not again until the lock is released (except by this
+        hold's own writes). So a request sees one state throughout: the card
+        Radicale compared with ``If-Match`` is the one a write then asks the
+        database to replace, never a newer one another server wrote meanwhile.
+        """
+        with super().acquire_lock(mode, user, *args, **kwargs):
+            outermost = getattr(self._held, "books", None) is None
+            if outermost:
+                self._held.books = {}
+            try:
+                yield
+            finally:
+                if outermost:
+                    self._held.books = None
+
+    def books_caught_up(self) -> dict[str, CachedBook] | None:
+        """Books caught up during this thread's hold of the lock (None: not holding it)."""
+        books: dict[str, CachedBook] | None = getattr(self._held, "books", None)
+        return books
+
+    def note_caught_up(self, path: str, book: CachedBook) -> None:
+        books = self.books_caught_up()
+        if books is not None:
+            books[path] = book
 
     def book_history(self, collection: Collection) -> BookHistory | None:
         """The history of an address book (None when ``history_days`` is 0)."""
@@ -709,6 +751,8 @@ class Storage(radicale.AdapterStorage):
     def discover(self, path: str, depth: str = "0", child_context_manager: Any = None,
                  user_groups: Any = frozenset()) -> Iterator[Any]:
         """Radicale's discovery, plus group cards, which exist only as a view."""
+        if self.shared is not None:
+            self._catch_up_parent(path)
         found = False
         for entry in super().discover(path, depth, child_context_manager, set(user_groups)):
             found = True
@@ -724,6 +768,22 @@ class Storage(radicale.AdapterStorage):
             item = collection.virtual_item(href)
             if item is not None:
                 yield item
+
+    def _catch_up_parent(self, path: str) -> None:
+        """Bring the book of a card's address up to the database before Radicale looks.
+
+        Radicale finds an item by its file; a card written through another
+        server has none here until the book's cache catches up.
+        """
+        sane = radicale.strip_path(radicale.sanitize_path(path))
+        parent, _, href = sane.rpartition("/")
+        if not parent or not href:
+            return
+        collection = Collection(self, radicale.unstrip_path(parent, True))
+        if (os.path.isdir(collection.folder)
+                and not os.path.isdir(os.path.join(collection.folder, href))
+                and collection.tag == "VADDRESSBOOK" and collection._published is None):
+            collection._coll()
 
     def was_reconciled(self, path: str) -> bool:
         return path in self._reconciled

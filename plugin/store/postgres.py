@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -72,8 +73,10 @@ def unreachable(error: Exception) -> Refused:
     """The refusal a request gets while the database cannot answer."""
     detail = " ".join(str(error).split())[:200] or type(error).__name__
     log.warning("PostgreSQL unavailable: %s", detail)
-    return Refused(503, "The contacts database cannot be reached right now; try again in a "
-                        "few seconds", retry_after=RETRY_AFTER)
+    return Refused(503, _UNREACHABLE, retry_after=RETRY_AFTER)
+
+
+_UNREACHABLE = "The contacts database cannot be reached right now; try again in a few seconds"
 
 
 def display_url(url: str) -> str:
@@ -88,6 +91,9 @@ def display_url(url: str) -> str:
 class PgStore:
     """A pool of connections to one Cardfile database, and every statement run on it."""
 
+    #: Seconds requests are refused at once after the database failed to answer one.
+    DOWN_SECONDS = 1.0
+
     def __init__(self, url: str, pool_size: int = 8, timeout: float = 5.0) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
@@ -95,10 +101,11 @@ class PgStore:
         self._errors = (psycopg.OperationalError, psycopg.InterfaceError)
         self._unique_violation = psycopg.errors.UniqueViolation
         self.url = url
+        self.timeout = timeout
+        self._down_until = 0.0
         self.pool = ConnectionPool(
             url, min_size=1, max_size=max(1, pool_size), timeout=timeout, open=False,
             name="cardfile", check=ConnectionPool.check_connection,
-            reconnect_timeout=0,  # keep trying in the background; requests get 503 meanwhile
             kwargs={
                 "autocommit": True,  # a transaction is always an explicit block
                 "connect_timeout": max(1, int(timeout)),
@@ -115,18 +122,36 @@ class PgStore:
 
     @contextlib.contextmanager
     def _conn(self) -> Iterator[Any]:
-        """A pooled connection; an unreachable database becomes ``Refused(503)``."""
+        """A pooled connection; an unreachable database becomes ``Refused(503)``.
+
+        After a failure, requests are answered 503 at once for ``DOWN_SECONDS``
+        instead of each waiting ``timeout`` for a connection that will not
+        come; the first request after that tries the database again.
+        """
+        if time.monotonic() < self._down_until:
+            raise Refused(503, _UNREACHABLE, retry_after=RETRY_AFTER)
         try:
             with self.pool.connection() as conn:
                 yield conn
         except self._errors as e:
+            self._down_until = time.monotonic() + self.DOWN_SECONDS
             raise unreachable(e) from None
 
     # -- schema ------------------------------------------------------------
     def check_schema(self) -> None:
-        """``SchemaMismatch`` unless the tables are the ones this Cardfile knows."""
-        with self._conn() as conn:
-            pg_schema.check(conn)
+        """``SchemaMismatch`` unless the tables are the ones this Cardfile knows.
+
+        On a connection of its own, not the pool's: a server starting while the
+        database is away learns it at once instead of after the pool's timeout.
+        """
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=max(1, int(self.timeout)),
+                                 autocommit=True) as conn:
+                pg_schema.check(conn)
+        except self._errors as e:
+            raise unreachable(e) from None
 
     def upgrade(self) -> list[int]:
         with self._conn() as conn:
@@ -138,7 +163,7 @@ class PgStore:
 
     # -- books ----------------------------------------------------------------
     def book(self, path: str) -> BookState:
-        """The state of the book at ``path``, its row created on first use."""
+        """The state of the book at ``path`` (``user/book``), its row created on first use."""
         sql = ("SELECT c.id, m.value, c.revision, c.floor FROM collections c "
                "JOIN cardfile_meta m ON m.key = 'epoch' WHERE c.path = %s")
         with self._conn() as conn:
@@ -192,7 +217,7 @@ class PgStore:
                     "SELECT href FROM cards WHERE coll = %s AND uid = %s AND href <> %s "
                     "AND body IS NOT NULL LIMIT 1", (coll_id, uid, href)).fetchone()
                 if other is not None:
-                    raise Refused(409, f"UID {uid!r} is already used by {path}{other[0]}")
+                    raise Refused(409, f"UID {uid!r} is already used by /{path}/{other[0]}")
             revision += 1
             conn.execute(
                 "INSERT INTO cards (coll, href, uid, etag, body, revision) "
@@ -239,8 +264,11 @@ class PgStore:
                                "or program); fetch it again")
 
     def drop_book(self, path: str) -> None:
-        """Forget a deleted book and everything below it (a re-created one starts afresh)."""
-        prefix = path.rstrip("/") + "/"
+        """Forget a deleted book and everything below it (a re-created one starts afresh).
+
+        ``path``: the collection's path as Radicale names it (``user/book``).
+        """
+        prefix = path.strip("/") + "/"
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self._conn() as conn, conn.transaction():
             conn.execute("DELETE FROM collections WHERE path = %s OR path LIKE %s",
