@@ -14,6 +14,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from cardfile.plugin.refused import Refused
+
 #: (version, statements): applied in order, each in its own transaction.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
@@ -52,8 +54,11 @@ CREATE INDEX cards_uid ON cards (coll, uid) WHERE body IS NOT NULL;
 LATEST = MIGRATIONS[-1][0]
 
 
-class SchemaMismatch(Exception):
-    """The database's schema is not the one this Cardfile runs on (the message says why)."""
+class SchemaMismatch(Refused):
+    """The database's schema is not the one this Cardfile runs on (the reason says why)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(503, reason)
 
 
 def current_version(conn: Any) -> int | None:
