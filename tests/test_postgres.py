@@ -276,3 +276,29 @@ def test_export_and_import_move_a_book_between_the_stores_byte_for_byte(
             assert status == 200 and text.encode() == body
     finally:
         again.stop()
+
+
+def test_pruned_tombstones_make_older_tokens_403_on_every_server(
+        servers: list[ServerProcess], database_url: str) -> None:
+    from cardfile.plugin.store.postgres import PgStore
+
+    a, b, _ = (logged_in(s) for s in servers)
+    for name in ("p1", "p2", "p3"):
+        assert a.put(f"{name}.vcf", card(name, f"Pe {name}"))[0] == 201
+    _, old_token, _ = b.sync()
+    for name in ("p1", "p2"):
+        assert a.delete(f"{name}.vcf") in (200, 204)
+    _, recent, _ = b.sync(old_token)
+    store = PgStore(database_url, pool_size=1)
+    try:
+        assert store.prune_tombstones(store.book(f"{USER}/contacts").coll_id, keep=0) == 2
+    finally:
+        store.close()
+    status, _, text = b.request("REPORT", b.book, SYNC_BODY.replace(
+        "<D:sync-token/>", f"<D:sync-token>{old_token}</D:sync-token>"),
+        headers={"Depth": "1", "Content-Type": "application/xml"})
+    assert status == 403 and "valid-sync-token" in text
+    # A token from after the deletions is still good, on a server that never issued it.
+    status, _, changed = a.sync(recent)
+    assert status == 207 and changed == []
+    assert sorted(a.etags()) == sorted(b.etags()) == [f"{a.book}p3.vcf"]
