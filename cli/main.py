@@ -49,8 +49,12 @@ PRIVATE_UMASK = 0o077
               help="Serve HTTPS with this PEM certificate (needs --tls-key).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The PEM private key of --tls-cert.")
+@click.option("--database", default=None, metavar="URL",
+              help="Keep the cards in this PostgreSQL database (postgresql://...), shared "
+                   "with other servers, instead of files ([storage] backend).")
 def serve(data_dir: str | None, config_file: str | None, host: str | None, port: int | None,
-          log_level: str, tls_cert: str | None, tls_key: str | None) -> None:
+          log_level: str, tls_cert: str | None, tls_key: str | None,
+          database: str | None) -> None:
     """Start the CardDAV server (loopback only, login required, by default)."""
     from cardfile.cli import server
 
@@ -66,7 +70,11 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
     if tls_cert and tls_key:
         server_options |= {"ssl": "True", "certificate": str(Path(tls_cert).resolve()),
                            "key": str(Path(tls_key).resolve())}
-    configuration = settings_mod.radicale_configuration(settings, {"server": server_options})
+    overrides: dict[str, dict[str, str]] = {"server": server_options}
+    if database is not None:
+        overrides["storage"] = {"backend": database}
+    configuration = settings_mod.radicale_configuration(settings, overrides)
+    _check_database(configuration)
     auth_type = str(configuration.get("auth", "type"))
     exposed = [h for h in hosts if not settings_mod.is_loopback(h.rsplit(":", 1)[0])]
     if exposed and auth_type in ("none", "remote_user", "http_x_remote_user"):
@@ -87,7 +95,14 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
                + ", ".join(f"{scheme}://{h}/" for h in hosts), err=True)
     server.serve(server.Recipe(str(settings.data_dir),
                                None if settings.config_file is None else str(settings.config_file),
-                               {"server": server_options}, log_level))
+                               overrides, log_level))
+
+
+def _check_database(configuration: object) -> None:
+    """Refuse to serve a database whose schema is not this Cardfile's (and say why)."""
+    from cardfile.cli.db import check_before_serving
+
+    check_before_serving(configuration)
 
 
 def _check_free(hosts: list[str]) -> None:
@@ -200,7 +215,7 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
 
 def _register_command_groups() -> None:
     """Command groups live in their own modules; they are attached here."""
-    from cardfile.cli import contacts, grants, history, maintenance, sources
+    from cardfile.cli import contacts, db, grants, history, maintenance, sources
     from cardfile.cli.categories import categories
 
     cli.add_command(categories)
@@ -209,6 +224,7 @@ def _register_command_groups() -> None:
     history.register(cli)  # trash, history, restore-to, contacts remove
     sources.register(cli)  # connected sources
     grants.register(cli)  # devices, tokens, grants, me, friends
+    db.register(cli)  # the PostgreSQL store: upgrade, export, import
 
 
 _register_command_groups()

@@ -42,7 +42,7 @@ from cardfile.plugin.dav.host_check import HostCheck
 from cardfile.plugin.dav.log_escape import escape
 from cardfile.plugin.dav.login_throttle import LoginAttempt, LoginThrottle
 from cardfile.plugin.dav.web_app import WebApp, is_web_path
-from cardfile.plugin.radicale_adapter import RadicaleApp, radicale_logger
+from cardfile.plugin.radicale_adapter import REFUSED_KEY, RadicaleApp, radicale_logger
 from cardfile.plugin.refused import Refused
 
 log = logging.getLogger("cardfile")
@@ -194,7 +194,7 @@ class CardfileApp:
                 try:
                     status, headers, chunks = self._handle(environ, method)
                 except Refused as e:  # the core's refusal: its status, the reason in the body
-                    status, headers, chunks = e.status_line, [], [b""]
+                    status, headers, chunks = e.status_line, e.headers, [b""]
                     notes.insert(0, e.reason)
                 code = int(status.split(" ", 1)[0])
                 environ["cardfile.status"] = code
@@ -299,6 +299,9 @@ class CardfileApp:
 
         # Passed through as they come: only an error body is joined (to be reworded).
         chunks = self.radicale(environ, capture)
+        refused = environ.pop(REFUSED_KEY, None)
+        if refused is not None:  # raised by the storage inside Radicale's handler
+            request_notes.add(refused.reason)
         return captured["status"], captured["headers"], chunks
 
     def _put(self, environ: Environ, sent: SentCard

@@ -34,6 +34,7 @@ from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
 
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard import radicale_workarounds
 
 #: Radicale releases whose internals this module was checked against.
@@ -236,6 +237,36 @@ def option_default(section: str, name: str) -> str:
 
 #: Where ``RadicaleApp.basic_login`` keeps a request's answer.
 _LOGIN_KEY = "cardfile.basic_login"
+#: The environ key under which a handler's ``Refused`` is left for Cardfile's wrapper.
+REFUSED_KEY = "cardfile.refused"
+
+
+def _refusing(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A Radicale request handler whose ``Refused`` becomes its answer, not a 500.
+
+    Radicale answers every exception of a handler with 500. The core's
+    refusals raised under it (the database unreachable: 503 with
+    Retry-After; a card changed through another server: 412; a UID taken
+    meanwhile: 409) are answers, so they are turned into Radicale's own
+    response shape, and the refusal is left in the environ for its reason.
+    """
+    @functools.wraps(handler)
+    def handle(self: Any, environ: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(self, environ, *args, **kwargs)
+        except Refused as e:
+            environ[REFUSED_KEY] = e
+            return e.status, {"Content-Type": "text/plain", **dict(e.headers)}, e.reason, None
+    return handle
+
+
+class _Application(radicale.Application):
+    """Radicale's application; its ``do_*`` handlers answer the core's refusals."""
+
+
+for _name in dir(radicale.Application):
+    if _name.startswith("do_"):
+        setattr(_Application, _name, _refusing(getattr(radicale.Application, _name)))
 
 
 class RadicaleApp:
@@ -247,7 +278,7 @@ class RadicaleApp:
     """
 
     def __init__(self, configuration: Any) -> None:
-        self.application = radicale.Application(configuration)
+        self.application = _Application(configuration)
         self.configuration = configuration
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:

@@ -24,16 +24,24 @@ _STATUS_LINES = {
     413: "413 Request Entity Too Large",
     415: "415 Unsupported Media Type",
     422: "422 Unprocessable Content",
+    503: "503 Service Unavailable",
 }
 
 
 class Refused(Exception):
     """A request the core refused: ``status`` (an HTTP code) and ``reason`` (a sentence)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        #: Seconds after which the same request may succeed (a 503 while a database is away).
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Headers the answer carries besides the status (``Retry-After``)."""
+        return [("Retry-After", str(self.retry_after))] if self.retry_after else []
 
     @property
     def status_line(self) -> str:

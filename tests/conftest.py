@@ -140,9 +140,26 @@ def start_server(tmp_path: Path, users: dict[str, str] | None = None,
     return ServerProcess(data_dir, free_port(), extra_config)
 
 
+#: The stores the ``server`` fixture runs on: CARDFILE_STORES=files,postgresql runs every
+#: test that uses it on both (the PostgreSQL one from tests/pg.py, a database per test).
+STORES = [s.strip() for s in os.environ.get("CARDFILE_STORES", "files").split(",") if s.strip()]
+
+
+@pytest.fixture(params=STORES if STORES != ["files"] else None)
+def store_config(request: pytest.FixtureRequest) -> str:
+    """The configuration that puts a test server on its store ("" for files)."""
+    store = getattr(request, "param", "files")
+    if store == "files":
+        return ""
+    if store != "postgresql":
+        raise ValueError(f"CARDFILE_STORES: unknown store {store!r} (files, postgresql)")
+    return f"[storage]\nbackend = {request.getfixturevalue('database_url')}\n"
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = start_server(tmp_path, {USER: PASSWORD, "bob": "bob's password"})
+def server(tmp_path: Path, store_config: str) -> Iterator[ServerProcess]:
+    srv = start_server(tmp_path, {USER: PASSWORD, "bob": "bob's password"},
+                       extra_config=store_config)
     try:
         yield srv
     finally:
@@ -178,3 +195,25 @@ def browser() -> Iterator[Any]:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL cluster from Debian's packages for the whole session (tests/pg.py)."""
+    from tests.pg import start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def database_url(postgres: Any) -> str:
+    """A new database with Cardfile's tables (``cardfile db upgrade``), for one test."""
+    url: str = postgres.new_database()
+    done = subprocess.run([*cardfile_command(), "db", "upgrade", "--database", url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return url

@@ -82,6 +82,8 @@ class ApiApp:
             except CardSyntaxError as e:  # a card on disk this code cannot edit
                 raise Problem(422, f"the stored card could not be read or edited: {e}"
                               ) from None
+            except Refused as e:  # raised outside a view (the database away: 503)
+                raise Problem(e.status, e.reason, headers=e.headers) from None
             except Exception:  # a bug: logged with its traceback, answered as a problem
                 log.exception("API request %s %s failed", method, environ.get("PATH_INFO"))
                 raise Problem(500, "the server failed on this request; the log has the "
@@ -148,7 +150,8 @@ class ApiApp:
             with actor.acting(user, environ.get("HTTP_USER_AGENT", ""), api_client(environ)):
                 return handler(context, **params)
         except Refused as e:  # the core's refusal, as a problem document (the API's edge)
-            raise Problem(e.status if e.status < 500 else 500, e.reason) from None
+            raise Problem(e.status if e.status < 500 or e.retry_after else 500, e.reason,
+                          headers=e.headers) from None
 
     # -- authentication --------------------------------------------------------
     def _check_grant(self, grant: Grant, route: routes.Route, method: str,

@@ -75,7 +75,7 @@ class Context:
             if e.status in (400, 404, 409) and (
                     "address book" in e.reason or "invalid name" in e.reason):
                 raise Problem(404, f"you have no address book named {book!r}") from None
-            raise Problem(e.status, e.reason) from None
+            raise Problem(e.status, e.reason, headers=e.headers) from None
 
     def books(self) -> list[str]:
         """Names of the user's address books."""

@@ -15,9 +15,10 @@ Radicale's own behaviour untouched.
 
 from __future__ import annotations
 
-import json
 import concurrent.futures
+import contextlib
 import functools
+import json
 import multiprocessing
 import os
 import shutil
@@ -43,10 +44,14 @@ from cardfile.plugin.contacts.history import (
     HistoryStores,
     settings_from,
 )
+from cardfile.plugin.contacts.shared_books import CachedBook, SharedBooks
 from cardfile.plugin.contacts.sources import registry as source_registry
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
+from cardfile.plugin.store.pg_schema import SchemaMismatch
+from cardfile.plugin.store.postgres import PgStore, display_url
 from cardfile.plugin.vcard import card_fields
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
@@ -146,6 +151,8 @@ class Collection(radicale.AdapterCollection):
                  filesystem_path: str | None = None) -> None:
         super().__init__(storage_, path, filesystem_path)
         self._coll_id: int | None = None
+        #: With the PostgreSQL store: the database's ids and revision of this book's cache.
+        self.cached_book: CachedBook | None = None
         self._rows: dict[str, ItemRow] | None = None
         self._groups: dict[str, radicale.Item] | None = None
         self._publication: published.PublishedBook | None | bool = False
@@ -169,6 +176,17 @@ class Collection(radicale.AdapterCollection):
         if self._coll_id is None:
             st = os.stat(self.folder)
             coll, recorded_mtime = self._index.collection_id(self.path, st.st_ino)
+            shared = self.storage.shared
+            if shared is not None:
+                # The folder is a cache of the database: brought up to its revision,
+                # once per hold of the storage lock (see Storage.acquire_lock).
+                held = self.storage.books_caught_up()
+                self.cached_book = held.get(self.path) if held is not None else None
+                if self.cached_book is None:
+                    self.cached_book = shared.catch_up(self, coll)
+                    self.storage.note_caught_up(self.path, self.cached_book)
+                self._coll_id = coll
+                return coll
             if recorded_mtime != st.st_mtime_ns or not self.storage.was_reconciled(self.path):
                 self.reconcile(coll, st.st_mtime_ns)
             self._coll_id = coll
@@ -263,8 +281,10 @@ class Collection(radicale.AdapterCollection):
     # -- views ---------------------------------------------------------------
     @property
     def _groups_view(self) -> bool:
+        # Not with the PostgreSQL store yet: group cards take their sync numbers from
+        # this server's index, which the database's revisions of cards would overtake.
         return (self._indexed and views.current() in views.GROUP_VIEWS
-                and self._published is None)
+                and self._published is None and self.storage.shared is None)
 
     def _group_items(self) -> dict[str, radicale.Item]:
         """The synthesised group cards of this book (groups view only).
@@ -344,7 +364,7 @@ class Collection(radicale.AdapterCollection):
             return self._item(row) if row else None
         coll = self._coll()
         row = self._index.row(coll, href)
-        if verify_href:
+        if verify_href and self.storage.shared is None:
             # A single-item access (GET, PUT, DELETE) also checks the file
             # itself, so an edit made in place by another program is seen
             # before its etag is compared with the client's If-Match.
@@ -504,6 +524,12 @@ class Collection(radicale.AdapterCollection):
             except RuntimeError:
                 old_item = None
         text = item.serialize()
+        shared = self.storage.shared
+        if shared is not None:
+            self.cached_book = shared.store_card(self, coll, href, text,
+                                                 old_row.etag if old_row else None)
+            self.storage.note_caught_up(self.path, self.cached_book)
+            return self._stored(href, text, old_row, old_text, old_item)
         fields = card_fields.extract(text)
         try:
             atomic_file: Any  # Radicale types it as IO[AnyStr]; newline="" makes it text
@@ -513,8 +539,16 @@ class Collection(radicale.AdapterCollection):
             raise ValueError(f"Failed to store item {href!r} in collection {self.path!r}: {e}"
                              ) from e
         st = os.stat(path)
-        row = self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields)
+        self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields)
         self.note_own_write()
+        return self._stored(href, text, old_row, old_text, old_item)
+
+    def _stored(self, href: str, text: str, old_row: ItemRow | None, old_text: str | None,
+                old_item: radicale.Item | None) -> tuple[radicale.Item, radicale.Item | None]:
+        """After a card is stored: its history, its friends, and the item to answer with."""
+        row = self._index.row(self._coll(), href)
+        if row is None:
+            raise ValueError(f"{href!r} in {self.path!r} was stored but is not a card")
         history = self.history
         if history is not None:
             history.record_write(href, old_text, old_row.uid if old_row else "", text,
@@ -534,6 +568,8 @@ class Collection(radicale.AdapterCollection):
     def delete(self, href: str | None = None) -> None:
         if href is None:
             self._record_book_deletion()
+            if self.storage.shared is not None:
+                self.storage.shared.drop_book(self.path)
             super().delete(None)
             self._index.forget_collection(self.path)
             return
@@ -566,10 +602,17 @@ class Collection(radicale.AdapterCollection):
             except (OSError, UnicodeDecodeError) as e:
                 logger.warning("Deleting %r in %r, whose text could not be read for the "
                                "trash: %s", href, self.path, e)
-        os.remove(path)
-        self.storage.sync_folder(self.folder)
-        self._index.remove(coll, [href])
-        self.note_own_write()
+        shared = self.storage.shared
+        if shared is not None:
+            current = self._index.row(coll, href)
+            self.cached_book = shared.delete_card(self, coll, href,
+                                                  current.etag if current else None)
+            self.storage.note_caught_up(self.path, self.cached_book)
+        else:
+            os.remove(path)
+            self.storage.sync_folder(self.folder)
+            self._index.remove(coll, [href])
+            self.note_own_write()
         if history is not None:
             uid = old_row.uid if old_row and old_row.uid else href
             history.record_delete(href, uid, old_text, old_row.fn if old_row else "")
@@ -610,7 +653,18 @@ class Collection(radicale.AdapterCollection):
         return value
 
     def _token(self) -> tuple[str, int, int, int]:
-        """(token, collection id, seq, seq floor) for the current view."""
+        """(token, index collection id, seq, seq floor) for the current view.
+
+        With the PostgreSQL store a book's token names the database (its epoch),
+        the book's id there and its revision, so any server of that database
+        answers it: the index's rows carry those revisions as their seq.
+        """
+        if self.storage.shared is not None and self._published is None:
+            coll = self._coll()
+            book = self.cached_book
+            assert book is not None
+            return (f"{SYNC_TOKEN_PREFIX}c{book.epoch}-{book.coll_id}-{book.revision}", coll,
+                    book.revision, book.floor)
         groups = self._groups_view
         if groups:
             self._group_items()  # records any change of the group cards first
@@ -630,8 +684,8 @@ class Collection(radicale.AdapterCollection):
             # token alone, and listing 100,000 cards took it half a second.
             return token, self.list_hrefs()
         view, epoch, old_coll, old_seq = _parse_token(old_token)
-        current_view, current_epoch = _parse_token(token)[:2]
-        if (view, epoch, old_coll) != (current_view, current_epoch, coll_id):
+        current_view, current_epoch, current_coll = _parse_token(token)[:3]
+        if (view, epoch, old_coll) != (current_view, current_epoch, current_coll):
             raise ValueError(f"Token not issued for this collection, view or index: "
                              f"{old_token!r}")
         if not seq_floor <= old_seq <= seq:
@@ -691,6 +745,39 @@ class Storage(radicale.AdapterStorage):
         self.history_settings = settings_from(
             lambda name, default: _storage_option(configuration, name, default))
         self.histories = HistoryStores(self.data_folder, self.history_settings)
+        self.shared = shared_books_from(configuration, self.data_folder)
+        self._held = threading.local()
+
+    @contextlib.contextmanager
+    def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any
+                     ) -> Iterator[None]:
+        """Radicale's storage lock; with PostgreSQL, one cache state per hold.
+
+        A book's cache is caught up with the database the first time a hold
+        uses it, and not again until the lock is released (except by this
+        hold's own writes). So a request sees one state throughout: the card
+        Radicale compared with ``If-Match`` is the one a write then asks the
+        database to replace, never a newer one another server wrote meanwhile.
+        """
+        with super().acquire_lock(mode, user, *args, **kwargs):
+            outermost = getattr(self._held, "books", None) is None
+            if outermost:
+                self._held.books = {}
+            try:
+                yield
+            finally:
+                if outermost:
+                    self._held.books = None
+
+    def books_caught_up(self) -> dict[str, CachedBook] | None:
+        """Books caught up during this thread's hold of the lock (None: not holding it)."""
+        books: dict[str, CachedBook] | None = getattr(self._held, "books", None)
+        return books
+
+    def note_caught_up(self, path: str, book: CachedBook) -> None:
+        books = self.books_caught_up()
+        if books is not None:
+            books[path] = book
 
     def book_history(self, collection: Collection) -> BookHistory | None:
         """The history of an address book (None when ``history_days`` is 0)."""
@@ -747,6 +834,8 @@ class Storage(radicale.AdapterStorage):
     def discover(self, path: str, depth: str = "0", child_context_manager: Any = None,
                  user_groups: Any = frozenset()) -> Iterator[Any]:
         """Radicale's discovery, plus group cards, which exist only as a view."""
+        if self.shared is not None:
+            self._catch_up_parent(path)
         found = False
         for entry in super().discover(path, depth, child_context_manager, set(user_groups)):
             found = True
@@ -765,6 +854,22 @@ class Storage(radicale.AdapterStorage):
             item = collection.virtual_item(href)
             if item is not None:
                 yield item
+
+    def _catch_up_parent(self, path: str) -> None:
+        """Bring the book of a card's address up to the database before Radicale looks.
+
+        Radicale finds an item by its file; a card written through another
+        server has none here until the book's cache catches up.
+        """
+        sane = radicale.strip_path(radicale.sanitize_path(path))
+        parent, _, href = sane.rpartition("/")
+        if not parent or not href:
+            return
+        collection = Collection(self, radicale.unstrip_path(parent, True))
+        if (os.path.isdir(collection.folder)
+                and not os.path.isdir(os.path.join(collection.folder, href))
+                and collection.tag == "VADDRESSBOOK" and collection._published is None):
+            collection._coll()
 
     def was_reconciled(self, path: str) -> bool:
         return path in self._reconciled
@@ -797,6 +902,14 @@ class Storage(radicale.AdapterStorage):
     def move(self, item: radicale.Item, to_collection: radicale.BaseCollection,
              to_href: str) -> None:
         source = item.collection
+        if (self.shared is not None and isinstance(source, Collection)
+                and isinstance(to_collection, Collection) and source._indexed
+                and to_collection._indexed):
+            # Through the database: a copy to the new place, then the old one deleted.
+            to_collection.upload(to_href, radicale.Item(collection_path=to_collection.path,
+                                                        text=item.serialize()))
+            source.delete(item.href)
+            return
         super().move(item, to_collection, to_href)  # type: ignore[arg-type]
         for collection in (source, to_collection):
             if isinstance(collection, Collection) and collection.tag == "VADDRESSBOOK":
@@ -831,6 +944,29 @@ def _subfolders(folder: str) -> list[os.DirEntry[str]]:
                     and radicale.is_safe_name(e.name)]
     except FileNotFoundError:
         return []
+
+
+def shared_books_from(configuration: Any, data_folder: str) -> SharedBooks | None:
+    """The PostgreSQL store of ``[storage] backend``, or None for the file store."""
+    backend = _storage_option(configuration, "backend", "files").strip()
+    if backend.lower() in ("files", "file", ""):
+        return None
+    if not backend.startswith(("postgresql://", "postgres://")):
+        raise RuntimeError(f"[storage] backend = {backend!r} is neither 'files' nor a "
+                           "postgresql:// address")
+    store = PgStore(backend, pool_size=int(_storage_option(configuration, "database_pool_size",
+                                                           "8")),
+                    timeout=float(_storage_option(configuration, "database_timeout", "5")))
+    try:
+        store.check_schema()
+    except SchemaMismatch as e:
+        store.close()
+        raise RuntimeError(f"Cannot use the database {display_url(backend)}: {e}"
+                           ) from None
+    except Refused as e:  # unreachable now: requests get 503 until it is back
+        logger.warning("The database %s cannot be reached yet (%s); requests are answered "
+                       "503 until it can", display_url(backend), e)
+    return SharedBooks(store, data_folder)
 
 
 def _storage_option(configuration: Any, name: str, default: str) -> str:

@@ -27,12 +27,13 @@ import threading
 import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from cardfile.plugin.store import carddav_query, collation
 from cardfile.plugin.store.contact_queries import ContactQueries
 from cardfile.plugin.store.rows import ItemRow, SyncState, etag_of
 
-__all__ = ["CardIndex", "ItemRow", "SyncState", "etag_of"]
+__all__ = ["CardIndex", "ItemRow", "MirrorChange", "SyncState", "etag_of"]
 
 from cardfile.plugin.vcard import card_fields
 
@@ -115,6 +116,13 @@ CREATE TABLE IF NOT EXISTS tombstones (
     PRIMARY KEY (coll, href)
 );
 CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (coll, seq);
+-- A book cached from the PostgreSQL store: what it was filled from (the
+-- database's epoch and book id) and the book revision it holds.
+CREATE TABLE IF NOT EXISTS mirror (
+    coll INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    revision INTEGER NOT NULL
+);
 """
 
 
@@ -145,6 +153,18 @@ class _Lease:
                  ) -> None:
         self.db = db
         weakref.finalize(self, give_back, db)
+
+
+@dataclass(frozen=True)
+class MirrorChange:
+    """One card as read from PostgreSQL and written to the cache folder (text None: deleted)."""
+
+    href: str
+    seq: int
+    text: str | None
+    size: int = 0
+    mtime_ns: int = 0
+    fields: card_fields.CardFields | None = None
 
 
 class CardIndex(ContactQueries):
@@ -273,6 +293,7 @@ class CardIndex(ContactQueries):
         db.execute("DELETE FROM items WHERE coll=?", (coll,))
         db.execute("DELETE FROM tombstones WHERE coll=?", (coll,))
         db.execute("DELETE FROM group_cards WHERE coll=?", (coll,))
+        db.execute("DELETE FROM mirror WHERE coll=?", (coll,))
         db.execute("DELETE FROM collections WHERE id=?", (coll,))
 
     def forget_collection(self, path: str) -> None:
@@ -499,7 +520,8 @@ class CardIndex(ContactQueries):
         with self._transaction() as db:
             self._remove(db, coll, hrefs)
 
-    def _remove(self, db: sqlite3.Connection, coll: int, hrefs: Iterable[str]) -> None:
+    def _remove(self, db: sqlite3.Connection, coll: int, hrefs: Iterable[str],
+                seq: int | None = None) -> None:
         for href in hrefs:
             old = db.execute(
                 "SELECT id FROM items WHERE coll=? AND href=?", (coll, href)
@@ -510,7 +532,7 @@ class CardIndex(ContactQueries):
             db.execute("DELETE FROM items WHERE id=?", (old[0],))
             db.execute(
                 "INSERT OR REPLACE INTO tombstones (coll, href, seq) VALUES (?, ?, ?)",
-                (coll, href, self._next_seq(db)),
+                (coll, href, self._next_seq(db) if seq is None else seq),
             )
 
     def apply_scan(
@@ -543,7 +565,7 @@ class CardIndex(ContactQueries):
             hrefs = [href for href, _ in stale]
             loads = (read_many(hrefs) if read_many is not None and len(stale) >= BULK_LOAD
                      else map(read, hrefs))
-            for (href, st), loaded in zip(stale, loads):
+            for (href, st), loaded in zip(stale, loads, strict=True):
                 if loaded is None:
                     if href in known:
                         self._remove(db, coll, [href])
@@ -560,6 +582,39 @@ class CardIndex(ContactQueries):
                     db.execute(statement)
             db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
         return changes
+
+    # -- a cache of the PostgreSQL store ----------------------------------------
+    def mirror_state(self, coll: int) -> tuple[str, int] | None:
+        """(source, revision) of a book cached from PostgreSQL; None if never filled."""
+        r = self._db().execute("SELECT source, revision FROM mirror WHERE coll=?",
+                               (coll,)).fetchone()
+        return (str(r[0]), int(r[1])) if r else None
+
+    def apply_mirror(self, coll: int, source: str, revision: int, floor: int,
+                     changes: Sequence[MirrorChange], full: bool) -> None:
+        """Record changes read from PostgreSQL, each under its own book revision.
+
+        The rows take the database's revisions as their ``seq``, so
+        ``changed_since`` answers a sync token issued by any server of the
+        database. ``full``: ``changes`` is the whole book; any other row goes.
+        A change whose text is None is a deletion; one whose fields are None
+        is a file that is no card (kept on disk, never listed).
+        """
+        with self._transaction() as db:
+            if full:
+                kept = {c.href for c in changes if c.text is not None and c.fields is not None}
+                gone = [r[0] for r in db.execute("SELECT href FROM items WHERE coll=?",
+                                                 (coll,)) if r[0] not in kept]
+                self._remove(db, coll, gone, seq=revision)
+            for change in changes:
+                if change.text is None or change.fields is None:
+                    self._remove(db, coll, [change.href], seq=change.seq)
+                else:
+                    self._put(db, coll, change.href, change.text, change.size, change.mtime_ns,
+                              change.fields, seq=change.seq)
+            db.execute("UPDATE collections SET seq_floor=? WHERE id=?", (floor, coll))
+            db.execute("INSERT OR REPLACE INTO mirror (coll, source, revision) VALUES (?, ?, ?)",
+                       (coll, source, revision))
 
     def set_dir_mtime(self, coll: int, dir_mtime_ns: int) -> None:
         with self._transaction() as db:
