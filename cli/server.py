@@ -189,4 +189,5 @@ def serve(recipe: Recipe) -> None:
                                      keep_alive=True),
         log_level=LogLevels.error, respawn_failed_workers=True,
         workers_kill_timeout=30, **tls)
+    server.on_shutdown(lambda: log.info("Stopping: running requests finish first"))
     server.serve(target_loader=load_application)
