@@ -452,7 +452,8 @@ def goal_rows(results: list[dict[str, Any]], args: argparse.Namespace
                     {lb: f"{r['per_cpu_s']:.1f}" if r["per_cpu_s"] else "-"
                      for lb, r in by.items()}, "(figure)"))
     rows.append(("errors", {lb: str(r["errors"]) for lb, r in by.items()},
-                 "met" if by.get("cardfile", {}).get("errors", 1) == 0 else "NOT MET"))
+                 "not measured" if "cardfile" not in by
+                 else "met" if by["cardfile"]["errors"] == 0 else "NOT MET"))
     return rows
 
 
