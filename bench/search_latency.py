@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 import run_bench as rb
+import servers
 
 GIVEN = ["Zoë", "Zoe", "Jürgen", "Édouard", "Łukasz", "Øyvind", "Ada", "Mona", "Lars", "Ölaf",
          "Sébastien", "Ana", "José", "Chloé", "Søren", "Ines", "Grace", "Ken", "Émilie", "Dvořák"]
@@ -60,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             (vcards / f"person-{i:06d}.vcf").write_text(card(i), encoding="utf-8")
         password = secrets.token_urlsafe(18)
         env = {**os.environ, "XDG_CONFIG_HOME": str(root / "xdg-config")}
-        argv_, data = rb.prepare_cardfile(root / "cardfile", 0, password, env)
-        rb.seed_folder(data, vcards)
-        server = rb.Server("cardfile", rb.free_port(), root, root / "server.log")
+        argv_, data = servers.prepare_cardfile(root / "cardfile", 0, [rb.USER], password, env)
+        servers.seed_book("cardfile", data, rb.USER, rb.BOOK, vcards)
+        server = servers.Server("cardfile", servers.free_port(), root, root / "server.log")
         argv_ = [*argv_[:argv_.index("--port") + 1], str(server.port),
                  *argv_[argv_.index("--port") + 2:]]
         started = time.perf_counter()
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         token = base64.b64encode(f"{rb.USER}:{password}".encode()).decode()
 
         def get(path: str) -> tuple[int, float, Any]:
-            conn = http.client.HTTPConnection(rb.HOST, server.port, timeout=args.timeout)
+            conn = http.client.HTTPConnection(servers.HOST, server.port, timeout=args.timeout)
             try:
                 t0 = time.perf_counter()
                 conn.request("GET", path, headers={"Authorization": f"Basic {token}"})
