@@ -17,9 +17,9 @@ gives what a server needs and Cardfile had to write itself before:
   separate ``cardfile`` commands always could: Radicale's storage lock is a
   file lock, the index is SQLite in WAL mode, every in-process cache is
   checked against the index's sequence or a file's stamp, the login
-  throttle gives each worker its share of the failed logins allowed
-  (``login_throttle.share``), and background refreshes of connected sources
-  run in one worker (``worker_slots``).
+  throttle's records are a small SQLite file all workers share
+  (``login_throttle``), and background refreshes of connected sources run in
+  one worker (``worker_slots``).
 
 What Granian does not do is bound how long a request body may stall: the
 application reads every body through ``body_reader.read_exactly``, which
@@ -112,7 +112,6 @@ def load_application(_target: str) -> Any:
     workers = worker_count(configuration)
     slot = worker_slots.claim(Path(recipe.data_dir), workers)
     app = CardfileApp(configuration)
-    app.login_throttle.share(slot, workers)
     app.warm_up()  # the first worker builds the index; the others find it built
     if slot == 0:  # connected sources refresh on their own intervals, in one worker
         Refresher(app.radicale.storage).start()

@@ -49,7 +49,8 @@ FORMAT = 1
 #: never restored. Only at the top: a card may well be named "cardfile-index.sqlite3"
 #: inside a book, and must then be backed up like any other card.
 _TOP_SKIP_PREFIXES = ("cardfile-index.sqlite3", ".Radicale.lock", ".Radicale.tmp-",
-                      ".cardfile-restore-", ".cardfile-worker-")
+                      ".cardfile-restore-", ".cardfile-worker-",
+                      ".cardfile-logins.sqlite3")
 _TOP_SKIP_NAMES = frozenset({".Radicale.cache", "first-run-password"})
 #: Radicale's own cache and half-written files, at any depth. No card or book can
 #: have these names: Radicale refuses every item or collection name starting with a dot.

@@ -24,7 +24,6 @@ applied: a client that is refused mid-sync breaks worse.
 
 from __future__ import annotations
 
-import collections
 import datetime
 import os
 import threading
@@ -205,13 +204,12 @@ class _Maintenance:
 
 
 class _Guard:
-    """Counts recent deletions and emptied cards per book, user and client."""
+    """Counts recent deletions and emptied cards per book, user and client.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._recent: dict[tuple[str, str, str], collections.deque[tuple[int, bool]]] = {}
-        #: The book's size when each run of changes began (counted once, not per change).
-        self._size: dict[tuple[str, str, str], int] = {}
+    Counted from the book's history itself, not in memory: the server's
+    worker processes each record some of one phone's deletions, and only
+    together are they a mass change.
+    """
 
     def note(self, book: BookHistory, changes: list[Change]) -> None:
         settings = book.settings
@@ -219,23 +217,14 @@ class _Guard:
             return
         window_ns = int(settings.guard_minutes * 60e9)
         first = changes[0]
-        key = (book.book_path, first.user, first.client)
-        with self._lock:
-            recent = self._recent.setdefault(key, collections.deque())
-            edge = changes[-1].time_ns - window_ns
-            while recent and recent[0][0] < edge:
-                recent.popleft()
-            if not recent:
-                deleting = sum(1 for c in changes if c.action == "deleted")
-                self._size[key] = book.count_cards() + deleting
-            for change in changes:
-                recent.append((change.time_ns, change.action == "deleted"))
-            snapshot = list(recent)
-            size_before = self._size[key]
-        deleted = sum(1 for _, is_delete in snapshot if is_delete)
-        emptied = len(snapshot) - deleted
+        edge = changes[-1].time_ns - window_ns
+        snapshot = book.store.destructive_since(first.user, first.client, edge)
         if len(snapshot) < settings.guard_min:
             return
+        deleted = sum(1 for _, is_delete in snapshot if is_delete)
+        emptied = len(snapshot) - deleted
+        # The book's size when the run began: what is left and what the run deleted.
+        size_before = book.count_cards() + deleted
         if len(snapshot) <= settings.guard_share * max(size_before, 1):
             return
         try:

@@ -9,8 +9,9 @@ block of the same address is twice as long as the one before (from
 ``FIRST_BLOCK`` up to ``MAX_BLOCK``); an address quiet for ``MAX_BLOCK`` is
 forgotten. Logins from other addresses are never affected.
 
-The refusal happens before any password is checked or any delay slept. The
-lock guards only a few dictionary operations, never a sleep or a hash.
+The refusal happens before any password is checked or any delay slept. A
+record is read and written in one short transaction, never across a sleep
+or a hash.
 
 A burst is counted before it is checked: a credential not yet seen to work
 reserves one of the address's remaining attempts for as long as its request
@@ -22,22 +23,27 @@ opening eight connections to a server that just started) wait only for the
 first to succeed: a credential that worked (kept only as a keyed hash, in
 memory) is never held back again.
 
-With several server processes (``cardfile serve``'s workers), each keeps its
-own records and admits its ``share`` of the failures: the shares add up to
-the configured limit, so a burst spread over the processes still gets no
-more checks than one process would allow.
+The records are kept in a small SQLite file in the data folder, so the
+server's worker processes count an address's failures and running logins
+together: a burst spread over the processes gets no more checks than one
+process would allow.
 Behind a reverse proxy every client shares the proxy's address; the proxy
 should then limit logins itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import json
 import math
+import os
 import secrets
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +58,12 @@ MAX_BLOCK = 3600.0
 radicale.register_option("auth", OPTION, str(FAILURES),
                          "failed logins allowed per client address per minute before it "
                          "must wait (0: no limit)", int)
-#: Addresses remembered at most (memory stays bounded under a spray of addresses).
-MAX_ADDRESSES = 10_000
+#: The records' file in the data folder, shared by the server's processes.
+RECORDS_FILE = ".cardfile-logins.sqlite3"
+#: A reservation outlives a login that never ends (its process died) by at most this.
+RESERVATION_SECONDS = 120.0
+#: How often a login waiting for a running one looks again.
+QUEUE_POLL = 0.05
 #: Credentials remembered as working, at most, and for how long.
 MAX_GOOD_CREDENTIALS = 10_000
 GOOD_FOR = 3600.0
@@ -67,8 +77,9 @@ class _Record:
     blocked_until: float = 0.0
     blocks: int = 0
     last_seen: float = 0.0
-    #: Logins with a credential not yet known to work, running now.
-    in_flight: int = 0
+    #: Until when each running login with a credential not yet known to work holds
+    #: one of the address's attempts.
+    in_flight: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -81,32 +92,85 @@ class LoginAttempt:
     wait: int = 0
     #: The request holds one of the address's attempts until it finishes.
     reserved: bool = False
+    reserved_until: float = 0.0
 
 
 class LoginThrottle:
-    """Failed logins per client address, and whether that address must wait."""
+    """Failed logins per client address, and whether that address must wait.
+
+    The records live in a small SQLite file in the data folder
+    (``.cardfile-logins.sqlite3``), so the server's worker processes count
+    one address's failures together; ``path=None`` keeps them in this
+    process only. Times are wall-clock seconds, the one clock processes share.
+    """
 
     def __init__(self, failures: int = FAILURES, window: float = WINDOW,
-                 first_block: float = FIRST_BLOCK, max_block: float = MAX_BLOCK) -> None:
+                 first_block: float = FIRST_BLOCK, max_block: float = MAX_BLOCK,
+                 path: str | None = None) -> None:
         self.failures = failures
         self.window = window
         self.first_block = first_block
         self.max_block = max_block
-        self._records: dict[str, _Record] = {}
+        self._path = path or ":memory:"
+        self._local = threading.local()
+        self._memory: sqlite3.Connection | None = None
         self._good: dict[bytes, float] = {}  # keyed hash of a working credential -> expiry
         self._key = secrets.token_bytes(32)  # per process: the hashes mean nothing elsewhere
-        self._lock = threading.Lock()
-        self._ended = threading.Condition(self._lock)  # a reserved login finished
-
-    def share(self, index: int, of: int) -> None:
-        """Admit this process's part (``index`` of ``of`` processes) of the failures allowed."""
-        if self.failures > 0 and of > 1:
-            self.failures = max(1, self.failures // of + (1 if index < self.failures % of else 0))
+        self._lock = threading.Lock()  # guards _good and the in-memory database
 
     @classmethod
     def from_configuration(cls, configuration: Any) -> LoginThrottle:
-        return cls(failures=int(configuration.get("auth", OPTION)))
+        folder = str(configuration.get("storage", "filesystem_folder"))
+        return cls(failures=int(configuration.get("auth", OPTION)),
+                   path=os.path.join(folder, RECORDS_FILE))
 
+    # -- the records ----------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        if self._path == ":memory:":
+            if self._memory is None:
+                self._memory = self._open()
+            return self._memory
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._open()
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, timeout=10, isolation_level=None,
+                             check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")  # lost on a crash: only slows a guesser less
+        db.execute("CREATE TABLE IF NOT EXISTS addresses (address TEXT PRIMARY KEY, "
+                   "failures TEXT NOT NULL, blocked_until REAL NOT NULL, blocks INTEGER NOT NULL, "
+                   "last_seen REAL NOT NULL, in_flight TEXT NOT NULL)")
+        return db
+
+    @contextlib.contextmanager
+    def _record(self, address: str, now: float) -> Iterator[_Record]:
+        """The address's record, read and written back in one write transaction."""
+        with self._lock if self._path == ":memory:" else contextlib.nullcontext():
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT failures, blocked_until, blocks, last_seen, in_flight "
+                                 "FROM addresses WHERE address=?", (address,)).fetchone()
+                record = (_Record(json.loads(row[0]), row[1], row[2], row[3],
+                                  json.loads(row[4])) if row else _Record(last_seen=now))
+                # Reservations of a process that died mid-login run out on their own.
+                record.in_flight = [t for t in record.in_flight if t > now]
+                yield record
+                db.execute("INSERT OR REPLACE INTO addresses VALUES (?, ?, ?, ?, ?, ?)",
+                           (address, json.dumps(record.failures), record.blocked_until,
+                            record.blocks, record.last_seen, json.dumps(record.in_flight)))
+                if row is None and secrets.randbelow(100) == 0:
+                    db.execute("DELETE FROM addresses WHERE last_seen < ? AND blocked_until < ?",
+                               (now - self.max_block, now))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # -- a login ------------------------------------------------------------------
     def begin(self, address: str, authorization: str) -> LoginAttempt:
         """Start a login from ``address``: refused (``wait`` > 0) or admitted.
 
@@ -117,37 +181,38 @@ class LoginThrottle:
         attempt = LoginAttempt(address, credential)
         if self.failures <= 0:
             return attempt
-        give_up = time.monotonic() + QUEUE_SECONDS
-        with self._lock:
-            while True:
-                now = time.monotonic()
-                record = self._records.get(address)
-                if record is not None and record.blocked_until > now:
+        give_up = time.time() + QUEUE_SECONDS
+        while True:
+            now = time.time()
+            with self._lock:
+                if self._good.get(credential, 0.0) > now:
+                    good = True
+                else:
+                    good = False
+            with self._record(address, now) as record:
+                if record.blocked_until > now:
                     attempt.wait = max(1, math.ceil(record.blocked_until - now))
                     return attempt
-                if self._good.get(credential, 0.0) > now:
+                if good:
                     return attempt
-                if record is None:
-                    if len(self._records) >= MAX_ADDRESSES:
-                        self._forget_quiet(now)
-                    record = self._records[address] = _Record(last_seen=now)
                 recent = sum(1 for t in record.failures if now - t < self.window)
-                if recent + record.in_flight < self.failures:
-                    record.in_flight += 1
-                    attempt.reserved = True
+                if recent + len(record.in_flight) < self.failures:
+                    record.in_flight.append(now + RESERVATION_SECONDS)
+                    attempt.reserved, attempt.reserved_until = True, record.in_flight[-1]
                     return attempt
-                if now >= give_up:
-                    attempt.wait = 1  # unchecked logins from here kept running all along
-                    return attempt
-                self._ended.wait(give_up - now)
+            if now >= give_up:
+                attempt.wait = 1  # unchecked logins from here kept running all along
+                return attempt
+            time.sleep(QUEUE_POLL)
 
     def finish(self, attempt: LoginAttempt, status: int) -> None:
         """End ``attempt``: 401 counts a failure, a success remembers the credential."""
         if self.failures <= 0 or attempt.wait:
             return
         if status == 401:
-            self.failed(attempt.address)  # counted before the reservation is given back
-        elif status < 400:
+            self.failed(attempt.address, attempt)  # counted as the reservation is given back
+            return
+        if status < 400:
             self._remember(attempt.credential)
         self._give_back(attempt)
 
@@ -164,7 +229,7 @@ class LoginThrottle:
         self._give_back(attempt)
 
     def _remember(self, credential: bytes) -> None:
-        now = time.monotonic()
+        now = time.time()
         with self._lock:
             if len(self._good) >= MAX_GOOD_CREDENTIALS:
                 self._good = {k: t for k, t in self._good.items() if t > now}
@@ -176,24 +241,21 @@ class LoginThrottle:
         if not attempt.reserved:
             return
         attempt.reserved = False  # once: proved() and then finish() give back one attempt
-        with self._lock:
-            record = self._records.get(attempt.address)
-            if record is not None and record.in_flight > 0:
-                record.in_flight -= 1
-            self._ended.notify_all()
+        with self._record(attempt.address, time.time()) as record:
+            if attempt.reserved_until in record.in_flight:
+                record.in_flight.remove(attempt.reserved_until)
 
-    def failed(self, address: str) -> None:
+    def failed(self, address: str, attempt: LoginAttempt | None = None) -> None:
         """Count a failed login from ``address``; block it when it failed too often."""
         if self.failures <= 0:
             return
-        now = time.monotonic()
-        with self._lock:
-            record = self._records.get(address)
-            if record is None:
-                if len(self._records) >= MAX_ADDRESSES:
-                    self._forget_quiet(now)
-                record = self._records[address] = _Record()
-            elif now - record.last_seen > self.max_block:
+        now = time.time()
+        with self._record(address, now) as record:
+            if attempt is not None and attempt.reserved:
+                attempt.reserved = False
+                if attempt.reserved_until in record.in_flight:
+                    record.in_flight.remove(attempt.reserved_until)
+            if now - record.last_seen > self.max_block:
                 record.blocks = 0  # quiet long enough: blocks start short again
             record.last_seen = now
             record.failures = [t for t in record.failures if now - t < self.window]
@@ -203,14 +265,3 @@ class LoginThrottle:
                 record.blocked_until = now + block
                 record.blocks += 1
                 record.failures.clear()
-
-    def _forget_quiet(self, now: float) -> None:
-        quiet = [a for a, r in self._records.items()
-                 if now - r.last_seen > self.max_block and r.blocked_until <= now
-                 and not r.in_flight]
-        for address in quiet:
-            del self._records[address]
-        if len(self._records) >= MAX_ADDRESSES:  # a spray: the oldest go first
-            oldest = sorted(self._records, key=lambda a: self._records[a].last_seen)
-            for address in oldest[: len(oldest) // 2]:
-                del self._records[address]

@@ -310,6 +310,17 @@ class HistoryStore:
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM events")[0][0])
 
+    def destructive_since(self, user: str, client: str, since_ns: int
+                          ) -> list[tuple[int, bool]]:
+        """(time, is a deletion) of this user and client's deletions and emptied cards.
+
+        Restores are left out: a restore the user asked for is no accident.
+        """
+        return [(int(t), bool(d)) for t, d in self._query(
+            "SELECT time_ns, action = 'deleted' FROM events WHERE time_ns >= ? AND user = ? "
+            "AND client = ? AND (action = 'deleted' OR emptied = 1) "
+            "AND via NOT LIKE 'restore%' ORDER BY id", (since_ns, user, client))]
+
     # -- mass-change alerts ----------------------------------------------------
     def open_alert(self, user: str, client: str, after_ns: int) -> Alert | None:
         """The undismissed alert of this user and client that lasted past ``after_ns``."""
