@@ -131,9 +131,11 @@ CREATE TABLE IF NOT EXISTS mirror (
 #: 100,000 cards' properties into five B-trees one entry at a time took a third
 #: of a rebuild.
 BULK_LOAD = 5000
-_INDEX_STATEMENTS = tuple(
+#: The schema one statement at a time (``executescript`` would commit first).
+_SCHEMA_STATEMENTS = tuple(
     statement.strip() for statement in re.sub(r"--[^\n]*", "", _SCHEMA).split(";")
-    if "CREATE INDEX" in statement)
+    if statement.strip())
+_INDEX_STATEMENTS = tuple(s for s in _SCHEMA_STATEMENTS if "CREATE INDEX" in s)
 #: props_item stays: a changed card's old properties are deleted through it.
 _SECONDARY_INDEXES = tuple(name for name in re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)",
                                                        _SCHEMA) if name != "props_item")
@@ -179,21 +181,26 @@ class CardIndex(ContactQueries):
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
         self._write_lock = threading.RLock()
-        db = self._db()
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        version = (db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                   if "meta" in tables else None)
-        if version is None or version[0] != SCHEMA_VERSION:
-            # An index from another version (or none) is simply rebuilt from
-            # the files; it is dropped before the schema is created, since
-            # the new schema's indexes may name columns the old tables lack.
-            for table in tables:
-                db.execute(f'DROP TABLE IF EXISTS "{table}"')
-            db.executescript(_SCHEMA)
-            with self._transaction() as tx:
-                self._reset(tx)
-        else:
-            db.executescript(_SCHEMA)
+        # One write transaction: the server's worker processes open the index at
+        # the same moment, and only one of them may find it missing and create it.
+        with self._transaction() as db:
+            tables = [r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")]
+            version = (db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                       if "meta" in tables else None)
+            if version is None or version[0] != SCHEMA_VERSION:
+                # An index from another version (or none) is simply rebuilt from
+                # the files; it is dropped before the schema is created, since
+                # the new schema's indexes may name columns the old tables lack.
+                for table in tables:
+                    if not table.startswith("sqlite_"):
+                        db.execute(f'DROP TABLE IF EXISTS "{table}"')
+                for statement in _SCHEMA_STATEMENTS:
+                    db.execute(statement)
+                self._reset(db)
+            else:
+                for statement in _SCHEMA_STATEMENTS:
+                    db.execute(statement)
 
     # -- connections -----------------------------------------------------
     def _db(self) -> sqlite3.Connection:
