@@ -144,7 +144,7 @@ def _from_granian(app: CardfileApp, inherited: list[str]) -> Any:
 
 def _blocking_threads(configuration: Any) -> int:
     """Python threads per worker: requests answered at once (idle connections need none)."""
-    return max(4, min(64, int(configuration.get("server", "max_connections")) // 4))
+    return max(4, min(64, int(configuration.get("server", "max_connections"))))
 
 
 def _allow_many_connections() -> None:

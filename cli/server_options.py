@@ -11,11 +11,11 @@ configuration is loaded, so every command accepts a file that sets them.
 - ``body_timeout``: seconds a request body may stall (no byte arriving)
   before the request is answered 400, so a ``Content-Length`` longer than
   the body never holds a thread for long.
-
 - ``workers``: server processes; 0 (the default) is one per core, at most four.
 
-Radicale's own ``max_connections`` (Cardfile's default 256) and ``timeout``
-(how long a response write may stall) keep their meaning.
+``max_connections`` (Cardfile's default 256) now bounds the requests each
+server process answers at once (its Python threads, at most 64); Radicale's
+``timeout`` is no longer used (Granian bounds the header read).
 """
 
 from __future__ import annotations
