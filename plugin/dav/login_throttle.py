@@ -170,6 +170,12 @@ class LoginThrottle:
                 db.execute("ROLLBACK")
                 raise
 
+    def _blocked_until(self, address: str) -> float:
+        with self._lock if self._path == ":memory:" else contextlib.nullcontext():
+            row = self._db().execute("SELECT blocked_until FROM addresses WHERE address=?",
+                                     (address,)).fetchone()
+        return float(row[0]) if row else 0.0
+
     # -- a login ------------------------------------------------------------------
     def begin(self, address: str, authorization: str) -> LoginAttempt:
         """Start a login from ``address``: refused (``wait`` > 0) or admitted.
@@ -185,15 +191,15 @@ class LoginThrottle:
         while True:
             now = time.time()
             with self._lock:
-                if self._good.get(credential, 0.0) > now:
-                    good = True
-                else:
-                    good = False
+                good = self._good.get(credential, 0.0) > now
+            if good:  # only a block can stop it: one read, no write transaction
+                blocked_until = self._blocked_until(address)
+                if blocked_until > now:
+                    attempt.wait = max(1, math.ceil(blocked_until - now))
+                return attempt
             with self._record(address, now) as record:
                 if record.blocked_until > now:
                     attempt.wait = max(1, math.ceil(record.blocked_until - now))
-                    return attempt
-                if good:
                     return attempt
                 recent = sum(1 for t in record.failures if now - t < self.window)
                 if recent + len(record.in_flight) < self.failures:
