@@ -299,6 +299,7 @@ class FastPath:
                 return None
             prefix = radicale.unstrip_path(book.path, True)
             rows: list[tuple[str, str, int]] = []
+            wanted: list[str] = []
             if report.filters is not None:
                 matched = book.query_rows(report.filters)
                 if matched is None:  # a filter the index cannot answer
