@@ -54,7 +54,7 @@ function offerForm(own, reload) {
   const categorySelect = el("select", { id: "share-category", name: "category" });
   const form = el("form", { id: "share-offer-form", class: "card-box", "aria-labelledby": "share-offer-heading" },
     el("h4", { id: "share-offer-heading" }, "Share a book or a category"),
-    el("label", { for: "share-book" }, "Address book"), bookSelect,
+    el("label", { for: "share-book" }, "Book to share"), bookSelect,
     el("label", { for: "share-category" }, "Contacts"), categorySelect,
     el("label", { for: "share-user" }, "With (a user name of this server, or name@host)"),
     el("input", { id: "share-user", name: "user", required: true, maxlength: "200", autocomplete: "off",
