@@ -35,7 +35,7 @@ from tests.test_web_sharing import (  # the same page, sign-in and markup checks
 __all__ = ["axe_source", "pytestmark"]
 
 FAY = f"Fay {HOSTILE_IMG} Family"
-FAMILY_BOOK = "Family, from alice (read-only)"
+FAMILY_BOOK = "Family (alice, read-only)"
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +110,13 @@ def test_a_category_shared_read_only_then_ended_and_an_offer_declined(
     # Bob accepts: the shared book is in his chooser, with Family's contact only, not editable.
     open_sharing(bob, site, "bob")
     found += axe(bob, axe_source, "shares, offered to you")
+    bob.locator("#shares-part").scroll_into_view_if_needed()
     shoot(bob, "shares-offered-desktop")
     accept(bob, "Family (a category of contacts)", "read-only")
     choose_book(bob, FAMILY_BOOK)
     expect(bob.locator("#list-count")).to_have_text("1 contact")
-    expect(bob.locator("#book-note")).to_contain_text("shared with you read-only")
+    expect(bob.locator("#book-note")).to_contain_text(
+        "alice shares Family (a category of contacts) with you read-only")
     expect(bob.get_by_role("button", name="New contact")).to_be_hidden()
     expect(bob.locator("#new-category")).to_be_hidden()
     bob.locator("#list .row-link").first.click()
@@ -143,6 +145,7 @@ def test_a_category_shared_read_only_then_ended_and_an_offer_declined(
     now = alice.locator("#shares-now .friend")
     expect(now.locator(".friend-text")).to_have_text("bob sees Family (a category of contacts) of yours, read-only")
     found += axe(alice, axe_source, "shares, one shared now")
+    alice.locator("#shares-part").scroll_into_view_if_needed()
     shoot(alice, "shares-desktop")
     end = now.get_by_role("button", name="End share")
     end.click()
@@ -171,7 +174,7 @@ def test_a_book_shared_read_write_is_edited_in_the_page(
     offer(alice, "bob", None, read_write=True)
     open_sharing(bob, site, "bob")
     accept(bob, "the book contacts", "read and write")
-    choose_book(bob, "contacts, from alice")
+    choose_book(bob, "contacts (alice)")
     expect(bob.locator("#book-note")).to_contain_text("to read and change")
     expect(bob.locator("#list-count")).to_have_text("2 contacts")
     bob.locator("#list .row-link", has_text="Walter Work").click()

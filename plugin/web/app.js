@@ -107,7 +107,8 @@ async function loadBooks() {
 function bookLabel(book) {
   const share = book.shared;
   if (!share) return book.name;
-  return `${share.category || share.book}, from ${share.owner}${share.access === "rw" ? "" : " (read-only)"}`;
+  // As devices name it ("Family (alice)", shares.py), and whether it can be changed here.
+  return `${share.category || share.book} (${share.owner}${share.access === "rw" ? "" : ", read-only"})`;
 }
 
 const readOnly = () => Boolean(state.book && state.book.shared && state.book.shared.access !== "rw");
@@ -122,7 +123,7 @@ function useBook(book) {
   const share = book.shared;
   const note = $("#book-note");
   note.hidden = !share;
-  note.textContent = share ? `${shareWhat(share)} of ${share.owner}, shared with you `
+  note.textContent = share ? `${share.owner} shares ${shareWhat(share)} with you `
     + (share.access === "rw" ? "to read and change: your changes go to their book."
       : "read-only: you can read it, not change it.") : "";
   $("#new-contact").hidden = readOnly();
