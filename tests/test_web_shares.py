@@ -87,7 +87,8 @@ def accept(page: Page, what: str, access: str) -> None:
     expect(offered).to_contain_text(f"alice offers you {what}, {access}")
     offered.get_by_role("button", name="Accept").click()
     expect(page.locator("#shares-now-heading")).to_be_focused()
-    expect(page.locator("#shares-now .friend")).to_contain_text(f"alice shares {what} with you, {access}")
+    expect(page.locator("#shares-now .friend")).to_contain_text(
+        f"alice shares {what} with you, {access}")
 
 
 def choose_book(page: Page, label: str) -> None:
@@ -143,7 +144,8 @@ def test_a_category_shared_read_only_then_ended_and_an_offer_declined(
 
     # Alice ends Bob's share: the dialog asks, Escape gives the focus back, then it ends.
     now = alice.locator("#shares-now .friend")
-    expect(now.locator(".friend-text")).to_have_text("bob sees Family (a category of contacts) of yours, read-only")
+    expect(now.locator(".friend-text")).to_have_text(
+        "bob sees Family (a category of contacts) of yours, read-only")
     found += axe(alice, axe_source, "shares, one shared now")
     alice.locator("#shares-part").scroll_into_view_if_needed()
     shoot(alice, "shares-desktop")
@@ -162,7 +164,8 @@ def test_a_category_shared_read_only_then_ended_and_an_offer_declined(
     # Bob's next load has no such book; the API agrees.
     bob.reload()
     sign_in_as(bob, site.url, "bob")
-    expect(bob.get_by_label("Address book", exact=True).locator("option")).to_have_text(["contacts"])
+    chooser = bob.get_by_label("Address book", exact=True)
+    expect(chooser.locator("option")).to_have_text(["contacts"])
     assert api(site, "bob").call("GET", "/api/books/shared-alice-contacts-family")[0] == 404
     assert found == []
 
