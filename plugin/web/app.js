@@ -94,7 +94,10 @@ async function signIn(event) {
 // -- books: yours, and the ones shared with you (read-only ones cannot be changed here) ---------
 /** GET /api's books, each shared one marked with its share; the chooser lists them all. */
 async function loadBooks() {
-  const [{ data }, shared] = await Promise.all([api.get("", { quiet401: true }), sharedBooks()]);
+  // One after the other: a session token just made is not yet known to the login throttle
+  // (dav/login_throttle.py), and two first requests at once may find the address blocked.
+  const { data } = await api.get("", { quiet401: true });
+  const shared = await sharedBooks();
   state.books = data.books.map((b) => ({ ...b, shared: shared.get(b.name) || null }));
   const own = state.books.filter((b) => !b.shared);
   state.home = own.find((b) => b.name === (state.home && state.home.name))
