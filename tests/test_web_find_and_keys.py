@@ -407,13 +407,16 @@ def test_axe_finds_no_violation_on_any_view(browser: Browser, site: ServerProces
             page.get_by_role("link", name=name).click()
             found += axe(page, axe_source, view)
         # Devices & apps and Friends & sharing, once their lists are in (test_web_sharing.py
-        # checks them filled: a new password shown, invitations, a friend, the end dialog).
+        # and test_web_shares.py check them filled: a new password shown, invitations, a
+        # friend, shares offered and accepted, a shared book, the end dialogs).
         page.get_by_role("link", name="Devices & apps").click()
         expect(page.locator("#tokens-status")).to_have_text("No API tokens yet.")
         found += axe(page, axe_source, "devices")
         page.get_by_role("link", name="Friends & sharing").click()
         expect(page.locator("#friends")).to_contain_text("No friends yet")
-        found += axe(page, axe_source, "friends")
+        expect(page.locator("#shares-now")).to_contain_text("Nothing is shared yet.")
+        expect(page.locator("#share-category option")).not_to_have_count(1)  # its categories in
+        found += axe(page, axe_source, "friends and shares")
     finally:
         page.context.close()
     phone = new_page(browser, PHONE, is_mobile=True, has_touch=True)

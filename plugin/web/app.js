@@ -20,9 +20,13 @@ import { showSources, forgetSources } from "./sources.js";
 import { showDevices, forgetDevices } from "./devices.js";
 import { showTokens, forgetTokens } from "./tokens.js";
 import { showFriends, forgetFriends } from "./friends.js";
+import { showShares, forgetShares, sharedBooks, shareWhat } from "./shares.js";
 
 const state = {
-  book: null,
+  book: null,  // the book the contacts page shows: one of yours, or one shared with you
+  home: null,  // your own book the other pages work on (the last of yours chosen)
+  books: [],  // GET /api's books; a shared one has .shared (its share, from /api/shares)
+  wantedBook: null,  // the name chosen in the book chooser
   categories: [],
   category: null,
   list: null,
@@ -87,11 +91,101 @@ async function signIn(event) {
   }
 }
 
-async function start() {
+// -- books: yours, and the ones shared with you (read-only ones cannot be changed here) ---------
+/** GET /api's books, each shared one marked with its share; the chooser lists them all. */
+async function loadBooks() {
+  // One after the other: a session token just made is not yet known to the login throttle
+  // (dav/login_throttle.py), and two first requests at once may find the address blocked.
   const { data } = await api.get("", { quiet401: true });
-  const book = data.books.find((b) => b.name === "contacts") || data.books[0];
-  if (!book) throw new Error("You have no address book yet.");
+  const shared = await sharedBooks();
+  state.books = data.books.map((b) => ({ ...b, shared: shared.get(b.name) || null }));
+  const own = state.books.filter((b) => !b.shared);
+  state.home = own.find((b) => b.name === (state.home && state.home.name))
+    || own.find((b) => b.name === "contacts") || own[0] || null;
+  const chooser = $("#book-choice");
+  chooser.replaceChildren(...state.books.map((b) => el("option", { value: b.name }, bookLabel(b))));
+  return data;
+}
+
+function bookLabel(book) {
+  const share = book.shared;
+  if (!share) return book.name;
+  // As devices name it ("Family (alice)", shares.py), and whether it can be changed here.
+  return `${share.category || share.book} (${share.owner}${share.access === "rw" ? "" : ", read-only"})`;
+}
+
+const readOnly = () => Boolean(state.book && state.book.shared && state.book.shared.access !== "rw");
+const sharedBook = () => Boolean(state.book && state.book.shared);
+
+/** Show `book` on the contacts page: a shared one hides what it does not answer. */
+function useBook(book) {
   state.book = book;
+  if (!book.shared) state.home = book;
+  state.list.url = book.url;
+  $("#book-choice").value = book.name;
+  const share = book.shared;
+  const note = $("#book-note");
+  note.hidden = !share;
+  note.textContent = share ? `${share.owner} shares ${shareWhat(share)} with you `
+    + (share.access === "rw" ? "to read and change: your changes go to their book."
+      : "read-only: you can read it, not change it.") : "";
+  $("#new-contact").hidden = readOnly();
+  $("#new-category").hidden = sharedBook();  // a shared book's categories are its owner's
+  for (const id of ["#selection-category", "#selection-add", "#selection-remove"]) $(id).hidden = sharedBook();
+  $("#selection-delete").hidden = readOnly();
+}
+
+/** The alerts of mass deletes in the book shown; a shared book's are its owner's. */
+function bookAlerts() {
+  if (sharedBook()) {
+    $("#alerts").hidden = true;
+    return Promise.resolve();
+  }
+  return showAlerts(state.book, () => refreshAll().catch(() => {}));
+}
+
+async function chooseBook() {
+  const chooser = $("#book-choice");
+  const book = state.books.find((b) => b.name === chooser.value);
+  if (!book || book === state.book) return;
+  if (!(await drafts.confirmLeave())) {
+    chooser.value = state.book.name;
+    return;
+  }
+  state.wantedBook = book.name;
+  state.contact = null;
+  state.category = null;
+  state.list.selected.clear();
+  state.updateSelection(state.list.selected);
+  useBook(book);
+  showCategory();
+  $("#detail").replaceChildren(emptyDetail());
+  document.body.classList.remove("showing-detail");
+  if (parseHash().page !== "contacts" || parseHash().id) history.pushState(null, "", contactsHash(null));
+  showPage("contacts");
+  await Promise.all([loadCategories(), state.list.setQuery({ category: null })]).catch((e) => toast(message(e)));
+  writeUrl();
+  bookAlerts();
+}
+
+/** After a share is accepted or ended: the chooser follows; a book that went is left. */
+async function booksChanged() {
+  await loadBooks();
+  const still = state.books.find((b) => b.name === state.book.name);
+  if (still) {
+    state.book = still;
+    $("#book-choice").value = still.name;
+  } else if (state.home) {
+    state.wantedBook = null;
+    useBook(state.home);
+    await Promise.all([loadCategories(), state.list.setQuery({ category: null })]).catch(() => {});
+  }
+}
+
+async function start() {
+  const data = await loadBooks();
+  const book = state.books.find((b) => b.name === state.wantedBook) || state.home || state.books[0];
+  if (!book) throw new Error("You have no address book yet.");
   $("#signin-password").value = "";
   $("#signin").hidden = true;
   $("#app").hidden = false;
@@ -113,7 +207,7 @@ async function start() {
     state.updateSelection = setUpSelection({ list: state.list, book: () => state.book,
       categories: () => state.categories, categoryUrl, refresh: refreshAll });
   }
-  state.list.url = book.url;
+  useBook(book);
   state.refreshExport = setUpTransferOnce();
   const { params } = parseHash();
   const sort = params.get("sort") || localStorage.getItem("cardfile.sort") || "name";
@@ -129,7 +223,7 @@ async function start() {
     return;
   }
   route();
-  showAlerts(state.book, () => refreshAll().catch(() => {}));
+  bookAlerts();
   // The keyboard starts where the work is: the search box (or the contact the URL names).
   // On a touch screen that would open the on-screen keyboard: the page itself then.
   if (!parseHash().id) (matchMedia("(pointer: coarse)").matches ? $("#main") : $("#search")).focus();
@@ -138,8 +232,9 @@ async function start() {
 let transferReady = null;
 function setUpTransferOnce() {
   if (!transferReady) {
-    transferReady = setUpTransfer({ get import() { return state.book.import; },
-      get export() { return state.book.export; } }, () => state.categories, refreshAll);
+    // Import and export are of your own book (a shared book answers only its contacts).
+    transferReady = setUpTransfer({ get import() { return state.home.import; },
+      get export() { return state.home.export; } }, () => (sharedBook() ? [] : state.categories), refreshAll);
   }
   return transferReady;
 }
@@ -152,6 +247,8 @@ async function signOut() {
   forgetSources();
   forgetSharing();
   state.contact = null;
+  state.wantedBook = null;
+  state.home = null;
   state.editing = false;
   state.categories = [];
   state.category = null;
@@ -191,8 +288,12 @@ function expired() {
 
 // -- categories -------------------------------------------------------------------------
 async function loadCategories() {
-  const { data } = await api.get(`${state.book.url}/categories`);
-  state.categories = data.items;
+  if (sharedBook()) {
+    state.categories = [];  // its owner's to manage: a shared book answers only its contacts
+  } else {
+    const { data } = await api.get(`${state.book.url}/categories`);
+    state.categories = data.items;
+  }
   renderCategories();
   state.refreshExport();
 }
@@ -336,7 +437,7 @@ function emptyDetail() {
 
 async function refreshAll() {
   await Promise.all([loadCategories(), state.list.reload(),
-    showAlerts(state.book, () => refreshAll().catch(() => {}))]);
+    bookAlerts()]);
   if (state.list.query.q === "" && state.list.query.category === null) return;
   const { data } = await api.get(`${state.book.url}/contacts?limit=1&fields=id`);
   state.list.allTotal = data.total;
@@ -370,10 +471,12 @@ function reopenContact() {
 }
 
 function view(contact) {
+  const writable = !readOnly();
+  const own = !sharedBook();
   const card = renderView(contact, state.categories, {
     back: () => { location.hash = contactsHash(null); },
-    edit: () => edit(contact),
-    remove: async () => {
+    edit: writable ? () => edit(contact) : null,
+    remove: writable ? async () => {
       try {
         await deleteWithUndo(contact, state.book.url, async (restoredId) => {
           if (restoredId) {
@@ -391,10 +494,16 @@ function view(contact) {
         if (e.status === 412) staleDelete(contact);
         else toast(message(e));
       }
-    },
-    addCategory: (name) => memberChange(contact, name, true),
-    removeCategory: (name) => memberChange(contact, name, false),
+    } : null,
+    addCategory: own ? (name) => memberChange(contact, name, true) : null,
+    removeCategory: own ? (name) => memberChange(contact, name, false) : null,
   });
+  if (!own) {
+    const share = state.book.shared;
+    card.querySelector(".detail-actions").append(el("p", { class: "read-only-note" }, writable
+      ? `Shared by ${share.owner}: changes go to their book.` : `Read-only: shared by ${share.owner}.`));
+    return card;  // its history is its owner's
+  }
   const toggle = el("button", { type: "button", id: "history-contact", "aria-expanded": "false",
     onclick: async () => {
       const open = card.querySelector("#history-panel");
@@ -607,6 +716,7 @@ function forgetSharing() {
   forgetDevices();
   forgetTokens();
   forgetFriends();
+  forgetShares();
 }
 
 function showPage(name) {
@@ -652,16 +762,16 @@ async function route() {
   }
   if (page === "duplicates") {
     showPage("duplicates");
-    showDuplicates(state.book, () => refreshAll().catch(() => {}));
+    showDuplicates(state.home, () => refreshAll().catch(() => {}));
   } else if (page === "transfer") {
     showPage("transfer");
     state.refreshExport();
   } else if (page === "trash") {
     showPage("trash");
-    showTrash(state.book, () => refreshAll().catch(() => {}));
+    showTrash(state.home, () => refreshAll().catch(() => {}));
   } else if (page === "device") {
     showPage("device");
-    showDevice(state.book);
+    showDevice(state.home);
   } else if (page === "sources") {
     showPage("sources");
     showSources();
@@ -671,7 +781,8 @@ async function route() {
     showTokens();
   } else if (page === "friends") {
     showPage("friends");
-    showFriends(state.book);  // SHARES: the shares part is shown here too, when it exists
+    showFriends(state.home);
+    showShares(booksChanged);
   } else {
     showPage("contacts");
     if (id) {
@@ -740,6 +851,7 @@ function init() {
     }
   });
   $("#sort-order").addEventListener("change", sortChosen);
+  $("#book-choice").addEventListener("change", chooseBook);
   $("#new-category").addEventListener("submit", createCategory);
   $("#rename-category").addEventListener("click", renameCategory);
   $("#delete-category").addEventListener("click", deleteCategory);
@@ -766,7 +878,7 @@ function init() {
   });
   window.addEventListener("hashchange", route);
   setUpCopyButtons();
-  setUpTrashPage(() => state.book, () => state.categories, () => refreshAll().catch(() => {}));
+  setUpTrashPage(() => state.home, () => state.categories, () => refreshAll().catch(() => {}));
   $("#signin-user").focus();  // credentials are kept in memory only: a reload signs in again
 }
 

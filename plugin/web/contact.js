@@ -54,7 +54,10 @@ function imText(value) {
   return service ? `${service[1]}: ${m[2]}` : value;
 }
 
-/** The readable card. `actions`: {edit, remove, addCategory, removeCategory}. */
+/**
+ * The readable card. `actions`: {edit, remove, addCategory, removeCategory}; one left
+ * out (a book shared read-only, or without its categories) leaves its controls out.
+ */
 export function renderView(contact, categories, actions) {
   const name = displayName(contact);
   const sub = [contact.title, contact.organization].filter(Boolean).join(", ");
@@ -82,9 +85,9 @@ export function renderView(contact, categories, actions) {
   const others = categories.filter((c) => !memberOf.some((m) => m.toLowerCase() === c.name.toLowerCase()));
   const pickId = nextId("add-category");
   const catChips = memberOf.map((c) => el("li", { class: "chip" }, el("span", {}, c),
-    el("button", { type: "button", class: "chip-remove", "aria-label": `Remove from ${c}`,
+    actions.removeCategory && el("button", { type: "button", class: "chip-remove", "aria-label": `Remove from ${c}`,
       onclick: () => actions.removeCategory(c) }, "×")));
-  const addForm = others.length ? el("form", { class: "inline-form add-category", onsubmit: (event) => {
+  const addForm = others.length && actions.addCategory ? el("form", { class: "inline-form add-category", onsubmit: (event) => {
     event.preventDefault();
     const value = event.target.elements.category.value;
     if (value) actions.addCategory(value);
@@ -98,8 +101,8 @@ export function renderView(contact, categories, actions) {
   return el("article", { class: "contact-card", "aria-labelledby": "contact-name" },
     el("div", { class: "detail-actions" },
       el("button", { type: "button", class: "quiet only-narrow back", onclick: actions.back }, "‹ Back"),
-      el("button", { type: "button", class: "primary", id: "edit-contact", onclick: actions.edit }, "Edit"),
-      el("button", { type: "button", class: "danger", id: "delete-contact", onclick: actions.remove }, "Delete")),
+      actions.edit && el("button", { type: "button", class: "primary", id: "edit-contact", onclick: actions.edit }, "Edit"),
+      actions.remove && el("button", { type: "button", class: "danger", id: "delete-contact", onclick: actions.remove }, "Delete")),
     el("header", { class: "contact-head" }, avatar(contact, "large"),
       el("div", {}, el("h2", { id: "contact-name", tabindex: "-1" }, name),
         spoken && el("p", { class: "sub phonetic" }, `Say: ${spoken}`),
@@ -177,8 +180,9 @@ export async function deleteWithUndo(contact, booksUrl, onDone) {
     action: "Undo", ms: 10000, onAction: async () => {
       try {
         // From the trash: the same card at the same address, so devices see it come back.
+        // A shared book has no trash of its own (403): the card is written again.
         await request("POST", `${booksUrl}/trash/${encodeURIComponent(contact.id)}/restore`)
-          .catch((e) => (e.status === 404 ? request("POST", `${booksUrl}/contacts`, { body: card,
+          .catch((e) => (e.status === 404 || e.status === 403 ? request("POST", `${booksUrl}/contacts`, { body: card,
             headers: { "Content-Type": "text/vcard; charset=utf-8" } }) : Promise.reject(e)));
         toast(`${displayName(contact)} is back.`);
         onDone(contact.id);

@@ -12,6 +12,7 @@
 
 import { request, get, ApiError } from "./api.js";
 import { el, $, toast, displayName } from "./ui.js";
+import { actThen, button, entry, section } from "./grant-parts.js";
 
 const message = (e) => (e instanceof ApiError ? e.message : String(e));
 
@@ -156,34 +157,8 @@ function askEnd(friend) {
 }
 
 // -- invitations and friends ------------------------------------------------------------------
-function entry(item, text, ...buttons) {
-  const id = `friend-${item.id}`;
-  for (const b of buttons) b.setAttribute("aria-describedby", id);
-  return el("li", { class: "friend", dataset: { id: item.id, status: item.status } },
-    el("span", { id, class: "friend-text" }, el("strong", {}, item.friend), text),
-    el("span", { class: "friend-buttons" }, buttons));
-}
-
-async function act(method, url, done, focus) {
-  try {
-    await request(method, url);
-    toast(done);
-  } catch (e) {
-    toast(message(e));
-  }
-  await showFriendList();
-  $(focus).focus();
-}
-
-function button(label, onclick, danger = false) {
-  return el("button", { type: "button", class: danger ? "danger" : "", onclick }, label);
-}
-
-function section(id, title, empty, items) {
-  return el("section", { id, "aria-labelledby": `${id}-heading` },
-    el("h4", { id: `${id}-heading`, tabindex: "-1" }, title),
-    items.length ? el("ul", { class: "friend-list" }, items) : el("p", { class: "muted" }, empty));
-}
+/** Answer, withdraw or end one, then show the list again and put the focus on `focus`. */
+const act = (method, url, done, focus) => actThen(method, url, done, showFriendList, focus);
 
 async function showFriendList() {
   const box = $("#friend-lists");

@@ -1,12 +1,14 @@
 // Pieces shared by the Devices & apps views (devices.js, tokens.js): a grant's
 // one-line description, its list entry with a Revoke button behind a
-// confirmation, and the "shown once" box for a new password or token.
+// confirmation, and the "shown once" box for a new password or token. And of
+// the Friends & sharing views (friends.js, shares.js): an invitation's line
+// with its buttons, a titled list of them, and answering one.
 //
 // A grant's name is the person's own text (it may hold markup): it goes into
 // the page as text only. Grant ids are [a-z0-9]{8}, so they are safe in ids.
 
 import { request, ApiError } from "./api.js";
-import { el, ask, toast } from "./ui.js";
+import { el, $, ask, toast } from "./ui.js";
 
 export const message = (e) => (e instanceof ApiError ? e.message : String(e));
 
@@ -104,4 +106,37 @@ export function bookSelect(id, books) {
   return el("select", { id, name: "book" },
     el("option", { value: "" }, "All address books"),
     books.map((b) => el("option", { value: b.name }, b.displayname || b.name)));
+}
+
+// -- invitations (friends and shares): one line each, in titled lists --------------------------
+/** One invitation, friend or share: who (as text), what, and its buttons (described by the line). */
+export function entry(item, text, ...buttons) {
+  const id = `friend-${item.id}`;
+  for (const b of buttons) b.setAttribute("aria-describedby", id);
+  return el("li", { class: "friend", dataset: { id: item.id, status: item.status } },
+    el("span", { id, class: "friend-text" }, el("strong", {}, item.friend), text),
+    el("span", { class: "friend-buttons" }, buttons));
+}
+
+export function button(label, onclick, danger = false) {
+  return el("button", { type: "button", class: danger ? "danger" : "", onclick }, label);
+}
+
+/** A list under a focusable heading (where the focus goes after acting on one of it). */
+export function section(id, title, empty, items) {
+  return el("section", { id, "aria-labelledby": `${id}-heading` },
+    el("h4", { id: `${id}-heading`, tabindex: "-1" }, title),
+    items.length ? el("ul", { class: "friend-list" }, items) : el("p", { class: "muted" }, empty));
+}
+
+/** Answer, withdraw or end one; say so; `reload` the list, then focus `focus` (a selector). */
+export async function actThen(method, url, done, reload, focus) {
+  try {
+    await request(method, url);
+    toast(done);
+  } catch (e) {
+    toast(message(e));
+  }
+  await reload();
+  $(focus).focus();
 }
