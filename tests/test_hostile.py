@@ -53,7 +53,7 @@ def alice(srv: ServerProcess) -> DavClient:
 
 
 def fingerprint(data_dir: Path) -> dict[str, str]:
-    """Every stored file (index, lock and history excluded) -> SHA-256 of its bytes.
+    """Every stored file (index, locks, login records, history excluded) -> its SHA-256.
 
     The history records the cards that were accepted and then deleted here, as it
     should; that a refused card leaves no trace in it is tested in test_history.py.
@@ -62,7 +62,8 @@ def fingerprint(data_dir: Path) -> dict[str, str]:
     for path in sorted(data_dir.rglob("*")):
         if path.relative_to(data_dir).parts[0] == "history":
             continue
-        if path.is_file() and not path.name.startswith(("cardfile-index", ".Radicale.lock")):
+        if path.is_file() and not path.name.startswith((
+                "cardfile-index", ".Radicale.lock", ".cardfile-logins", ".cardfile-worker-")):
             found[str(path.relative_to(data_dir))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
