@@ -33,21 +33,18 @@ should then limit logins itself.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import json
 import math
 import os
 import secrets
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.store.login_records import LoginRecords
 
 FAILURES = 5
 #: ``[auth] failed_logins``: failures allowed per address per WINDOW (0 turns the throttle off).
@@ -72,17 +69,6 @@ QUEUE_SECONDS = 10.0
 
 
 @dataclass
-class _Record:
-    failures: list[float] = field(default_factory=list)
-    blocked_until: float = 0.0
-    blocks: int = 0
-    last_seen: float = 0.0
-    #: Until when each running login with a credential not yet known to work holds
-    #: one of the address's attempts.
-    in_flight: list[float] = field(default_factory=list)
-
-
-@dataclass
 class LoginAttempt:
     """One request's login, from ``begin`` to ``finish``."""
 
@@ -99,9 +85,10 @@ class LoginThrottle:
     """Failed logins per client address, and whether that address must wait.
 
     The records live in a small SQLite file in the data folder
-    (``.cardfile-logins.sqlite3``), so the server's worker processes count
-    one address's failures together; ``path=None`` keeps them in this
-    process only. Times are wall-clock seconds, the one clock processes share.
+    (``.cardfile-logins.sqlite3``, ``store/login_records.py``), so the
+    server's worker processes count one address's failures together;
+    ``path=None`` keeps them in this process only. Times are wall-clock
+    seconds, the one clock processes share.
     """
 
     def __init__(self, failures: int = FAILURES, window: float = WINDOW,
@@ -111,70 +98,16 @@ class LoginThrottle:
         self.window = window
         self.first_block = first_block
         self.max_block = max_block
-        self._path = path or ":memory:"
-        self._local = threading.local()
-        self._memory: sqlite3.Connection | None = None
+        self._records = LoginRecords(path, forget_after=max_block)
         self._good: dict[bytes, float] = {}  # keyed hash of a working credential -> expiry
         self._key = secrets.token_bytes(32)  # per process: the hashes mean nothing elsewhere
-        self._lock = threading.Lock()  # guards _good and the in-memory database
+        self._lock = threading.Lock()  # guards _good
 
     @classmethod
     def from_configuration(cls, configuration: Any) -> LoginThrottle:
         folder = str(configuration.get("storage", "filesystem_folder"))
         return cls(failures=int(configuration.get("auth", OPTION)),
                    path=os.path.join(folder, RECORDS_FILE))
-
-    # -- the records ----------------------------------------------------------
-    def _db(self) -> sqlite3.Connection:
-        if self._path == ":memory:":
-            if self._memory is None:
-                self._memory = self._open()
-            return self._memory
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = self._open()
-        return db
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=10, isolation_level=None,
-                             check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=OFF")  # lost on a crash: only slows a guesser less
-        db.execute("CREATE TABLE IF NOT EXISTS addresses (address TEXT PRIMARY KEY, "
-                   "failures TEXT NOT NULL, blocked_until REAL NOT NULL, blocks INTEGER NOT NULL, "
-                   "last_seen REAL NOT NULL, in_flight TEXT NOT NULL)")
-        return db
-
-    @contextlib.contextmanager
-    def _record(self, address: str, now: float) -> Iterator[_Record]:
-        """The address's record, read and written back in one write transaction."""
-        with self._lock if self._path == ":memory:" else contextlib.nullcontext():
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute("SELECT failures, blocked_until, blocks, last_seen, in_flight "
-                                 "FROM addresses WHERE address=?", (address,)).fetchone()
-                record = (_Record(json.loads(row[0]), row[1], row[2], row[3],
-                                  json.loads(row[4])) if row else _Record(last_seen=now))
-                # Reservations of a process that died mid-login run out on their own.
-                record.in_flight = [t for t in record.in_flight if t > now]
-                yield record
-                db.execute("INSERT OR REPLACE INTO addresses VALUES (?, ?, ?, ?, ?, ?)",
-                           (address, json.dumps(record.failures), record.blocked_until,
-                            record.blocks, record.last_seen, json.dumps(record.in_flight)))
-                if row is None and secrets.randbelow(100) == 0:
-                    db.execute("DELETE FROM addresses WHERE last_seen < ? AND blocked_until < ?",
-                               (now - self.max_block, now))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def _blocked_until(self, address: str) -> float:
-        with self._lock if self._path == ":memory:" else contextlib.nullcontext():
-            row = self._db().execute("SELECT blocked_until FROM addresses WHERE address=?",
-                                     (address,)).fetchone()
-        return float(row[0]) if row else 0.0
 
     # -- a login ------------------------------------------------------------------
     def begin(self, address: str, authorization: str) -> LoginAttempt:
@@ -193,11 +126,11 @@ class LoginThrottle:
             with self._lock:
                 good = self._good.get(credential, 0.0) > now
             if good:  # only a block can stop it: one read, no write transaction
-                blocked_until = self._blocked_until(address)
+                blocked_until = self._records.blocked_until(address)
                 if blocked_until > now:
                     attempt.wait = max(1, math.ceil(blocked_until - now))
                 return attempt
-            with self._record(address, now) as record:
+            with self._records.changing(address, now) as record:
                 if record.blocked_until > now:
                     attempt.wait = max(1, math.ceil(record.blocked_until - now))
                     return attempt
@@ -247,7 +180,7 @@ class LoginThrottle:
         if not attempt.reserved:
             return
         attempt.reserved = False  # once: proved() and then finish() give back one attempt
-        with self._record(attempt.address, time.time()) as record:
+        with self._records.changing(attempt.address, time.time()) as record:
             if attempt.reserved_until in record.in_flight:
                 record.in_flight.remove(attempt.reserved_until)
 
@@ -256,7 +189,7 @@ class LoginThrottle:
         if self.failures <= 0:
             return
         now = time.time()
-        with self._record(address, now) as record:
+        with self._records.changing(address, now) as record:
             if attempt is not None and attempt.reserved:
                 attempt.reserved = False
                 if attempt.reserved_until in record.in_flight:
