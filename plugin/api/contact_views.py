@@ -114,7 +114,7 @@ def scope(collection: model.Collection, category: str | None) -> tuple[int, str 
     try:
         return collection.index_scope(category)
     except Refused as e:
-        raise Problem(e.status, e.reason) from None
+        raise Problem(e.status, e.reason, headers=e.headers) from None
 
 
 def _q(request: Request) -> str:
@@ -402,7 +402,7 @@ def store(ctx: Context, address_book: model.AddressBook, text: str, row: ItemRow
         raise Problem(400, f"the card could not be read: {e}") from None
     except Refused as e:
         status = 422 if from_json and e.status in (400, 415) else e.status
-        raise Problem(status, e.reason) from None
+        raise Problem(status, e.reason, headers=e.headers) from None
     except ValueError as e:
         raise Problem(422, f"the card could not be stored: {e}") from None
     found = address_book.find(stored.uid)
