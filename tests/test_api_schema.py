@@ -31,7 +31,7 @@ from tests.davclient import card
 pytestmark = pytest.mark.slow  # measured: see README "Set up a fresh machine"
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-EXAMPLES = int(os.environ.get("CARDFILE_SCHEMATHESIS_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("CARDFILE_SCHEMATHESIS_EXAMPLES", "12"))
 SEED = os.environ.get("CARDFILE_SCHEMATHESIS_SEED", "20240601")
 PNG = base64.b64encode(base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
