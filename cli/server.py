@@ -32,10 +32,12 @@ built before the fork (SQLite connections, threads) is shared.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import resource
+import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,10 @@ log = logging.getLogger("cardfile")
 
 #: The environment variable that carries the recipe to each worker process.
 RECIPE_VARIABLE = "CARDFILE_SERVE_RECIPE"
+#: The master's process id, for the workers (``_end_with_the_master``).
+MASTER_VARIABLE = "CARDFILE_SERVE_MASTER"
+#: prctl(2): the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 #: Connections the kernel queues before a worker accepts them.
 LISTEN_BACKLOG = 1024
 #: Most workers ``auto`` starts: past this the index's single writer is the limit.
@@ -102,8 +108,23 @@ def worker_count(configuration: Any) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
 
 
+def _end_with_the_master() -> None:
+    """Ask the kernel to stop this worker (SIGTERM) when its master process dies.
+
+    Granian's workers do not watch their master: after a ``kill -9`` of
+    ``cardfile serve`` they went on serving the data folder on their own,
+    beside the server started next. A master already gone by now (it died
+    while this worker started) is handled the same way.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if str(os.getppid()) != os.environ.get(MASTER_VARIABLE):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def load_application(_target: str) -> Any:
     """Granian's loader, run in each worker: the application from the recipe."""
+    _end_with_the_master()
     recipe = Recipe(**json.loads(os.environ[RECIPE_VARIABLE]))
     configure_logging(recipe.log_level)  # Granian configured its own in the worker
     configuration = recipe.configuration()
@@ -179,6 +200,7 @@ def serve(recipe: Recipe) -> None:
                "ssl_key": Path(str(configuration.get("server", "key"))),
                "ssl_protocol_min": SSLProtocols.tls12}
     os.environ[RECIPE_VARIABLE] = json.dumps(asdict(recipe))
+    os.environ[MASTER_VARIABLE] = str(os.getpid())
     _allow_many_connections()
     server = Server(
         "cardfile", address=host, port=port, interface=Interfaces.WSGI,

@@ -221,3 +221,36 @@ def test_sigterm_finishes_cleanly(server: ServerProcess, dav: DavClient) -> None
     assert "Traceback" not in log
     assert re.search(r"PUT /alice/contacts/t\.vcf 201 ", log)
     assert "Stopping" in log
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (the server's workers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_end_when_the_server_process_is_killed(server: ServerProcess,
+                                                       dav: DavClient) -> None:
+    """A kill -9 of ``cardfile serve`` leaves no worker serving the data folder alone."""
+    assert dav.put("w.vcf", card("w", "Worker Check"))[0] == 201
+    workers = _children(server.process.pid)
+    assert workers, "the server runs its requests in worker processes"
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=15)
