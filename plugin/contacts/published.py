@@ -33,10 +33,19 @@ MARKER = ".cardfile-published.json"
 
 def read_marker(folder: str) -> tuple[str, str] | None:
     """(source book path, category name) if ``folder`` is a published book."""
+    return read_pair(folder, MARKER, "source", "category")
+
+
+def read_pair(folder: str, name: str, first: str, second: str) -> tuple[str, str] | None:
+    """Two fields of a small JSON marker file in a book's folder; None if absent or broken.
+
+    A book that is a view of another (published here, shared in ``shared_book``)
+    says so with such a file.
+    """
     try:
-        with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
             data = json.load(f)
-        return str(data["source"]), str(data["category"])
+        return str(data[first]), str(data[second])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

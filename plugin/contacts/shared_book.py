@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.contacts import published
 from cardfile.plugin.contacts.published import PublishedBook
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import ItemRow
@@ -43,12 +44,7 @@ MARKER = ".cardfile-share.json"
 
 def read_marker(folder: str) -> tuple[str, str] | None:
     """(owner, share id) if ``folder`` is a shared book."""
-    try:
-        with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
-            data = json.load(f)
-        return str(data["owner"]), str(data["grant"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return published.read_pair(folder, MARKER, "owner", "grant")
 
 
 def write_marker(folder: str, owner: str, ident: str) -> None:
