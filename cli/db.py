@@ -88,7 +88,7 @@ def db() -> None:
 @click.option("--database", default=None, help=_DATABASE_HELP)
 def upgrade(data_dir: str | None, config_file: str | None, database: str | None) -> None:
     """Create or upgrade the database's tables (servers never do it themselves)."""
-    url = database_url(_settings(data_dir, config_file), database)
+    url = database_url(_settings(data_dir, config_file, shared=False), database)
     with _store(url, check=False) as store:
         try:
             applied = store.upgrade()
@@ -107,7 +107,7 @@ def upgrade(data_dir: str | None, config_file: str | None, database: str | None)
 def export(data_dir: str | None, config_file: str | None, database: str | None,
            folder: str) -> None:
     """Write every book as FOLDER/<user>/<book>/<card>.vcf (the file store's layout)."""
-    settings = _settings(data_dir, config_file)
+    settings = _settings(data_dir, config_file, shared=False)
     url = database_url(settings, database)
     target = Path(folder)
     if target.exists() and any(target.iterdir()):
@@ -130,7 +130,7 @@ def import_(data_dir: str | None, config_file: str | None, database: str | None,
 
     Each book found replaces the database's book of the same name.
     """
-    url = database_url(_settings(data_dir, config_file), database)
+    url = database_url(_settings(data_dir, config_file, shared=False), database)
     with _store(url) as store:
         summary = db_transfer.import_folder(store, Path(folder))
     click.echo(f"Imported {summary.cards} card(s) of {summary.books} book(s) "

@@ -58,7 +58,7 @@ def serve(data_dir: str | None, config_file: str | None, host: str | None, port:
     """Start the CardDAV server (loopback only, login required, by default)."""
     from cardfile.cli import server
 
-    settings = _settings(data_dir, config_file)
+    settings = _settings(data_dir, config_file, shared=False)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     for change in file_modes.tighten_data_dir(settings.data_dir):
         click.echo(f"Warning: {change}", err=True)

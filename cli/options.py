@@ -11,6 +11,7 @@ import click
 from cardfile.cli import settings as settings_mod
 from cardfile.cli import users
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.refused import Refused
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,11 +29,43 @@ def common_options(func: F) -> F:
     return func
 
 
-def _settings(data_dir: str | None, config_file: str | None) -> settings_mod.Settings:
+def _settings(data_dir: str | None, config_file: str | None,
+              shared: bool = True) -> settings_mod.Settings:
+    """The command's folders; with PostgreSQL, its small files brought up to the database.
+
+    ``shared``: False for ``serve`` and ``db``, which open the database their own way.
+    """
     try:
-        return settings_mod.resolve(data_dir, config_file)
+        settings = settings_mod.resolve(data_dir, config_file)
     except FileNotFoundError as e:
         raise click.UsageError(str(e)) from None
+    if shared:
+        _share_database(settings)
+    return settings
+
+
+def _share_database(settings: settings_mod.Settings) -> None:
+    """With ``[storage] backend = postgresql://``: what this command reads and writes of
+    passwords, grants and settings is the database's (``contacts/state_files.py``)."""
+    try:
+        configuration = settings_mod.radicale_configuration(settings)
+        backend = str(configuration.get("storage", "backend")).strip()
+    except (KeyError, settings_mod.ConfigFileError):
+        return  # no database; a broken file is reported by the command that reads it
+    if not backend.startswith(("postgresql://", "postgres://")):
+        return
+    from cardfile.plugin.contacts import state_files
+    from cardfile.plugin.store.pg_files import PgFiles
+    from cardfile.plugin.store.postgres import PgStore, display_url
+
+    store = PgStore(backend, pool_size=1)
+    try:
+        store.check_schema()
+        state_files.share(settings.data_dir, PgFiles(store))
+        state_files.catch_up(settings.data_dir)
+    except Refused as e:
+        raise click.ClickException(f"the database {display_url(backend)}: {e.reason}"
+                                   ) from None
 
 
 def load_storage(settings: settings_mod.Settings, configuration: Any) -> Any:

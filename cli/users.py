@@ -7,15 +7,14 @@ file never sees half of it, and the file is private to its owner.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import tempfile
 from pathlib import Path
 
 import bcrypt
 
 from cardfile.cli import password_policy
+from cardfile.plugin.contacts import state_files
 
 _VALID_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 
@@ -45,19 +44,8 @@ def read(path: Path) -> dict[str, str]:
 
 
 def _write(path: Path, users: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".htpasswd-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.writelines(f"{name}:{hashed}\n" for name, hashed in users.items())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    state_files.write_text(path, "".join(f"{name}:{hashed}\n" for name, hashed in users.items()),
+                           0o600)
 
 
 def hash_password(password: str) -> str:

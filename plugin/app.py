@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 from cardfile.plugin.api import ApiApp, is_api_path
 from cardfile.plugin.api.problems import PROBLEM_TYPE, encode_problem
-from cardfile.plugin.contacts import actor, request_notes, sent_card, views
+from cardfile.plugin.contacts import actor, request_notes, sent_card, state_files, views
 from cardfile.plugin.contacts.card_check import accept_card_upload
 from cardfile.plugin.contacts.grants.core import Grants
 from cardfile.plugin.contacts.grants.store import GrantStore
@@ -100,8 +100,8 @@ class CardfileApp:
         #: ``none`` or a proxy's REMOTE_USER), so a body need not be read first.
         self.logins_required = str(configuration.get("auth", "type")) not in (
             "none", "remote_user", "http_remote_user", "http_x_remote_user")
-        self.collection_root = os.path.join(
-            configuration.get("storage", "filesystem_folder"), "collection-root")
+        self.data_folder = str(configuration.get("storage", "filesystem_folder"))
+        self.collection_root = os.path.join(self.data_folder, "collection-root")
         try:
             self.group_cards_default = str(configuration.get("storage", "group_cards"))
         except KeyError:
@@ -231,6 +231,10 @@ class CardfileApp:
         """
         header = environ.get("HTTP_AUTHORIZATION", "")
         extra: list[tuple[str, str]] = []
+        try:  # with PostgreSQL: passwords, grants, books made through other servers
+            state_files.catch_up(self.data_folder)
+        except Refused as e:
+            return _early(environ, e.status, e.reason, e.headers)
         if login is not None and login.wait:
             wait = login.wait
             extra = [("Retry-After", str(wait))]

@@ -307,3 +307,54 @@ def test_pruned_tombstones_make_older_tokens_403_on_every_server(
     status, _, changed = a.sync(recent)
     assert status == 207 and changed == []
     assert sorted(a.etags()) == sorted(b.etags()) == [f"{a.book}p3.vcf"]
+
+
+MKCOL_BOOK = ('<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" '
+              'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype>'
+              "<D:collection/><C:addressbook/></D:resourcetype><D:displayname>Work</D:displayname>"
+              "</D:prop></D:set></D:mkcol>")
+
+
+def test_books_users_devices_and_categories_made_through_one_server_reach_the_others(
+        servers: list[ServerProcess]) -> None:
+    """What is not a card (book properties, passwords, grants, categories) is shared too."""
+
+    from tests.test_api import Api
+
+    a, b, c = (logged_in(s) for s in servers)
+    # A book made through a: listed, named and written through b, read through c.
+    status, _, body = a.request("MKCOL", f"/{USER}/work/", MKCOL_BOOK,
+                                {"Content-Type": "application/xml"})
+    assert status == 201, body
+    status, _, listing = b.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+    assert status == 207 and f"/{USER}/work/" in listing and "Work" in listing
+    assert b.put("w.vcf", card("w-1", "Wendy Work"), book=f"/{USER}/work/")[0] == 201
+    status, _, text = c.request("GET", f"/{USER}/work/w.vcf")
+    assert status == 200 and "FN:Wendy Work" in text
+
+    # A category made through a's API is listed by c's, with its colour.
+    Api(servers[0]).ok("POST", "/api/books/contacts/categories",
+                       {"name": "Climbing", "color": "#aa3300"}, status=201)
+    listed = Api(servers[2]).ok("GET", "/api/books/contacts/categories")["items"]
+    assert [(x["name"], x.get("color")) for x in listed] == [("Climbing", "#aa3300")]
+
+    # A user added with the CLI on a's machine logs in on b; a device password too.
+    config = servers[0].data_dir.parent / f"config-{servers[0].port}"
+    run_cli("user", "add", "dora", "--password-stdin", "--allow-weak", "--config", str(config),
+            data_dir=servers[0].data_dir, stdin="dora's password\n")
+    dora = servers[1].client("dora", "dora's password")
+    assert dora.request("PROPFIND", "/dora/", headers={"Depth": "1"})[0] == 207
+    device = run_cli("devices", "add", "Tablet", "--user", USER, "--json", "--config",
+                     str(config), data_dir=servers[0].data_dir)
+    password = re.search(r'"password": "([^"]+)"', device.stdout)
+    assert password is not None, device.stdout
+    tablet = servers[2].client(USER, password.group(1))
+    assert tablet.request("PROPFIND", f"/{USER}/contacts/", headers={"Depth": "1"})[0] == 207
+
+
+    # Deleting the book through c removes it from every server.
+    assert c.request("DELETE", f"/{USER}/work/")[0] in (200, 204)
+    for client in (a, b):
+        status, _, listing = client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+        assert status == 207 and f"/{USER}/work/" not in listing
+        assert client.request("GET", f"/{USER}/work/w.vcf")[0] == 404

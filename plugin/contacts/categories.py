@@ -14,10 +14,8 @@ every client sees the same groups.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.contacts import state_files
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import ItemRow, etag_of
 from cardfile.plugin.vcard import card_edit, card_fields
@@ -104,18 +103,7 @@ class CategoryStore:
     def save(self, entries: dict[str, CategoryEntry]) -> None:
         data = {"version": 1, "categories": [asdict(e) for e in
                                              sorted(entries.values(), key=lambda e: e.name)]}
-        folder = os.path.dirname(self.path)
-        fd, tmp = tempfile.mkstemp(prefix=".cardfile-categories-", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1, ensure_ascii=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        state_files.write_json(self.path, data, 0o644, indent=1, ensure_ascii=False)
 
 
 class Categories:

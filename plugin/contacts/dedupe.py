@@ -23,7 +23,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import secrets
 import time
 from collections import defaultdict
@@ -33,6 +32,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
+from cardfile.plugin.contacts import state_files
 from cardfile.plugin.contacts.export import card_text, convert_lines, version_of
 from cardfile.plugin.vcard import card_edit
 from cardfile.plugin.vcard.card_fields import (
@@ -380,14 +380,12 @@ class MergeStore:
         folder = self.root / merge_id
         folder.mkdir(parents=True, mode=0o700)
         for i, original in enumerate(originals):
-            (folder / f"{i}.vcf").write_bytes(original["text"].encode("utf-8"))
+            state_files.write(folder / f"{i}.vcf", original["text"].encode("utf-8"))
         meta = {"id": merge_id, "survivor": survivor_uid, "etag": merged_etag,
                 "reason": reason, "time": time.time(),
                 "originals": [{k: v for k, v in o.items() if k != "text"} | {"file": f"{i}.vcf"}
                               for i, o in enumerate(originals)]}
-        tmp = folder / "meta.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, folder / "meta.json")
+        state_files.write_json(folder / "meta.json", meta, 0o600, indent=1)
         return merge_id
 
     def entries(self) -> list[dict[str, Any]]:

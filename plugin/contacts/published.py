@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.contacts import categories, sent_card
+from cardfile.plugin.contacts import categories, sent_card, state_files
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import ItemRow
 from cardfile.plugin.vcard import card_edit
@@ -71,12 +71,8 @@ def own_source(book_path: str, source: str) -> str | None:
 
 
 def write_marker(folder: str, source: str, category: str) -> None:
-    tmp = os.path.join(folder, MARKER + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"source": source, "category": category}, f, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(folder, MARKER))
+    state_files.write_json(os.path.join(folder, MARKER),
+                           {"source": source, "category": category}, 0o644, ensure_ascii=False)
 
 
 def slug(name: str) -> str:

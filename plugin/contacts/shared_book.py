@@ -25,13 +25,12 @@ client starts over (``visible_changes``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.contacts import published
+from cardfile.plugin.contacts import published, state_files
 from cardfile.plugin.contacts.published import PublishedBook
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import ItemRow
@@ -48,12 +47,8 @@ def read_marker(folder: str) -> tuple[str, str] | None:
 
 
 def write_marker(folder: str, owner: str, ident: str) -> None:
-    tmp = os.path.join(folder, MARKER + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"owner": owner, "grant": ident}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(folder, MARKER))
+    state_files.write_json(os.path.join(folder, MARKER), {"owner": owner, "grant": ident},
+                           0o644)
 
 
 def read_only_reason(owner: str, book: str, category: str | None) -> str:

@@ -36,6 +36,7 @@ from cardfile.plugin.contacts import (
     request_notes,
     sent_card,
     shared_book,
+    state_files,
     views,
 )
 from cardfile.plugin.contacts.backup import restorable_name
@@ -50,6 +51,7 @@ from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
+from cardfile.plugin.store.pg_files import PgFiles
 from cardfile.plugin.store.pg_schema import SchemaMismatch
 from cardfile.plugin.store.postgres import PgStore, display_url
 from cardfile.plugin.vcard import card_fields
@@ -565,6 +567,11 @@ class Collection(radicale.AdapterCollection):
             return None
         return self.storage.book_history(self)
 
+    def set_meta(self, props: dict[str, str]) -> None:
+        """Radicale's PROPPATCH; with PostgreSQL, the new props reach every server."""
+        super().set_meta(props)
+        state_files.record(self.props_file)
+
     def delete(self, href: str | None = None) -> None:
         if href is None:
             self._record_book_deletion()
@@ -572,6 +579,7 @@ class Collection(radicale.AdapterCollection):
                 self.storage.shared.drop_book(self.path)
             super().delete(None)
             self._index.forget_collection(self.path)
+            state_files.removed_folder(self.folder)  # gone from every server's folder
             return
         if not self._indexed:
             super().delete(href)
@@ -828,6 +836,15 @@ class Storage(radicale.AdapterStorage):
                     cards += collection.card_count()
         return books, cards
 
+    def create_collection(self, href: str, items: Any = None, props: Any = None
+                          ) -> Any:
+        """Radicale's MKCOL; with PostgreSQL, the new book is listed by every server."""
+        created = super().create_collection(href, items, props)
+        if props and self.shared is not None:
+            collection = created[0] if isinstance(created, tuple) else created
+            state_files.record(collection.props_file)
+        return created
+
     def forget_group_cache(self, collection: Collection) -> None:
         self._group_cache.pop(collection.path, None)
 
@@ -966,6 +983,7 @@ def shared_books_from(configuration: Any, data_folder: str) -> SharedBooks | Non
     except Refused as e:  # unreachable now: requests get 503 until it is back
         logger.warning("The database %s cannot be reached yet (%s); requests are answered "
                        "503 until it can", display_url(backend), e)
+    state_files.share(data_folder, PgFiles(store))
     return SharedBooks(store, data_folder)
 
 

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from cardfile.plugin.contacts import state_files
+
 CATEGORIES_VIEW = "categories"
 GROUPS_VIEW = "groups"  # vCard 3 group cards, as Apple writes them
 GROUPS4_VIEW = "groups4"  # vCard 4 KIND:group cards with MEMBER, for vCard 4 group writers
@@ -165,9 +167,4 @@ def _update_settings(collection_root: str, user: str, **changes: object) -> None
         with open(path, encoding="utf-8") as f:
             settings = dict(json.load(f))
     settings.update(changes)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(settings, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    state_files.write_json(path, settings, 0o644, indent=1, sort_keys=True)

@@ -48,6 +48,25 @@ CREATE TABLE cards (
 CREATE INDEX cards_revision ON cards (coll, revision);
 CREATE INDEX cards_uid ON cards (coll, uid) WHERE body IS NOT NULL;
 """),
+    (3, """
+-- The data folder's small files (book properties, categories, grants, sources,
+-- the password file, settings): see pg_files.py. ``path`` is relative to the
+-- data folder; one ending in '/' with no body is a removed folder.
+CREATE TABLE state_files (
+    path text PRIMARY KEY,
+    body bytea,
+    mode integer NOT NULL DEFAULT 384,
+    revision bigint NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX state_files_revision ON state_files (revision);
+-- One row: the table's revision, taken under this row's lock by every write.
+CREATE TABLE state_counter (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    revision bigint NOT NULL
+);
+INSERT INTO state_counter VALUES (true, 0);
+"""),
 ]
 
 #: The newest schema this Cardfile knows.

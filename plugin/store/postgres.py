@@ -137,6 +137,18 @@ class PgStore:
             self._down_until = time.monotonic() + self.DOWN_SECONDS
             raise unreachable(e) from None
 
+    @contextlib.contextmanager
+    def own_connection(self) -> Iterator[Any]:
+        """A connection outside the pool, closed after the block (503 if unreachable)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=max(1, int(self.timeout)),
+                                 autocommit=True, application_name="cardfile") as conn:
+                yield conn
+        except self._errors as e:
+            raise unreachable(e) from None
+
     # -- schema ------------------------------------------------------------
     def check_schema(self) -> None:
         """``SchemaMismatch`` unless the tables are the ones this Cardfile knows.
@@ -144,14 +156,8 @@ class PgStore:
         On a connection of its own, not the pool's: a server starting while the
         database is away learns it at once instead of after the pool's timeout.
         """
-        import psycopg
-
-        try:
-            with psycopg.connect(self.url, connect_timeout=max(1, int(self.timeout)),
-                                 autocommit=True) as conn:
-                pg_schema.check(conn)
-        except self._errors as e:
-            raise unreachable(e) from None
+        with self.own_connection() as conn:
+            pg_schema.check(conn)
 
     def upgrade(self) -> list[int]:
         with self._conn() as conn:

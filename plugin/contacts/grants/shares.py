@@ -27,7 +27,7 @@ import shutil
 from typing import Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.contacts import categories, model, published, shared_book
+from cardfile.plugin.contacts import categories, model, published, shared_book, state_files
 from cardfile.plugin.contacts.grants import friends
 from cardfile.plugin.contacts.grants.core import Grants
 from cardfile.plugin.refused import Refused
@@ -154,6 +154,7 @@ def remove_folders(storage: Any, user: str, owner: str, ident: str) -> list[str]
             if entry.is_dir(follow_symlinks=False) and shared_book.read_marker(
                     entry.path) == (owner, ident):
                 shutil.rmtree(entry.path)
+                state_files.removed_folder(entry.path)
                 storage.card_index.forget_collection(f"{user}/{entry.name}")
                 removed.append(f"/{user}/{entry.name}/")
     return removed

@@ -25,12 +25,12 @@ import copy
 import fcntl
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cardfile.plugin.contacts import state_files
 from cardfile.plugin.refused import Refused
 
 FOLDER = "grants"
@@ -97,31 +97,15 @@ class GrantStore:
         fd = os.open(self.folder, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            with state_files.exclusive(self.folder / ".lock"):  # other servers (PostgreSQL)
+                yield
         finally:
             os.close(fd)  # releases the lock
 
     def write(self, user: str, data: dict[str, Any]) -> None:
         """Replace the user's file (call inside ``locked``)."""
-        path = self.path(user)
-        fd, tmp = tempfile.mkstemp(prefix=f".{user}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1, sort_keys=True, ensure_ascii=False)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-            dir_fd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        state_files.write_json(self.path(user), data, 0o600, indent=1, sort_keys=True,
+                               ensure_ascii=False)
 
     @contextlib.contextmanager
     def editing(self, user: str) -> Iterator[dict[str, Any]]:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from cardfile.plugin.contacts import state_files
 from cardfile.plugin.refused import Refused
 
 MARKER = ".cardfile-source.json"
@@ -149,13 +150,7 @@ def read_source(folder: str) -> Source | None:
 
 
 def write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    state_files.write_json(path, data, 0o600, ensure_ascii=False, separators=(",", ":"))
 
 
 def write_source(folder: str, source: Source) -> None:

@@ -13,10 +13,12 @@ client that logs in with it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
 
+from cardfile.plugin.contacts import state_files
 from cardfile.plugin.refused import Refused
 
 SECRET_FILE = ".cardfile-source.secret"
@@ -50,10 +52,19 @@ def _fernet(data_dir: str | os.PathLike[str], create: bool):  # type: ignore[no-
         if not create:
             return None
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Fernet.generate_key()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key + b"\n")
+        # One key per data folder, ever: two processes (or servers) creating it at
+        # once must not each keep a key of their own.
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with state_files.exclusive(path):
+                try:
+                    key = path.read_bytes().strip()
+                except FileNotFoundError:
+                    key = Fernet.generate_key()
+                    state_files.write(path, key + b"\n", 0o600)
+        finally:
+            os.close(fd)
     return Fernet(key)
 
 
@@ -63,13 +74,7 @@ def store(data_dir: str | os.PathLike[str], book_folder: str, username: str,
     fernet = _fernet(data_dir, create=True)
     token = fernet.encrypt(json.dumps({"username": username, "password": password}).encode())
     target = os.path.join(book_folder, SECRET_FILE)
-    tmp = target + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(token)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    state_files.write(target, token, 0o600)
 
 
 def load(data_dir: str | os.PathLike[str], book_folder: str) -> tuple[str, str]:
@@ -99,7 +104,4 @@ def has_secret(book_folder: str) -> bool:
 
 
 def forget(book_folder: str) -> None:
-    try:
-        os.remove(os.path.join(book_folder, SECRET_FILE))
-    except FileNotFoundError:
-        pass
+    state_files.remove(os.path.join(book_folder, SECRET_FILE))
