@@ -114,8 +114,8 @@ def export(data_dir: str | None, config_file: str | None, database: str | None,
         raise click.ClickException(f"{target} is not empty; export into a new folder")
     with _store(url) as store:
         summary = db_transfer.export(store, target, settings.collection_root)
-    click.echo(f"Exported {summary.cards} card(s) of {summary.books} book(s) to {target}.",
-               err=True)
+    click.echo(f"Exported {summary.cards} card(s) of {summary.books} book(s) and "
+               f"{summary.files} other file(s) to {target}.", err=True)
     for name in summary.skipped:
         click.echo(f"Warning: left out {name!r} (not a safe file name)", err=True)
 
@@ -134,7 +134,7 @@ def import_(data_dir: str | None, config_file: str | None, database: str | None,
     with _store(url) as store:
         summary = db_transfer.import_folder(store, Path(folder))
     click.echo(f"Imported {summary.cards} card(s) of {summary.books} book(s) "
-               f"({summary.changed} change(s)).", err=True)
+               f"({summary.changed} change(s)) and {summary.files} other file(s).", err=True)
     for name in summary.skipped:
         click.echo(f"Warning: left out {name!r} (not a safe file name)", err=True)
 

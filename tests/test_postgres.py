@@ -7,8 +7,10 @@ separate machines) and the same user; what one is told, the others answer.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -29,6 +31,7 @@ from tests.conftest import (
 )
 from tests.davclient import DavClient, card
 from tests.pg import Relay
+from tests.test_api import Api
 
 pytestmark = pytest.mark.slow
 
@@ -242,8 +245,20 @@ def test_export_and_import_move_a_book_between_the_stores_byte_for_byte(
             assert client.put(name, body)[0] == 201
         book = files.book_dir()
         original = {name: (book / name).read_bytes() for name in cards}
+        # Beside the cards: a category with its colour, and a device password.
+        Api(files).ok("POST", "/api/books/contacts/categories",
+                      {"name": "Climbing", "color": "#aa3300"}, status=201)
+        device = json.loads(run_cli("devices", "add", "Tablet", "--user", USER, "--json",
+                                    data_dir=files.data_dir).stdout)
     finally:
         files.stop()
+
+    def check_the_small_files(server: ServerProcess) -> None:
+        listed = Api(server).ok("GET", "/api/books/contacts/categories")["items"]
+        assert [(x["name"], x.get("color")) for x in listed] == [("Climbing", "#aa3300")]
+        tablet = server.client(USER, device["password"])
+        assert tablet.request("PROPFIND", f"/{USER}/contacts/", headers={"Depth": "1"}
+                              )[0] == 207
 
     done = subprocess.run([*cardfile_command(), "db", "import", str(files.data_dir),
                            "--database", database_url], capture_output=True, text=True,
@@ -254,6 +269,7 @@ def test_export_and_import_move_a_book_between_the_stores_byte_for_byte(
         client = logged_in(srv)
         assert client.get("lf.vcf")[2].encode() == original["lf.vcf"]
         assert client.put("new.vcf", card("new", "New One"))[0] == 201
+        check_the_small_files(srv)
     finally:
         srv.stop()
 
@@ -272,13 +288,16 @@ def test_export_and_import_move_a_book_between_the_stores_byte_for_byte(
     back.mkdir()
     data = back / "data"
     data.mkdir()
+    os.rename(out / ".cardfile-data", back / "small-files")
     os.rename(out, data / "collection-root")
-    again = start_server(back)
+    shutil.copytree(back / "small-files", data, dirs_exist_ok=True)
+    again = ServerProcess(data, free_port())  # its users came with the export
     try:
         client = logged_in(again)
         for name, body in original.items():
             status, _, text = client.get(name)
             assert status == 200 and text.encode() == body
+        check_the_small_files(again)
     finally:
         again.stop()
 
@@ -318,8 +337,6 @@ MKCOL_BOOK = ('<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" '
 def test_books_users_devices_and_categories_made_through_one_server_reach_the_others(
         servers: list[ServerProcess]) -> None:
     """What is not a card (book properties, passwords, grants, categories) is shared too."""
-
-    from tests.test_api import Api
 
     a, b, c = (logged_in(s) for s in servers)
     # A book made through a: listed, named and written through b, read through c.

@@ -50,7 +50,7 @@ FORMAT = 1
 #: inside a book, and must then be backed up like any other card.
 _TOP_SKIP_PREFIXES = ("cardfile-index.sqlite3", ".Radicale.lock", ".Radicale.tmp-",
                       ".cardfile-restore-", ".cardfile-worker-",
-                      ".cardfile-logins.sqlite3")
+                      ".cardfile-logins.sqlite3", ".cardfile-state", ".cardfile-cache.lock")
 _TOP_SKIP_NAMES = frozenset({".Radicale.cache", "first-run-password"})
 #: Radicale's own cache and half-written files, at any depth. No card or book can
 #: have these names: Radicale refuses every item or collection name starting with a dot.
@@ -100,6 +100,11 @@ def restorable_name(name: str) -> bool:
 
 #: The users' grants (grants/store.py), left out with the users.
 GRANTS_FOLDER = "grants"
+
+
+def data_files(data_dir: Path) -> Iterator[Path]:
+    """Every file of the data folder a backup keeps (users and source passwords included)."""
+    return _walk(data_dir, True, None, [], include_credentials=True)
 
 
 def _walk(data_dir: Path, include_users: bool, exclude: Path | None,

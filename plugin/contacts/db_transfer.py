@@ -10,6 +10,16 @@ serve`` on files serves it; point ``import`` at a data folder (or its
 
 Files are carried as they are, as the file store keeps them: a file that is
 no readable card is moved too (and, as there, not served).
+
+The small files beside the cards move too (``state_files.py``: book
+properties, categories, source settings, per-user settings, and from a data
+folder its password file, grants, source key and merge records), so nothing
+but the derived index and per-server files stays behind. In an export, those
+that live in a book or user folder are written there, as the file store keeps
+them; those of the data folder itself go to ``.cardfile-data/`` at the top of
+the export (a dot folder: no user, ignored by Radicale); to serve an export on
+files, copy the export to ``<data>/collection-root`` and the contents of its
+``.cardfile-data`` to ``<data>``. The history (``history/``) is not moved.
 """
 
 from __future__ import annotations
@@ -21,12 +31,17 @@ from hashlib import sha256
 from pathlib import Path
 
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.contacts import backup
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import etag_of
+from cardfile.plugin.store.pg_files import PgFiles
 from cardfile.plugin.store.postgres import PgStore
 from cardfile.plugin.vcard import card_fields
 
 PROPS_FILE = ".Radicale.props"
+#: In an export: the data folder's own small files (see the module's docstring).
+DATA_FOLDER = ".cardfile-data"
+_ROOT = "collection-root"
 _ADDRESS_BOOK_PROPS = {"tag": "VADDRESSBOOK"}
 
 
@@ -35,6 +50,7 @@ class TransferSummary:
     books: int = 0
     cards: int = 0
     changed: int = 0
+    files: int = 0  # small files beside the cards (state_files.py)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -46,6 +62,7 @@ def export(store: PgStore, target: Path, props_root: Path | None = None) -> Tran
     gets the props that make a folder an address book.
     """
     summary = TransferSummary()
+    summary.files = _export_state(PgFiles(store), target)
     for path in store.book_paths():
         parts = [p for p in path.split("/") if p]
         if not parts or not all(radicale.is_safe_name(p) for p in parts):
@@ -55,7 +72,9 @@ def export(store: PgStore, target: Path, props_root: Path | None = None) -> Tran
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         coll_id = store.book(path).coll_id
         props = props_root.joinpath(*parts, PROPS_FILE) if props_root else None
-        if props is not None and props.is_file():
+        if (folder / PROPS_FILE).exists():
+            pass  # from the database's own copy (_export_state)
+        elif props is not None and props.is_file():
             (folder / PROPS_FILE).write_bytes(props.read_bytes())
         elif not (folder / PROPS_FILE).exists():
             (folder / PROPS_FILE).write_text(json.dumps(_ADDRESS_BOOK_PROPS))
@@ -77,10 +96,11 @@ def import_folder(store: PgStore, source: Path) -> TransferSummary:
     database's book of the same path (cards no longer there become
     tombstones, so syncing clients are told); other books are left alone.
     """
-    root = source / "collection-root" if (source / "collection-root").is_dir() else source
+    root = source / _ROOT if (source / _ROOT).is_dir() else source
     if not root.is_dir():
         raise Refused(404, f"there is no folder {source}")
     summary = TransferSummary()
+    summary.files = _import_state(PgFiles(store), source, root)
     for user in _subfolders(root):
         for book in _subfolders(user):
             if not _is_address_book(book):
@@ -129,3 +149,74 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
                   if p.is_dir() and not p.name.startswith(".")
                   and radicale.is_safe_name(p.name))
+
+
+def _export_state(files: PgFiles, target: Path) -> int:
+    """Write the database's small files into the export; return how many."""
+    written = 0
+    for row in files.since(0)[1]:
+        if row.body is None or row.path.startswith("history/"):
+            continue
+        parts = row.path.split("/")
+        if parts[0] == _ROOT:
+            parts = parts[1:]
+        else:
+            parts = [DATA_FOLDER, *parts]
+        if not parts or any(p in ("", ".", "..") for p in parts):
+            continue
+        path = target.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_bytes(row.body)
+        os.chmod(path, row.mode & 0o777)
+        written += 1
+    return written
+
+
+def _import_state(files: PgFiles, source: Path, root: Path) -> int:
+    """Load the small files of ``source`` (a data folder or an export); return how many."""
+    known = {row.path: row.body for row in files.since(0)[1]}
+    found: list[tuple[str, Path]] = []
+    if root != source:  # a data folder: everything a backup keeps, but cards and history
+        for path in backup.data_files(source):
+            relative = path.relative_to(source).as_posix()
+            if not relative.startswith("history/") and not _is_card(relative):
+                found.append((relative, path))
+    else:  # an export, or a bare collection-root
+        for path in _small_files(root):
+            relative = path.relative_to(root).as_posix()
+            if relative.startswith(DATA_FOLDER + "/"):
+                found.append((relative[len(DATA_FOLDER) + 1:], path))
+            else:
+                found.append((f"{_ROOT}/{relative}", path))
+    loaded = 0
+    for relative, path in found:
+        body = path.read_bytes()
+        if known.get(relative) != body:
+            files.put(relative, body, path.stat().st_mode & 0o777)
+        loaded += 1
+    return loaded
+
+
+def _is_card(relative: str) -> bool:
+    """A card's file: ``collection-root/<user>/<book>/<name>`` not starting with a dot."""
+    parts = relative.split("/")
+    return parts[0] == _ROOT and len(parts) == 4 and not parts[3].startswith(".")
+
+
+def _small_files(root: Path) -> list[Path]:
+    """An export's small files: dot files of users and books, and all of ``.cardfile-data``."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        depth = len(here.relative_to(root).parts)
+        inside_data = here.relative_to(root).parts[:1] == (DATA_FOLDER,)
+        dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()
+                       and (inside_data or depth == 0 or not d.startswith("."))]
+        for name in filenames:
+            path = here / name
+            if path.is_symlink() or name.startswith(".Radicale.tmp-") \
+                    or name in (".Radicale.cache", ".Radicale.lock"):
+                continue
+            if inside_data or (depth in (1, 2) and name.startswith(".")):
+                found.append(path)
+    return found
