@@ -105,20 +105,29 @@ def import_folder(store: PgStore, source: Path) -> TransferSummary:
         for book in _subfolders(user):
             if not _is_address_book(book):
                 continue
-            cards = []
-            for entry in sorted(os.scandir(book), key=lambda e: e.name):
-                if not entry.is_file() or entry.name.startswith("."):
-                    continue
-                if not radicale.is_safe_name(entry.name):
-                    summary.skipped.append(entry.path)
-                    continue
-                body = Path(entry.path).read_bytes()
-                cards.append((entry.name, body, *_uid_and_etag(body)))
+            cards = book_cards(book, summary.skipped)
             path = f"{user.name}/{book.name}"  # as Radicale names a collection
             summary.changed += store.load_book(path, cards)
             summary.books += 1
             summary.cards += len(cards)
     return summary
+
+
+def book_cards(book: Path, skipped: list[str]) -> list[tuple[str, bytes, str, str]]:
+    """(href, bytes, UID, etag) of every card file of a book's folder, in name order.
+
+    Files whose names are not safe hrefs are named in ``skipped``.
+    """
+    cards = []
+    for entry in sorted(os.scandir(book), key=lambda e: e.name):
+        if not entry.is_file() or entry.name.startswith("."):
+            continue
+        if not radicale.is_safe_name(entry.name):
+            skipped.append(entry.path)
+            continue
+        body = Path(entry.path).read_bytes()
+        cards.append((entry.name, body, *_uid_and_etag(body)))
+    return cards
 
 
 def _uid_and_etag(body: bytes) -> tuple[str, str]:

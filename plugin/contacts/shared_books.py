@@ -24,9 +24,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.contacts.db_transfer import book_cards
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.store.index import MirrorChange, etag_of
 from cardfile.plugin.store.postgres import BookState, PgStore
@@ -149,6 +151,18 @@ class SharedBooks:
 
     def drop_book(self, path: str) -> None:
         self.store.drop_book(path)
+
+    def replace_book(self, collection: Collection) -> None:
+        """Make the database's book hold exactly the card files of the folder, one revision.
+
+        For a book Radicale wrote whole (a PUT of a collection, MKCOL with
+        cards); cards no longer there become tombstones, so clients of every
+        server are told at their next sync.
+        """
+        skipped: list[str] = []
+        self.store.load_book(collection.path, book_cards(Path(collection.folder), skipped))
+        for name in skipped:
+            logger.warning("Card file %r is not a safe name; not stored in the database", name)
 
     def _coll_id(self, collection: Collection) -> int:
         cached = collection.cached_book

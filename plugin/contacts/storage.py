@@ -179,7 +179,7 @@ class Collection(radicale.AdapterCollection):
             st = os.stat(self.folder)
             coll, recorded_mtime = self._index.collection_id(self.path, st.st_ino)
             shared = self.storage.shared
-            if shared is not None:
+            if shared is not None and not self._staging:
                 # The folder is a cache of the database: brought up to its revision,
                 # once per hold of the storage lock (see Storage.acquire_lock).
                 held = self.storage.books_caught_up()
@@ -570,7 +570,17 @@ class Collection(radicale.AdapterCollection):
     def set_meta(self, props: dict[str, str]) -> None:
         """Radicale's PROPPATCH; with PostgreSQL, the new props reach every server."""
         super().set_meta(props)
-        state_files.record(self.props_file)
+        if not self._staging:
+            state_files.record(self.props_file)
+
+    @property
+    def _staging(self) -> bool:
+        """A book Radicale is writing whole in a temporary folder, to rename into place.
+
+        With PostgreSQL it is not a cache of the database yet (catching it up
+        would empty it); ``Storage.create_collection`` stores it once renamed.
+        """
+        return os.path.basename(os.path.dirname(self.folder)).startswith(".Radicale.tmp-")
 
     def delete(self, href: str | None = None) -> None:
         if href is None:
@@ -843,6 +853,10 @@ class Storage(radicale.AdapterStorage):
         if props and self.shared is not None:
             collection = created[0] if isinstance(created, tuple) else created
             state_files.record(collection.props_file)
+            if items is not None and isinstance(collection, Collection):
+                # A whole book replaced (PUT of a collection, MKCOL with cards): the
+                # database's book becomes exactly the folder Radicale wrote.
+                self.shared.replace_book(collection)
         return created
 
     def forget_group_cache(self, collection: Collection) -> None:

@@ -11,10 +11,12 @@ and its back-off), never the others.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
 
+from cardfile.plugin.contacts import state_files
 from cardfile.plugin.contacts.sources import registry, sync
 
 log = logging.getLogger("cardfile")
@@ -39,6 +41,7 @@ class Refresher:
         """Refresh every due source once; return how many were refreshed."""
         now = time.time() if now is None else now
         done = 0
+        state_files.catch_up(self.storage.data_folder)  # sources added through other servers
         for user in registry.all_users(self.storage):
             for source, folder in registry.sources_of(self.storage, user):
                 if self._stop.is_set():
@@ -46,7 +49,12 @@ class Refresher:
                 if not sync.due(registry.read_state(folder), now):
                     continue
                 try:
-                    sync.refresh(self.storage, user, source.name)
+                    # With PostgreSQL every server has a refresher: one refreshes a source,
+                    # the others then find it no longer due (its state is shared).
+                    with state_files.exclusive(os.path.join(folder, ".cardfile-refresh")):
+                        if not sync.due(registry.read_state(folder), now):
+                            continue
+                        sync.refresh(self.storage, user, source.name)
                 except Exception:  # a bug must not stop the other sources' refreshes
                     log.exception("Refresh of source %s of %s failed", source.name, user)
                 done += 1
