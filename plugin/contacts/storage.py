@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from hashlib import sha256
 from typing import Any, ClassVar, TextIO, cast
 
@@ -567,7 +567,7 @@ class Collection(radicale.AdapterCollection):
             return None
         return self.storage.book_history(self)
 
-    def set_meta(self, props: dict[str, str]) -> None:
+    def set_meta(self, props: Mapping[str, str]) -> None:
         """Radicale's PROPPATCH; with PostgreSQL, the new props reach every server."""
         super().set_meta(props)
         if not self._staging:
@@ -852,7 +852,8 @@ class Storage(radicale.AdapterStorage):
         created = super().create_collection(href, items, props)
         if props and self.shared is not None:
             collection = created[0] if isinstance(created, tuple) else created
-            state_files.record(collection.props_file)
+            if isinstance(collection, Collection):
+                state_files.record(collection.props_file)
             if items is not None and isinstance(collection, Collection):
                 # A whole book replaced (PUT of a collection, MKCOL with cards): the
                 # database's book becomes exactly the folder Radicale wrote.
