@@ -119,7 +119,9 @@ class CardfileApp:
         # Whole-book listings of index-backed books are streamed (fastpath.py).
         self.fastpath = FastPath(self.radicale, configuration)
         # Failed logins per client address, for CardDAV and the JSON API alike.
-        self.login_throttle = LoginThrottle.from_configuration(configuration)
+        shared = getattr(self.radicale.storage, "shared", None)
+        self.login_throttle = LoginThrottle.from_configuration(
+            configuration, shared.store if shared is not None else None)
 
     def warm_up(self) -> None:
         """Index every address book before the first request (see Storage.warm_up)."""

@@ -415,3 +415,14 @@ def _put_whole_books(a: DavClient, b: DavClient) -> None:
     assert status in (201, 204)
     status, _, listing = b.request("PROPFIND", f"/{USER}/imported/", headers={"Depth": "1"})
     assert len(set(re.findall(rf"/{USER}/imported/([^<\"]+\.vcf)", listing))) == 1, listing
+
+
+def test_wrong_passwords_spread_over_the_servers_are_counted_together(
+        servers: list[ServerProcess]) -> None:
+    """A guesser gets the limit (5 failures) once, not once per server."""
+    statuses = []
+    for n in range(9):
+        guesser = servers[n % 3].client(USER, f"guess {n}")
+        statuses.append(guesser.request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0])
+    assert statuses[:5] == [401] * 5, statuses
+    assert statuses[5:] == [429] * 4, statuses

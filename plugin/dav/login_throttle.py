@@ -26,7 +26,8 @@ memory) is never held back again.
 The records are kept in a small SQLite file in the data folder, so the
 server's worker processes count an address's failures and running logins
 together: a burst spread over the processes gets no more checks than one
-process would allow.
+process would allow. With PostgreSQL they are a table of the database
+(``store/pg_login_records.py``), so several servers count together too.
 Behind a reverse proxy every client shares the proxy's address; the proxy
 should then limit logins itself.
 """
@@ -41,10 +42,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.store.login_records import LoginRecords
+from cardfile.plugin.store.login_records import LoginRecords, Records
+from cardfile.plugin.store.pg_login_records import PgLoginRecords
+
+if TYPE_CHECKING:
+    from cardfile.plugin.store.postgres import PgStore
 
 FAILURES = 5
 #: ``[auth] failed_logins``: failures allowed per address per WINDOW (0 turns the throttle off).
@@ -93,21 +98,24 @@ class LoginThrottle:
 
     def __init__(self, failures: int = FAILURES, window: float = WINDOW,
                  first_block: float = FIRST_BLOCK, max_block: float = MAX_BLOCK,
-                 path: str | None = None) -> None:
+                 path: str | None = None, records: Records | None = None) -> None:
         self.failures = failures
         self.window = window
         self.first_block = first_block
         self.max_block = max_block
-        self._records = LoginRecords(path, forget_after=max_block)
+        self._records: Records = records or LoginRecords(path, forget_after=max_block)
         self._good: dict[bytes, float] = {}  # keyed hash of a working credential -> expiry
         self._key = secrets.token_bytes(32)  # per process: the hashes mean nothing elsewhere
         self._lock = threading.Lock()  # guards _good
 
     @classmethod
-    def from_configuration(cls, configuration: Any) -> LoginThrottle:
+    def from_configuration(cls, configuration: Any, database: PgStore | None = None
+                           ) -> LoginThrottle:
+        """The throttle of the configuration; with ``database``, shared by every server."""
         folder = str(configuration.get("storage", "filesystem_folder"))
+        records = PgLoginRecords(database, MAX_BLOCK) if database is not None else None
         return cls(failures=int(configuration.get("auth", OPTION)),
-                   path=os.path.join(folder, RECORDS_FILE))
+                   path=os.path.join(folder, RECORDS_FILE), records=records)
 
     # -- a login ------------------------------------------------------------------
     def begin(self, address: str, authorization: str) -> LoginAttempt:

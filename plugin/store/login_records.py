@@ -17,6 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass
@@ -28,6 +29,15 @@ class AddressRecord:
     #: Until when each running login with a credential not yet known to work holds
     #: one of the address's attempts.
     in_flight: list[float] = field(default_factory=list)
+
+
+class Records(Protocol):
+    """Where the throttle keeps its records: this SQLite file, or PostgreSQL."""
+
+    def blocked_until(self, address: str) -> float: ...
+
+    def changing(self, address: str, now: float
+                 ) -> contextlib.AbstractContextManager[AddressRecord]: ...
 
 
 class LoginRecords:

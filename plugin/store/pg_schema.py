@@ -66,6 +66,16 @@ CREATE TABLE state_counter (
     revision bigint NOT NULL
 );
 INSERT INTO state_counter VALUES (true, 0);
+-- The login throttle (pg_login_records.py): one row per client address, shared by
+-- every server, so a guesser gets the limit once, not once per server.
+CREATE TABLE login_addresses (
+    address text PRIMARY KEY,
+    failures text NOT NULL DEFAULT '[]',
+    blocked_until double precision NOT NULL DEFAULT 0,
+    blocks integer NOT NULL DEFAULT 0,
+    last_seen double precision NOT NULL,
+    in_flight text NOT NULL DEFAULT '[]'
+);
 """),
 ]
 

@@ -1,0 +1,60 @@
+"""The login throttle's records in PostgreSQL, so every server counts one address's guesses.
+
+With the file store the records are a SQLite file the worker processes of one
+server share (``login_records.py``). With several servers on one database a
+guesser would otherwise get the limit once per server; here the row of an
+address is read and written back in one transaction under its row lock, so
+two servers never both hand out an address's last attempt. The interface is
+``LoginRecords``'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from cardfile.plugin.store.login_records import AddressRecord
+
+if TYPE_CHECKING:
+    from cardfile.plugin.store.postgres import PgStore
+
+
+class PgLoginRecords:
+    """Per-address records in the ``login_addresses`` table (schema version 3)."""
+
+    def __init__(self, store: PgStore, forget_after: float) -> None:
+        self._store = store
+        self._forget_after = forget_after
+
+    def blocked_until(self, address: str) -> float:
+        """When the address's block ends (0: not blocked); one read, no write."""
+        with self._store._conn() as conn:
+            row = conn.execute("SELECT blocked_until FROM login_addresses WHERE address = %s",
+                               (address,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    @contextlib.contextmanager
+    def changing(self, address: str, now: float) -> Iterator[AddressRecord]:
+        """The address's record, written back when the block ends without an error."""
+        with self._store._conn() as conn, conn.transaction():
+            conn.execute("INSERT INTO login_addresses (address, last_seen) VALUES (%s, %s) "
+                         "ON CONFLICT (address) DO NOTHING", (address, now))
+            row = conn.execute(
+                "SELECT failures, blocked_until, blocks, last_seen, in_flight "
+                "FROM login_addresses WHERE address = %s FOR UPDATE", (address,)).fetchone()
+            record = AddressRecord(json.loads(row[0]), float(row[1]), int(row[2]),
+                                   float(row[3]), json.loads(row[4]))
+            # Reservations of a process that died mid-login run out on their own.
+            record.in_flight = [t for t in record.in_flight if t > now]
+            yield record
+            conn.execute(
+                "UPDATE login_addresses SET failures = %s, blocked_until = %s, blocks = %s, "
+                "last_seen = %s, in_flight = %s WHERE address = %s",
+                (json.dumps(record.failures), record.blocked_until, record.blocks,
+                 record.last_seen, json.dumps(record.in_flight), address))
+            if secrets.randbelow(100) == 0:  # now and then: forget the quiet
+                conn.execute("DELETE FROM login_addresses WHERE last_seen < %s "
+                             "AND blocked_until < %s", (now - self._forget_after, now))
