@@ -150,6 +150,29 @@ class SharedBooks:
     def drop_book(self, path: str) -> None:
         self.store.drop_book(path)
 
+    def store_whole_book(self, collection: Collection) -> None:
+        """Make the database's book hold exactly the cards of a folder Radicale wrote whole.
+
+        A whole-collection PUT (``permit_overwrite_collection``) is written by
+        Radicale straight into a new folder, which here is only this server's
+        cache: without this the cards were answered 201, then removed by the
+        next catching-up with a database that never had them. They are loaded
+        in one transaction (cards no longer there become tombstones, so a
+        syncing client is told); the new folder's cache is refilled from the
+        database by the next request, like any other. If the database refuses
+        (503), that refill puts the folder back as the database has it.
+        """
+        cards = []
+        with os.scandir(collection.folder) as entries:
+            names = sorted(e.name for e in entries
+                           if e.is_file() and radicale.is_safe_name(e.name))
+        for name in names:
+            with open(os.path.join(collection.folder, name), "rb") as f:
+                body = f.read()
+            text = body.decode("utf-8-sig")
+            cards.append((name, body, card_fields.extract(text).uid, etag_of(text)))
+        self.store.load_book(collection.path, cards)
+
     def _coll_id(self, collection: Collection) -> int:
         cached = collection.cached_book
         return cached.coll_id if cached is not None else self.store.book(collection.path).coll_id

@@ -150,6 +150,9 @@ class Collection(radicale.AdapterCollection):
     def __init__(self, storage_: Storage, path: str,
                  filesystem_path: str | None = None) -> None:
         super().__init__(storage_, path, filesystem_path)
+        #: Radicale names a folder only for a collection it is writing whole (a PUT of
+        #: a whole book, into a temporary folder): its files are the truth, not a cache.
+        self._written_whole = filesystem_path is not None
         self._coll_id: int | None = None
         #: With the PostgreSQL store: the database's ids and revision of this book's cache.
         self.cached_book: CachedBook | None = None
@@ -177,7 +180,7 @@ class Collection(radicale.AdapterCollection):
             st = os.stat(self.folder)
             coll, recorded_mtime = self._index.collection_id(self.path, st.st_ino)
             shared = self.storage.shared
-            if shared is not None:
+            if shared is not None and not self._written_whole:
                 # The folder is a cache of the database: brought up to its revision,
                 # once per hold of the storage lock (see Storage.acquire_lock).
                 held = self.storage.books_caught_up()
@@ -827,6 +830,19 @@ class Storage(radicale.AdapterStorage):
                     books += 1
                     cards += collection.card_count()
         return books, cards
+
+    def create_collection(self, href: str, items: Iterable[radicale.Item] | None = None,
+                          props: Any = None) -> Any:
+        """Radicale's; with PostgreSQL, a book PUT whole is stored in the database too."""
+        created = super().create_collection(href, items, props)
+        collection = created[0]
+        if (self.shared is not None and items is not None and props
+                and props.get("tag") == "VADDRESSBOOK" and isinstance(collection, Collection)):
+            books = self.books_caught_up()
+            if books is not None:
+                books.pop(collection.path, None)  # that cache was of the replaced folder
+            self.shared.store_whole_book(collection)
+        return created
 
     def forget_group_cache(self, collection: Collection) -> None:
         self._group_cache.pop(collection.path, None)
