@@ -377,46 +377,6 @@ def test_books_users_devices_and_categories_made_through_one_server_reach_the_ot
         assert client.request("GET", f"/{USER}/work/w.vcf")[0] == 404
 
 
-def test_a_book_put_whole_through_one_server_is_the_databases(
-        tmp_path: Path, database_url: str) -> None:
-    """A PUT of a whole collection (Radicale writes the folder itself) reaches every server.
-
-    Refused unless the administrator permits it ([rights] permit_overwrite_collection).
-    """
-    config = (f"[storage]\nbackend = {database_url}\n"
-              "[rights]\npermit_overwrite_collection = True\n")
-    started = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        started.append(start_server(tmp_path / name, extra_config=config))
-    try:
-        _put_whole_books(*(logged_in(s) for s in started))
-    finally:
-        for srv in started:
-            srv.stop()
-
-
-def _put_whole_books(a: DavClient, b: DavClient) -> None:
-    body = card("x-1", "Xena One") + card("x-2", "Xavier Two")
-    status, _, text = a.request("PUT", f"/{USER}/imported/", body,
-                                {"Content-Type": "text/vcard"})
-    assert status == 201, text
-    status, _, listing = b.request("PROPFIND", f"/{USER}/imported/", headers={"Depth": "1"})
-    assert status == 207
-    hrefs = sorted(set(re.findall(rf"/{USER}/imported/([^<\"]+\.vcf)", listing)))
-    assert len(hrefs) == 2, listing
-    names = {b.request("GET", f"/{USER}/imported/{h}")[2].split("FN:")[1].split("\r\n")[0]
-             for h in hrefs}
-    assert names == {"Xena One", "Xavier Two"}
-
-    # Put again with one card: the other is gone on every server.
-    status, _, _ = a.request("PUT", f"/{USER}/imported/", card("x-1", "Xena One"),
-                             {"Content-Type": "text/vcard"})
-    assert status in (201, 204)
-    status, _, listing = b.request("PROPFIND", f"/{USER}/imported/", headers={"Depth": "1"})
-    assert len(set(re.findall(rf"/{USER}/imported/([^<\"]+\.vcf)", listing))) == 1, listing
-
-
 def test_wrong_passwords_spread_over_the_servers_are_counted_together(
         servers: list[ServerProcess]) -> None:
     """A guesser gets the limit (5 failures) once, not once per server."""
