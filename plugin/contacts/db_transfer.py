@@ -10,6 +10,18 @@ serve`` on files serves it; point ``import`` at a data folder (or its
 
 Files are carried as they are, as the file store keeps them: a file that is
 no readable card is moved too (and, as there, not served).
+
+History and trash do not move, either way; only the cards do. Why: the
+layout is the file store's ``collection-root``, where a history has no
+place (a ``history`` folder there would be a user of that name), and the two
+stores keep history differently (a SQLite file per book under the data
+folder's ``history/``, or the tables of ``pg_history.py``). So after a move
+the books' history starts afresh on the new store, and the old one keeps
+its own: a file server's data folder still holds it (``cardfile trash``
+and ``restore-to`` there, or its backup), the database keeps its tables
+until they are dropped. An import is a load, not a change: the cards it
+replaces or removes are not recorded in the database's history, so export
+a book before importing over one in use.
 """
 
 from __future__ import annotations
