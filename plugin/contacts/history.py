@@ -166,7 +166,11 @@ class BookHistory:
         destructive = [c for c in changes if (c.action == "deleted" or c.emptied)
                        and not c.via.startswith("restore")]
         if destructive:
-            _guard.note(self, destructive)
+            try:
+                _guard.note(self, destructive)
+            except Exception:  # the change is written and recorded: the guard only warns
+                logger.exception("Could not count the recent deletions in %r for the "
+                                 "mass-change guard", self.book_path)
 
     def prune(self) -> int:
         cutoff = time.time_ns() - int(self.settings.days * 86400e9)
