@@ -106,7 +106,11 @@ def upgrade(data_dir: str | None, config_file: str | None, database: str | None)
 @click.argument("folder", type=click.Path(file_okay=False))
 def export(data_dir: str | None, config_file: str | None, database: str | None,
            folder: str) -> None:
-    """Write every book as FOLDER/<user>/<book>/<card>.vcf (the file store's layout)."""
+    """Write every book as FOLDER/<user>/<book>/<card>.vcf (the file store's layout).
+
+    With the cards, the small files (categories, grants, users); history and
+    trash stay in the database.
+    """
     settings = _settings(data_dir, config_file, shared=False)
     url = database_url(settings, database)
     target = Path(folder)
@@ -128,7 +132,9 @@ def import_(data_dir: str | None, config_file: str | None, database: str | None,
             folder: str) -> None:
     """Load the books of FOLDER (a data folder or <user>/<book>/*.vcf) into the database.
 
-    Each book found replaces the database's book of the same name.
+    Each book found replaces the database's book of the same name. Only the
+    cards: the replaced cards are not kept in the trash, and a data folder's
+    history stays there.
     """
     url = database_url(_settings(data_dir, config_file, shared=False), database)
     with _store(url) as store:

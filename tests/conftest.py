@@ -84,10 +84,13 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = data_dir.parent / f"server-{port}.log"
         args = ["serve", "--port", str(port)]
+        #: The server's configuration file, if it has one (a CLI on its data needs it too).
+        self.config_path: Path | None = None
         if extra_config:
             config = data_dir.parent / f"config-{port}"
             config.write_text(extra_config)
             args += ["--config", str(config)]
+            self.config_path = config
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [*cardfile_command(), *args, "--data-dir", str(data_dir)],

@@ -43,7 +43,9 @@ def a_moment() -> float:
 
 
 def cli(server: ServerProcess, *args: str, check: bool = True) -> Any:
-    return run_cli(*args, "--user", USER, data_dir=server.data_dir, check=check)
+    """The CLI on the server's data, with its configuration (its store, on PostgreSQL)."""
+    config = ("--config", str(server.config_path)) if server.config_path else ()
+    return run_cli(*args, *config, "--user", USER, data_dir=server.data_dir, check=check)
 
 
 def phone_card(uid: str, name: str, phone: str, *extra: str) -> str:

@@ -386,3 +386,204 @@ def test_wrong_passwords_spread_over_the_servers_are_counted_together(
         statuses.append(guesser.request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0])
     assert statuses[:5] == [401] * 5, statuses
     assert statuses[5:] == [429] * 4, statuses
+# -- history and trash: one per book in the database, whichever server is asked ---------------
+DAVX5 = "DAVx5/4.3.1-ose (2024/01/01; dav4jvm; okhttp/4.12.0) Android/14"
+BOOK_API = "/api/books/contacts"
+
+
+@pytest.fixture
+def pair(tmp_path: Path, database_url: str) -> Iterator[list[ServerProcess]]:
+    """Two servers on one database (two are enough to tell one history from two)."""
+    started: list[ServerProcess] = []
+    try:
+        for name in ("a", "b"):
+            started.append(pg_server(tmp_path, name, database_url))
+        yield started
+    finally:
+        for srv in started:
+            srv.stop()
+
+
+def test_a_card_deleted_through_one_server_is_restored_from_the_trash_through_another(
+        pair: list[ServerProcess]) -> None:
+    from tests.test_api import Api
+
+    a, b = (logged_in(s) for s in pair)
+    text = card("ann", "Ann Lee", "EMAIL:ann@example.org", "TEL:+1 555 0100")
+    assert a.put("ann-href.vcf", text)[0] == 201
+    _, token, _ = a.sync()
+    phone = DavClient(pair[0].url, USER, PASSWORD, user_agent=DAVX5)
+    assert phone.delete("ann-href.vcf") == 200
+
+    api_b = Api(pair[1])
+    trash = api_b.ok("GET", f"{BOOK_API}/trash")
+    assert [(i["uid"], i["href"], i["deleted"]["client"]) for i in trash["items"]] == [
+        ("ann", "ann-href.vcf", "DAVx5/4.3.1-ose")]
+    assert api_b.ok("GET", trash["items"][0]["url"])["vcard"] == text
+    status, _, body = api_b.call("POST", trash["items"][0]["restore"])
+    assert status == 201, body
+    # A client of the other server syncs the restored card, at its old href, same bytes.
+    status, _, entries = a.sync(token)
+    assert status == 207 and [e.href.rsplit("/", 1)[1] for e in entries] == ["ann-href.vcf"]
+    assert a.get("ann-href.vcf")[2] == text
+    assert Api(pair[0]).ok("GET", f"{BOOK_API}/trash")["total"] == 0
+
+
+def test_the_history_of_a_card_edited_through_one_server_is_read_through_another(
+        pair: list[ServerProcess]) -> None:
+    from tests.test_api import Api
+
+    a, b = (logged_in(s) for s in pair)
+    assert a.put("bo.vcf", card("bo", "Bo Day", "TITLE:Clerk"))[0] == 201
+    assert a.put("bo.vcf", card("bo", "Bo Day", "TITLE:Manager"))[0] == 204
+    history = Api(pair[1]).ok("GET", f"{BOOK_API}/contacts/bo/history")
+    assert history["total"] == 2
+    current, earlier = history["items"]
+    assert current["current"] and not earlier["current"]
+    assert any(c["field"] == "Title" for c in current["changes"])
+    # An old version, restored through b, is read back through a.
+    assert Api(pair[1]).call("POST", earlier["restore"])[0] == 200
+    assert "TITLE:Clerk" in a.get("bo.vcf")[2]
+    assert Api(pair[0]).ok("GET", f"{BOOK_API}/contacts/bo/history")["total"] == 3
+
+
+def test_a_phones_mass_delete_split_over_two_servers_raises_one_alert(
+        pair: list[ServerProcess]) -> None:
+    from tests.test_api import Api
+
+    a = logged_in(pair[0])
+    logged_in(pair[1])
+    for i in range(40):
+        assert a.put(f"m{i}.vcf", card(f"m{i}", f"Mass Person{i}", "EMAIL:m@example.org")
+                     )[0] == 201
+    phones = [DavClient(s.url, USER, PASSWORD, user_agent=DAVX5) for s in pair]
+
+    def delete_half(n: int) -> None:  # 15 each, both servers at once: neither alone is 25%
+        for i in range(n, 30, 2):
+            assert phones[n].delete(f"m{i}.vcf") == 200
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(delete_half, (0, 1)))
+    seen = [Api(s).ok("GET", f"{BOOK_API}/alerts")["items"] for s in pair]
+    assert seen[0] == seen[1] and len(seen[0]) == 1, seen
+    alert = seen[0][0]
+    assert alert["client"] == "DAVx5/4.3.1-ose" and alert["deleted"] == 30
+    assert alert["book_size"] >= 40
+    assert Api(pair[1]).ok("GET", f"{BOOK_API}/trash")["total"] == 30
+    # Dismissed through one server, gone on the other.
+    assert Api(pair[1]).call("DELETE", alert["url"])[0] == 204
+    assert Api(pair[0]).ok("GET", f"{BOOK_API}/alerts")["total"] == 0
+
+
+def test_a_book_deleted_through_one_server_leaves_its_cards_in_the_trash_for_all(
+        pair: list[ServerProcess]) -> None:
+    """As on files: the history outlives the book, so the re-created book's trash has them."""
+    from tests.test_api import Api
+
+    a, b = (logged_in(s) for s in pair)
+    for uid in ("k1", "k2"):
+        assert a.put(f"{uid}.vcf", card(uid, f"Kept {uid}", "NOTE:x"))[0] == 201
+    assert a.request("DELETE", a.book)[0] in (200, 204)
+    status, _, _ = a.request("MKCOL", a.book, (
+        '<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" '
+        'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype>'
+        '<D:collection/><C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>'),
+        headers={"Content-Type": "application/xml"})
+    assert status == 201
+    assert b.etags() == {}
+    trash = Api(pair[1]).ok("GET", f"{BOOK_API}/trash")
+    assert sorted(i["uid"] for i in trash["items"]) == ["k1", "k2"]
+    assert Api(pair[1]).call("POST", trash["items"][0]["restore"])[0] == 201
+    assert len(a.etags()) == 1
+
+
+def test_db_upgrade_adds_the_history_tables_to_a_version_1_database(
+        tmp_path: Path, postgres: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from cardfile.plugin.store import pg_schema
+    from cardfile.plugin.store.index import etag_of
+    from cardfile.plugin.store.postgres import PgStore
+
+    url = postgres.new_database()  # type: ignore[attr-defined]
+    # A database as the Cardfile before history moved into it left it: schema 1, a card.
+    monkeypatch.setattr(pg_schema, "MIGRATIONS", pg_schema.MIGRATIONS[:1])
+    monkeypatch.setattr(pg_schema, "LATEST", 1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert pg_schema.upgrade(conn) == [1]
+    store = PgStore(url, pool_size=1)
+    try:
+        coll = store.book(f"{USER}/contacts").coll_id
+        text = card("old", "Old Card")
+        store.put(coll, f"{USER}/contacts", "old.vcf", text.encode(), "old", etag_of(text),
+                  None)
+    finally:
+        store.close()
+    monkeypatch.undo()
+
+    data = tmp_path / "data"
+    run_cli("user", "add", USER, "--password-stdin", "--allow-weak", data_dir=data,
+            stdin=PASSWORD + "\n")
+    refused = subprocess.run([*cardfile_command(), "serve", "--port", str(free_port()),
+                              "--data-dir", str(data), "--database", url],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "version 1" in refused.stderr
+    assert "cardfile db upgrade" in refused.stderr
+    done = subprocess.run([*cardfile_command(), "db", "upgrade", "--database", url],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "applied migration(s) 2" in done.stderr, done.stderr
+
+    srv = pg_server(tmp_path, "upgraded", url)
+    try:
+        client = logged_in(srv)
+        assert "FN:Old Card" in client.get("old.vcf")[2]
+        assert client.delete("old.vcf") == 200
+        from tests.test_api import Api
+
+        [item] = Api(srv).ok("GET", f"{BOOK_API}/trash")["items"]
+        assert item["uid"] == "old"
+    finally:
+        srv.stop()
+
+
+def test_the_history_store_keeps_each_text_once_prunes_and_keeps_books_apart(
+        database_url: str) -> None:
+    """The store itself: what the HTTP tests cannot see (rows, sizes, another book's ids)."""
+    import psycopg
+
+    from cardfile.plugin.store.history import Alert, Change
+    from cardfile.plugin.store.pg_history import PgHistoryStore
+    from cardfile.plugin.store.postgres import PgStore
+
+    pg = PgStore(database_url, pool_size=2)
+    try:
+        mine, other = PgHistoryStore(pg, "alice/contacts"), PgHistoryStore(pg, "bob/contacts")
+        text = card("t", "Tex Twice", "NOTE:" + "x" * 2000)
+        base = time.time_ns()
+        ids = mine.record([Change(base + i * 1000, f"u{i}", f"u{i}.vcf", "deleted", text, "Tex")
+                           for i in range(50)])
+        assert len(ids) == 50 and ids == sorted(ids)
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM history_texts").fetchone()[0] == 1
+        assert [e.uid for e in mine.deletions(0)][:2] == ["u49", "u48"]
+        assert mine.text(mine.latest("u3").before or b"") == text  # type: ignore[union-attr]
+        assert other.count() == 0 and other.deletions(0) == []
+
+        alert_id = mine.raise_alert(Alert(0, 2_000, 1_000, 2_000, "alice", "phone", 50, 0, 60))
+        assert other.dismiss_alert(alert_id) is False  # another book's alert: not there
+        assert mine.raise_alert(Alert(0, 3_000, 1_500, 3_000, "alice", "phone", 55, 0, 60)
+                                ) == alert_id  # the same run seen by another server
+        [alert] = mine.alerts()
+        assert (alert.since_ns, alert.until_ns, alert.deleted) == (1_000, 3_000, 55)
+
+        assert mine.forget_contact("u0") == 1 and mine.count() == 49
+        size = mine.size_bytes()
+        assert mine.prune(0, size // 2) > 0
+        assert 0 < mine.count() < 49 and mine.size_bytes() <= size // 2
+        assert mine.since_ns() > base  # the history now reaches back to what is left only
+        left = mine.count()
+        assert mine.prune(time.time_ns(), 0) == left and mine.count() == 0
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM history_texts").fetchone()[0] == 0
+    finally:
+        pg.close()

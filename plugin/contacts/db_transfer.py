@@ -19,7 +19,19 @@ that live in a book or user folder are written there, as the file store keeps
 them; those of the data folder itself go to ``.cardfile-data/`` at the top of
 the export (a dot folder: no user, ignored by Radicale); to serve an export on
 files, copy the export to ``<data>/collection-root`` and the contents of its
-``.cardfile-data`` to ``<data>``. The history (``history/``) is not moved.
+``.cardfile-data`` to ``<data>``.
+
+History and trash do not move, either way. Why: the
+layout is the file store's ``collection-root``, where a history has no
+place (a ``history`` folder there would be a user of that name), and the two
+stores keep history differently (a SQLite file per book under the data
+folder's ``history/``, or the tables of ``pg_history.py``). So after a move
+the books' history starts afresh on the new store, and the old one keeps
+its own: a file server's data folder still holds it (``cardfile trash``
+and ``restore-to`` there, or its backup), the database keeps its tables
+until they are dropped. An import is a load, not a change: the cards it
+replaces or removes are not recorded in the database's history, so export
+a book before importing over one in use.
 """
 
 from __future__ import annotations

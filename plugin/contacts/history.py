@@ -7,7 +7,9 @@ change a card without leaving its prior text here, with who did it and with
 which client (``actor.py``).
 
 Where it lives and why: ``history/<user>/<book>/history.sqlite3`` in the data
-folder, one SQLite file per book (``store/history.py``). Not in the card
+folder, one SQLite file per book (``store/history.py``); with the PostgreSQL
+store, tables of that database (``store/pg_history.py``), so every server of
+it records into and reads one history, trash and guard per book. Not in the card
 index, which is derived and may be deleted and rebuilt at any time; not in
 the book's folder, which a client's DELETE of the whole collection removes
 (exactly when the history is most wanted). A backup archives it; the
@@ -35,7 +37,9 @@ from typing import Any
 from cardfile.plugin.contacts import actor
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.store.history import FILE_NAME as HISTORY_FILE
-from cardfile.plugin.store.history import Alert, Change, Event, HistoryStore
+from cardfile.plugin.store.history import Alert, Change, Event, HistoryBackend, HistoryStore
+from cardfile.plugin.store.pg_history import PgHistoryStore
+from cardfile.plugin.store.postgres import PgStore
 
 HISTORY_FOLDER = "history"
 _PRUNE_EVERY = 500
@@ -109,7 +113,7 @@ def fn_of(text: str | None) -> str:
 class BookHistory:
     """The history of one book: recording (under the write lock) and the guard."""
 
-    def __init__(self, store: HistoryStore, settings: HistorySettings, book_path: str,
+    def __init__(self, store: HistoryBackend, settings: HistorySettings, book_path: str,
                  count_cards: Callable[[], int]) -> None:
         self.store = store
         self.settings = settings
@@ -162,7 +166,11 @@ class BookHistory:
         destructive = [c for c in changes if (c.action == "deleted" or c.emptied)
                        and not c.via.startswith("restore")]
         if destructive:
-            _guard.note(self, destructive)
+            try:
+                _guard.note(self, destructive)
+            except Exception:  # the change is written and recorded: the guard only warns
+                logger.exception("Could not count the recent deletions in %r for the "
+                                 "mass-change guard", self.book_path)
 
     def prune(self) -> int:
         cutoff = time.time_ns() - int(self.settings.days * 86400e9)
@@ -208,7 +216,8 @@ class _Guard:
 
     Counted from the book's history itself, not in memory: the server's
     worker processes each record some of one phone's deletions, and only
-    together are they a mass change.
+    together are they a mass change. With the PostgreSQL store the history is
+    the database's, so the same holds for several servers.
     """
 
     def note(self, book: BookHistory, changes: list[Change]) -> None:
@@ -263,16 +272,24 @@ _guard = _Guard()
 
 
 class HistoryStores:
-    """The open history databases of one storage (one connection per book)."""
+    """The open history databases of one storage (one connection per book).
 
-    def __init__(self, data_folder: str, settings: HistorySettings) -> None:
+    ``pg``: the PostgreSQL store when the cards are there; each book's history
+    is then in that database (``PgHistoryStore``, no file, nothing to open).
+    """
+
+    def __init__(self, data_folder: str, settings: HistorySettings,
+                 pg: PgStore | None = None) -> None:
         self.data_folder = data_folder
         self.settings = settings
+        self.pg = pg
         self._lock = threading.Lock()
         self._stores: dict[str, HistoryStore] = {}
 
-    def store(self, book_path: str, create: bool = True) -> HistoryStore | None:
+    def store(self, book_path: str, create: bool = True) -> HistoryBackend | None:
         """The book's open database; reopened when its file was replaced (a restore)."""
+        if self.pg is not None:
+            return PgHistoryStore(self.pg, book_path)
         path = history_path(self.data_folder, book_path)
         with self._lock:
             store = self._stores.get(path)

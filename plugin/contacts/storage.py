@@ -762,8 +762,9 @@ class Storage(radicale.AdapterStorage):
         self._group_cache: dict[str, tuple[tuple[int, int], dict[str, tuple[str, str]]]] = {}
         self.history_settings = settings_from(
             lambda name, default: _storage_option(configuration, name, default))
-        self.histories = HistoryStores(self.data_folder, self.history_settings)
         self.shared = shared_books_from(configuration, self.data_folder)
+        self.histories = HistoryStores(self.data_folder, self.history_settings,
+                                       self.shared.store if self.shared else None)
         self._held = threading.local()
 
     @contextlib.contextmanager

@@ -33,7 +33,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 SCHEMA_VERSION = "1"
 FILE_NAME = "history.sqlite3"
@@ -140,6 +140,38 @@ def text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
 
+class HistoryBackend(Protocol):
+    """What one book's history is kept in, as ``contacts/history.py`` and ``undo.py`` use it.
+
+    Two kinds: ``HistoryStore`` (a SQLite file in the data folder, the file
+    store's) and ``pg_history.PgHistoryStore`` (tables of the PostgreSQL
+    store, so every server of one database sees one history, trash and guard).
+    ``path`` names the history for logs and per-book bookkeeping.
+    """
+
+    path: str
+
+    def is_current(self) -> bool: ...
+    def close(self) -> None: ...
+    def record(self, changes: Iterable[Change]) -> list[int]: ...
+    def forget_contact(self, uid: str) -> int: ...
+    def prune(self, cutoff_ns: int, max_bytes: int) -> int: ...
+    def size_bytes(self) -> int: ...
+    def since_ns(self) -> int: ...
+    def text(self, digest: bytes) -> str | None: ...
+    def events_of(self, uid: str) -> list[Event]: ...
+    def latest(self, uid: str) -> Event | None: ...
+    def deletions(self, since_ns: int) -> list[Event]: ...
+    def first_changes_after(self, time_ns: int) -> list[Event]: ...
+    def count(self) -> int: ...
+    def destructive_since(self, user: str, client: str, since_ns: int
+                          ) -> list[tuple[int, bool]]: ...
+    def open_alert(self, user: str, client: str, after_ns: int) -> Alert | None: ...
+    def raise_alert(self, alert: Alert) -> int: ...
+    def alerts(self) -> list[Alert]: ...
+    def dismiss_alert(self, alert_id: int) -> bool: ...
+
+
 class HistoryStore:
     """One book's history database; every method is one transaction or one query.
 
@@ -161,10 +193,7 @@ class HistoryStore:
         with self._transaction() as db:
             if db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                # From the start of this second: a time typed to the second
-                # covers a history begun within it (nothing was recorded before).
-                db.execute("INSERT INTO meta VALUES ('since_ns', ?)",
-                           (str(_now_ns() // 1_000_000_000 * 1_000_000_000),))
+                db.execute("INSERT INTO meta VALUES ('since_ns', ?)", (str(start_ns()),))
 
     def is_current(self) -> bool:
         """Is the open file still the one at ``path`` (a restore may have swapped it)?"""
@@ -357,3 +386,12 @@ class HistoryStore:
 
 def _now_ns() -> int:
     return time.time_ns()
+
+
+def start_ns() -> int:
+    """Where a new history begins: the start of this second.
+
+    A time typed to the second then covers a history begun within it
+    (nothing was recorded before).
+    """
+    return _now_ns() // 1_000_000_000 * 1_000_000_000

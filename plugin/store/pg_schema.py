@@ -48,6 +48,64 @@ CREATE TABLE cards (
 CREATE INDEX cards_revision ON cards (coll, revision);
 CREATE INDEX cards_uid ON cards (coll, uid) WHERE body IS NOT NULL;
 """),
+    (2, """
+-- Each book's history and trash (pg_history.py), one for every server of the
+-- database. Keyed by the book's path, not by its ``collections`` row: like the
+-- file store's history/<user>/<book>/, it outlives the book, so the cards of a
+-- deleted book are in the trash of the book re-created at that path.
+-- ``since_ns``: how far back it goes (its start, or the last prune).
+CREATE TABLE history_books (
+    id bigserial PRIMARY KEY,
+    path text NOT NULL UNIQUE,
+    since_ns bigint NOT NULL
+);
+-- One row per change, with the key of the card's text before it (NULL: added).
+CREATE TABLE history_events (
+    id bigserial PRIMARY KEY,
+    book bigint NOT NULL REFERENCES history_books (id) ON DELETE CASCADE,
+    time_ns bigint NOT NULL,
+    uid text NOT NULL,
+    href text NOT NULL,
+    action text NOT NULL,
+    before bytea,
+    fn text NOT NULL DEFAULT '',
+    login text NOT NULL DEFAULT '',
+    client text NOT NULL DEFAULT '',
+    agent text NOT NULL DEFAULT '',
+    via text NOT NULL DEFAULT '',
+    emptied boolean NOT NULL DEFAULT false
+);
+CREATE INDEX history_events_uid ON history_events (book, uid, id);
+CREATE INDEX history_events_time ON history_events (book, time_ns);
+CREATE INDEX history_events_deleted ON history_events (book, time_ns)
+    WHERE action = 'deleted';
+CREATE INDEX history_events_before ON history_events (book, before)
+    WHERE before IS NOT NULL;
+-- Card texts, zlib-compressed, once per content hash per book.
+CREATE TABLE history_texts (
+    book bigint NOT NULL REFERENCES history_books (id) ON DELETE CASCADE,
+    hash bytea NOT NULL,
+    data bytea NOT NULL,
+    size integer NOT NULL,
+    PRIMARY KEY (book, hash)
+);
+-- Mass-change alerts, counted over every server's changes.
+CREATE TABLE history_alerts (
+    id bigserial PRIMARY KEY,
+    book bigint NOT NULL REFERENCES history_books (id) ON DELETE CASCADE,
+    time_ns bigint NOT NULL,
+    since_ns bigint NOT NULL,
+    until_ns bigint NOT NULL,
+    login text NOT NULL,
+    client text NOT NULL,
+    deleted integer NOT NULL DEFAULT 0,
+    emptied integer NOT NULL DEFAULT 0,
+    book_size integer NOT NULL DEFAULT 0,
+    dismissed boolean NOT NULL DEFAULT false
+);
+CREATE INDEX history_alerts_open ON history_alerts (book, login, client)
+    WHERE NOT dismissed;
+"""),
     (3, """
 -- The data folder's small files (book properties, categories, grants, sources,
 -- the password file, settings): see pg_files.py. ``path`` is relative to the

@@ -273,6 +273,9 @@ class PgStore:
         """Forget a deleted book and everything below it (a re-created one starts afresh).
 
         ``path``: the collection's path as Radicale names it (``user/book``).
+        Its history is kept (``pg_history.py``, keyed by path), as the file
+        store keeps ``history/<user>/<book>/``: the storage recorded every card
+        as deleted first, so the book re-created at this path has them in its trash.
         """
         prefix = path.strip("/") + "/"
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
