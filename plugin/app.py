@@ -157,7 +157,10 @@ class CardfileApp:
         if not basic_auth.has_credentials(header):
             return self._answer(environ, start_response, None)
         # Counted from here to the answer (login_throttle): a burst cannot outrun it.
-        login = self.login_throttle.begin(environ.get("REMOTE_ADDR", ""), header)
+        try:
+            login = self.login_throttle.begin(environ.get("REMOTE_ADDR", ""), header)
+        except Refused as e:  # its records are in a database that cannot be reached
+            return self._refused(environ, start_response, e)
         environ[LOGIN_KEY] = login
         code = 500
         try:
@@ -165,7 +168,21 @@ class CardfileApp:
             code = self._last_code(environ)
             return answer
         finally:
-            self.login_throttle.finish(login, code)
+            try:
+                self.login_throttle.finish(login, code)
+            except Refused as e:  # the answer is sent; the count is lost, not the answer
+                log.warning("Login of %s not counted: %s", login.address, e.reason)
+
+    def _refused(self, environ: Environ, start_response: StartResponse,
+                 refusal: Refused) -> Iterable[bytes]:
+        """Answer a refusal met before the request could be handled at all."""
+        status, headers, body, reason = _early(environ, refusal.status, refusal.reason,
+                                               refusal.headers)
+        environ["cardfile.status"] = refusal.status
+        start_response(status, headers)
+        self._log(environ, environ.get("REQUEST_METHOD", "GET").upper(), refusal.status, 0.0,
+                  [reason])
+        return [body]
 
     @staticmethod
     def _last_code(environ: Environ) -> int:
