@@ -108,6 +108,21 @@ def worker_count(configuration: Any) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
 
 
+def _stop_while_loading() -> None:
+    """A SIGTERM that comes while this worker loads ends it at once.
+
+    Workers are forked from the master and inherit its Python signal
+    handlers, which only flag the *master's* shutdown: a SIGTERM reaching a
+    worker before Granian installs the worker's own handlers (while the
+    application loads, about a second) was lost, and the master then waited
+    its full ``workers_kill_timeout`` (30 s) for the worker to stop. Found by
+    a test that stops a server right after it answers. Granian replaces these
+    defaults once the worker serves.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _end_with_the_master() -> None:
     """Ask the kernel to stop this worker (SIGTERM) when its master process dies.
 
@@ -124,6 +139,7 @@ def _end_with_the_master() -> None:
 
 def load_application(_target: str) -> Any:
     """Granian's loader, run in each worker: the application from the recipe."""
+    _stop_while_loading()
     _end_with_the_master()
     recipe = Recipe(**json.loads(os.environ[RECIPE_VARIABLE]))
     configure_logging(recipe.log_level)  # Granian configured its own in the worker

@@ -103,7 +103,7 @@ class CategoryStore:
     def save(self, entries: dict[str, CategoryEntry]) -> None:
         data = {"version": 1, "categories": [asdict(e) for e in
                                              sorted(entries.values(), key=lambda e: e.name)]}
-        state_files.write_json(self.path, data, 0o644, indent=1, ensure_ascii=False)
+        state_files.write_json(self.path, data, 0o600, indent=1, ensure_ascii=False)
 
 
 class Categories:

@@ -72,7 +72,7 @@ def own_source(book_path: str, source: str) -> str | None:
 
 def write_marker(folder: str, source: str, category: str) -> None:
     state_files.write_json(os.path.join(folder, MARKER),
-                           {"source": source, "category": category}, 0o644, ensure_ascii=False)
+                           {"source": source, "category": category}, 0o600, ensure_ascii=False)
 
 
 def slug(name: str) -> str:

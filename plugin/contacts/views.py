@@ -167,4 +167,4 @@ def _update_settings(collection_root: str, user: str, **changes: object) -> None
         with open(path, encoding="utf-8") as f:
             settings = dict(json.load(f))
     settings.update(changes)
-    state_files.write_json(path, settings, 0o644, indent=1, sort_keys=True)
+    state_files.write_json(path, settings, 0o600, indent=1, sort_keys=True)
