@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, USER, ServerProcess, start_server
+from tests.conftest import EDITS_THE_FOLDER, PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import DavClient, card
 from tests.test_real_clients import SOURCES
 
@@ -294,6 +294,7 @@ def test_a_real_client_fills_the_book_and_the_api_reads_every_card(
 
 
 # -- the collection: paging, sorting, search ------------------------------------------------
+@pytest.mark.files_only(EDITS_THE_FOLDER)
 def test_paging_through_1000_contacts_has_no_gaps_or_repeats(api: Api, server: ServerProcess
                                                              ) -> None:
     folder = server.book_dir()
