@@ -48,6 +48,13 @@ CREATE TABLE cards (
 CREATE INDEX cards_revision ON cards (coll, revision);
 CREATE INDEX cards_uid ON cards (coll, uid) WHERE body IS NOT NULL;
 """),
+    (2, """
+-- The tombstones alone, newest first per book, with their age: the scheduled
+-- pruning (``PgStore.prune_expired``) finds what it may forget without
+-- reading the cards themselves.
+CREATE INDEX cards_tombstones ON cards (coll, revision) INCLUDE (changed_at)
+    WHERE body IS NULL;
+"""),
 ]
 
 #: The newest schema this Cardfile knows.
