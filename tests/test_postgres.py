@@ -356,13 +356,11 @@ def test_the_schedule_forgets_old_deletions_and_older_tokens_get_403_on_every_se
             srv.stop()
 
 
-def test_pruning_keeps_recent_deletions_and_one_server_prunes_at_a_time(
-        database_url: str) -> None:
-    import psycopg
-
-    from cardfile.plugin.store.postgres import PRUNE_LOCK, PgStore
+def test_pruning_keeps_recent_deletions_and_servers_take_turns(database_url: str) -> None:
+    from cardfile.plugin.store.postgres import PgStore
 
     store = PgStore(database_url, pool_size=2)
+    other_server = PgStore(database_url, pool_size=2)
     try:
         coll = store.book(f"{USER}/contacts").coll_id
         for name in ("x", "y"):
@@ -370,22 +368,24 @@ def test_pruning_keeps_recent_deletions_and_one_server_prunes_at_a_time(
                       name, f'"{name}"', None)
             store.delete(coll, f"{name}.vcf", f'"{name}"')
         # Younger than a day: kept, whatever the count says.
-        pruned = store.prune_expired(older_than_days=1, keep=0)
+        pruned = store.prune_expired(older_than_days=1, keep=0, turn_seconds=3600)
         assert pruned is not None and pruned.tombstones == 0
-        # Another server pruning (holding the lock): this one skips its round.
-        with psycopg.connect(database_url, autocommit=True) as other:
-            other.execute("SELECT pg_advisory_lock(%s)", (PRUNE_LOCK,))
-            assert store.prune_expired(older_than_days=0, keep=0) is None
-            other.execute("SELECT pg_advisory_unlock(%s)", (PRUNE_LOCK,))
-        pruned = store.prune_expired(older_than_days=0, keep=1)
+        # That round took the hour's turn: another server's round (or this one's) skips.
+        assert other_server.prune_expired(older_than_days=0, keep=0, turn_seconds=3600) is None
+        assert store.changes(coll, 1).full is False
+        pruned = other_server.prune_expired(older_than_days=0, keep=1)  # no turn asked
         assert pruned is not None and (pruned.books, pruned.tombstones) == (1, 1)
         # Revisions: x put 1, deleted 2; y put 3, deleted 4. x's deletion is forgotten.
         changes = store.changes(coll, 1)
         assert changes.full and changes.floor == 2  # a token from before it is refused
         changes = store.changes(coll, 2)
         assert not changes.full and changes.cards == [("y.vcf", None, 4)]
+        # Pruning to the same point again changes nothing.
+        pruned = store.prune_expired(older_than_days=0, keep=1)
+        assert pruned is not None and pruned.tombstones == 0
     finally:
         store.close()
+        other_server.close()
 
 
 def test_a_pruning_policy_that_is_not_a_number_stops_serve_with_a_clear_error(

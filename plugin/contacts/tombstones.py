@@ -24,9 +24,10 @@ The defaults, and why:
   tombstones, then one short transaction per book with something to forget;
   once an hour is plenty. 0 turns pruning off (tombstones are kept for ever).
 
-Several servers on one database each run the schedule; the store's advisory
-lock lets one round run at a time and the others skip theirs
-(``PgStore.prune_expired``).
+Several servers on one database each run the schedule, but a round takes
+a turn recorded in the database, so they prune once per interval between
+them, not once each (``PgStore.prune_expired``: why a turn row and not an
+advisory lock, and why overlapping rounds would be harmless anyway).
 """
 
 from __future__ import annotations
@@ -110,9 +111,10 @@ class TombstonePruner:
         self._stop.set()
 
     def run_once(self) -> Pruned | None:
-        """One round; None when another server was pruning or the database was away."""
+        """One round; None when another server had the turn or the database was away."""
         try:
-            pruned = self.store.prune_expired(self.policy.days, self.policy.keep)
+            pruned = self.store.prune_expired(self.policy.days, self.policy.keep,
+                                              turn_seconds=self.policy.interval)
         except Refused as e:  # the database is away: the next round tries again
             log.warning("Pruning deleted cards skipped: %s", e)
             return None

@@ -37,10 +37,10 @@ log = logging.getLogger("cardfile")
 
 #: Seconds a client is asked to wait before retrying when the database is unreachable.
 RETRY_AFTER = 5
-#: The advisory lock a server holds while it prunes tombstones (``prune_expired``), so that
-#: of several servers pruning on their schedules one works at a time and the others skip.
-#: (``pg_schema.upgrade`` holds 7411170.)
-PRUNE_LOCK = 7411171
+#: The ``cardfile_meta`` row that says until when the last pruning round holds its turn
+#: (seconds since the epoch): of several servers pruning on their schedules, one takes
+#: each turn and the others skip theirs (``prune_expired``).
+PRUNE_TURN = "tombstones_turn_until"
 
 #: Per book, the newest revision among the tombstones the policy lets go: deleted longer
 #: ago than the age and not among the book's newest ``keep`` deletions. Everything of the
@@ -313,41 +313,56 @@ class PgStore:
                 return 0
             return self._prune_to(conn, coll_id, int(row[0]))
 
-    def prune_expired(self, older_than_days: float, keep: int) -> Pruned | None:
+    def prune_expired(self, older_than_days: float, keep: int, turn_seconds: float = 0.0
+                      ) -> Pruned | None:
         """Forget, in every book, the deletions the policy lets go (``[storage] tombstone_*``).
 
         A deletion goes when it is older than ``older_than_days`` *and* not among
         its book's newest ``keep``. A sync token from before a forgotten
         deletion then gets 403 valid-sync-token (the client syncs afresh).
 
-        None when another server is pruning now (it holds ``PRUNE_LOCK``): the
-        rounds of several servers never overlap. Each book is pruned in a
-        transaction of its own under its row lock, taken with SKIP LOCKED: a
-        book a write holds right now is left for the next round, so pruning
-        never waits for a client's write, and a write waits at most for one
-        book's DELETE.
+        ``turn_seconds`` > 0: a round only when no server (this one included)
+        took its turn in the last ``turn_seconds``; None when one did. So
+        servers on one schedule prune once per interval between them, not once
+        each. The turn is a row of ``cardfile_meta`` claimed by one conditional
+        UPDATE, not a session advisory lock: a lock taken and released through
+        a pooler in transaction mode (PgBouncer) may land on two server
+        connections and never be released, and pruning would stop for good.
+
+        Rounds that overlap anyway (a turn shorter than a round) are harmless:
+        each book is pruned in a transaction of its own under its row lock,
+        taken with SKIP LOCKED (a book a write or another round holds right
+        now is left for the next round, so pruning never waits for a client's
+        write, and a write waits at most for one book's DELETE), and pruning
+        a book to a revision twice changes nothing the second time.
         """
         with self._conn() as conn:
-            if not conn.execute("SELECT pg_try_advisory_lock(%s)",
-                                (PRUNE_LOCK,)).fetchone()[0]:
+            if turn_seconds > 0 and not self._take_turn(conn, turn_seconds):
                 return None
-            try:
-                cuts = [(int(c), int(r)) for c, r in conn.execute(
-                    _PRUNABLE, {"keep": max(0, keep),
-                                "seconds": max(0.0, older_than_days) * 86400})]
-                books = removed = busy = 0
-                for coll_id, cut in cuts:
-                    with conn.transaction():
-                        held = conn.execute("SELECT 1 FROM collections WHERE id = %s "
-                                            "FOR UPDATE SKIP LOCKED", (coll_id,)).fetchone()
-                        if held is None:  # a write holds it, or it was dropped meanwhile
-                            busy += 1
-                            continue
-                        removed += self._prune_to(conn, coll_id, cut)
-                        books += 1
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (PRUNE_LOCK,))
+            cuts = [(int(c), int(r)) for c, r in conn.execute(
+                _PRUNABLE, {"keep": max(0, keep), "seconds": max(0.0, older_than_days) * 86400})]
+            books = removed = busy = 0
+            for coll_id, cut in cuts:
+                with conn.transaction():
+                    held = conn.execute("SELECT 1 FROM collections WHERE id = %s "
+                                        "FOR UPDATE SKIP LOCKED", (coll_id,)).fetchone()
+                    if held is None:  # a write holds it, or it was dropped meanwhile
+                        busy += 1
+                        continue
+                    removed += self._prune_to(conn, coll_id, cut)
+                    books += 1
         return Pruned(books, removed, busy)
+
+    @staticmethod
+    def _take_turn(conn: Any, seconds: float) -> bool:
+        """Claim the pruning turn for ``seconds`` unless a server holds it; whether claimed."""
+        conn.execute("INSERT INTO cardfile_meta (key, value) VALUES (%s, '0') "
+                     "ON CONFLICT (key) DO NOTHING", (PRUNE_TURN,))
+        row = conn.execute(
+            "UPDATE cardfile_meta SET value = (extract(epoch FROM now()) + %s)::text "
+            "WHERE key = %s AND value::float8 <= extract(epoch FROM now()) RETURNING 1",
+            (seconds, PRUNE_TURN)).fetchone()
+        return row is not None
 
     @staticmethod
     def _prune_to(conn: Any, coll_id: int, cut: int) -> int:
