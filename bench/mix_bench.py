@@ -17,7 +17,7 @@ For each server (one at a time, so they never compete for the cores):
    connections, so each worker process has checked each password (bcrypt)
    before the clock starts; then ``--warmup`` seconds of the mix, not counted.
 3. ``--clients`` client threads spread over ``--client-procs`` processes, each
-   with one keep-alive ``http.client`` connection, for ``--seconds``: each
+   with one keep-alive ``http.client`` connection (per server), for ``--seconds``: each
    request is for a random user, and is ~40% an incremental sync-collection
    poll (with the token this client last got for that user), ~25% a
    multiget of 10 random cards, ~25% a GET of one, ~10% a PUT update of one
