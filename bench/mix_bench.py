@@ -17,12 +17,21 @@ For each server (one at a time, so they never compete for the cores):
    connections, so each worker process has checked each password (bcrypt)
    before the clock starts; then ``--warmup`` seconds of the mix, not counted.
 3. ``--clients`` client threads spread over ``--client-procs`` processes, each
-   with one keep-alive ``http.client`` connection, for ``--seconds``: each
+   with one keep-alive ``http.client`` connection (per server), for ``--seconds``: each
    request is for a random user, and is ~40% an incremental sync-collection
    poll (with the token this client last got for that user), ~25% a
    multiget of 10 random cards, ~25% a GET of one, ~10% a PUT update of one
    with If-Match (each client updates only its own share of the cards, so
    its ETag is current and a 412 is a server fault, counted as an error).
+
+Besides the three servers of ``servers.py``, two set-ups of Cardfile on
+PostgreSQL (``pg_servers.py``): ``cardfile-pg``, one server with
+``--database``, and ``cardfile-pg3``, three servers (each its own data
+folder, the same database and users) with every client sending its requests
+round-robin to the three ports. Their books are loaded with ``cardfile db
+import``; each server's cache is filled by the untimed setup. Their CPU and
+memory include PostgreSQL's processes (its postmaster's tree), and are
+printed split into Cardfile's and PostgreSQL's share.
 
 Printed per server: requests/s; server CPU seconds over the window, summed
 over its process tree, and requests per CPU-second (the "requests per second
@@ -33,6 +42,7 @@ shows. Then the goal rows for all servers.
 
     python bench/mix_bench.py --users 10 --cards 200 --seconds 15
     python bench/mix_bench.py                      # 100 users x 1,000 cards, 50 clients, 60 s
+    python bench/mix_bench.py --servers cardfile,cardfile-pg,cardfile-pg3
 """
 
 from __future__ import annotations
@@ -60,15 +70,19 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import goals
+import pg_servers
 import proctree
 from servers import (
     HOST,
     LABELS,
+    PROPS_JSON,
     BenchError,
     Server,
+    cardfile_argv,
     find_yardstick,
     free_port,
     prepare,
+    prepare_cardfile,
     seed_book,
     tail,
     uses_auth,
@@ -76,6 +90,8 @@ from servers import (
 )
 
 BOOK = "book"
+#: Every set-up this benchmark runs: the three servers, then Cardfile on PostgreSQL.
+MIX_LABELS = (*LABELS, *pg_servers.SERVER_COUNTS)
 OPS = ("sync", "multiget", "get", "put")
 WEIGHTS = (40, 25, 25, 10)
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -119,7 +135,7 @@ class Book:
 class Plan:
     """Everything a client process needs (inherited through fork)."""
 
-    port: int
+    ports: list[int]  # requests go round-robin over these (one server: one port)
     password: str | None
     books: list[Book]
     cards: dict[str, str]  # file name -> vCard text, the same for every user
@@ -145,7 +161,8 @@ class ClientThread:
     def __init__(self, index: int, plan: Plan, tally: Tally, lock: threading.Lock) -> None:
         self.index, self.plan, self.tally, self.lock = index, plan, tally, lock
         self.rng = random.Random(index)
-        self.conn = http.client.HTTPConnection(HOST, plan.port, timeout=30)
+        self.conns = [http.client.HTTPConnection(HOST, port, timeout=30) for port in plan.ports]
+        self.turn = index  # the next request's server, round-robin from a different one each
         self.tokens = {b.user: b.token for b in plan.books}
         self.etags = {b.user: dict(b.etags) for b in plan.books}
         self.mine = {b.user: [h for i, h in enumerate(b.hrefs) if i % plan.clients == index]
@@ -162,13 +179,14 @@ class ClientThread:
 
     def request(self, method: str, path: str, body: str | None, headers: dict[str, str]
                 ) -> tuple[int, bytes, http.client.HTTPResponse]:
+        conn = self.conns[self.turn % len(self.conns)]
+        self.turn += 1
         try:
-            self.conn.request(method, path, body.encode() if body is not None else None,
-                              headers)
-            resp = self.conn.getresponse()
+            conn.request(method, path, body.encode() if body is not None else None, headers)
+            resp = conn.getresponse()
             return resp.status, resp.read(), resp
         except (OSError, http.client.HTTPException):
-            self.conn.close()  # reconnects on the next request
+            conn.close()  # reconnects on the next request
             raise
 
     def one(self) -> tuple[str, bool, str]:
@@ -243,7 +261,8 @@ class ClientThread:
                     self.tally.errors[op] += 1
                     if len(self.tally.first_errors) < 5:
                         self.tally.first_errors.append(error)
-        self.conn.close()
+        for conn in self.conns:
+            conn.close()
 
 
 def client_process(plan: Plan, first: int, count: int, queue: Any) -> None:
@@ -327,34 +346,153 @@ def pct(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+@dataclass
+class Deployment:
+    """What one label runs: its server(s), and PostgreSQL's for the PG set-ups."""
+
+    label: str
+    servers: list[Server]
+    argvs: list[list[str]]
+    database: pg_servers.Database | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def pids(self) -> dict[str, list[int]]:
+        """Roots of the process trees to measure: Cardfile's (or the server's), PostgreSQL's."""
+        roots = {"server": [s.pid for s in self.servers if s.pid is not None]}
+        if self.database is not None:
+            roots["postgresql"] = [self.database.postmaster_pid()]
+        return roots
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        if self.database is not None:
+            self.database.stop()
+
+
+def cardfile_users(base: Path, users: list[str], secret: str, env: dict[str, str]) -> Path:
+    """A Cardfile data folder holding just the users, made once and copied for each server.
+
+    ``cardfile user add`` costs a bcrypt (about 1.5 s a user); three servers on
+    one database share their users, and the runs of one invocation share the
+    password, so the folder is made once.
+    """
+    template = base / "cardfile-users"
+    if not template.exists():
+        _, data = prepare_cardfile(template, 0, users, secret, env)
+        return data
+    return template / "data"
+
+
+def serve_argv(data: Path, port: int, database: str | None) -> list[str]:
+    argv = [*cardfile_argv(), "serve", "--data-dir", str(data), "--port", str(port),
+            "--log-level", "warning"]
+    return argv + (["--database", database] if database else [])
+
+
+def deploy(label: str, args: argparse.Namespace, base: Path, vcards: Path, users: list[str],
+           secret: str, env: dict[str, str]) -> Deployment:
+    """Prepare and seed ``label``'s folders (and database); nothing started yet."""
+    root = base / label
+    root.mkdir(parents=True)
+    if label == "cardfile":
+        data = root / "data"
+        shutil.copytree(cardfile_users(base, users, secret, env), data)
+        for user in users:
+            seed_book(label, data, user, BOOK, vcards)
+        server = Server(label, free_port(), root, root / "server.log")
+        return Deployment(label, [server], [serve_argv(data, server.port, None)])
+    if label not in pg_servers.SERVER_COUNTS:
+        server = Server(label, free_port(), root, root / "server.log")
+        argv, storage = prepare(label, root, server.port, users, secret, env)
+        for user in users:
+            seed_book(label, storage, user, BOOK, vcards)
+        return Deployment(label, [server], [argv])
+    database = pg_servers.Database()
+    deployment = Deployment(label, [], [], database, [database.described])
+    try:
+        staging = root / "import"
+        for user in users:
+            seed_book("cardfile", staging, user, BOOK, vcards)
+        took = database.import_books(staging)
+        shutil.rmtree(staging)
+        size = database.size()
+        deployment.notes.append(f"cardfile db import of {len(users)} x {args.cards} cards: "
+                                f"{took:.1f}s; {size.describe(len(users) * args.cards)}")
+        for n in range(pg_servers.SERVER_COUNTS[label]):
+            folder = root / f"server{n}"
+            data = folder / "data"
+            shutil.copytree(cardfile_users(base, users, secret, env), data)
+            for user in users:  # the books' folders (their cache, filled from the database)
+                book = data / "collection-root" / user / BOOK
+                book.mkdir(parents=True)
+                (book / ".Radicale.props").write_text(PROPS_JSON)
+            server = Server(f"{label}#{n}", free_port(), folder, folder / "server.log")
+            deployment.servers.append(server)
+            deployment.argvs.append(serve_argv(data, server.port, database.url))
+    except BaseException:
+        deployment.stop()
+        raise
+    return deployment
+
+
+def folder_mb(path: Path) -> float:
+    """Disk used by a folder's files (what ``du`` counts, in MiB)."""
+    total = 0
+    for entry in path.rglob("*"):
+        try:
+            if entry.is_file() and not entry.is_symlink():
+                total += entry.stat().st_blocks * 512
+        except OSError:
+            continue
+    return total / 2**20
+
+
+def tree_cpu(roots: list[int]) -> float:
+    return sum(proctree.tree_cpu_seconds(pid) or 0.0 for pid in roots)
+
+
+def tree_memory(roots: list[int]) -> dict[str, int]:
+    summed: dict[str, int] = {}
+    for pid in roots:
+        for key, value in proctree.tree_memory_kb(pid).items():
+            summed[key] = summed.get(key, 0) + value
+    return summed
+
+
 def run_server(label: str, args: argparse.Namespace, base: Path, vcards: Path
                ) -> dict[str, Any]:
-    """Set up, seed, start one server, run the mix against it, stop it; its figures."""
-    root = base / label
+    """Set up, seed, start one set-up's server(s), run the mix against them, stop; figures."""
     users = [user_name(i) for i in range(args.users)]
-    secret = secrets.token_urlsafe(18)
+    secret = args.password  # one per invocation: the users' folder is made once (cardfile_users)
     password = secret if uses_auth(label) else None
     env = {**os.environ, "XDG_CONFIG_HOME": str(base / "xdg-config")}
     t0 = time.perf_counter()
-    server = Server(label, free_port(), root, root / "server.log")
-    argv, storage = prepare(label, root, server.port, users, secret, env)
-    for user in users:
-        seed_book(label, storage, user, BOOK, vcards)
+    deployment = deploy(label, args, base, vcards, users, secret, env)
     print(f"[{label}] {len(users)} users x {args.cards} cards seeded in "
           f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    for note in deployment.notes:
+        print(f"[{label}] {note}", file=sys.stderr)
     cards = {p.name: p.read_text(encoding="utf-8") for p in vcards.iterdir()}
+    servers = deployment.servers
     try:
-        server.launch(argv, env)
-        ready = wait_until_book_answers(server, users[0], BOOK, password, args.start_timeout)
+        for server, argv in zip(servers, deployment.argvs, strict=True):
+            server.launch(argv, env)
+        ready = max(wait_until_book_answers(server, users[0], BOOK, password,
+                                            args.start_timeout) for server in servers)
         t0 = time.perf_counter()
-        with cf.ThreadPoolExecutor(4) as pool:
-            books = list(pool.map(lambda u: list_book(server.port, u, password), users))
-        warm_logins(server.port, users, password, args.login_rounds)
-        print(f"[{label}] pid {server.pid}: answered after {ready:.1f}s; books listed and "
-              f"logins warmed in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        # Every server lists and syncs every book once: fills a PostgreSQL server's cache.
+        for server in servers:
+            with cf.ThreadPoolExecutor(4) as pool:
+                books = list(pool.map(lambda u, port=server.port: list_book(port, u, password),
+                                      users))
+            warm_logins(server.port, users, password, args.login_rounds)
+        filled = time.perf_counter() - t0
+        print(f"[{label}] pid {', '.join(str(s.pid) for s in servers)}: answered after "
+              f"{ready:.1f}s; books listed and logins warmed in {filled:.1f}s", file=sys.stderr)
         now = time.time()
-        plan = Plan(port=server.port, password=password, books=books, cards=cards,
-                    clients=args.clients, start_at=now + 1.0,
+        plan = Plan(ports=[s.port for s in servers], password=password, books=books,
+                    cards=cards, clients=args.clients, start_at=now + 1.0,
                     measure_at=now + 1.0 + args.warmup,
                     end_at=now + 1.0 + args.warmup + args.seconds)
         ctx = mp.get_context("fork")
@@ -371,37 +509,48 @@ def run_server(label: str, args: argparse.Namespace, base: Path, vcards: Path
                 first += count
         for p in procs:
             p.start()
+        roots = deployment.pids()
         try:
             while time.time() < plan.measure_at:
                 time.sleep(0.01)
-            cpu0 = proctree.tree_cpu_seconds(server.pid or 0) or 0.0
+            load_before = os.getloadavg()
+            cpu0 = {part: tree_cpu(pids) for part, pids in roots.items()}
             while time.time() < plan.end_at:
                 time.sleep(0.01)
-            cpu1 = proctree.tree_cpu_seconds(server.pid or 0) or 0.0
-            memory = proctree.tree_memory_kb(server.pid or 0)
+            cpu1 = {part: tree_cpu(pids) for part, pids in roots.items()}
+            load_after = os.getloadavg()
+            memory = {part: tree_memory(pids) for part, pids in roots.items()}
             tallies = [queue.get(timeout=120) for _ in procs]
         finally:
             for p in procs:
                 p.join(timeout=10)
                 if p.is_alive():
                     p.kill()
-        alive = server.alive()
+        alive = all(s.alive() for s in servers)
+        disk = [folder_mb(Path(argv[argv.index("--data-dir") + 1]))
+                for argv in deployment.argvs if "--data-dir" in argv]
     finally:
-        server.stop()
+        deployment.stop()
     latencies = {op: [x for t in tallies for x in t.latencies[op]] for op in OPS}
     everything = [x for op in OPS for x in latencies[op]]
     errors = {op: sum(t.errors[op] for t in tallies) for op in OPS}
-    cpu = cpu1 - cpu0
+    cpu_parts = {part: cpu1[part] - cpu0[part] for part in roots}
+    cpu = sum(cpu_parts.values())
     res: dict[str, Any] = {
         "label": label, "seconds": args.seconds, "requests": len(everything),
         "errors": sum(errors.values()), "errors_by_op": errors,
         "first_errors": [e for t in tallies for e in t.first_errors][:5],
         "rps": len(everything) / args.seconds, "server_cpu_s": cpu,
+        "cpu_parts": cpu_parts,
         "per_cpu_s": len(everything) / cpu if cpu > 0 else None,
-        "cores": cpu / args.seconds, "processes": memory["processes"],
-        "peak_mb": memory["hwm_kb"] / 1024,
+        "cores": cpu / args.seconds,
+        "processes": sum(m["processes"] for m in memory.values()),
+        "peak_mb": sum(m["hwm_kb"] for m in memory.values()) / 1024,
+        "pss_mb": {part: m["pss_kb"] / 1024 for part, m in memory.items() if "pss_kb" in m},
+        "servers": len(servers), "fill_s": filled, "data_dir_mb": disk,
+        "load": (load_before, load_after), "notes": deployment.notes,
         "client_cpu_s": [round(t.cpu_s, 2) for t in tallies], "alive": alive,
-        "log": str(server.log)}
+        "log": str(servers[0].log)}
     for name, values in (*latencies.items(), ("all", everything)):
         if values:
             res[name] = {"n": len(values), **{f"p{p}": pct(values, p) * 1000
@@ -418,6 +567,26 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
                 else "no CPU measured")
              + f"; errors {res['errors']}",
              f"  client processes' CPU s: {res['client_cpu_s']} over {res['seconds']:.0f}s"]
+    parts = res["cpu_parts"]
+    pss = res["pss_mb"]
+    if "postgresql" in parts:
+        lines.append(
+            f"  {res['servers']} Cardfile server(s) + PostgreSQL, both counted in the CPU and "
+            f"memory: CPU Cardfile {parts['server']:.1f}s + PostgreSQL "
+            f"{parts['postgresql']:.1f}s; PSS at the end Cardfile "
+            f"{pss.get('server', 0):.0f} MB + PostgreSQL {pss.get('postgresql', 0):.0f} MB")
+    elif pss:
+        lines.append(f"  PSS at the end {sum(pss.values()):.0f} MB (process tree)")
+    for note in res["notes"]:
+        lines.append(f"  {note}")
+    if res["data_dir_mb"]:
+        lines.append("  data folder per server after the run (cards or cache, index, "
+                     "history): " + ", ".join(f"{mb:.0f} MB" for mb in res["data_dir_mb"])
+                     + f"; first listing of every book on every server {res['fill_s']:.1f}s")
+    before, after = res["load"]
+    lines.append(f"  load average (uptime) at the start / end of the window: "
+                 f"{' '.join(f'{x:.2f}' for x in before)} / "
+                 f"{' '.join(f'{x:.2f}' for x in after)}")
     busy = [c / res["seconds"] for c in res["client_cpu_s"]]
     if busy and max(busy) > 0.85:
         lines.append(f"  WARNING: a client process used {max(busy):.2f} of a core: the "
@@ -469,15 +638,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--login-rounds", type=int, default=6,
                    help="fresh connections each user logs in on before the run (6)")
     p.add_argument("--servers", default=",".join(LABELS),
-                   help=f"comma-separated ({','.join(LABELS)})")
+                   help=f"comma-separated, from {','.join(MIX_LABELS)} (default "
+                        f"{','.join(LABELS)})")
     p.add_argument("--seed", type=int, default=42, help="data seed (42)")
     p.add_argument("--yardstick", type=Path, default=find_yardstick())
     p.add_argument("--start-timeout", type=float, default=900)
     p.add_argument("--keep", action="store_true", help="keep the temporary folders")
     a = p.parse_args(argv)
     a.servers = [s.strip() for s in a.servers.split(",") if s.strip()]
-    if not a.servers or set(a.servers) - set(LABELS):
-        p.error(f"--servers: choose from {','.join(LABELS)}")
+    a.password = secrets.token_urlsafe(18)
+    if not a.servers or set(a.servers) - set(MIX_LABELS):
+        p.error(f"--servers: choose from {','.join(MIX_LABELS)}")
     if min(a.users, a.cards, a.clients, a.client_procs) < 1 or a.seconds <= 0:
         p.error("--users, --cards, --clients, --client-procs and --seconds must be positive")
     return a

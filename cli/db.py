@@ -16,7 +16,7 @@ import click
 
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import _settings, common_options
-from cardfile.plugin.contacts import db_transfer
+from cardfile.plugin.contacts import db_transfer, tombstones
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.pg_schema import LATEST, SchemaMismatch
 from cardfile.plugin.store.postgres import PgStore, display_url
@@ -41,7 +41,10 @@ def database_url(settings: settings_mod.Settings, given: str | None) -> str:
 
 
 def check_before_serving(configuration: Any) -> None:
-    """Refuse to start on a database of another schema; warn when it cannot be reached."""
+    """Refuse to start on a database of another schema or a pruning policy that is no number.
+
+    Warn when the database cannot be reached.
+    """
     try:
         backend = str(configuration.get("storage", "backend")).strip()
     except KeyError:
@@ -51,6 +54,10 @@ def check_before_serving(configuration: Any) -> None:
     if not backend.startswith(("postgresql://", "postgres://")):
         raise click.UsageError(f"[storage] backend = {backend!r} is neither 'files' nor a "
                                "postgresql:// address")
+    try:
+        tombstones.policy_of(configuration)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     store = PgStore(backend, pool_size=1)
     try:
         store.check_schema()

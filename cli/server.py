@@ -18,8 +18,8 @@ gives what a server needs and Cardfile had to write itself before:
   file lock, the index is SQLite in WAL mode, every in-process cache is
   checked against the index's sequence or a file's stamp, the login
   throttle's records are a small SQLite file all workers share
-  (``login_throttle``), and background refreshes of connected sources run in
-  one worker (``worker_slots``).
+  (``login_throttle``), and background work (refreshes of connected sources,
+  pruning old deletions from PostgreSQL) runs in one worker (``worker_slots``).
 
 What Granian does not do is bound how long a request body may stall: the
 application reads every body through ``body_reader.read_exactly``, which
@@ -46,6 +46,7 @@ from urllib.parse import quote
 from cardfile.cli import server_options, worker_slots
 from cardfile.cli import settings as settings_mod
 from cardfile.plugin.app import CardfileApp
+from cardfile.plugin.contacts import tombstones
 from cardfile.plugin.contacts.sources.refresher import Refresher
 from cardfile.plugin.dav import body_reader
 from cardfile.plugin.dav.log_escape import EscapingFormatter
@@ -150,8 +151,9 @@ def load_application(_target: str) -> Any:
     slot = worker_slots.claim(Path(recipe.data_dir), workers)
     app = CardfileApp(configuration)
     app.warm_up()  # the first worker builds the index; the others find it built
-    if slot == 0:  # connected sources refresh on their own intervals, in one worker
+    if slot == 0:  # background work runs in one worker: sources, pruning deleted cards
         Refresher(app.radicale.storage).start()
+        tombstones.start_pruning(app.radicale.storage, configuration)
     inherited = [k for k in os.environ if k.startswith(_CGI_PREFIXES)]
     return _from_granian(app, inherited)
 

@@ -1,10 +1,10 @@
 """Which of the server's worker processes this one is: a numbered slot held by a file lock.
 
 Granian starts ``workers`` processes on one socket and starts a new one when
-one dies; none is told its place. The background refresh of connected sources needs
-it: only slot 0 runs it, so that no two processes refresh the same source at
-once. A slot is an exclusive
-``flock`` on ``.cardfile-worker-N.lock`` at the top of the data folder,
+one dies; none is told its place. Background work needs it: only slot 0
+refreshes connected sources (so that no two processes refresh the same source
+at once) and prunes old deletions from PostgreSQL (``contacts/tombstones.py``).
+A slot is an exclusive ``flock`` on ``.cardfile-worker-N.lock`` at the top of the data folder,
 held while the process lives; the kernel frees it when the process dies, so
 its replacement takes the same slot. ``cardfile backup`` leaves these out.
 """

@@ -1,11 +1,7 @@
 """A throw-away PostgreSQL server for the tests, from Debian's packages.
 
-``initdb`` and ``pg_ctl`` (``/usr/lib/postgresql/<version>/bin``) make a
-cluster in a temporary folder, listening on 127.0.0.1 on a free port and a
-socket in that folder, started and stopped by the tests themselves. The
-server refuses to run as root, so under root (CI, containers) the folder is
-given to the ``postgres`` system user (or a ``cardfile-pg`` user created for
-it) and the commands run as that user. Each test gets a database of its own.
+The cluster itself is ``tests/pg_cluster.py`` (shared with the benchmarks);
+here are what only the tests need. Each test gets a database of its own.
 
 Without the binaries the tests that need it are skipped, saying why, except
 under CI (``CI=true``), where a missing PostgreSQL is a failure.
@@ -13,104 +9,23 @@ under CI (``CI=true``), where a missing PostgreSQL is a failure.
 
 from __future__ import annotations
 
-import glob
-import itertools
 import os
-import pwd
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
+from tests.pg_cluster import PostgresCluster, binaries
 
 REASON = ("PostgreSQL's server binaries (Debian package postgresql: initdb, pg_ctl) are not "
           "installed")
-
-
-def binaries() -> Path | None:
-    """The newest ``/usr/lib/postgresql/*/bin`` holding initdb and pg_ctl, if any."""
-    found = [Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")
-             if (Path(p) / "initdb").exists() and (Path(p) / "pg_ctl").exists()]
-    found.sort(key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
-    return found[-1] if found else None
 
 
 def skip_or_fail(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (required under CI: .ci/run installs them)")
     pytest.skip(reason)
-
-
-def _service_user() -> str | None:
-    """The unprivileged user to run PostgreSQL as when the tests run as root."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "cardfile-pg"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    "cardfile-pg"], check=True, capture_output=True)
-    return "cardfile-pg"
-
-
-class PostgresCluster:
-    """One running cluster; ``new_database()`` gives each test its own database."""
-
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin_dir = bin_dir
-        self.user = _service_user()
-        self.folder = Path(tempfile.mkdtemp(prefix="cardfile-pg-"))
-        self.data = self.folder / "data"
-        self.port = free_port()
-        self.log = self.folder / "server.log"
-        self._numbers = itertools.count(1)
-        if self.user is not None:
-            entry = pwd.getpwnam(self.user)
-            os.chown(self.folder, entry.pw_uid, entry.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "cardfile",
-                  "-E", "UTF8", "--no-locale", "--no-sync")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
-                  "-w", "-t", "60", "start")
-
-    def _run(self, program: str, *args: str) -> None:
-        command = [str(self.bin_dir / program), *args]
-        if self.user is not None:
-            command = ["runuser", "-u", self.user, "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                              cwd=self.folder)
-        if done.returncode != 0:
-            log = self.log.read_text() if self.log.exists() else ""
-            raise RuntimeError(f"{program} failed ({done.returncode}):\n{done.stdout}\n"
-                               f"{done.stderr}\n{log}")
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://cardfile@127.0.0.1:{self.port}/{database}"
-
-    def new_database(self) -> str:
-        """A new, empty database; its URL."""
-        import psycopg
-
-        name = f"cardfile_test_{next(self._numbers)}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
-
-    def stop(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def start_cluster() -> PostgresCluster:

@@ -587,3 +587,93 @@ def test_the_history_store_keeps_each_text_once_prunes_and_keeps_books_apart(
             assert conn.execute("SELECT count(*) FROM history_texts").fetchone()[0] == 0
     finally:
         pg.close()
+
+def test_the_schedule_forgets_old_deletions_and_older_tokens_get_403_on_every_server(
+        tmp_path: Path, database_url: str) -> None:
+    """No manual call: the servers' own schedule prunes; a recent token still syncs."""
+    import psycopg
+
+    policy = (f"[storage]\nbackend = {database_url}\n"
+              "tombstone_days = 0.00001\n"  # under a second
+              "tombstone_keep = 1\n"  # the newest deletion stays, however old
+              "tombstone_prune_interval = 0.5\n")
+    started: list[ServerProcess] = []
+    try:
+        for name in ("a", "b", "c"):
+            folder = tmp_path / name
+            folder.mkdir()
+            started.append(start_server(folder, extra_config=policy))
+        a, b, c = (logged_in(s) for s in started)
+        for name in ("p1", "p2", "p3"):
+            assert a.put(f"{name}.vcf", card(name, f"Pe {name}"))[0] == 201
+        _, old_token, _ = b.sync()
+        assert a.delete("p1.vcf") in (200, 204)
+        status, recent, changed = c.sync(old_token)
+        assert status == 207 and [e.href.rsplit("/", 1)[-1] for e in changed] == ["p1.vcf"]
+        assert b.delete("p2.vcf") in (200, 204)
+
+        old_sync = SYNC_BODY.replace("<D:sync-token/>",
+                                     f"<D:sync-token>{old_token}</D:sync-token>")
+        deadline = time.monotonic() + 30
+        while b.request("REPORT", b.book, old_sync, headers={
+                "Depth": "1", "Content-Type": "application/xml"})[0] != 403:
+            assert time.monotonic() < deadline, started[1].log()[-2000:]
+            time.sleep(0.2)
+        for client in (a, b, c):
+            status, _, text = client.request("REPORT", client.book, old_sync, headers={
+                "Depth": "1", "Content-Type": "application/xml"})
+            assert status == 403 and "valid-sync-token" in text
+            status, _, changed = client.sync(recent)
+            assert status == 207
+            assert [(e.href.rsplit("/", 1)[-1], e.status) for e in changed] == [("p2.vcf", 404)]
+        with psycopg.connect(database_url) as conn:
+            left = [r[0] for r in conn.execute("SELECT href FROM cards WHERE body IS NULL")]
+        assert left == ["p2.vcf"]
+        assert any("Forgot 1 deleted card(s)" in s.log() for s in started)
+    finally:
+        for srv in started:
+            srv.stop()
+
+
+def test_pruning_keeps_recent_deletions_and_servers_take_turns(database_url: str) -> None:
+    from cardfile.plugin.store.postgres import PgStore
+
+    store = PgStore(database_url, pool_size=2)
+    other_server = PgStore(database_url, pool_size=2)
+    try:
+        coll = store.book(f"{USER}/contacts").coll_id
+        for name in ("x", "y"):
+            store.put(coll, f"{USER}/contacts", f"{name}.vcf", card(name, name).encode(),
+                      name, f'"{name}"', None)
+            store.delete(coll, f"{name}.vcf", f'"{name}"')
+        # Younger than a day: kept, whatever the count says.
+        pruned = store.prune_expired(older_than_days=1, keep=0, turn_seconds=3600)
+        assert pruned is not None and pruned.tombstones == 0
+        # That round took the hour's turn: another server's round (or this one's) skips.
+        assert other_server.prune_expired(older_than_days=0, keep=0, turn_seconds=3600) is None
+        assert store.changes(coll, 1).full is False
+        pruned = other_server.prune_expired(older_than_days=0, keep=1)  # no turn asked
+        assert pruned is not None and (pruned.books, pruned.tombstones) == (1, 1)
+        # Revisions: x put 1, deleted 2; y put 3, deleted 4. x's deletion is forgotten.
+        changes = store.changes(coll, 1)
+        assert changes.full and changes.floor == 2  # a token from before it is refused
+        changes = store.changes(coll, 2)
+        assert not changes.full and changes.cards == [("y.vcf", None, 4)]
+        # Pruning to the same point again changes nothing.
+        pruned = store.prune_expired(older_than_days=0, keep=1)
+        assert pruned is not None and pruned.tombstones == 0
+    finally:
+        store.close()
+        other_server.close()
+
+
+def test_a_pruning_policy_that_is_not_a_number_stops_serve_with_a_clear_error(
+        tmp_path: Path, database_url: str) -> None:
+    config = tmp_path / "config"
+    config.write_text(f"[storage]\nbackend = {database_url}\ntombstone_days = ninety\n")
+    done = subprocess.run([*cardfile_command(), "serve", "--port", str(free_port()),
+                           "--data-dir", str(tmp_path / "data"), "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "tombstone_days = 'ninety' is not a number" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -528,12 +528,22 @@ class CardIndex(ContactQueries):
             self._remove(db, coll, hrefs)
 
     def _remove(self, db: sqlite3.Connection, coll: int, hrefs: Iterable[str],
-                seq: int | None = None) -> None:
+                seq: int | None = None, unseen_too: bool = False) -> None:
+        """Drop the cards and record their deletion (``unseen_too``: also of cards never indexed).
+
+        A deletion read from PostgreSQL is recorded even when this server never
+        held the card (created and deleted between two catch-ups): a sync token
+        another server gave while the card existed must still learn it is gone.
+        """
         for href in hrefs:
             old = db.execute(
                 "SELECT id FROM items WHERE coll=? AND href=?", (coll, href)
             ).fetchone()
             if old is None:
+                if unseen_too:
+                    db.execute("INSERT OR REPLACE INTO tombstones (coll, href, seq) "
+                               "VALUES (?, ?, ?)", (coll, href, self._next_seq(db)
+                                                    if seq is None else seq))
                 continue
             db.execute("DELETE FROM props WHERE item=?", (old[0],))
             db.execute("DELETE FROM items WHERE id=?", (old[0],))
@@ -614,12 +624,16 @@ class CardIndex(ContactQueries):
                                                  (coll,)) if r[0] not in kept]
                 self._remove(db, coll, gone, seq=revision)
             for change in changes:
-                if change.text is None or change.fields is None:
+                if change.text is None:
+                    self._remove(db, coll, [change.href], seq=change.seq, unseen_too=True)
+                elif change.fields is None:
                     self._remove(db, coll, [change.href], seq=change.seq)
                 else:
                     self._put(db, coll, change.href, change.text, change.size, change.mtime_ns,
                               change.fields, seq=change.seq)
             db.execute("UPDATE collections SET seq_floor=? WHERE id=?", (floor, coll))
+            # Deletions the database forgot (pruned: below its floor) go here too.
+            db.execute("DELETE FROM tombstones WHERE coll=? AND seq<=?", (coll, floor))
             db.execute("INSERT OR REPLACE INTO mirror (coll, source, revision) VALUES (?, ?, ?)",
                        (coll, source, revision))
 

@@ -135,6 +135,13 @@ CREATE TABLE login_addresses (
     in_flight text NOT NULL DEFAULT '[]'
 );
 """),
+    (4, """
+-- The tombstones alone, newest first per book, with their age: the scheduled
+-- pruning (``PgStore.prune_expired``) finds what it may forget without
+-- reading the cards themselves.
+CREATE INDEX cards_tombstones ON cards (coll, revision) INCLUDE (changed_at)
+    WHERE body IS NULL;
+"""),
 ]
 
 #: The newest schema this Cardfile knows.

@@ -37,6 +37,22 @@ log = logging.getLogger("cardfile")
 
 #: Seconds a client is asked to wait before retrying when the database is unreachable.
 RETRY_AFTER = 5
+#: The ``cardfile_meta`` row that says until when the last pruning round holds its turn
+#: (seconds since the epoch): of several servers pruning on their schedules, one takes
+#: each turn and the others skip theirs (``prune_expired``).
+PRUNE_TURN = "tombstones_turn_until"
+
+#: Per book, the newest revision among the tombstones the policy lets go: deleted longer
+#: ago than the age and not among the book's newest ``keep`` deletions. Everything of the
+#: book up to it is forgotten (``_prune_to``), so the floor is one number per book.
+_PRUNABLE = """
+SELECT coll, max(revision) FROM (
+    SELECT coll, revision, changed_at,
+           row_number() OVER (PARTITION BY coll ORDER BY revision DESC) AS newer
+    FROM cards WHERE body IS NULL) AS tombstones
+WHERE newer > %(keep)s AND changed_at < now() - %(seconds)s * interval '1 second'
+GROUP BY coll ORDER BY coll
+"""
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,18 @@ class BookState:
     def source(self) -> str:
         """What a cache of this book was filled from (changes when the book is re-created)."""
         return f"{self.epoch}-{self.coll_id}"
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What one pruning round forgot: books whose floor rose, and tombstones removed.
+
+    ``busy``: books skipped because a write held them (they are pruned next round).
+    """
+
+    books: int
+    tombstones: int
+    busy: int = 0
 
 
 @dataclass(frozen=True)
@@ -284,7 +312,7 @@ class PgStore:
                          (path, escaped + "%"))
 
     def prune_tombstones(self, coll_id: int, keep: int) -> int:
-        """Forget all but the newest ``keep`` deletions; tokens before them get 403."""
+        """Forget all but the newest ``keep`` deletions of one book; tokens before them get 403."""
         with self._conn() as conn, conn.transaction():
             self._lock(conn, coll_id)
             row = conn.execute(
@@ -292,12 +320,70 @@ class PgStore:
                 "ORDER BY revision DESC OFFSET %s LIMIT 1", (coll_id, keep)).fetchone()
             if row is None:
                 return 0
-            cut = int(row[0])
-            cur = conn.execute("DELETE FROM cards WHERE coll = %s AND body IS NULL "
-                               "AND revision <= %s", (coll_id, cut))
-            conn.execute("UPDATE collections SET floor = GREATEST(floor, %s) WHERE id = %s",
-                         (cut, coll_id))
-            return int(cur.rowcount or 0)
+            return self._prune_to(conn, coll_id, int(row[0]))
+
+    def prune_expired(self, older_than_days: float, keep: int, turn_seconds: float = 0.0
+                      ) -> Pruned | None:
+        """Forget, in every book, the deletions the policy lets go (``[storage] tombstone_*``).
+
+        A deletion goes when it is older than ``older_than_days`` *and* not among
+        its book's newest ``keep``. A sync token from before a forgotten
+        deletion then gets 403 valid-sync-token (the client syncs afresh).
+
+        ``turn_seconds`` > 0: a round only when no server (this one included)
+        took its turn in the last ``turn_seconds``; None when one did. So
+        servers on one schedule prune once per interval between them, not once
+        each. The turn is a row of ``cardfile_meta`` claimed by one conditional
+        UPDATE, not a session advisory lock: a lock taken and released through
+        a pooler in transaction mode (PgBouncer) may land on two server
+        connections and never be released, and pruning would stop for good.
+
+        Rounds that overlap anyway (a turn shorter than a round) are harmless:
+        each book is pruned in a transaction of its own under its row lock,
+        taken with SKIP LOCKED (a book a write or another round holds right
+        now is left for the next round, so pruning never waits for a client's
+        write, and a write waits at most for one book's DELETE), and pruning
+        a book to a revision twice changes nothing the second time.
+        """
+        with self._conn() as conn:
+            if turn_seconds > 0 and not self._take_turn(conn, turn_seconds):
+                return None
+            cuts = [(int(c), int(r)) for c, r in conn.execute(
+                _PRUNABLE, {"keep": max(0, keep), "seconds": max(0.0, older_than_days) * 86400})]
+            books = removed = busy = 0
+            for coll_id, cut in cuts:
+                with conn.transaction():
+                    held = conn.execute("SELECT 1 FROM collections WHERE id = %s "
+                                        "FOR UPDATE SKIP LOCKED", (coll_id,)).fetchone()
+                    if held is None:  # a write holds it, or it was dropped meanwhile
+                        busy += 1
+                        continue
+                    removed += self._prune_to(conn, coll_id, cut)
+                    books += 1
+        return Pruned(books, removed, busy)
+
+    @staticmethod
+    def _take_turn(conn: Any, seconds: float) -> bool:
+        """Claim the pruning turn for ``seconds`` unless a server holds it; whether claimed."""
+        conn.execute("INSERT INTO cardfile_meta (key, value) VALUES (%s, '0') "
+                     "ON CONFLICT (key) DO NOTHING", (PRUNE_TURN,))
+        row = conn.execute(
+            "UPDATE cardfile_meta SET value = (extract(epoch FROM now()) + %s)::text "
+            "WHERE key = %s AND value::float8 <= extract(epoch FROM now()) RETURNING 1",
+            (seconds, PRUNE_TURN)).fetchone()
+        return row is not None
+
+    @staticmethod
+    def _prune_to(conn: Any, coll_id: int, cut: int) -> int:
+        """Delete the book's tombstones up to revision ``cut``; raise its floor to ``cut``.
+
+        The caller holds the book's row lock, in the same transaction.
+        """
+        cur = conn.execute("DELETE FROM cards WHERE coll = %s AND body IS NULL "
+                           "AND revision <= %s", (coll_id, cut))
+        conn.execute("UPDATE collections SET floor = GREATEST(floor, %s) WHERE id = %s",
+                     (cut, coll_id))
+        return int(cur.rowcount or 0)
 
     # -- whole database (export, import) -------------------------------------
     def book_paths(self) -> list[str]:
@@ -337,8 +423,9 @@ class PgStore:
                     (coll_id, href, uid, etag, body, revision))
                 changed += 1
             for href in known:
-                conn.execute("UPDATE cards SET body = NULL, etag = '', revision = %s "
-                             "WHERE coll = %s AND href = %s", (revision, coll_id, href))
+                conn.execute("UPDATE cards SET body = NULL, etag = '', revision = %s, "
+                             "changed_at = now() WHERE coll = %s AND href = %s",
+                             (revision, coll_id, href))
                 changed += 1
             if changed:
                 conn.execute("UPDATE collections SET revision = %s WHERE id = %s",
