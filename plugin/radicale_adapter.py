@@ -55,6 +55,8 @@ RADICALE_VERSION = radicale.VERSION
 Item = radicale_item.Item
 check_and_sanitize_items = radicale_item.check_and_sanitize_items
 find_available_uid = radicale_item.find_available_uid
+#: The UID Radicale reads from a parsed card (untrimmed), as its PUT compares it.
+uid_of_component = radicale_item.get_uid_from_object
 BaseCollection = radicale_storage.BaseCollection
 ComponentNotFoundError = radicale_storage.ComponentNotFoundError
 UnsafePathError = pathutils.UnsafePathError
@@ -187,6 +189,22 @@ class AdapterStorage(multifilesystem.Storage):
         """fsync a folder after a rename or removal in it."""
         self._sync_directory(folder)
 
+    @property
+    def fsync_enabled(self) -> bool:
+        """``[storage] _filesystem_fsync``: whether writes are flushed to the disk at all."""
+        return bool(self._filesystem_fsync)
+
+    @property
+    def stock_encoding(self) -> str:
+        """The encoding card files are written in (``[encoding] stock``)."""
+        return str(self.configuration.get("encoding", "stock"))
+
+
+def full_fsync(fd: int) -> None:
+    """Radicale's fsync of a file descriptor (``F_FULLFSYNC`` on macOS, where plain
+    fsync leaves the data in the drive's cache)."""
+    pathutils.fsync(fd)
+
 
 class LazyItem(radicale_item.Item):
     """An item known from the index; its text is read from ``path`` only when needed.
@@ -304,6 +322,26 @@ class RadicaleApp:
     @property
     def sharing_enabled(self) -> bool:
         return bool(self.application._sharing._enabled)
+
+    @property
+    def hook_enabled(self) -> bool:
+        """Whether Radicale notifies a hook (``[hook]``) of each write."""
+        return bool(self.application._hook.enabled)
+
+    @property
+    def strict_preconditions(self) -> bool:
+        """``[storage] strict_preconditions``: a PUT over a card needs If-Match."""
+        return bool(self.application._strict_preconditions)
+
+    @property
+    def max_resource_size(self) -> int:
+        """The limit Radicale's PUT applies (capped at 80% of ``max_content_length``)."""
+        return int(self.application._max_resource_size)
+
+    @property
+    def request_encoding(self) -> str:
+        """``[encoding] request``: how Radicale decodes a body whose type names no charset."""
+        return str(self.configuration.get("encoding", "request"))
 
     def valid_path(self, path: str) -> bool:
         app = self.application
