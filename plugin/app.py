@@ -313,7 +313,8 @@ class CardfileApp:
         as a category) would never reach it.
         """
         with sent_card.receiving(sent):
-            status, headers, chunks = self._radicale(environ)
+            fast = self.fastpath.put(environ, sent)  # a plain card: stored directly
+            status, headers, chunks = fast if fast is not None else self._radicale(environ)
         if status.startswith("2"):
             if sent.changed:
                 headers = [(k, v) for k, v in headers if k.lower() != "etag"]
