@@ -360,3 +360,49 @@ def test_the_write_is_radicales_without_sync_file_range(tmp_path: Path,
     card_file.write_card_file(str(target), b"new", durable=True)
     assert target.read_bytes() == b"new" and synced == ["file", "folder"]
     assert [p.name for p in tmp_path.iterdir()] == ["a.vcf"]
+
+
+# -- the PostgreSQL store: a card written through another server is seen first -------------
+@pytest.mark.slow  # a PostgreSQL cluster and two servers
+def test_with_the_postgresql_store_each_put_sees_the_other_servers_writes(
+        tmp_path: Path, database_url: str) -> None:
+    """Two servers on one database; each PUT is sent the fast way and Radicale's way
+    (to two cards), and both ways give the same answers."""
+    servers = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            servers.append(start_server(tmp_path / name,
+                                        extra_config=f"[storage]\nbackend = {database_url}\n"))
+        a, b = servers
+        for server in servers:
+            assert request(server, "PROPFIND", f"/{USER}/", headers={"Depth": "1"})[0] == 207
+        book = f"/{USER}/contacts/"
+        outcomes: dict[str, list[tuple[int, bool]]] = {}
+        for way, extra in (("fast", {}), ("slow", BYPASS)):
+            def put(server: ServerProcess, text: str, headers: dict[str, str] | None = None,
+                    name: str = f"pg-{way}.vcf", extra: dict[str, str] = extra
+                    ) -> tuple[int, dict[str, str], bytes]:
+                return request(server, "PUT", book + name, text,
+                               {**VCARD, **(headers or {}), **extra})
+
+            seen = outcomes.setdefault(way, [])
+            first = put(b, card(f"pg-{way}", "Pe Ge"), {"If-None-Match": "*"})  # on b
+            seen.append((first[0], "etag" in first[1]))
+            # a has not seen it yet: its fast path must catch up before it looks.
+            again = put(a, card(f"pg-{way}", "Pe Ge"), {"If-None-Match": "*"})
+            seen.append((again[0], "etag" in again[1]))
+            update = put(a, card(f"pg-{way}", "Pe Ge Two"), {"If-Match": first[1]["etag"]})
+            seen.append((update[0], "etag" in update[1]))
+            stale = put(b, card(f"pg-{way}", "Pe Ge Three"), {"If-Match": first[1]["etag"]})
+            seen.append((stale[0], "etag" in stale[1]))
+            clash = put(a, card(f"pg-{way}", "Pe Ge Twin"), name=f"pg-{way}-twin.vcf")
+            seen.append((clash[0], "etag" in clash[1]))
+            got = request(b, "GET", book + f"pg-{way}.vcf")
+            assert got[0] == 200 and b"Pe Ge Two" in got[2]
+            assert got[1]["etag"] == update[1]["etag"]
+        assert outcomes["fast"] == outcomes["slow"] == [
+            (201, True), (412, False), (204, True), (412, False), (409, False)]
+    finally:
+        for server in servers:
+            server.stop()
