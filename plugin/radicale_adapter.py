@@ -21,8 +21,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from typing import IO, Any
+from typing import Any
 
 import radicale
 import radicale.auth as radicale_auth
@@ -147,9 +146,30 @@ class AdapterCollection(multifilesystem.Collection):
         return str(pathutils.path_to_filesystem(self._filesystem_path, href,
                                                 self._is_collision_free))
 
-    def atomic_write(self, path: str) -> AbstractContextManager[IO[str]]:
-        """Radicale's write-to-temp, fsync, rename; text with line ends as given."""
-        return self._atomic_write(path, newline="")  # type: ignore[no-any-return]
+    #: The stat (inode, mtime, size) of ``.Radicale.props`` when Radicale last read it.
+    _props_seen: tuple[int, int, int] | None = None
+
+    def get_meta(self, key: str | None = None) -> Any:
+        """Radicale's ``get_meta``, without reading an unchanged props file again.
+
+        Under the write lock Radicale reads ``.Radicale.props`` at every look,
+        since a write in the same hold may have changed it: a card PUT read it
+        nine times. A props write replaces the file (a new inode), so its stat
+        tells whether there is anything new to read.
+        """
+        if not self.storage.write_locked():
+            return super().get_meta(key) if key is not None else super().get_meta()
+        try:
+            st = os.stat(self._props_path)
+            seen: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            seen = None
+        cached = self._meta_cache
+        if seen is None or seen != self._props_seen or cached is None:
+            value = super().get_meta(key) if key is not None else super().get_meta()
+            self._props_seen = seen
+            return value
+        return cached if key is None else cached.get(key)
 
     # Radicale lists and reads items through these two private hooks.
     def _list(self) -> Iterator[str]:

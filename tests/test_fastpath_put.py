@@ -21,6 +21,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,6 +271,19 @@ def test_a_card_in_a_book_that_does_not_exist(srv: ServerProcess) -> None:
     status, _, _ = request(srv, "PUT", f"/{USER}/missing/x.vcf", card("x", "X Y"), VCARD)
     slow = request(srv, "PUT", f"/{USER}/missing/x.vcf", card("x", "X Y"), {**VCARD, **BYPASS})
     assert status == slow[0] == 409
+
+
+def test_a_write_the_file_system_refuses_is_answered_as_radicale_does(srv: ServerProcess
+                                                                      ) -> None:
+    """The write itself fails (EPERM: immutable folders): Radicale's mapping, 403."""
+    folders = [str(srv.book_dir(USER, book)) for book in BOOKS]
+    if subprocess.run(["chattr", "+i", *folders], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        assert put_both(srv, "immutable.vcf", card("immutable", "Im Mutable"))[0] == 403
+        assert put_both(srv, "ada.vcf", card("ada", "Ada Immutable"))[0] == 403
+    finally:
+        subprocess.run(["chattr", "-i", *folders], check=True)
 
 
 # -- the fast path really answers, and a write flushes once -------------------------------

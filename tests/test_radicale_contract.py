@@ -43,14 +43,23 @@ def real_storage(tmp_path: Path) -> multifilesystem.Storage:
 
 def test_the_collection_internals_keep_their_shape(tmp_path: Path) -> None:
     collection_class = multifilesystem.Collection
-    assert parameters(collection_class._atomic_write)[:3] == ["self", "path", "mode"]
-    assert "newline" in parameters(collection_class._atomic_write)
     assert parameters(collection_class._get)[:3] == ["self", "href", "verify_href"]
     assert parameters(collection_class._list) == ["self"]
     collection = collection_class(real_storage(tmp_path), "/alice/contacts/")
     for name in ("_filesystem_path", "_props_path", "_is_collision_free", "_storage"):
         assert hasattr(collection, name), name
     assert str(collection._filesystem_path).startswith(str(tmp_path))
+
+
+def test_get_meta_still_caches_in_meta_cache_and_reads_again_under_the_write_lock() -> None:
+    """AdapterCollection.get_meta serves ``_meta_cache`` while the props file is unchanged."""
+    from radicale.storage.multifilesystem import meta
+
+    source = inspect.getsource(meta.CollectionPartMeta.get_meta)
+    assert 'if self._storage._lock.locked == "w" or self._meta_cache is None:' in source
+    assert "self._meta_cache = " in source and "open(self._props_path" in source
+    assert "self._atomic_write(self._props_path" in inspect.getsource(
+        meta.CollectionPartMeta.set_meta)  # a props write replaces the file
 
 
 def test_the_storage_internals_keep_their_shape(tmp_path: Path) -> None:

@@ -81,34 +81,47 @@ def respond(fast: FastPath, environ: dict[str, Any], sent: SentCard) -> Response
     uid = radicale.uid_of_component(sent.component)
     book_target = replace(target, path=book_path + "/", access=fast.app.access(
         target.user, target.groups, book_path + "/"))
-    with fast.storage.acquire_lock("w", target.user, path=target.path, request="PUT",
-                                   actor=target.user):
-        book = fast.book(book_target)
-        if book is None or source_registry.is_source_folder(book.folder):
-            return None
-        book._coll()  # the index (or the PostgreSQL cache) up to date before looking
-        try:
-            file_path = book.path_of(href)
-        except ValueError:  # unsafe or colliding name
-            return None
-        if os.path.isdir(file_path):
-            return None  # a collection at that address
-        old = book._get(href, verify_href=True) if os.path.isfile(file_path) else None
-        if not _preconditions_hold(fast, environ, old):
-            return None  # Radicale's 412
-        if (old.uid != uid) if old is not None else book.has_uid(uid):
-            return None  # Radicale's 409 no-uid-conflict
-        item = radicale.Item(collection_path=book.path, vobject_item=sent.component,
-                             text=serialized, uid=uid, name="VCARD", component_name="",
-                             time_range=radicale.TIMESTAMP_RANGE)
-        try:
-            stored, _ = book.upload(href, item)
-            etag = stored.etag
-        except Exception as e:  # nothing may run twice: answered as Radicale would
-            return _failed(fast, target.path, e)
+    answer: Response | None = None
+    try:
+        with fast.storage.acquire_lock("w", target.user, path=target.path, request="PUT",
+                                       actor=target.user):
+            book = fast.book(book_target)
+            if book is None or source_registry.is_source_folder(book.folder):
+                return None
+            book._coll()  # the index (or the PostgreSQL cache) up to date before looking
+            try:
+                file_path = book.path_of(href)
+            except ValueError:  # unsafe or colliding name
+                return None
+            if os.path.isdir(file_path):
+                return None  # a collection at that address
+            old = book._get(href, verify_href=True) if os.path.isfile(file_path) else None
+            if not _preconditions_hold(fast, environ, old):
+                return None  # Radicale's 412
+            if (old.uid != uid) if old is not None else book.has_uid(uid):
+                return None  # Radicale's 409 no-uid-conflict
+            item = radicale.Item(collection_path=book.path, vobject_item=sent.component,
+                                 text=serialized, uid=uid, name="VCARD", component_name="",
+                                 time_range=radicale.TIMESTAMP_RANGE)
+            answer = _store(fast, target.path, book, href, item, replaced=old is not None)
+    except Exception:
+        if answer is None:
+            raise  # before the write: Radicale answers
+        log.exception("Releasing the storage lock failed after PUT %s", target.path)
+    return answer
+
+
+def _store(fast: FastPath, path: str, book: Any, href: str, item: Any, replaced: bool
+           ) -> Response:
+    """Radicale's answer once ``item`` is uploaded; never raises (the write ran)."""
+    try:
+        stored, _ = book.upload(href, item)
+        etag = stored.etag
+    except Exception as e:  # nothing may run twice: answered as Radicale would
+        return _failed(fast, path, e)
     headers = {"ETag": etag}
     headers.update(fast.app.extra_headers)
-    return ("204 No Content" if old is not None else "201 Created"), list(headers.items()), []
+    return ("204 No Content" if replaced else "201 Created"), list(headers.items()), []
 
 
 def _radicale_reads_the_sent_text(fast: FastPath, environ: dict[str, Any],
@@ -156,7 +169,8 @@ def _failed(fast: FastPath, path: str, error: Exception) -> Response:
         code = (400 if number is None else 507 if number == errno.ENOSPC
                 else 403 if number in (errno.EPERM, errno.EACCES) else 500)
         text = responses.get(code, "Error")
-        log.warning("Failed PUT request on %r (upload): %s", path, error)
+        (log.warning if number is None else log.error)(
+            "Failed PUT request on %r (upload): %s", path, error)
     else:
         code, text = 500, "Internal Server Error"
         log.exception("Failed PUT request on %r (upload)", path)
