@@ -6,7 +6,8 @@ with a sentence that says what is wrong and where; it turns Radicale's bare
 error statuses into one-line reasons a client can show; and it logs one line
 per request. The listings of a whole index-backed address book (PROPFIND
 Depth 1, sync-collection, multiget) are streamed by ``fastpath.py`` with
-Radicale's own answers; everything else is Radicale's own request handling.
+Radicale's own answers, and a PUT of one plain card is stored by it
+(``item_put.py``); everything else is Radicale's own request handling.
 """
 
 from __future__ import annotations

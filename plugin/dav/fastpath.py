@@ -7,7 +7,8 @@ hundreds of megabytes and seconds, and a 10-card multiget still pays for every l
 index-backed address book the answers are regular, so this module writes them
 itself (``multistatus.py``), a chunk of responses at a time, reading a card
 from disk only when its response is written. A GET or HEAD of one card is
-answered the same way, by ``item_get.py``.
+answered the same way, by ``item_get.py``, and a PUT of one plain card is
+checked and stored by ``item_put.py`` (``FastPath.put``).
 
 Parity with Radicale is the rule, so the module is deliberately narrow:
 
