@@ -29,7 +29,8 @@ with one:
   new name with it). Transactions commit in order, so the written-out data,
   its allocation and size, committed no later, are in the same flush; the
   commit's cache flush puts the data written out before it on stable
-  storage too.
+  storage too. (``fsync``, not ``fdatasync``: a rename changes no data of
+  the file, only its ctime, which ``fdatasync`` does not wait for.)
 
 So on Linux a write costs one flush and keeps both guarantees. Where
 ``sync_file_range`` does not exist (macOS, the BSDs) the reasoning above
