@@ -6,7 +6,8 @@ with a sentence that says what is wrong and where; it turns Radicale's bare
 error statuses into one-line reasons a client can show; and it logs one line
 per request. The listings of a whole index-backed address book (PROPFIND
 Depth 1, sync-collection, multiget) are streamed by ``fastpath.py`` with
-Radicale's own answers; everything else is Radicale's own request handling.
+Radicale's own answers, and a PUT of one plain card is stored by it
+(``item_put.py``); everything else is Radicale's own request handling.
 """
 
 from __future__ import annotations
@@ -336,7 +337,8 @@ class CardfileApp:
         as a category) would never reach it.
         """
         with sent_card.receiving(sent):
-            status, headers, chunks = self._radicale(environ)
+            fast = self.fastpath.put(environ, sent)  # a plain card: stored directly
+            status, headers, chunks = fast if fast is not None else self._radicale(environ)
         if status.startswith("2"):
             if sent.changed:
                 headers = [(k, v) for k, v in headers if k.lower() != "etag"]

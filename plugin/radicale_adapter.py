@@ -21,8 +21,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from typing import IO, Any
+from typing import Any
 
 import radicale
 import radicale.auth as radicale_auth
@@ -55,6 +54,8 @@ RADICALE_VERSION = radicale.VERSION
 Item = radicale_item.Item
 check_and_sanitize_items = radicale_item.check_and_sanitize_items
 find_available_uid = radicale_item.find_available_uid
+#: The UID Radicale reads from a parsed card (untrimmed), as its PUT compares it.
+uid_of_component = radicale_item.get_uid_from_object
 BaseCollection = radicale_storage.BaseCollection
 ComponentNotFoundError = radicale_storage.ComponentNotFoundError
 UnsafePathError = pathutils.UnsafePathError
@@ -145,9 +146,30 @@ class AdapterCollection(multifilesystem.Collection):
         return str(pathutils.path_to_filesystem(self._filesystem_path, href,
                                                 self._is_collision_free))
 
-    def atomic_write(self, path: str) -> AbstractContextManager[IO[str]]:
-        """Radicale's write-to-temp, fsync, rename; text with line ends as given."""
-        return self._atomic_write(path, newline="")  # type: ignore[no-any-return]
+    #: The stat (inode, mtime, size) of ``.Radicale.props`` when Radicale last read it.
+    _props_seen: tuple[int, int, int] | None = None
+
+    def get_meta(self, key: str | None = None) -> Any:
+        """Radicale's ``get_meta``, without reading an unchanged props file again.
+
+        Under the write lock Radicale reads ``.Radicale.props`` at every look,
+        since a write in the same hold may have changed it: a card PUT read it
+        nine times. A props write replaces the file (a new inode), so its stat
+        tells whether there is anything new to read.
+        """
+        if not self.storage.write_locked():
+            return super().get_meta(key) if key is not None else super().get_meta()
+        try:
+            st = os.stat(self._props_path)
+            seen: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            seen = None
+        cached = self._meta_cache
+        if seen is None or seen != self._props_seen or cached is None:
+            value = super().get_meta(key) if key is not None else super().get_meta()
+            self._props_seen = seen
+            return value
+        return cached if key is None else cached.get(key)
 
     # Radicale lists and reads items through these two private hooks.
     def _list(self) -> Iterator[str]:
@@ -186,6 +208,22 @@ class AdapterStorage(multifilesystem.Storage):
     def sync_folder(self, folder: str) -> None:
         """fsync a folder after a rename or removal in it."""
         self._sync_directory(folder)
+
+    @property
+    def fsync_enabled(self) -> bool:
+        """``[storage] _filesystem_fsync``: whether writes are flushed to the disk at all."""
+        return bool(self._filesystem_fsync)
+
+    @property
+    def stock_encoding(self) -> str:
+        """The encoding card files are written in (``[encoding] stock``)."""
+        return str(self.configuration.get("encoding", "stock"))
+
+
+def full_fsync(fd: int) -> None:
+    """Radicale's fsync of a file descriptor (``F_FULLFSYNC`` on macOS, where plain
+    fsync leaves the data in the drive's cache)."""
+    pathutils.fsync(fd)
 
 
 class LazyItem(radicale_item.Item):
@@ -304,6 +342,26 @@ class RadicaleApp:
     @property
     def sharing_enabled(self) -> bool:
         return bool(self.application._sharing._enabled)
+
+    @property
+    def hook_enabled(self) -> bool:
+        """Whether Radicale notifies a hook (``[hook]``) of each write."""
+        return bool(self.application._hook.enabled)
+
+    @property
+    def strict_preconditions(self) -> bool:
+        """``[storage] strict_preconditions``: a PUT over a card needs If-Match."""
+        return bool(self.application._strict_preconditions)
+
+    @property
+    def max_resource_size(self) -> int:
+        """The limit Radicale's PUT applies (capped at 80% of ``max_content_length``)."""
+        return int(self.application._max_resource_size)
+
+    @property
+    def request_encoding(self) -> str:
+        """``[encoding] request``: how Radicale decodes a body whose type names no charset."""
+        return str(self.configuration.get("encoding", "request"))
 
     def valid_path(self, path: str) -> bool:
         app = self.application

@@ -26,7 +26,8 @@ RADICALE_PRIVATE = ("_filesystem_path", "_atomic_write", "_props_path", "_is_col
                     "_extra_headers", "_rights", "_auth", "_sharing", "_check_path_format",
                     "_check_user_format", "_validate_path_value", "_urldecode_username",
                     "_encoding", "_collection_path", "_component_name", "_time_range",
-                    "_vobject_item", "_max_resource_size")
+                    "_vobject_item", "_max_resource_size", "_filesystem_fsync",
+                    "_strict_preconditions", "_hook", "_meta_cache")
 _SQL = re.compile(r"\b(SELECT|INSERT INTO|DELETE FROM|UPDATE \w+ SET|CREATE (?:TABLE|INDEX))\b")
 
 

@@ -43,8 +43,6 @@ def real_storage(tmp_path: Path) -> multifilesystem.Storage:
 
 def test_the_collection_internals_keep_their_shape(tmp_path: Path) -> None:
     collection_class = multifilesystem.Collection
-    assert parameters(collection_class._atomic_write)[:3] == ["self", "path", "mode"]
-    assert "newline" in parameters(collection_class._atomic_write)
     assert parameters(collection_class._get)[:3] == ["self", "href", "verify_href"]
     assert parameters(collection_class._list) == ["self"]
     collection = collection_class(real_storage(tmp_path), "/alice/contacts/")
@@ -53,11 +51,22 @@ def test_the_collection_internals_keep_their_shape(tmp_path: Path) -> None:
     assert str(collection._filesystem_path).startswith(str(tmp_path))
 
 
+def test_get_meta_still_caches_in_meta_cache_and_reads_again_under_the_write_lock() -> None:
+    """AdapterCollection.get_meta serves ``_meta_cache`` while the props file is unchanged."""
+    from radicale.storage.multifilesystem import meta
+
+    source = inspect.getsource(meta.CollectionPartMeta.get_meta)
+    assert 'if self._storage._lock.locked == "w" or self._meta_cache is None:' in source
+    assert "self._meta_cache = " in source and "open(self._props_path" in source
+    assert "self._atomic_write(self._props_path" in inspect.getsource(
+        meta.CollectionPartMeta.set_meta)  # a props write replaces the file
+
+
 def test_the_storage_internals_keep_their_shape(tmp_path: Path) -> None:
     storage = real_storage(tmp_path)
     assert callable(storage._get_collection_root_folder)
     assert callable(storage._sync_directory)
-    for name in ("_filesystem_folder", "_max_resource_size", "_lock"):
+    for name in ("_filesystem_folder", "_max_resource_size", "_lock", "_filesystem_fsync"):
         assert hasattr(storage, name), name
     with storage.acquire_lock("w"):
         assert storage._lock.locked == "w"
@@ -88,6 +97,47 @@ def test_public_helpers_the_adapter_re_exports_exist() -> None:
     for name in ("sanitize_path", "strip_path", "unstrip_path", "path_to_filesystem",
                  "is_safe_filesystem_path_component", "UnsafePathError"):
         assert hasattr(pathutils, name), name
+
+
+def test_radicales_put_still_checks_what_the_fast_put_repeats() -> None:
+    """plugin/dav/item_put.py repeats do_PUT's checks for one card, in its order and its
+    words; a Radicale release that changes one of them fails here, not in a client."""
+    import radicale.app.put as radicale_put
+
+    source = inspect.getsource(radicale_put.ApplicationPartPut.do_PUT)
+    steps = [
+        'if not access.check("w")',
+        "radicale_item.read_components(content",
+        "prepare(",
+        'acquire_lock("w", user, path=path, request="PUT", actor=actor)',
+        "discover(path)",
+        "discover(access.parent_path)",
+        '"w" not in access.parent_permissions',
+        'environ.get("HTTP_IF_MATCH", "")',
+        "if item and not etag and self._strict_preconditions",
+        "if not item and etag",
+        'if item and etag and etag not in ("*", item.etag)',
+        'environ.get("HTTP_IF_NONE_MATCH", "") == "*"',
+        "item and item.uid != prepared_item.uid or",
+        "not item and parent_item.has_uid(prepared_item.uid)",
+        "parent_item.upload(href, prepared_item)",
+        "if self._hook.enabled",
+        "return client.NO_CONTENT, headers, None, None",
+        "return client.CREATED, headers, None, None",
+    ]
+    position = 0
+    for step in steps:  # each after the one before
+        found = source.find(step, position)
+        assert found >= 0, f"do_PUT no longer has {step!r} (after the steps before it)"
+        position = found + len(step)
+    prepare = inspect.getsource(radicale_put.prepare)
+    assert "item.prepare()" in prepare and "len(item.serialize())" in prepare
+    assert "> max_resource_size" in prepare and "OverflowError" in prepare
+    assert radicale_adapter.uid_of_component is radicale_item.get_uid_from_object
+    application = inspect.getsource(radicale.Application)
+    for name in ("self._strict_preconditions", "self._max_resource_size"):
+        assert name in application, name
+    assert "self._hook" in inspect.getsource(radicale.app.base.ApplicationBase)
 
 
 def test_the_application_keeps_its_storage_and_the_server_its_application() -> None:

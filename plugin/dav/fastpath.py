@@ -7,7 +7,8 @@ hundreds of megabytes and seconds, and a 10-card multiget still pays for every l
 index-backed address book the answers are regular, so this module writes them
 itself (``multistatus.py``), a chunk of responses at a time, reading a card
 from disk only when its response is written. A GET or HEAD of one card is
-answered the same way, by ``item_get.py``.
+answered the same way, by ``item_get.py``, and a PUT of one plain card is
+checked and stored by ``item_put.py`` (``FastPath.put``).
 
 Parity with Radicale is the rule, so the module is deliberately narrow:
 
@@ -49,8 +50,9 @@ from urllib.parse import quote, unquote, urlparse
 import defusedxml.ElementTree as DefusedET
 
 from cardfile.plugin import radicale_adapter as radicale
+from cardfile.plugin.contacts.sent_card import SentCard
 from cardfile.plugin.contacts.storage import Collection, http_date
-from cardfile.plugin.dav import item_get, multistatus
+from cardfile.plugin.dav import item_get, item_put, multistatus
 
 log = logging.getLogger("cardfile")
 
@@ -120,8 +122,26 @@ class FastPath:
                           environ.get("PATH_INFO", ""))
             return None
 
+    def put(self, environ: dict[str, Any], sent: SentCard) -> Response | None:
+        """The answer to a PUT of one plain card, stored (``item_put.py``), or None.
+
+        Only a failure before the write hands the request to Radicale: once the
+        write began, ``item_put`` answers every outcome itself.
+        """
+        if not self._wanted(environ):
+            return None
+        try:
+            return item_put.respond(self, environ, sent)
+        except Exception:  # raised before anything was written: Radicale answers
+            log.exception("Fast path failed for PUT %s; Radicale answers",
+                          environ.get("PATH_INFO", ""))
+            return None
+
+    def _wanted(self, environ: dict[str, Any]) -> bool:
+        return self.enabled and environ.get(BYPASS_HEADER, "").strip() in ("", "0")
+
     def _respond(self, environ: dict[str, Any], method: str) -> Response | None:
-        if not self.enabled or environ.get(BYPASS_HEADER, "").strip() not in ("", "0"):
+        if not self._wanted(environ):
             return None
         if method in ("GET", "HEAD"):
             return item_get.respond(self, environ, method)
@@ -154,8 +174,8 @@ class FastPath:
         except Exception:  # Radicale answers what it cannot parse (400)
             return None
 
-    def target(self, environ: dict[str, Any]) -> _Target | None:
-        """Radicale's login, path and read-right checks; None means "ask Radicale"."""
+    def target(self, environ: dict[str, Any], permission: str = "r") -> _Target | None:
+        """Radicale's login, path and ``permission`` checks; None means "ask Radicale"."""
         app = self.app
         if app.sharing_enabled or any(environ.get(h) for h in _PROXY_HEADERS):
             return None
@@ -172,7 +192,7 @@ class FastPath:
             return None
         _, user, groups = logged_in
         access = app.access(user, groups, path)
-        if not access.check("r"):
+        if not access.check(permission):
             return None
         return _Target(base_prefix, path, user, groups, access)
 
