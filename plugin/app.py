@@ -12,6 +12,7 @@ Radicale's own answers, and a PUT of one plain card is stored by it
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
 import os
@@ -465,8 +466,15 @@ def _with_reason(method: str, code: int, headers: list[tuple[str, str]], body: b
     if code in (400, 413) and details:
         reason = details[0]
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+    encoding = next((v for k, v in headers if k.lower() == "content-encoding"), "")
+    if encoding.strip().lower() == "gzip":  # Radicale gzips errors for clients that ask
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError):
+            body = b""
+    # The new body is sent as it is: plain, whatever Radicale's encoding was.
     headers = [(k, v) for k, v in headers
-               if k.lower() not in ("content-length", "content-type")]
+               if k.lower() not in ("content-length", "content-type", "content-encoding")]
     if "xml" in content_type and body.strip():
         try:
             root = ET.fromstring(body)

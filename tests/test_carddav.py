@@ -232,3 +232,18 @@ def test_fidelity_of_what_clients_send(dav: DavClient) -> None:
         assert {m[1] for m in _meaning(text)} <= {m[1] for m in stored}, (name, body)
     photo_body = dav.get("photo4.vcf")[2].replace("\r\n ", "")
     assert f"data:image/png;base64,{photo}" in photo_body
+
+
+def test_an_error_for_a_client_that_accepts_gzip_is_readable(dav: DavClient) -> None:
+    """DAVx5 sends Accept-Encoding: gzip; a 412's reason must not arrive labelled gzip."""
+    import gzip
+
+    assert dav.put("gz.vcf", card("gz", "Gee Zed"))[0] == 201
+    status, headers, text = dav.request(
+        "PUT", f"{dav.book}gz.vcf", card("gz", "Gee Zed", "NOTE:x"),
+        {"Content-Type": "text/vcard", "If-Match": '"not-the-etag"',
+         "Accept-Encoding": "gzip"})
+    assert status == 412
+    if headers.get("content-encoding") == "gzip":  # then it must really be gzip
+        text = gzip.decompress(text.encode("latin-1")).decode()
+    assert "changed" in text.lower() or "match" in text.lower(), text
