@@ -119,6 +119,12 @@ class ServerProcess:
     def book_dir(self, user: str = USER, book: str = "contacts") -> Path:
         return self.data_dir / "collection-root" / user / book
 
+    def cli(self, *args: str, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A ``cardfile`` command on this server's data and configuration (its store)."""
+        config = ("--config", str(self.config_path)) if self.config_path else ()
+        return run_cli(*args, *config, data_dir=self.data_dir, stdin=stdin, check=check)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.terminate()

@@ -44,8 +44,7 @@ def a_moment() -> float:
 
 def cli(server: ServerProcess, *args: str, check: bool = True) -> Any:
     """The CLI on the server's data, with its configuration (its store, on PostgreSQL)."""
-    config = ("--config", str(server.config_path)) if server.config_path else ()
-    return run_cli(*args, *config, "--user", USER, data_dir=server.data_dir, check=check)
+    return server.cli(*args, "--user", USER, check=check)
 
 
 def phone_card(uid: str, name: str, phone: str, *extra: str) -> str:

@@ -391,8 +391,7 @@ def test_import_while_the_server_runs(server: ServerProcess) -> None:
     status, _, _ = client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
     assert status == 207
     _, token, before = client.sync()
-    result = run_cli("import", str(FIXTURES / "utf16-bom.vcf"),
-                     "--user", USER, "--json", data_dir=server.data_dir)
+    result = server.cli("import", str(FIXTURES / "utf16-bom.vcf"), "--user", USER, "--json")
     assert json.loads(result.stdout)["added"] == 2
     status, _, changed = client.sync(token)
     assert status == 207 and len(changed) == 2

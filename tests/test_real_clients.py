@@ -32,6 +32,7 @@ import pytest
 
 from tests.conftest import (
     CORPUS,
+    EDITS_THE_FOLDER,
     FIXTURE_FILES,
     FIXTURES,
     PASSWORD,
@@ -662,6 +663,7 @@ def _names(entries: list) -> list[tuple[str, int]]:
 HUMAN_PAUSE = 0.05
 
 
+@pytest.mark.files_only(EDITS_THE_FOLDER)
 def test_card_written_into_the_folder_by_hand(server: ServerProcess, dav: DavClient) -> None:
     status, _, body = dav.put("before.vcf", card("hand-before", "Before Hand"))
     assert status == 201, body
