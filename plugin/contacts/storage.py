@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from hashlib import sha256
 from typing import Any, ClassVar, TextIO, cast
 
@@ -57,6 +57,8 @@ from cardfile.plugin.vcard import card_fields
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
 _NOT_A_CARD_SIZE = 256 * 1024 * 1024
 INDEX_FILE_NAME = "cardfile-index.sqlite3"
+#: The ``[storage]`` option ``cardfile serve`` sets for its processes (Storage.generation).
+START_GENERATION = "start_generation"
 
 
 def http_date(mtime_ns: int) -> str:
@@ -171,7 +173,11 @@ class Collection(radicale.AdapterCollection):
 
         One ``stat`` of the folder per request: a card added, removed or
         renamed by another program changes the folder's mtime, and then the
-        folder is compared file by file with the index.
+        folder is compared file by file with the index. Each process also
+        compares every book once (a card edited in place while no server ran
+        leaves the folder's mtime alone), unless a process of the same start
+        of the server already did (``Storage.checked_this_start``): then the
+        rescans (``Storage._sweep_forever``) watch for edits in place.
         """
         if self._coll_id is None:
             st = os.stat(self.folder)
@@ -187,8 +193,13 @@ class Collection(radicale.AdapterCollection):
                     self.storage.note_caught_up(self.path, self.cached_book)
                 self._coll_id = coll
                 return coll
-            if recorded_mtime != st.st_mtime_ns or not self.storage.was_reconciled(self.path):
+            if recorded_mtime != st.st_mtime_ns:
                 self.reconcile(coll, st.st_mtime_ns)
+            elif not self.storage.was_reconciled(self.path):
+                if self.storage.checked_this_start(coll):
+                    self.storage.mark_reconciled(self.path)
+                else:
+                    self.reconcile(coll, st.st_mtime_ns)
             self._coll_id = coll
             if self.storage.write_locked():
                 self._convert_group_files()
@@ -207,12 +218,22 @@ class Collection(radicale.AdapterCollection):
                     found[entry.name] = entry.stat()
         changes = self._index.apply_scan(coll, dir_mtime_ns, found, self._read_card,
                                          functools.partial(read_in_parallel, self.folder,
-                                                           self.path))
+                                                           self.path),
+                                         generation=self.storage.generation)
         self.storage.mark_reconciled(self.path)
         self._rows = None
         if changes:
             logger.info("Index of %r updated from disk: %d change(s)", self.path, changes)
         return changes
+
+    def rescan(self, interval_s: float) -> int:
+        """``reconcile``, unless another process compared this book in the last
+        ``interval_s`` seconds (a server's workers each rescan on their own timer)."""
+        st = os.stat(self.folder)
+        coll, _ = self._index.collection_id(self.path, st.st_ino)
+        if not self._index.claim_rescan(coll, int(interval_s * 1e9)):
+            return 0
+        return self.reconcile(coll, st.st_mtime_ns)
 
     def _read_card(self, href: str) -> tuple[str, card_fields.CardFields] | None:
         return read_card_file(self.folder, href, self.path)
@@ -740,6 +761,10 @@ class Storage(radicale.AdapterStorage):
         self._reconciled: set[str] = set()
         self._reconciled_lock = threading.Lock()
         self._rescan_interval = float(_storage_option(configuration, "rescan_interval", "30"))
+        #: Shared by the processes of one start of ``cardfile serve`` (set by it, never
+        #: in a configuration file): a book one of them compared with its files at
+        #: this start is not compared again by the others (Collection._coll).
+        self.generation = _storage_option(configuration, START_GENERATION, "")
         self._sweeper: threading.Thread | None = None
         self._group_cache: dict[str, tuple[tuple[int, int], dict[str, tuple[str, str]]]] = {}
         self.history_settings = settings_from(
@@ -806,16 +831,20 @@ class Storage(radicale.AdapterStorage):
         self._group_cache[collection.path] = (key, cards)
         return cards
 
-    def warm_up(self) -> tuple[int, int]:
+    def warm_up(self, on_locked: Callable[[], None] | None = None) -> tuple[int, int]:
         """Bring the index of every address book in line with the disk.
 
         Run before a server accepts requests, so the first phone to sync a
         large book that changed while the server was down does not wait for
-        the index (and group-card files are converted). Returns (books, cards).
+        the index (and group-card files are converted). ``on_locked`` is
+        called once the storage's write lock is held: from then on every
+        request waits for this. Returns (books, cards).
         """
         root = self.collection_root_folder()
         books = cards = 0
         with self.acquire_lock("w"):
+            if on_locked is not None:
+                on_locked()
             for user_entry in _subfolders(root):
                 for book_entry in _subfolders(user_entry.path):
                     path = radicale.unstrip_path(f"{user_entry.name}/{book_entry.name}", True)
@@ -874,6 +903,13 @@ class Storage(radicale.AdapterStorage):
     def was_reconciled(self, path: str) -> bool:
         return path in self._reconciled
 
+    def checked_this_start(self, coll: int) -> bool:
+        """Whether a process of this start of the server compared ``coll`` with its files."""
+        if not self.generation:
+            return False
+        checked = self.card_index.checked(coll)
+        return checked is not None and checked[0] == self.generation
+
     def mark_reconciled(self, path: str) -> None:
         with self._reconciled_lock:
             self._reconciled.add(path)
@@ -895,7 +931,8 @@ class Storage(radicale.AdapterStorage):
                 try:
                     collection = Collection(self, radicale.unstrip_path(path, True))
                     if os.path.isdir(collection.folder) and collection._indexed:
-                        collection.reconcile()
+                        # Timers drift: a comparison a little under an interval ago counts.
+                        collection.rescan(self._rescan_interval * 0.9)
                 except Exception as e:  # keep sweeping the other books
                     logger.warning("Rescan of %r failed: %s", path, e)
 

@@ -24,6 +24,7 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -116,6 +117,15 @@ CREATE TABLE IF NOT EXISTS tombstones (
     PRIMARY KEY (coll, href)
 );
 CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (coll, seq);
+-- The last comparison of a book's files with its rows: by which start of a
+-- server (the generation its processes share) and when (wall clock, ns). A
+-- server's worker trusts a comparison its own start made, and a rescan is
+-- skipped while another process's is recent (storage.py).
+CREATE TABLE IF NOT EXISTS checks (
+    coll INTEGER PRIMARY KEY,
+    generation TEXT NOT NULL,
+    checked_ns INTEGER NOT NULL
+);
 -- A book cached from the PostgreSQL store: what it was filled from (the
 -- database's epoch and book id) and the book revision it holds.
 CREATE TABLE IF NOT EXISTS mirror (
@@ -301,6 +311,7 @@ class CardIndex(ContactQueries):
         db.execute("DELETE FROM tombstones WHERE coll=?", (coll,))
         db.execute("DELETE FROM group_cards WHERE coll=?", (coll,))
         db.execute("DELETE FROM mirror WHERE coll=?", (coll,))
+        db.execute("DELETE FROM checks WHERE coll=?", (coll,))
         db.execute("DELETE FROM collections WHERE id=?", (coll,))
 
     def forget_collection(self, path: str) -> None:
@@ -544,14 +555,15 @@ class CardIndex(ContactQueries):
 
     def apply_scan(
         self, coll: int, dir_mtime_ns: int, found: dict[str, os.stat_result],
-        read: ReadFile, read_many: ReadFiles | None = None,
+        read: ReadFile, read_many: ReadFiles | None = None, generation: str = "",
     ) -> int:
         """Bring ``coll`` in line with a directory listing; return changes made.
 
         ``found`` maps every card file's name to its stat; ``read`` returns a
         file's text (or None when it vanished or cannot be read as a card);
         ``read_many``, if given, reads a long list of files (BULK_LOAD or more)
-        in order, faster than one by one.
+        in order, faster than one by one. The comparison is recorded as made by
+        ``generation`` (``checked``).
         """
         changes = 0
         scan_seq: int | None = None
@@ -588,7 +600,34 @@ class CardIndex(ContactQueries):
                 for statement in _INDEX_STATEMENTS:
                     db.execute(statement)
             db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
+            db.execute("INSERT OR REPLACE INTO checks (coll, generation, checked_ns) "
+                       "VALUES (?, ?, ?)", (coll, generation, time.time_ns()))
         return changes
+
+    def checked(self, coll: int) -> tuple[str, int] | None:
+        """(generation, wall-clock ns) of the last comparison of ``coll`` with its files."""
+        r = self._db().execute("SELECT generation, checked_ns FROM checks WHERE coll=?",
+                               (coll,)).fetchone()
+        return (str(r[0]), int(r[1])) if r else None
+
+    def claim_rescan(self, coll: int, interval_ns: int) -> bool:
+        """Whether this process should compare ``coll`` with its files now.
+
+        True, and the comparison recorded as begun, unless one was made less
+        than ``interval_ns`` ago (by any process): each of a server's workers
+        rescans on its own timer, and one comparison per interval is enough.
+        """
+        now = time.time_ns()
+        with self._transaction() as db:
+            row = db.execute("SELECT checked_ns FROM checks WHERE coll=?", (coll,)).fetchone()
+            if row is not None and now - int(row[0]) < interval_ns:
+                return False
+            if row is None:
+                db.execute("INSERT INTO checks (coll, generation, checked_ns) VALUES (?, '', ?)",
+                           (coll, now))
+            else:
+                db.execute("UPDATE checks SET checked_ns=? WHERE coll=?", (now, coll))
+        return True
 
     # -- a cache of the PostgreSQL store ----------------------------------------
     def mirror_state(self, coll: int) -> tuple[str, int] | None:
