@@ -15,9 +15,11 @@ Radicale's own behaviour untouched.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import json
 import multiprocessing
 import os
@@ -49,7 +51,7 @@ from cardfile.plugin.contacts.sources import registry as source_registry
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store import carddav_query as query
-from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
+from cardfile.plugin.store.index import CardIndex, CardRecord, ItemRow, card_record, etag_of
 from cardfile.plugin.store.pg_schema import SchemaMismatch
 from cardfile.plugin.store.postgres import PgStore, display_url
 from cardfile.plugin.vcard import card_fields
@@ -57,6 +59,8 @@ from cardfile.plugin.vcard import card_fields
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
 _NOT_A_CARD_SIZE = 256 * 1024 * 1024
 INDEX_FILE_NAME = "cardfile-index.sqlite3"
+#: Radicale's atomic writes go through temporary files named so (``atomic_write``).
+_TEMP_FILE_PREFIX = ".Radicale.tmp-"
 #: The ``[storage]`` option ``cardfile serve`` sets for its processes (Storage.generation).
 START_GENERATION = "start_generation"
 
@@ -105,34 +109,56 @@ def read_card_file(folder: str, href: str, book_path: str
         return None
 
 
-def _read_cards(folder: str, book_path: str, hrefs: list[str]
-                ) -> list[tuple[str, card_fields.CardFields] | None]:
-    return [read_card_file(folder, href, book_path) for href in hrefs]
+def read_card_record(folder: str, href: str, book_path: str) -> CardRecord | None:
+    """What the index stores of a card file, or None (vanished, unreadable)."""
+    loaded = read_card_file(folder, href, book_path)
+    return card_record(*loaded) if loaded is not None else None
+
+
+def _read_records(folder: str, book_path: str, hrefs: list[str]) -> list[CardRecord | None]:
+    return [read_card_record(folder, href, book_path) for href in hrefs]
 
 
 #: Cards one reader process parses per batch.
 _PARALLEL_BATCH = 500
+#: Batches handed out ahead per reader process: enough to keep each busy, few
+#: enough that parsed cards do not pile up while the index takes them.
+_BATCHES_AHEAD = 2
 
 
 def read_in_parallel(folder: str, book_path: str, hrefs: list[str]
-                     ) -> Iterator[tuple[str, card_fields.CardFields] | None]:
-    """Every card of ``hrefs`` read and parsed, in order, by one process per core.
+                     ) -> Iterator[CardRecord | None]:
+    """Every card of ``hrefs`` read and made an index record, in order, by one process
+    per core.
 
-    A first index build (or a rebuild) of 100,000 cards spends half its time
-    parsing vCards, which one process does on one core. Processes are
-    started fresh (spawn), not forked: the server's worker that builds the
-    index already runs threads. Results come back in order, a batch at a time,
-    while the caller writes the ones before into the index.
+    A first index build (or a rebuild) of 100,000 cards spends most of its
+    time parsing vCards and deriving what the index keeps (etags, sort keys,
+    search forms), which one process does on one core. The processes are
+    forked when this one runs no other thread (the server's check at start,
+    ``cli/book_check.py``: no interpreter start, no imports); in a server's
+    worker, which runs threads, they are started fresh (spawn). Results come
+    back in order, a batch at a time, while the caller writes the ones before
+    into the index; only a few batches are handed out ahead, so a slower
+    index does not make the parsed cards pile up in memory.
     """
     batches = [hrefs[i:i + _PARALLEL_BATCH] for i in range(0, len(hrefs), _PARALLEL_BATCH)]
     workers = min(os.cpu_count() or 1, 8)
     if workers < 2 or len(batches) < 2:
-        yield from _read_cards(folder, book_path, hrefs)
+        yield from _read_records(folder, book_path, hrefs)
         return
+    start = "fork" if threading.active_count() == 1 else "spawn"
+    read = functools.partial(_read_records, folder, book_path)
     with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for batch in pool.map(functools.partial(_read_cards, folder, book_path), batches):
-            yield from batch
+            max_workers=workers, mp_context=multiprocessing.get_context(start)) as pool:
+        waiting = iter(batches)
+        ahead = collections.deque(pool.submit(read, batch)
+                                  for batch in itertools.islice(waiting, workers * _BATCHES_AHEAD))
+        while ahead:
+            done = ahead.popleft().result()
+            following = next(waiting, None)
+            if following is not None:
+                ahead.append(pool.submit(read, following))
+            yield from done
 
 
 def _read_card_file(path: str) -> str:
@@ -158,6 +184,8 @@ class Collection(radicale.AdapterCollection):
         self._rows: dict[str, ItemRow] | None = None
         self._groups: dict[str, radicale.Item] | None = None
         self._publication: published.PublishedBook | None | bool = False
+        #: Radicale's temporary files the last ``reconcile`` saw (None: it did not run).
+        self.temp_files_seen: list[os.DirEntry[str]] | None = None
 
     # -- plumbing ----------------------------------------------------------
     @property
@@ -211,12 +239,19 @@ class Collection(radicale.AdapterCollection):
             st = os.stat(self.folder)
             coll, _ = self._index.collection_id(self.path, st.st_ino)
             dir_mtime_ns = st.st_mtime_ns
-        found: dict[str, os.stat_result] = {}
+        # (size, mtime) only: a stat result per file of a 100,000-card book held
+        # 50 MB for the comparison, in whichever worker made it.
+        found: dict[str, tuple[int, int]] = {}
+        temp_files: list[os.DirEntry[str]] = []
         with os.scandir(self.folder) as entries:
             for entry in entries:
                 if entry.is_file() and radicale.is_safe_name(entry.name):
-                    found[entry.name] = entry.stat()
-        changes = self._index.apply_scan(coll, dir_mtime_ns, found, self._read_card,
+                    st = entry.stat()
+                    found[entry.name] = (st.st_size, st.st_mtime_ns)
+                elif entry.name.startswith(_TEMP_FILE_PREFIX):
+                    temp_files.append(entry)
+        self.temp_files_seen = temp_files
+        changes = self._index.apply_scan(coll, dir_mtime_ns, found, self._read_record,
                                          functools.partial(read_in_parallel, self.folder,
                                                            self.path),
                                          generation=self.storage.generation)
@@ -237,6 +272,9 @@ class Collection(radicale.AdapterCollection):
 
     def _read_card(self, href: str) -> tuple[str, card_fields.CardFields] | None:
         return read_card_file(self.folder, href, self.path)
+
+    def _read_record(self, href: str) -> CardRecord | None:
+        return read_card_record(self.folder, href, self.path)
 
     def _item(self, row: ItemRow, text: str | None = None) -> radicale.LazyItem:
         if self._published is not None:
@@ -851,8 +889,8 @@ class Storage(radicale.AdapterStorage):
                     collection = Collection(self, path)
                     if collection.tag != "VADDRESSBOOK" or collection._published is not None:
                         continue
-                    _remove_stale_temp_files(book_entry.path)
                     collection._coll()
+                    _remove_stale_temp_files(book_entry.path, collection.temp_files_seen)
                     books += 1
                     cards += collection.card_count()
         return books, cards
@@ -953,17 +991,21 @@ class Storage(radicale.AdapterStorage):
                 collection.reconcile()
 
 
-def _remove_stale_temp_files(folder: str) -> None:
+def _remove_stale_temp_files(folder: str, seen: list[os.DirEntry[str]] | None = None
+                             ) -> None:
     """Delete temporary files a killed process left (only ever under the write lock).
 
     Every write makes its temporary file under the storage write lock, so
     while this holds that lock none is in progress: any left is from a
     process killed mid-write. Clients never see them (dot files); this only
-    stops them piling up after crashes.
+    stops them piling up after crashes. ``seen``: those a comparison of the
+    folder under the same hold of the lock already found (one listing of a
+    100,000-card folder, not two).
     """
-    with os.scandir(folder) as entries:
-        stale = [e for e in entries if e.name.startswith(".Radicale.tmp-")]
-    for entry in stale:
+    if seen is None:
+        with os.scandir(folder) as entries:
+            seen = [e for e in entries if e.name.startswith(_TEMP_FILE_PREFIX)]
+    for entry in seen:
         try:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
