@@ -68,6 +68,8 @@ from servers import (
 USER = "bench"
 BOOK = "book"
 DEFAULT_YARDSTICK = find_yardstick()
+#: What each start finds: see the module's docstring.
+SCENARIOS = ("fresh", "index deleted", "cold", "warm")
 PROPFIND_ETAGS = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>'
                   "</D:prop></D:propfind>")
 
@@ -139,7 +141,9 @@ class Prepared:
                             "get_p50_ms": round(statistics.median(s for _, s in gets) * 1000,
                                                 3)})
             memory = proctree.tree_memory_kb(server.pid or 0)
+            each = proctree.per_process_kb(server.pid or 0)
             rec.update({"ok": ok, "processes": memory["processes"],
+                        "pss_each_mb": [round(p.get("pss_kb", 0) / 1024, 1) for p in each],
                         "peak_mb": round(memory["hwm_kb"] / 1024, 1),
                         "pss_mb": round(memory["pss_kb"] / 1024, 1)
                         if "pss_kb" in memory else None})
@@ -196,8 +200,14 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated, from {','.join(LABELS)} (cardfile)")
     p.add_argument("--yardstick", type=Path, default=DEFAULT_YARDSTICK)
     p.add_argument("--start-timeout", type=float, default=900)
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help=f"comma-separated, in order, from {','.join(SCENARIOS)} (all); "
+                        "'cold' empties the page cache of the whole machine")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if not scenarios or set(scenarios) - set(SCENARIOS):
+        p.error(f"--scenarios: choose from {','.join(SCENARIOS)}")
     labels = [s.strip() for s in args.servers.split(",") if s.strip()]
     if not labels or set(labels) - set(LABELS):
         p.error(f"--servers: choose from {','.join(LABELS)}")
@@ -213,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for label in labels:
                 prepared = Prepared(label, root / label, vcards, USER, BOOK, env)
-                for scenario in ("fresh", "index deleted", "cold", "warm"):
+                for scenario in scenarios:
                     note = ""
                     if scenario == "index deleted":
                         note = remove_index(label, prepared.storage)
@@ -234,12 +244,13 @@ def main(argv: list[str] | None = None) -> int:
           "memory summed over the process tree")
     head = (f"{'server':<9} {'scenario':<14} {'start s':>8} {'port s':>7} "
             f"{'PROPFIND1 first s':>18} {'second s':>9} {'GET p50 ms':>10} "
-            f"{'sum VmHWM MB':>12} {'PSS MB':>7}")
+            f"{'sum VmHWM MB':>12} {'PSS MB':>7}  PSS per process MB (master first)")
     print(head)
     for r in results:
         print(f"{r['server']:<9} {r['scenario']:<14} {r['start_s']:>8} {r['port_s']!s:>7} "
               f"{r['propfind1_first_s']:>18} {r['propfind1_second_s']:>9} "
-              f"{r['get_p50_ms']:>10} {r['peak_mb']:>12} {r['pss_mb']!s:>7}"
+              f"{r['get_p50_ms']:>10} {r['peak_mb']:>12} {r['pss_mb']!s:>7}  "
+              + " + ".join(str(v) for v in r["pss_each_mb"])  # type: ignore[attr-defined]
               + (f"  ({r['note']})" if r.get("note") else "")
               + ("" if r["ok"] else "  FAILED"))
     return 0 if all(r["ok"] for r in results) else 1

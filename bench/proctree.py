@@ -94,6 +94,24 @@ def _pss_kb(pid: int) -> int | None:
     return None
 
 
+def per_process_kb(root: int) -> list[dict[str, int]]:
+    """Each process of the tree (the root first): pid, VmHWM, VmRSS and Pss in kB.
+
+    The sums hide where memory goes; a server's workers each hold their own
+    caches, and this shows them one by one (a process whose PSS cannot be
+    read has none).
+    """
+    rows = []
+    for pid in tree_pids(root):
+        status = _status_kb(pid)
+        row = {"pid": pid, "hwm_kb": status.get("VmHWM", 0), "rss_kb": status.get("VmRSS", 0)}
+        pss = _pss_kb(pid)
+        if pss is not None:
+            row["pss_kb"] = pss
+        rows.append(row)
+    return rows
+
+
 def tree_memory_kb(root: int) -> dict[str, int]:
     """``hwm_kb`` (sum of peaks), ``rss_kb`` and ``pss_kb`` (now) and ``processes``."""
     pids = tree_pids(root)

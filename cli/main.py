@@ -6,6 +6,7 @@ run several independent servers side by side.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -20,8 +21,51 @@ from cardfile.cli.server_options import REQUEST_TIMEOUT  # noqa: F401  (register
 from cardfile.plugin.contacts import actor
 from cardfile.plugin.dav import host_check  # noqa: F401  (registers [server] allowed_hosts)
 
+#: Commands kept in their own modules -> the modules that register them. A module
+#: is imported only when one of its commands runs (or ``--help`` lists them all):
+#: ``cardfile serve`` needs none, and importing them all took a tenth of its start.
+#: ``contacts`` also needs ``history``, which adds ``contacts remove`` to it.
+LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
+    "categories": ("categories",),
+    **dict.fromkeys(("import", "export", "dedupe", "search"), ("contacts",)),
+    "contacts": ("contacts", "history"),
+    **dict.fromkeys(("backup", "restore"), ("maintenance",)),
+    **dict.fromkeys(("trash", "history", "restore-to"), ("history",)),
+    "sources": ("sources",),
+    **dict.fromkeys(("devices", "tokens", "grants", "me", "friends", "shares"), ("grants",)),
+    "db": ("db",),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """The ``cardfile`` group: its command modules are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            for module in LAZY_COMMANDS.get(cmd_name, ()):
+                register_commands_of(module, self)
+        return self.commands.get(cmd_name)
+
+
+_registered: set[str] = set()
+
+
+def register_commands_of(module: str, group: click.Group) -> None:
+    """Import ``cardfile.cli.<module>`` and add its commands to ``group`` (once)."""
+    if module in _registered:
+        return
+    _registered.add(module)
+    loaded = importlib.import_module(f"cardfile.cli.{module}")
+    if module == "categories":
+        group.add_command(loaded.categories)
+    else:
+        loaded.register(group)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cardfile")
 def cli() -> None:
     """Cardfile: your contacts as plain .vcf files, synced over CardDAV."""
@@ -211,23 +255,6 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
     _user_action(lambda: users.remove(settings.htpasswd, name))
     click.echo(f"Removed user {name!r}; their contacts stay in "
                f"{settings.collection_root / name}.", err=True)
-
-
-def _register_command_groups() -> None:
-    """Command groups live in their own modules; they are attached here."""
-    from cardfile.cli import contacts, db, grants, history, maintenance, sources
-    from cardfile.cli.categories import categories
-
-    cli.add_command(categories)
-    contacts.register(cli)  # import, export, dedupe, contacts, search
-    maintenance.register(cli)  # backup, restore
-    history.register(cli)  # trash, history, restore-to, contacts remove
-    sources.register(cli)  # connected sources
-    grants.register(cli)  # devices, tokens, grants, me, friends
-    db.register(cli)  # the PostgreSQL store: upgrade, export, import
-
-
-_register_command_groups()
 
 
 def main() -> None:

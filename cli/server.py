@@ -27,27 +27,29 @@ gives up after ``body_timeout`` and answers 400 (``body_reader``).
 
 Each worker builds its own application from the same recipe (the settings
 and the command line's overrides, passed in the environment), so nothing
-built before the fork (SQLite connections, threads) is shared.
+built before the fork (SQLite connections, threads) is shared. Before the
+workers start, one forked process compares the books' files with the index
+for all of them (``book_check``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import logging
 import os
 import resource
+import secrets
 import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cardfile.cli import server_options, worker_slots
+from cardfile.cli import book_check, server_options, worker_slots
 from cardfile.cli import settings as settings_mod
-from cardfile.plugin.app import CardfileApp
-from cardfile.plugin.contacts import tombstones
-from cardfile.plugin.contacts.sources.refresher import Refresher
+from cardfile.plugin.contacts.storage import START_GENERATION
 from cardfile.plugin.dav import body_reader
 from cardfile.plugin.dav.log_escape import EscapingFormatter
 
@@ -79,6 +81,9 @@ class Recipe:
     config_file: str | None
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     log_level: str = "info"
+    #: The books were compared with the index at this start (book_check): the
+    #: workers need not, and serve at once.
+    books_checked: bool = False
 
     def configuration(self) -> Any:
         settings = settings_mod.resolve(self.data_dir, self.config_file)
@@ -149,16 +154,22 @@ def load_application(_target: str) -> Any:
                           threads=_blocking_threads(configuration))
     workers = worker_count(configuration)
     slot = worker_slots.claim(Path(recipe.data_dir), workers)
+    from cardfile.plugin.app import CardfileApp  # (imported by the master: shared pages)
+    from cardfile.plugin.contacts.sources.refresher import Refresher
+
     app = CardfileApp(configuration)
-    app.warm_up()  # the first worker builds the index; the others find it built
+    if not recipe.books_checked:
+        app.warm_up()  # the first worker builds the index; the others find it built
     if slot == 0:  # background work runs in one worker: sources, pruning deleted cards
+        from cardfile.plugin.contacts import tombstones
+
         Refresher(app.radicale.storage).start()
         tombstones.start_pruning(app.radicale.storage, configuration)
     inherited = [k for k in os.environ if k.startswith(_CGI_PREFIXES)]
     return _from_granian(app, inherited)
 
 
-def _from_granian(app: CardfileApp, inherited: list[str]) -> Any:
+def _from_granian(app: Any, inherited: list[str]) -> Any:
     """The environ Cardfile's application expects, from the one Granian builds.
 
     Granian decodes the path's %-escapes as Latin-1, as PEP 3333 says;
@@ -202,10 +213,23 @@ def _allow_many_connections() -> None:
 
 def serve(recipe: Recipe) -> None:
     """Serve until SIGINT or SIGTERM, then finish running requests and return."""
+    # One generation for this start's processes, then the books' check in a
+    # forked process, overlapping the imports below and Granian's start.
+    storage_overrides = {**recipe.overrides.get("storage", {}),
+                         START_GENERATION: secrets.token_hex(8)}
+    recipe = dataclasses.replace(recipe, overrides={**recipe.overrides,
+                                                    "storage": storage_overrides})
+    recipe = dataclasses.replace(
+        recipe, books_checked=book_check.check_in_a_child(recipe.configuration()))
+    # The application's modules, imported once here: the workers are forked from
+    # this process and share these pages instead of each importing its own copy.
     from granian.constants import Interfaces, SSLProtocols
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.server import Server
+
+    import cardfile.plugin.app  # noqa: F401
+    import cardfile.plugin.contacts.sources.refresher  # noqa: F401
 
     configuration = recipe.configuration()
     hosts = configuration.get("server", "hosts")

@@ -12,7 +12,6 @@ loudly, instead of breaking a request somewhere else.
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import hashlib
 import hmac
@@ -27,7 +26,6 @@ import radicale
 import radicale.auth as radicale_auth
 import radicale.item as radicale_item
 import radicale.rights as radicale_rights
-import radicale.server as radicale_server
 import vobject
 from radicale import config as radicale_config
 from radicale import httputils, pathutils, xmlutils
@@ -84,8 +82,6 @@ AuthContext = radicale_auth.AuthContext
 Access = app_base.Access
 decode_request = httputils.decode_request
 positive_float = radicale_config.positive_float
-ServerRequestHandler = radicale_server.RequestHandler
-serve = radicale_server.serve
 load_configuration = radicale_config.load
 make_clark = xmlutils.make_clark
 make_response = xmlutils.make_response
@@ -481,29 +477,6 @@ class _CheckedAuth:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-@contextlib.contextmanager
-def serving_with(application_factory: Callable[[Any], Any],
-                 handler: type[Any], backlog: int) -> Iterator[None]:
-    """Radicale's own server loop, building Cardfile's application and request handler.
-
-    ``radicale.server.serve`` builds Radicale's bare application and handler
-    itself; its names are swapped for the duration of the call, here and
-    nowhere else, so the whole loop (TLS, connection limit, clean shutdown)
-    is reused unchanged.
-    """
-    original_app, original_handler = radicale_server.Application, radicale_server.RequestHandler
-    original_backlog = radicale_server.ParallelHTTPServer.request_queue_size
-    radicale_server.Application = application_factory  # type: ignore[misc, assignment]
-    radicale_server.RequestHandler = handler  # type: ignore[misc]
-    radicale_server.ParallelHTTPServer.request_queue_size = backlog
-    try:
-        yield
-    finally:
-        radicale_server.Application = original_app  # type: ignore[misc]
-        radicale_server.RequestHandler = original_handler  # type: ignore[misc]
-        radicale_server.ParallelHTTPServer.request_queue_size = original_backlog
 
 
 def folder_exists(collection: Any) -> bool:

@@ -182,6 +182,63 @@ def test_an_index_from_an_older_version_is_rebuilt(tmp_path: Path) -> None:
         srv.stop()
 
 
+def _last_check(data_dir: Path) -> list[tuple[str, int]]:
+    """(generation, when) of each book's last comparison with its files, from the index."""
+    with sqlite3.connect(data_dir / "cardfile-index.sqlite3") as db:
+        return db.execute("SELECT generation, checked_ns FROM checks ORDER BY coll").fetchall()
+
+
+def _seen_by_every_worker(srv: ServerProcess, expected: dict[str, str]) -> None:
+    """Each request on a fresh connection (any worker) lists and finds what is on disk."""
+    for _ in range(8):
+        client = srv.client()
+        listed = {href.rsplit("/", 1)[-1] for href in client.etags()}
+        assert listed == set(expected), listed
+        hits = client.query('<C:prop-filter name="NOTE"><C:text-match>changed on disk'
+                            '</C:text-match></C:prop-filter>')
+        assert [h.href.rsplit("/", 1)[-1] for h in hits] == ["edited.vcf"], hits
+        assert hits[0].data and expected["edited.vcf"] in hits[0].data
+
+
+def test_changes_while_the_server_was_down_are_found_at_start(tmp_path: Path) -> None:
+    """Cards added, edited in place and removed while no server ran are served from the
+    first request by every worker, after one comparison of the files for the whole
+    server: the workers trust it instead of each comparing again."""
+    config = "[server]\nworkers = 2\n"
+    srv = start_server(tmp_path, extra_config=config)
+    client = srv.client()
+    client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+    for name in ("kept", "edited", "removed"):
+        assert client.put(f"{name}.vcf", card(name, f"Person {name.title()}"))[0] == 201
+    assert srv.stop() == 0
+    book = srv.book_dir()
+    (book / "removed.vcf").unlink()
+    (book / "added.vcf").write_text(card("added", "Person Added"), newline="")
+    edited = card("edited", "Person Edited", "NOTE:changed on disk once")
+    (book / "edited.vcf").write_text(edited, newline="")  # same file, new content
+    srv = ServerProcess(srv.data_dir, free_port(), config)
+    try:
+        _seen_by_every_worker(srv, {"kept.vcf": "", "edited.vcf": "once", "added.vcf": ""})
+        checked = _last_check(srv.data_dir)
+        assert len(checked) == 1 and checked[0][0], checked
+        _seen_by_every_worker(srv, {"kept.vcf": "", "edited.vcf": "once", "added.vcf": ""})
+        assert _last_check(srv.data_dir) == checked  # no worker compared the files again
+    finally:
+        assert srv.stop() == 0
+    # Edited in place alone: the folder's mtime does not change, the file's does.
+    folder_mtime = book.stat().st_mtime_ns
+    (book / "edited.vcf").write_text(card("edited", "Person Edited",
+                                          "NOTE:changed on disk twice"), newline="")
+    assert book.stat().st_mtime_ns == folder_mtime
+    srv = ServerProcess(srv.data_dir, free_port(), config)
+    try:
+        _seen_by_every_worker(srv, {"kept.vcf": "", "edited.vcf": "twice", "added.vcf": ""})
+        later = _last_check(srv.data_dir)
+        assert later[0][0] != checked[0][0], "each start of the server compares once"
+    finally:
+        assert srv.stop() == 0
+
+
 def test_plugin_works_in_plain_radicale(tmp_path: Path) -> None:
     """``[storage] type = cardfile.plugin`` in an ordinary Radicale installation."""
     port = free_port()

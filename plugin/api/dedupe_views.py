@@ -15,14 +15,12 @@ import datetime
 import re
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from cardfile.plugin.api import ids
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.contact_views import meta
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
+from cardfile.plugin.api.schema_check import SchemaCheck
 from cardfile.plugin.api.web import Response
 from cardfile.plugin.contacts import dedupe
 from cardfile.plugin.contacts.importers import book as import_book
@@ -37,7 +35,7 @@ MERGE_IDS: dict[str, Any] = {
                            "items": {"type": "string", "minLength": 1, "maxLength": 300},
                            "description": "ids of the contacts to merge into one"}},
 }
-_MERGE_IDS = Draft202012Validator(MERGE_IDS)
+_MERGE_IDS = SchemaCheck(MERGE_IDS)
 
 
 def _region(ctx: Context) -> str:
@@ -114,7 +112,7 @@ def create_merge(ctx: Context, book: str) -> Response:
     """Merge the contacts named in ``ids`` into the most complete one."""
     ctx.request.body_kind(("json",))
     data = ctx.request.json()
-    error = best_match(_MERGE_IDS.iter_errors(data))
+    error = _MERGE_IDS.first_error(data)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the body"
         raise Problem(422, f"{where}: {error.message[:200]}")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from cardfile.plugin.api.problems import Problem
+from cardfile.plugin.api.schema_check import SchemaCheck
 from cardfile.plugin.api.schemas import NAME_PATTERN
 from cardfile.plugin.contacts.grants.properties import SCOPES
 
@@ -83,11 +81,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                    "copy_deleted": {"type": "boolean", "description":
                                     "the friend deleted their copy of your card"}}},
 }
-_VALIDATORS = {name: Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
+_VALIDATORS = {name: SchemaCheck(schema) for name, schema in SCHEMAS.items()}
 
 
 def validate(data: Any, name: str) -> dict[str, Any]:
-    error = best_match(_VALIDATORS[name].iter_errors(data))
+    error = _VALIDATORS[name].first_error(data)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the body"
         raise Problem(422, f"{where}: {error.message[:200]}")

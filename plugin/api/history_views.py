@@ -13,14 +13,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from cardfile.plugin.api import ids
 from cardfile.plugin.api import representation as rep
 from cardfile.plugin.api.contact_views import represent
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
+from cardfile.plugin.api.schema_check import SchemaCheck
 from cardfile.plugin.api.web import Response
 from cardfile.plugin.contacts import undo, when
 from cardfile.plugin.contacts.history import describe_time, event_summary, fn_of, iso_utc
@@ -41,7 +39,7 @@ RESTORE_TO: dict[str, Any] = {
         "dry_run": {"type": "boolean", "default": False,
                     "description": "only say what would change"}},
 }
-_RESTORE_TO = Draft202012Validator(RESTORE_TO)
+_RESTORE_TO = SchemaCheck(RESTORE_TO)
 
 
 @contextlib.contextmanager
@@ -175,7 +173,7 @@ def _steps(steps: list[undo.Step]) -> list[dict[str, str]]:
 def restore_to(ctx: Context, book: str) -> Response:
     ctx.request.body_kind(("json",))
     data = ctx.request.json()
-    error = best_match(_RESTORE_TO.iter_errors(data))
+    error = _RESTORE_TO.first_error(data)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the body"
         raise Problem(422, f"{where}: {error.message[:200]}")

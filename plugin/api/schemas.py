@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.representation import ADDRESS_PARTS, FIELDS
+from cardfile.plugin.api.schema_check import SchemaCheck
 
 _NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]*$"
 _NO_CONTROL_BUT_BREAKS = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
@@ -196,7 +194,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "MemberIds": MEMBER_IDS,
     "Problem": PROBLEM,
 }
-_VALIDATORS = {name: Draft202012Validator(SCHEMAS[name])
+_VALIDATORS = {name: SchemaCheck(SCHEMAS[name])
                for name in ("ContactInput", "ContactPatch", "CategoryInput", "NewCategory",
                             "MemberIds")}
 assert set(FIELDS) == set(CONTACT["properties"])
@@ -204,7 +202,7 @@ assert set(FIELDS) == set(CONTACT["properties"])
 
 def validate(data: Any, name: str) -> dict[str, Any]:
     """``data`` if it fits schema ``name``, else 422 naming the first misfit."""
-    error = best_match(_VALIDATORS[name].iter_errors(data))
+    error = _VALIDATORS[name].first_error(data)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the body"
         message = error.message if len(error.message) < 200 else error.message[:200] + "..."

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from cardfile.plugin.api.context import Context
 from cardfile.plugin.api.problems import Problem
+from cardfile.plugin.api.schema_check import SchemaCheck
 from cardfile.plugin.api.web import Response
 from cardfile.plugin.contacts.sources import connect, registry, sync
 from cardfile.plugin.contacts.sources.fetch import SourceFailure
@@ -57,7 +55,7 @@ SOURCE: dict[str, Any] = {
         "url_api": {"type": "string"},
     },
 }
-_INPUT = Draft202012Validator(SOURCE_INPUT)
+_INPUT = SchemaCheck(SOURCE_INPUT)
 
 
 def _status(ctx: Context, source: registry.Source, folder: str) -> dict[str, Any]:
@@ -71,7 +69,7 @@ def list_sources(ctx: Context) -> Response:
 
 def add_source(ctx: Context) -> Response:
     data = ctx.request.json()
-    error = best_match(_INPUT.iter_errors(data))
+    error = _INPUT.first_error(data)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the body"
         raise Problem(422, f"{where}: {error.message[:200]}")

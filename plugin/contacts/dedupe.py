@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rapidfuzz import fuzz
-
 from cardfile.plugin.contacts import state_files
 from cardfile.plugin.contacts.export import card_text, convert_lines, version_of
 from cardfile.plugin.vcard import card_edit
@@ -108,6 +106,8 @@ def real_name(value: str) -> str:
 def name_score(a: str, b: str) -> float:
     if not a or not b:
         return 100.0
+    from rapidfuzz import fuzz  # on the first comparison, not at the server's start
+
     return float(fuzz.token_set_ratio(a, b))
 
 

@@ -15,9 +15,11 @@ Radicale's own behaviour untouched.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import json
 import multiprocessing
 import os
@@ -25,7 +27,7 @@ import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from hashlib import sha256
 from typing import Any, ClassVar
 
@@ -51,7 +53,7 @@ from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store.card_file import write_card_file
-from cardfile.plugin.store.index import CardIndex, ItemRow, etag_of
+from cardfile.plugin.store.index import CardIndex, CardRecord, ItemRow, card_record, etag_of
 from cardfile.plugin.store.pg_files import PgFiles
 from cardfile.plugin.store.pg_schema import SchemaMismatch
 from cardfile.plugin.store.postgres import PgStore, display_url
@@ -60,6 +62,10 @@ from cardfile.plugin.vcard import card_fields
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
 _NOT_A_CARD_SIZE = 256 * 1024 * 1024
 INDEX_FILE_NAME = "cardfile-index.sqlite3"
+#: Radicale's atomic writes go through temporary files named so (``atomic_write``).
+_TEMP_FILE_PREFIX = ".Radicale.tmp-"
+#: The ``[storage]`` option ``cardfile serve`` sets for its processes (Storage.generation).
+START_GENERATION = "start_generation"
 
 
 def http_date(mtime_ns: int) -> str:
@@ -106,34 +112,56 @@ def read_card_file(folder: str, href: str, book_path: str
         return None
 
 
-def _read_cards(folder: str, book_path: str, hrefs: list[str]
-                ) -> list[tuple[str, card_fields.CardFields] | None]:
-    return [read_card_file(folder, href, book_path) for href in hrefs]
+def read_card_record(folder: str, href: str, book_path: str) -> CardRecord | None:
+    """What the index stores of a card file, or None (vanished, unreadable)."""
+    loaded = read_card_file(folder, href, book_path)
+    return card_record(*loaded) if loaded is not None else None
+
+
+def _read_records(folder: str, book_path: str, hrefs: list[str]) -> list[CardRecord | None]:
+    return [read_card_record(folder, href, book_path) for href in hrefs]
 
 
 #: Cards one reader process parses per batch.
 _PARALLEL_BATCH = 500
+#: Batches handed out ahead per reader process: enough to keep each busy, few
+#: enough that parsed cards do not pile up while the index takes them.
+_BATCHES_AHEAD = 2
 
 
 def read_in_parallel(folder: str, book_path: str, hrefs: list[str]
-                     ) -> Iterator[tuple[str, card_fields.CardFields] | None]:
-    """Every card of ``hrefs`` read and parsed, in order, by one process per core.
+                     ) -> Iterator[CardRecord | None]:
+    """Every card of ``hrefs`` read and made an index record, in order, by one process
+    per core.
 
-    A first index build (or a rebuild) of 100,000 cards spends half its time
-    parsing vCards, which one process does on one core. Processes are
-    started fresh (spawn), not forked: the server's worker that builds the
-    index already runs threads. Results come back in order, a batch at a time,
-    while the caller writes the ones before into the index.
+    A first index build (or a rebuild) of 100,000 cards spends most of its
+    time parsing vCards and deriving what the index keeps (etags, sort keys,
+    search forms), which one process does on one core. The processes are
+    forked when this one runs no other thread (the server's check at start,
+    ``cli/book_check.py``: no interpreter start, no imports); in a server's
+    worker, which runs threads, they are started fresh (spawn). Results come
+    back in order, a batch at a time, while the caller writes the ones before
+    into the index; only a few batches are handed out ahead, so a slower
+    index does not make the parsed cards pile up in memory.
     """
     batches = [hrefs[i:i + _PARALLEL_BATCH] for i in range(0, len(hrefs), _PARALLEL_BATCH)]
     workers = min(os.cpu_count() or 1, 8)
     if workers < 2 or len(batches) < 2:
-        yield from _read_cards(folder, book_path, hrefs)
+        yield from _read_records(folder, book_path, hrefs)
         return
+    start = "fork" if threading.active_count() == 1 else "spawn"
+    read = functools.partial(_read_records, folder, book_path)
     with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for batch in pool.map(functools.partial(_read_cards, folder, book_path), batches):
-            yield from batch
+            max_workers=workers, mp_context=multiprocessing.get_context(start)) as pool:
+        waiting = iter(batches)
+        ahead = collections.deque(pool.submit(read, batch)
+                                  for batch in itertools.islice(waiting, workers * _BATCHES_AHEAD))
+        while ahead:
+            done = ahead.popleft().result()
+            following = next(waiting, None)
+            if following is not None:
+                ahead.append(pool.submit(read, following))
+            yield from done
 
 
 def _read_card_file(path: str) -> str:
@@ -159,6 +187,8 @@ class Collection(radicale.AdapterCollection):
         self._rows: dict[str, ItemRow] | None = None
         self._groups: dict[str, radicale.Item] | None = None
         self._publication: published.PublishedBook | None | bool = False
+        #: Radicale's temporary files the last ``reconcile`` saw (None: it did not run).
+        self.temp_files_seen: list[os.DirEntry[str]] | None = None
 
     # -- plumbing ----------------------------------------------------------
     @property
@@ -174,7 +204,11 @@ class Collection(radicale.AdapterCollection):
 
         One ``stat`` of the folder per request: a card added, removed or
         renamed by another program changes the folder's mtime, and then the
-        folder is compared file by file with the index.
+        folder is compared file by file with the index. Each process also
+        compares every book once (a card edited in place while no server ran
+        leaves the folder's mtime alone), unless a process of the same start
+        of the server already did (``Storage.checked_this_start``): then the
+        rescans (``Storage._sweep_forever``) watch for edits in place.
         """
         if self._coll_id is None:
             st = os.stat(self.folder)
@@ -190,8 +224,13 @@ class Collection(radicale.AdapterCollection):
                     self.storage.note_caught_up(self.path, self.cached_book)
                 self._coll_id = coll
                 return coll
-            if recorded_mtime != st.st_mtime_ns or not self.storage.was_reconciled(self.path):
+            if recorded_mtime != st.st_mtime_ns:
                 self.reconcile(coll, st.st_mtime_ns)
+            elif not self.storage.was_reconciled(self.path):
+                if self.storage.checked_this_start(coll):
+                    self.storage.mark_reconciled(self.path)
+                else:
+                    self.reconcile(coll, st.st_mtime_ns)
             self._coll_id = coll
             if self.storage.write_locked():
                 self._convert_group_files()
@@ -203,22 +242,42 @@ class Collection(radicale.AdapterCollection):
             st = os.stat(self.folder)
             coll, _ = self._index.collection_id(self.path, st.st_ino)
             dir_mtime_ns = st.st_mtime_ns
-        found: dict[str, os.stat_result] = {}
+        # (size, mtime) only: a stat result per file of a 100,000-card book held
+        # 50 MB for the comparison, in whichever worker made it.
+        found: dict[str, tuple[int, int]] = {}
+        temp_files: list[os.DirEntry[str]] = []
         with os.scandir(self.folder) as entries:
             for entry in entries:
                 if entry.is_file() and radicale.is_safe_name(entry.name):
-                    found[entry.name] = entry.stat()
-        changes = self._index.apply_scan(coll, dir_mtime_ns, found, self._read_card,
+                    st = entry.stat()
+                    found[entry.name] = (st.st_size, st.st_mtime_ns)
+                elif entry.name.startswith(_TEMP_FILE_PREFIX):
+                    temp_files.append(entry)
+        self.temp_files_seen = temp_files
+        changes = self._index.apply_scan(coll, dir_mtime_ns, found, self._read_record,
                                          functools.partial(read_in_parallel, self.folder,
-                                                           self.path))
+                                                           self.path),
+                                         generation=self.storage.generation)
         self.storage.mark_reconciled(self.path)
         self._rows = None
         if changes:
             logger.info("Index of %r updated from disk: %d change(s)", self.path, changes)
         return changes
 
+    def rescan(self, interval_s: float) -> int:
+        """``reconcile``, unless another process compared this book in the last
+        ``interval_s`` seconds (a server's workers each rescan on their own timer)."""
+        st = os.stat(self.folder)
+        coll, _ = self._index.collection_id(self.path, st.st_ino)
+        if not self._index.claim_rescan(coll, int(interval_s * 1e9)):
+            return 0
+        return self.reconcile(coll, st.st_mtime_ns)
+
     def _read_card(self, href: str) -> tuple[str, card_fields.CardFields] | None:
         return read_card_file(self.folder, href, self.path)
+
+    def _read_record(self, href: str) -> CardRecord | None:
+        return read_card_record(self.folder, href, self.path)
 
     def _item(self, row: ItemRow, text: str | None = None) -> radicale.LazyItem:
         if self._published is not None:
@@ -759,6 +818,10 @@ class Storage(radicale.AdapterStorage):
         self._reconciled: set[str] = set()
         self._reconciled_lock = threading.Lock()
         self._rescan_interval = float(_storage_option(configuration, "rescan_interval", "30"))
+        #: Shared by the processes of one start of ``cardfile serve`` (set by it, never
+        #: in a configuration file): a book one of them compared with its files at
+        #: this start is not compared again by the others (Collection._coll).
+        self.generation = _storage_option(configuration, START_GENERATION, "")
         self._sweeper: threading.Thread | None = None
         self._group_cache: dict[str, tuple[tuple[int, int], dict[str, tuple[str, str]]]] = {}
         self.history_settings = settings_from(
@@ -826,24 +889,28 @@ class Storage(radicale.AdapterStorage):
         self._group_cache[collection.path] = (key, cards)
         return cards
 
-    def warm_up(self) -> tuple[int, int]:
+    def warm_up(self, on_locked: Callable[[], None] | None = None) -> tuple[int, int]:
         """Bring the index of every address book in line with the disk.
 
         Run before a server accepts requests, so the first phone to sync a
         large book that changed while the server was down does not wait for
-        the index (and group-card files are converted). Returns (books, cards).
+        the index (and group-card files are converted). ``on_locked`` is
+        called once the storage's write lock is held: from then on every
+        request waits for this. Returns (books, cards).
         """
         root = self.collection_root_folder()
         books = cards = 0
         with self.acquire_lock("w"):
+            if on_locked is not None:
+                on_locked()
             for user_entry in _subfolders(root):
                 for book_entry in _subfolders(user_entry.path):
                     path = radicale.unstrip_path(f"{user_entry.name}/{book_entry.name}", True)
                     collection = Collection(self, path)
                     if collection.tag != "VADDRESSBOOK" or collection._published is not None:
                         continue
-                    _remove_stale_temp_files(book_entry.path)
                     collection._coll()
+                    _remove_stale_temp_files(book_entry.path, collection.temp_files_seen)
                     books += 1
                     cards += collection.card_count()
         return books, cards
@@ -908,6 +975,13 @@ class Storage(radicale.AdapterStorage):
     def was_reconciled(self, path: str) -> bool:
         return path in self._reconciled
 
+    def checked_this_start(self, coll: int) -> bool:
+        """Whether a process of this start of the server compared ``coll`` with its files."""
+        if not self.generation:
+            return False
+        checked = self.card_index.checked(coll)
+        return checked is not None and checked[0] == self.generation
+
     def mark_reconciled(self, path: str) -> None:
         with self._reconciled_lock:
             self._reconciled.add(path)
@@ -929,7 +1003,8 @@ class Storage(radicale.AdapterStorage):
                 try:
                     collection = Collection(self, radicale.unstrip_path(path, True))
                     if os.path.isdir(collection.folder) and collection._indexed:
-                        collection.reconcile()
+                        # Timers drift: a comparison a little under an interval ago counts.
+                        collection.rescan(self._rescan_interval * 0.9)
                 except Exception as e:  # keep sweeping the other books
                     logger.warning("Rescan of %r failed: %s", path, e)
 
@@ -950,17 +1025,21 @@ class Storage(radicale.AdapterStorage):
                 collection.reconcile()
 
 
-def _remove_stale_temp_files(folder: str) -> None:
+def _remove_stale_temp_files(folder: str, seen: list[os.DirEntry[str]] | None = None
+                             ) -> None:
     """Delete temporary files a killed process left (only ever under the write lock).
 
     Every write makes its temporary file under the storage write lock, so
     while this holds that lock none is in progress: any left is from a
     process killed mid-write. Clients never see them (dot files); this only
-    stops them piling up after crashes.
+    stops them piling up after crashes. ``seen``: those a comparison of the
+    folder under the same hold of the lock already found (one listing of a
+    100,000-card folder, not two).
     """
-    with os.scandir(folder) as entries:
-        stale = [e for e in entries if e.name.startswith(".Radicale.tmp-")]
-    for entry in stale:
+    if seen is None:
+        with os.scandir(folder) as entries:
+            seen = [e for e in entries if e.name.startswith(_TEMP_FILE_PREFIX)]
+    for entry in seen:
         try:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)

@@ -19,31 +19,33 @@ Radicale, so a PostgreSQL version can sit behind the same methods.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import secrets
 import sqlite3
 import threading
+import time
 import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cardfile.plugin.store import carddav_query, collation
 from cardfile.plugin.store.contact_queries import ContactQueries
 from cardfile.plugin.store.rows import ItemRow, SyncState, etag_of
 
-__all__ = ["CardIndex", "ItemRow", "MirrorChange", "SyncState", "etag_of"]
+__all__ = ["CardIndex", "CardRecord", "ItemRow", "MirrorChange", "SyncState", "card_record",
+           "etag_of"]
 
 from cardfile.plugin.vcard import card_fields
 
 #: 9: UCA sort keys (sk_name, sk_family) and accent-folded values (fvalue) for search.
 SCHEMA_VERSION = "9"
 
-#: Reads one card file: its text and fields, or None if it vanished or is no card.
-ReadFile = Callable[[str], "tuple[str, card_fields.CardFields] | None"]
+#: Reads one card file: what the index stores of it, or None if it vanished or is no card.
+ReadFile = Callable[[str], "CardRecord | None"]
 #: Reads many, in order.
-ReadFiles = Callable[[list[str]], "Iterable[tuple[str, card_fields.CardFields] | None]"]
+ReadFiles = Callable[[list[str]], "Iterable[CardRecord | None]"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -116,6 +118,15 @@ CREATE TABLE IF NOT EXISTS tombstones (
     PRIMARY KEY (coll, href)
 );
 CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (coll, seq);
+-- The last comparison of a book's files with its rows: by which start of a
+-- server (the generation its processes share) and when (wall clock, ns). A
+-- server's worker trusts a comparison its own start made, and a rescan is
+-- skipped while another process's is recent (storage.py).
+CREATE TABLE IF NOT EXISTS checks (
+    coll INTEGER PRIMARY KEY,
+    generation TEXT NOT NULL,
+    checked_ns INTEGER NOT NULL
+);
 -- A book cached from the PostgreSQL store: what it was filled from (the
 -- database's epoch and book id) and the book revision it holds.
 CREATE TABLE IF NOT EXISTS mirror (
@@ -136,6 +147,10 @@ _SCHEMA_STATEMENTS = tuple(
     statement.strip() for statement in re.sub(r"--[^\n]*", "", _SCHEMA).split(";")
     if statement.strip())
 _INDEX_STATEMENTS = tuple(s for s in _SCHEMA_STATEMENTS if "CREATE INDEX" in s)
+#: New cards written by one statement per table (``_insert_new``).
+_INSERT_BATCH = 500
+_INSERT_PROPS = ("INSERT INTO props (item, coll, name, value, lvalue, norm, fvalue) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)")
 #: props_item stays: a changed card's old properties are deleted through it.
 _SECONDARY_INDEXES = tuple(name for name in re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)",
                                                        _SCHEMA) if name != "props_item")
@@ -155,6 +170,38 @@ class _Lease:
                  ) -> None:
         self.db = db
         weakref.finalize(self, give_back, db)
+
+
+class CardRecord(NamedTuple):
+    """Everything the index stores of one card, derived from its text (``card_record``).
+
+    Computed where the card is read: a rebuild's reader processes derive the
+    etags, sort keys and search forms in parallel, and send this back instead
+    of the card's text (a rebuild held every parsed card's text in memory).
+    """
+
+    uid: str
+    etag: str
+    fn: str
+    kind: str
+    family: str
+    given: str
+    sk_name: bytes
+    sk_family: bytes
+    #: (name, value, lvalue, norm, fvalue) of every indexed value: the ``props`` rows.
+    props: list[tuple[str, str, str, str, str]]
+
+
+def card_record(text: str, fields: card_fields.CardFields) -> CardRecord:
+    """What the index stores of the card ``text`` whose fields are ``fields``."""
+    sk_name, sk_family = sort_keys(fields)
+    # A group card is not a contact: its CATEGORIES make no member.
+    props = [(name, value, value.lower(), _norm(name, value),
+              collation.fold(value) if name in _FOLDED else "")
+             for name, value in fields.values
+             if not (name == "CATEGORIES" and fields.kind == "group")]
+    return CardRecord(fields.uid, etag_of(text), fields.fn, fields.kind, fields.family,
+                      fields.given, sk_name, sk_family, props)
 
 
 @dataclass(frozen=True)
@@ -301,6 +348,7 @@ class CardIndex(ContactQueries):
         db.execute("DELETE FROM tombstones WHERE coll=?", (coll,))
         db.execute("DELETE FROM group_cards WHERE coll=?", (coll,))
         db.execute("DELETE FROM mirror WHERE coll=?", (coll,))
+        db.execute("DELETE FROM checks WHERE coll=?", (coll,))
         db.execute("DELETE FROM collections WHERE id=?", (coll,))
 
     def forget_collection(self, path: str) -> None:
@@ -477,51 +525,62 @@ class CardIndex(ContactQueries):
         """Record a card written (by us or found on disk) at ``href``."""
         if fields is None:
             fields = card_fields.extract(text)
+        record = card_record(text, fields)
         with self._transaction() as db:
-            row = self._put(db, coll, href, text, size, mtime_ns, fields)
+            row = self._put(db, coll, href, record, size, mtime_ns)
         return row
 
     def _put(
-        self, db: sqlite3.Connection, coll: int, href: str, text: str, size: int,
-        mtime_ns: int, fields: card_fields.CardFields, seq: int | None = None,
-        is_new: bool = False,
+        self, db: sqlite3.Connection, coll: int, href: str, record: CardRecord, size: int,
+        mtime_ns: int, seq: int | None = None,
     ) -> ItemRow:
-        """Write one row; a scan passes one ``seq`` for all its changes and says
-        which hrefs it knows are new, so a 100,000-card rebuild skips lookups."""
+        """Write one card's rows; a scan passes one ``seq`` for all its changes."""
         if seq is None:
             seq = self._next_seq(db)
-        etag = etag_of(text)
-        sk_name, sk_family = sort_keys(fields)
-        old = None if is_new else db.execute(
-            "SELECT id FROM items WHERE coll=? AND href=?", (coll, href)).fetchone()
+        old = db.execute("SELECT id FROM items WHERE coll=? AND href=?", (coll, href)).fetchone()
         if old is not None:
             db.execute("DELETE FROM props WHERE item=?", (old[0],))
             db.execute(
                 "UPDATE items SET uid=?, etag=?, size=?, mtime_ns=?, fn=?, kind=?, family=?, "
                 "given=?, sk_name=?, sk_family=?, seq=? WHERE id=?",
-                (fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, fields.family,
-                 fields.given, sk_name, sk_family, seq, old[0]),
+                (record.uid, record.etag, size, mtime_ns, record.fn, record.kind, record.family,
+                 record.given, record.sk_name, record.sk_family, seq, old[0]),
             )
             item_id = int(old[0])
         else:
             cur = db.execute(
                 "INSERT INTO items (coll, href, uid, etag, size, mtime_ns, fn, kind, family, "
                 "given, sk_name, sk_family, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (coll, href, fields.uid, etag, size, mtime_ns, fields.fn, fields.kind,
-                 fields.family, fields.given, sk_name, sk_family, seq),
+                (coll, href, record.uid, record.etag, size, mtime_ns, record.fn, record.kind,
+                 record.family, record.given, record.sk_name, record.sk_family, seq),
             )
             item_id = int(cur.lastrowid or 0)
             db.execute("DELETE FROM tombstones WHERE coll=? AND href=?", (coll, href))
-        # A group card is not a contact: its CATEGORIES make no member.
+        db.executemany(_INSERT_PROPS, [(item_id, coll, *prop) for prop in record.props])
+        return ItemRow(href, record.uid, record.etag, size, mtime_ns, record.fn, record.kind,
+                       seq)
+
+    def _insert_new(self, db: sqlite3.Connection, coll: int, seq: int,
+                    cards: list[tuple[str, CardRecord, int, int]]) -> None:
+        """Insert cards whose hrefs the collection does not hold: (href, record, size, mtime).
+
+        A statement per table for all of them, the item ids numbered here (the
+        write transaction is held, so no other process takes one meanwhile):
+        a rebuild made three calls into SQLite per card.
+        """
+        first = int(db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0])
         db.executemany(
-            "INSERT INTO props (item, coll, name, value, lvalue, norm, fvalue) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(item_id, coll, name, value, value.lower(), _norm(name, value),
-              collation.fold(value) if name in _FOLDED else "")
-             for name, value in fields.values
-             if not (name == "CATEGORIES" and fields.kind == "group")],
-        )
-        return ItemRow(href, fields.uid, etag, size, mtime_ns, fields.fn, fields.kind, seq)
+            "INSERT INTO items (id, coll, href, uid, etag, size, mtime_ns, fn, kind, family, "
+            "given, sk_name, sk_family, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(first + i, coll, href, r.uid, r.etag, size, mtime_ns, r.fn, r.kind, r.family,
+              r.given, r.sk_name, r.sk_family, seq)
+             for i, (href, r, size, mtime_ns) in enumerate(cards)])
+        db.executemany(_INSERT_PROPS, [(first + i, coll, *prop)
+                                       for i, (_, r, _, _) in enumerate(cards)
+                                       for prop in r.props])
+        if db.execute("SELECT 1 FROM tombstones WHERE coll=? LIMIT 1", (coll,)).fetchone():
+            db.executemany("DELETE FROM tombstones WHERE coll=? AND href=?",
+                           [(coll, href) for href, _, _, _ in cards])
 
     def remove(self, coll: int, hrefs: Iterable[str]) -> None:
         with self._transaction() as db:
@@ -553,15 +612,16 @@ class CardIndex(ContactQueries):
             )
 
     def apply_scan(
-        self, coll: int, dir_mtime_ns: int, found: dict[str, os.stat_result],
-        read: ReadFile, read_many: ReadFiles | None = None,
+        self, coll: int, dir_mtime_ns: int, found: dict[str, tuple[int, int]],
+        read: ReadFile, read_many: ReadFiles | None = None, generation: str = "",
     ) -> int:
         """Bring ``coll`` in line with a directory listing; return changes made.
 
-        ``found`` maps every card file's name to its stat; ``read`` returns a
+        ``found`` maps every card file's name to its (size, mtime_ns); ``read`` returns a
         file's text (or None when it vanished or cannot be read as a card);
         ``read_many``, if given, reads a long list of files (BULK_LOAD or more)
-        in order, faster than one by one.
+        in order, faster than one by one. The comparison is recorded as made by
+        ``generation`` (``checked``).
         """
         changes = 0
         scan_seq: int | None = None
@@ -577,28 +637,62 @@ class CardIndex(ContactQueries):
             if bulk:  # built again at the end, from sorted entries: far cheaper
                 for name in _SECONDARY_INDEXES:
                     db.execute(f"DROP INDEX IF EXISTS {name}")
-            stale = [(href, st) for href, st in found.items()
-                     if known.get(href) != (st.st_size, st.st_mtime_ns)]
+            stale = [(href, st) for href, st in found.items() if known.get(href) != st]
             hrefs = [href for href, _ in stale]
             loads = (read_many(hrefs) if read_many is not None and len(stale) >= BULK_LOAD
                      else map(read, hrefs))
-            for (href, st), loaded in zip(stale, loads, strict=True):
-                if loaded is None:
+            new: list[tuple[str, CardRecord, int, int]] = []
+            for (href, st), record in zip(stale, loads, strict=True):
+                if record is None:
                     if href in known:
                         self._remove(db, coll, [href])
                         changes += 1
                     continue
-                text, fields = loaded
                 if scan_seq is None:
                     scan_seq = self._next_seq(db)
-                self._put(db, coll, href, text, st.st_size, st.st_mtime_ns, fields,
-                          seq=scan_seq, is_new=href not in known)
+                if href in known:
+                    self._put(db, coll, href, record, st[0], st[1], seq=scan_seq)
+                else:
+                    new.append((href, record, st[0], st[1]))
+                    if len(new) >= _INSERT_BATCH:
+                        self._insert_new(db, coll, scan_seq, new)
+                        new = []
                 changes += 1
+            if new:
+                assert scan_seq is not None
+                self._insert_new(db, coll, scan_seq, new)
             if bulk:
                 for statement in _INDEX_STATEMENTS:
                     db.execute(statement)
             db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
+            db.execute("INSERT OR REPLACE INTO checks (coll, generation, checked_ns) "
+                       "VALUES (?, ?, ?)", (coll, generation, time.time_ns()))
         return changes
+
+    def checked(self, coll: int) -> tuple[str, int] | None:
+        """(generation, wall-clock ns) of the last comparison of ``coll`` with its files."""
+        r = self._db().execute("SELECT generation, checked_ns FROM checks WHERE coll=?",
+                               (coll,)).fetchone()
+        return (str(r[0]), int(r[1])) if r else None
+
+    def claim_rescan(self, coll: int, interval_ns: int) -> bool:
+        """Whether this process should compare ``coll`` with its files now.
+
+        True, and the comparison recorded as begun, unless one was made less
+        than ``interval_ns`` ago (by any process): each of a server's workers
+        rescans on its own timer, and one comparison per interval is enough.
+        """
+        now = time.time_ns()
+        with self._transaction() as db:
+            row = db.execute("SELECT checked_ns FROM checks WHERE coll=?", (coll,)).fetchone()
+            if row is not None and now - int(row[0]) < interval_ns:
+                return False
+            if row is None:
+                db.execute("INSERT INTO checks (coll, generation, checked_ns) VALUES (?, '', ?)",
+                           (coll, now))
+            else:
+                db.execute("UPDATE checks SET checked_ns=? WHERE coll=?", (now, coll))
+        return True
 
     # -- a cache of the PostgreSQL store ----------------------------------------
     def mirror_state(self, coll: int) -> tuple[str, int] | None:
@@ -629,8 +723,8 @@ class CardIndex(ContactQueries):
                 elif change.fields is None:
                     self._remove(db, coll, [change.href], seq=change.seq)
                 else:
-                    self._put(db, coll, change.href, change.text, change.size, change.mtime_ns,
-                              change.fields, seq=change.seq)
+                    self._put(db, coll, change.href, card_record(change.text, change.fields),
+                              change.size, change.mtime_ns, seq=change.seq)
             db.execute("UPDATE collections SET seq_floor=? WHERE id=?", (floor, coll))
             # Deletions the database forgot (pruned: below its floor) go here too.
             db.execute("DELETE FROM tombstones WHERE coll=? AND seq<=?", (coll, floor))

@@ -17,10 +17,11 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
 from cardfile.plugin.vcard import card_fields
+
+# phonenumbers and email_validator are imported by the functions that use them:
+# together they were a tenth of the server's start (its imports), and only
+# duplicate matching and the API's email check need them.
 
 FALLBACK_REGION = "US"
 
@@ -45,6 +46,8 @@ def default_region(configuration: Any = None) -> str:
 def _validate(address: str) -> Any:
     """email-validator with Cardfile's one rule: syntax only (no DNS), any domain a
     person's book may hold (``example.org``, ``.test``), UTF-8 and quoted local parts."""
+    from email_validator import validate_email
+
     return validate_email(address, check_deliverability=False, globally_deliverable=False,
                           allow_smtputf8=True, allow_quoted_local=True,
                           allow_display_name=False, test_environment=True)
@@ -53,6 +56,8 @@ def _validate(address: str) -> Any:
 @lru_cache(maxsize=65536)
 def email_key(value: str) -> str:
     """The address as one person's key: validated, normalised and case-folded."""
+    from email_validator import EmailNotValidError
+
     raw = card_fields.normalise_email(value)
     if not raw or "@" not in raw:
         return raw
@@ -67,6 +72,8 @@ def email_problem(value: str) -> str | None:
 
     The API refuses an email a person types that fails this rule, and the web
     page shows the sentence at the field: one rule, in one place."""
+    from email_validator import EmailNotValidError
+
     raw = card_fields.normalise_email(value)
     try:
         _validate(raw)
@@ -80,6 +87,8 @@ def email_problem(value: str) -> str | None:
 @lru_cache(maxsize=65536)
 def phone_key(value: str, region: str = FALLBACK_REGION) -> str:
     """E.164 (``+4930123456``) when the number parses, else its digits."""
+    import phonenumbers
+
     raw = value.strip()
     if raw.lower().startswith("tel:"):
         raw = raw[4:].split(";", 1)[0]

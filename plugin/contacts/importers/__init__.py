@@ -9,11 +9,8 @@ them into a book, with duplicate matching, is ``importers.apply``.
 
 from __future__ import annotations
 
-from cardfile.plugin.contacts.importers.csvfile import CSV_FORMATS, read_csv
 from cardfile.plugin.contacts.importers.groups import split_groups
-from cardfile.plugin.contacts.importers.jcard import read_jcards
-from cardfile.plugin.contacts.importers.ldif import read_ldif
-from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
+from cardfile.plugin.contacts.importers.model import CSV_FORMATS, Parsed, Problem, SourceCard
 from cardfile.plugin.contacts.importers.text import decode
 from cardfile.plugin.contacts.importers.vcard import read_vcards
 from cardfile.plugin.refused import Refused
@@ -63,11 +60,19 @@ def read(data: bytes, name: str, fmt: str = "auto", encoding: str | None = None)
     kind = detect(text) if fmt == "auto" else fmt
     if kind == "vcard":
         parsed = read_vcards(text, name)
+    # The other readers are imported here: every PUT's card check imports this
+    # package (for vcard's repairs), and a server's start need not load CSV and LDIF.
     elif kind == "jcard":
+        from cardfile.plugin.contacts.importers.jcard import read_jcards
+
         parsed = read_jcards(text, name)
     elif kind == "ldif":
+        from cardfile.plugin.contacts.importers.ldif import read_ldif
+
         parsed = read_ldif(text, name)
     else:
+        from cardfile.plugin.contacts.importers.csvfile import read_csv
+
         parsed = read_csv(text, name, kind)
     if not parsed.cards and not parsed.problems:
         # Said to a person at the command line and on the web page alike: no CLI flag.

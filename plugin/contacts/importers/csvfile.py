@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from cardfile.plugin.contacts.importers import csv_columns
 from cardfile.plugin.contacts.importers.build import Record, build
 from cardfile.plugin.contacts.importers.csv_rows import fill_record
-from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
+from cardfile.plugin.contacts.importers.model import CSV_FORMATS, Parsed, Problem, SourceCard
 
-CSV_FORMATS = ("google-csv", "outlook-csv", "thunderbird-csv", "linkedin-csv", "khard-csv")
+__all__ = ["CSV_FORMATS", "read_csv"]
 _DELIMITERS = (",", ";", "\t")
 _PHONE = re.compile(r"^[+(]?[\d\s().\-/]{5,}$")
 csv.field_size_limit(16 * 1024 * 1024)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import io
 import re
 
-import ldif as ldif_lib
-
 from cardfile.plugin.contacts.importers.build import Record, add_address, build, parse_date
 from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
 
@@ -39,6 +37,8 @@ _IGNORED = {"objectclass", "modifytimestamp", "mozillausehtmlmail", "xmozillause
 
 
 def read_ldif(text: str, name: str) -> Parsed:
+    import ldif as ldif_lib  # (with urllib: imported when an LDIF file is read, not at start)
+
     parsed = Parsed("ldif")
     uid_by_dn: dict[str, str] = {}
     lists: list[tuple[str, str, list[str]]] = []

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 #: UIDs made for cards that have none are derived from their content with this
 #: namespace, so importing the same file twice yields the same UIDs.
 UID_NAMESPACE = uuid.UUID("6f1c3a52-9d8e-4b1a-9a57-0c2f4f1e8b11")
+#: The CSV layouts ``csvfile`` reads (here, so naming the formats imports no reader).
+CSV_FORMATS = ("google-csv", "outlook-csv", "thunderbird-csv", "linkedin-csv", "khard-csv")
 
 
 @dataclass
