@@ -325,7 +325,7 @@ class Collection(radicale.AdapterCollection):
                           if row.kind != "group" and row.size <= limit}
         return self._rows
 
-    def listing(self) -> list[tuple[str, str, int, int]]:
+    def listing(self) -> Iterable[tuple[str, str, int, int]]:
         """(href, etag, mtime_ns, size) of every servable contact, in href order."""
         if self._published is not None or self._rows is not None:
             rows = self._all_rows()

@@ -216,6 +216,14 @@ class MirrorChange:
     fields: card_fields.CardFields | None = None
 
 
+#: Each connection's own page cache (SQLite's default is 2 MiB). A server's
+#: worker holds a connection per request thread, up to 64: under 32 clients at
+#: 100,000 cards the caches were half of each worker's memory (300 -> 182 MB
+#: over the server with 256 KiB). The B-trees' upper pages fit; the rest is
+#: read from the system's file cache, shared by every process.
+CONNECTION_CACHE_KIB = 512
+
+
 class CardIndex(ContactQueries):
     """Thread-safe access to one index database (a connection per thread, pooled)."""
 
@@ -270,6 +278,7 @@ class CardIndex(ContactQueries):
         # cut is repaired by reconcile, so no fsync per commit.
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=OFF")
+        db.execute(f"PRAGMA cache_size=-{CONNECTION_CACHE_KIB}")
         return db
 
     def _give_back(self, db: sqlite3.Connection) -> None:
@@ -369,8 +378,9 @@ class CardIndex(ContactQueries):
         )
         return {r[0]: ItemRow(*r) for r in cur}
 
-    def listing(self, coll: int, max_size: int) -> list[tuple[str, str, int, int]]:
-        """(href, etag, mtime_ns, size) of every servable card, in href order.
+    def listing(self, coll: int, max_size: int) -> Iterator[tuple[str, str, int, int]]:
+        """(href, etag, mtime_ns, size) of every servable card, in href order, as read
+        (the caller keeps what it needs: not a tuple per card of 100,000 at once).
 
         What a PROPFIND Depth 1 or a first sync lists, without a row object per card:
         group-card files and cards over ``max_size`` are left out, as
@@ -379,7 +389,7 @@ class CardIndex(ContactQueries):
         """
         return self._db().execute(
             "SELECT href, etag, mtime_ns, size FROM items WHERE coll=? AND kind != 'group' "
-            "AND size <= ? ORDER BY href", (coll, max_size)).fetchall()
+            "AND size <= ? ORDER BY href", (coll, max_size))
 
     def rows_for(self, coll: int, hrefs: Sequence[str]) -> dict[str, ItemRow]:
         """Rows of just these hrefs (a multiget of 10 cards reads 10 rows)."""
