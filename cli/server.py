@@ -13,7 +13,7 @@ gives what a server needs and Cardfile had to write itself before:
   idle or trickling client holds no Python thread, and is cut off at the
   deadline;
 - several worker processes (``[server] workers``, by default one per core,
-  at most four) on one listening socket. They share the data folder as
+  at most four, fewer where memory is short) on one listening socket. They share the data folder as
   separate ``cardfile`` commands always could: Radicale's storage lock is a
   file lock, the index is SQLite in WAL mode, every in-process cache is
   checked against the index's sequence or a file's stamp, the login
@@ -65,6 +65,11 @@ PR_SET_PDEATHSIG = 1
 LISTEN_BACKLOG = 1024
 #: Most workers ``auto`` starts: past this the index's single writer is the limit.
 MAX_AUTO_WORKERS = 4
+#: What ``auto`` counts per worker: a worker serving a 100,000-card book to 32
+#: clients at once peaked at 100-350 MB (bench/README.md). ``auto`` starts no
+#: more workers than half the available memory holds at this size (a board
+#: with 1 GB runs one, 2 GB two); ``[server] workers`` overrides it.
+WORKER_MEMORY = 256 * 1024 * 1024
 
 #: CGI names a request's environ may carry. Granian starts every environ from
 #: the server process's own environment, so a variable such as HTTP_PROXY there
@@ -107,11 +112,28 @@ def configure_logging(level: str) -> None:
 
 
 def worker_count(configuration: Any) -> int:
-    """``[server] workers``: a number, or 0 for one per core (at most MAX_AUTO_WORKERS)."""
+    """``[server] workers``: a number, or 0 for one per core (at most MAX_AUTO_WORKERS),
+    and no more than half the memory available allows (``WORKER_MEMORY`` each)."""
     configured = int(server_options.workers(configuration))
     if configured > 0:
         return configured
-    return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
+    count = min(os.cpu_count() or 1, MAX_AUTO_WORKERS)
+    available = _available_memory()
+    if available is not None:
+        count = min(count, available // (2 * WORKER_MEMORY))
+    return max(1, count)
+
+
+def _available_memory() -> int | None:
+    """``MemAvailable`` of /proc/meminfo in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _stop_while_loading() -> None:

@@ -11,7 +11,8 @@ configuration is loaded, so every command accepts a file that sets them.
 - ``body_timeout``: seconds a request body may stall (no byte arriving)
   before the request is answered 400, so a ``Content-Length`` longer than
   the body never holds a thread for long.
-- ``workers``: server processes; 0 (the default) is one per core, at most four.
+- ``workers``: server processes; 0 (the default) is one per core, at most four,
+  and fewer where half the available memory holds fewer at 256 MB each.
 
 ``max_connections`` (Cardfile's default 256) now bounds the requests each
 server process answers at once (its Python threads, at most 64); Radicale's
@@ -39,7 +40,8 @@ radicale.register_option(
 
 radicale.register_option(
     "server", WORKERS, "0",
-    "server processes sharing the data folder; 0 means one per core (at most four)",
+    "server processes sharing the data folder; 0 means one per core (at most four, "
+    "fewer where memory is short)",
     int)
 
 

@@ -53,6 +53,7 @@ from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts.sent_card import SentCard
 from cardfile.plugin.contacts.storage import Collection, http_date
 from cardfile.plugin.dav import item_get, item_put, multistatus
+from cardfile.plugin.dav.compact_rows import CompactRows
 
 log = logging.getLogger("cardfile")
 
@@ -227,7 +228,8 @@ class FastPath:
             book = self.book(target)
             if book is None:
                 return None
-            rows = [(href, etag, mtime_ns) for href, etag, mtime_ns, _ in book.listing()]
+            rows = CompactRows(((href, etag, mtime_ns)
+                                for href, etag, mtime_ns, _ in book.listing()), 3)
             book_path = book.path
         del book  # the compact rows are all the stream needs
         names = multistatus.Names()
@@ -262,11 +264,11 @@ class FastPath:
         wants_date = any(tag == _LASTMOD for _, group in plan for tag, _ in group)
         escape, quote_href = multistatus.escape, multistatus.quote_href
 
-        def item(row: tuple[str, str, int]) -> str:
+        def item(row: tuple[str, ...]) -> str:
             href, etag, mtime_ns = row
             return response % {"href": escape(book_href + quote_href(href)),
                                "etag": escape(etag),
-                               "date": http_date(mtime_ns) if wants_date else ""}
+                               "date": http_date(int(mtime_ns)) if wants_date else ""}
 
         chunks = multistatus.chunks(header, map(item, rows), names.root_end())
         return self._answer(environ, headers, chunks)
@@ -318,23 +320,29 @@ class FastPath:
             if book is None:
                 return None
             prefix = radicale.unstrip_path(book.path, True)
-            rows: list[tuple[str, str, int]] = []
+            found: list[tuple[str | int, ...]] = []
+            rows: Iterable[tuple[str | int, ...]] = found
             wanted: list[str] = []
             if report.filters is not None:
                 matched = book.query_rows(report.filters)
                 if matched is None:  # a filter the index cannot answer
                     return None
-                rows = [(row.href, row.etag, row.size) for row in matched]
+                rows = found = [(row.href, row.etag, row.size) for row in matched]
                 wanted = []
             elif sync and not report.token:
                 # A first sync lists every card: straight from the index listing.
                 token = book.sync("")[0]
                 wanted = []
-                for href, etag, _, size in book.listing():
-                    if radicale.is_safe_path_component(href) and radicale.is_safe_name(href):
-                        rows.append((href, etag, size))
-                    else:
-                        missing.append(prefix + href)
+
+                def servable(listing: Iterable[tuple[str, str, int, int]]
+                             ) -> Iterator[tuple[str, str, int]]:
+                    for href, etag, _, size in listing:
+                        if radicale.is_safe_path_component(href) and radicale.is_safe_name(href):
+                            yield href, etag, size
+                        else:
+                            missing.append(prefix + href)
+
+                rows = CompactRows(servable(book.listing()), 3)
             elif sync:
                 try:
                     token, changed = book.sync(report.token)
@@ -369,7 +377,7 @@ class FastPath:
                     if row is None:
                         missing.append(prefix + name)
                     else:
-                        rows.append((row.href, row.etag, row.size))
+                        found.append((row.href, row.etag, row.size))
                 del found_rows
             folder = book.folder
         del book, wanted
@@ -389,9 +397,9 @@ class FastPath:
         def gone(ref: str) -> str:
             return names.response_start(multistatus.quote_href(base + ref)) + gone_end
 
-        def item(row: tuple[str, str, int]) -> str:
-            href, etag, size = row
-            text = None
+        def item(row: tuple[str | int, ...]) -> str:
+            href, etag, size = str(row[0]), str(row[1]), int(row[2])
+            text: str | None = None
             if needs_text:
                 card = _read_card(folder, href, size)
                 if card is None:

@@ -216,6 +216,14 @@ class MirrorChange:
     fields: card_fields.CardFields | None = None
 
 
+#: Each connection's own page cache (SQLite's default is 2 MiB). A server's
+#: worker holds a connection per request thread, up to 64: under 32 clients at
+#: 100,000 cards the caches were half of each worker's memory (300 -> 182 MB
+#: over the server with 256 KiB). The B-trees' upper pages fit; the rest is
+#: read from the system's file cache, shared by every process.
+CONNECTION_CACHE_KIB = 512
+
+
 class CardIndex(ContactQueries):
     """Thread-safe access to one index database (a connection per thread, pooled)."""
 
@@ -270,6 +278,7 @@ class CardIndex(ContactQueries):
         # cut is repaired by reconcile, so no fsync per commit.
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=OFF")
+        db.execute(f"PRAGMA cache_size=-{CONNECTION_CACHE_KIB}")
         return db
 
     def _give_back(self, db: sqlite3.Connection) -> None:
@@ -369,8 +378,9 @@ class CardIndex(ContactQueries):
         )
         return {r[0]: ItemRow(*r) for r in cur}
 
-    def listing(self, coll: int, max_size: int) -> list[tuple[str, str, int, int]]:
-        """(href, etag, mtime_ns, size) of every servable card, in href order.
+    def listing(self, coll: int, max_size: int) -> Iterator[tuple[str, str, int, int]]:
+        """(href, etag, mtime_ns, size) of every servable card, in href order, as read
+        (the caller keeps what it needs: not a tuple per card of 100,000 at once).
 
         What a PROPFIND Depth 1 or a first sync lists, without a row object per card:
         group-card files and cards over ``max_size`` are left out, as
@@ -379,7 +389,7 @@ class CardIndex(ContactQueries):
         """
         return self._db().execute(
             "SELECT href, etag, mtime_ns, size FROM items WHERE coll=? AND kind != 'group' "
-            "AND size <= ? ORDER BY href", (coll, max_size)).fetchall()
+            "AND size <= ? ORDER BY href", (coll, max_size))
 
     def rows_for(self, coll: int, hrefs: Sequence[str]) -> dict[str, ItemRow]:
         """Rows of just these hrefs (a multiget of 10 cards reads 10 rows)."""
@@ -626,18 +636,27 @@ class CardIndex(ContactQueries):
         changes = 0
         scan_seq: int | None = None
         with self._transaction() as db:
-            known = {
-                r[0]: (r[1], r[2])
-                for r in db.execute("SELECT href, size, mtime_ns FROM items WHERE coll=?", (coll,))
-            }
-            gone = [href for href in known if href not in found]
+            # Each row is checked off the listing as it is read, not kept: a dict
+            # of 100,000 rows was a third of a server's check at start.
+            unseen = dict(found)
+            gone: list[str] = []
+            changed: list[tuple[str, tuple[int, int]]] = []
+            for href, size, mtime_ns in db.execute(
+                    "SELECT href, size, mtime_ns FROM items WHERE coll=?", (coll,)):
+                st = unseen.pop(href, None)
+                if st is None:
+                    gone.append(href)
+                elif st != (size, mtime_ns):
+                    changed.append((href, st))
+            known = {href for href, _ in changed}  # of the files to read, those indexed
             self._remove(db, coll, gone)
             changes += len(gone)
-            bulk = sum(1 for href in found if href not in known) >= BULK_LOAD
+            bulk = len(unseen) >= BULK_LOAD
             if bulk:  # built again at the end, from sorted entries: far cheaper
                 for name in _SECONDARY_INDEXES:
                     db.execute(f"DROP INDEX IF EXISTS {name}")
-            stale = [(href, st) for href, st in found.items() if known.get(href) != st]
+            stale = changed + list(unseen.items())
+            del unseen
             hrefs = [href for href, _ in stale]
             loads = (read_many(hrefs) if read_many is not None and len(stale) >= BULK_LOAD
                      else map(read, hrefs))
