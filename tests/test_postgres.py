@@ -51,9 +51,15 @@ def logged_in(server: ServerProcess) -> DavClient:
 
 @pytest.fixture
 def servers(tmp_path: Path, database_url: str) -> Iterator[list[ServerProcess]]:
+    yield from _pg_servers(tmp_path, database_url, ("a", "b", "c"))
+
+
+def _pg_servers(tmp_path: Path, database_url: str, names: tuple[str, ...]
+                ) -> Iterator[list[ServerProcess]]:
+    """Servers on one database, each with its own data folder; stopped afterwards."""
     started: list[ServerProcess] = []
     try:
-        for name in ("a", "b", "c"):
+        for name in names:
             started.append(pg_server(tmp_path, name, database_url))
         yield started
     finally:
@@ -394,14 +400,7 @@ BOOK_API = "/api/books/contacts"
 @pytest.fixture
 def pair(tmp_path: Path, database_url: str) -> Iterator[list[ServerProcess]]:
     """Two servers on one database (two are enough to tell one history from two)."""
-    started: list[ServerProcess] = []
-    try:
-        for name in ("a", "b"):
-            started.append(pg_server(tmp_path, name, database_url))
-        yield started
-    finally:
-        for srv in started:
-            srv.stop()
+    yield from _pg_servers(tmp_path, database_url, ("a", "b"))
 
 
 def test_a_card_deleted_through_one_server_is_restored_from_the_trash_through_another(

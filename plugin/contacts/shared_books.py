@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts.db_transfer import book_cards
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
+from cardfile.plugin.store.card_file import write_card_file
 from cardfile.plugin.store.index import MirrorChange, etag_of
 from cardfile.plugin.store.postgres import BookState, PgStore
 from cardfile.plugin.vcard import card_fields
@@ -100,17 +100,7 @@ class SharedBooks:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
             return MirrorChange(href, revision, None)
-        fd, temp = tempfile.mkstemp(prefix=".Radicale.tmp-", dir=collection.folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(temp)
-            raise
+        write_card_file(path, body, durable=True)  # the index will say it holds this revision
         st = os.stat(path)
         try:
             text = body.decode("utf-8-sig")
