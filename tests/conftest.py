@@ -157,8 +157,6 @@ STORES = [s.strip() for s in os.environ.get("CARDFILE_STORES", "files").split(",
 #: Why a test is ``files_only`` (it then runs on the file store alone):
 EDITS_THE_FOLDER = ("it writes a book's folder directly; with PostgreSQL that folder is each "
                     "server's cache of the database, which is changed through a server")
-GROUP_VIEW = ("group-card views (Apple groups, DAVx5's group mode) are not served on "
-              "PostgreSQL yet: servers there give every client categories")
 
 
 @pytest.fixture(params=STORES if STORES != ["files"] else None)

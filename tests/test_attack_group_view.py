@@ -11,9 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
-from tests.conftest import GROUP_VIEW, PASSWORD, USER, ServerProcess
+from tests.conftest import PASSWORD, USER, ServerProcess
 from tests.davclient import DavClient, card, parse_multistatus
 
 APPLE_AGENT = "macOS/14.1 (23B74) AddressBookCore/2659.1.1"
@@ -33,7 +31,6 @@ def _group_names(client: DavClient) -> list[str]:
             for line in entry.data.splitlines() if line.startswith("FN:")]
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_a_card_with_thousands_of_categories_adds_a_bounded_group_view(
         server: ServerProcess, dav: DavClient) -> None:
     assert dav.put("one.vcf", card("one", "First Person", "CATEGORIES:Family,Work"))[0] == 201

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cardfile.plugin.vcard import card_fields
-from tests.conftest import EDITS_THE_FOLDER, GROUP_VIEW, PASSWORD, USER, ServerProcess, run_cli
+from tests.conftest import EDITS_THE_FOLDER, PASSWORD, USER, ServerProcess, run_cli
 from tests.davclient import DavClient, Entry, card
 
 APPLE_UA = "macOS/14.1 (23B74) AddressBookCore/2659.1.1"
@@ -69,7 +69,6 @@ def put_people(client: DavClient, *people: tuple[str, str]) -> None:
         assert client.put(f"{uid}.vcf", card(uid, fn, f"EMAIL:{uid}@example.com"))[0] == 201
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_apple_group_becomes_categories_for_everyone(server: ServerProcess) -> None:
     apple, thunderbird = clients(server)
     put_people(thunderbird, ("ann", "Ann Smith"), ("bob", "Bob Jones"), ("cyd", "Cyd Brown"))
@@ -93,7 +92,6 @@ def test_apple_group_becomes_categories_for_everyone(server: ServerProcess) -> N
     assert [(c["name"], c["count"]) for c in listed] == [("Family", 2)]
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_categories_client_change_reaches_apple_by_incremental_sync(
         server: ServerProcess) -> None:
     apple, thunderbird = clients(server)
@@ -120,7 +118,6 @@ def test_categories_client_change_reaches_apple_by_incremental_sync(
     assert apple.sync(tb_token2)[0] == 403
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_rename_and_membership_edits_from_either_side(server: ServerProcess) -> None:
     apple, thunderbird = clients(server)
     put_people(thunderbird, ("ann", "Ann Smith"), ("bob", "Bob Jones"))
@@ -150,7 +147,6 @@ def test_rename_and_membership_edits_from_either_side(server: ServerProcess) -> 
     assert groups_seen(apple) == {"G1.vcf": ("Inner Circle", {"bob"})}
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_delete_from_either_side_keeps_contacts(server: ServerProcess) -> None:
     apple, thunderbird = clients(server)
     put_people(thunderbird, ("ann", "Ann Smith"), ("bob", "Bob Jones"))
@@ -170,7 +166,6 @@ def test_delete_from_either_side_keeps_contacts(server: ServerProcess) -> None:
     assert categories_of(thunderbird, "ann.vcf") == set()
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_empty_category_survives_and_pending_members_apply_later(
         server: ServerProcess) -> None:
     apple, thunderbird = clients(server)
@@ -206,7 +201,6 @@ def test_group_card_files_on_disk_are_converted(server: ServerProcess, tmp_path:
     assert groups_seen(apple) == {"imported-group.vcf": ("Imported Group", {"ann"})}
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_client_detection_and_per_user_setting(server: ServerProcess) -> None:
     apple, thunderbird = clients(server)
     evolution = DavClient(server.url, USER, PASSWORD, user_agent=EVOLUTION_UA)

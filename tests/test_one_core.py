@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GROUP_VIEW, PASSWORD, USER, ServerProcess
+from tests.conftest import PASSWORD, USER, ServerProcess
 from tests.davclient import DavClient, card
 
 # Formatting a re-serialising server would rewrite: lower-case names, a parameter
@@ -142,7 +142,6 @@ def test_what_cannot_be_read_is_refused_with_the_reason(dav: DavClient, label: s
     assert dav.etags() == before
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_a_client_that_writes_group_cards_keeps_seeing_them(server: ServerProcess,
                                                             dav: DavClient) -> None:
     """vdirsyncer carrying a Mac's cards, DAVx5 in its group-vCards mode."""
@@ -236,7 +235,6 @@ def test_a_davx5_shaped_client_converges_after_every_sync(server: ServerProcess,
         assert body.replace("\r\n", "\n") == text.replace("\r\n", "\n"), href
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_a_davx5_in_group_card_mode_converges(server: ServerProcess, dav: DavClient) -> None:
     """DAVx5's default mode ("groups are separate vCards"): its group cards stay its own."""
     phone = DavxShapedClient(DavClient(server.url, USER, PASSWORD,
@@ -263,7 +261,6 @@ def test_a_davx5_in_group_card_mode_converges(server: ServerProcess, dav: DavCli
     assert any("FN:Choir" in t and "MEMBER:urn:uuid:lou" in t for t in groups)
 
 
-@pytest.mark.files_only(GROUP_VIEW)
 def test_vdirsyncer_converges_with_the_server(server: ServerProcess, tmp_path: Path) -> None:
     exe = shutil.which("vdirsyncer")
     if exe is None:

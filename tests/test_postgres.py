@@ -32,6 +32,14 @@ from tests.conftest import (
 from tests.davclient import DavClient, card
 from tests.pg import Relay
 from tests.test_api import Api
+from tests.test_categories import (
+    APPLE_UA,
+    apple_group,
+    categories_of,
+    groups_seen,
+    names,
+    put_people,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -381,6 +389,53 @@ def test_books_users_devices_and_categories_made_through_one_server_reach_the_ot
         status, _, listing = client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
         assert status == 207 and f"/{USER}/work/" not in listing
         assert client.request("GET", f"/{USER}/work/w.vcf")[0] == 404
+
+
+def test_a_group_card_put_through_one_server_is_synced_through_the_others(
+        servers: list[ServerProcess]) -> None:
+    """Apple's group cards: what one server records, every server's group view reports.
+
+    Group cards are derived from the categories, so each server computes
+    them; their changes take the book's revisions in the database, and a
+    token from any server's group view is answered by any other.
+    """
+    plain = logged_in(servers[1])
+    put_people(plain, ("ann", "Ann Smith"), ("bob", "Bob Jones"), ("cyd", "Cyd Brown"))
+    apple_a, apple_b, apple_c = (DavClient(s.url, USER, PASSWORD, user_agent=APPLE_UA)
+                                 for s in servers)
+    _, token, _ = apple_c.sync()
+    status, headers, _ = apple_a.put("FAMILY-GROUP.vcf",
+                                     apple_group("FAMILY-GROUP", "Family", ["ann", "bob"]))
+    assert status == 201 and "etag" not in headers  # kept as a category: Apple fetches it
+
+    # The group Apple PUT through a is there for it through c and b, with its members
+    # (who changed too: they carry the category now).
+    _, token, entries = apple_c.sync(token)
+    assert names(entries) == {"FAMILY-GROUP.vcf": 200, "ann.vcf": 200, "bob.vcf": 200}
+    assert groups_seen(apple_b) == {"FAMILY-GROUP.vcf": ("Family", {"ann", "bob"})}
+    assert categories_of(plain, "ann.vcf") == {"Family"}
+
+    # A categories client adds Cyd through b; Apple's sync through a (with c's token)
+    # reports Cyd and the group, and the group now lists her.
+    etag = plain.get("cyd.vcf")[1]["etag"]
+    assert plain.put("cyd.vcf", card("cyd", "Cyd Brown", "EMAIL:cyd@example.com",
+                                     "CATEGORIES:Family"), if_match=etag)[0] == 204
+    _, token, entries = apple_a.sync(token)
+    assert names(entries) == {"cyd.vcf": 200, "FAMILY-GROUP.vcf": 200}
+    assert groups_seen(apple_a)["FAMILY-GROUP.vcf"] == ("Family", {"ann", "bob", "cyd"})
+    assert apple_b.sync(token)[2] == [] and apple_c.sync(token)[2] == []
+
+    # Apple deletes the group through b; its sync through c reports it gone, and the
+    # members stay (without the category).
+    etag = apple_b.get("FAMILY-GROUP.vcf")[1]["etag"]
+    assert apple_b.delete("FAMILY-GROUP.vcf", if_match=etag) in (200, 204)
+    _, token, entries = apple_c.sync(token)
+    assert names(entries).get("FAMILY-GROUP.vcf") == 404
+    assert apple_a.get("FAMILY-GROUP.vcf")[0] == 404
+    assert categories_of(plain, "ann.vcf") == set()
+    # A categories client never sees a group card, and the views' tokens stay apart.
+    assert set(plain.etags()) == {f"/{USER}/contacts/{n}.vcf" for n in ("ann", "bob", "cyd")}
+    assert plain.sync(token)[0] == 403
 
 
 def test_wrong_passwords_spread_over_the_servers_are_counted_together(

@@ -86,7 +86,7 @@ class SharedBooks:
             if changes.full:
                 self._remove_others(collection, {c.href for c in written})
             index.apply_mirror(coll, book.source, changes.revision, changes.floor, written,
-                               changes.full)
+                               changes.full, changes.groups)
         if written:
             logger.debug("Cache of %r brought to revision %d (%d card(s))", collection.path,
                          changes.revision, len(written))
@@ -137,6 +137,27 @@ class SharedBooks:
     def delete_card(self, collection: Collection, coll: int, href: str,
                     basis: str | None) -> CachedBook:
         self.store.delete(self._coll_id(collection), href, basis)
+        return self.catch_up(collection, coll)
+
+    def record_groups(self, collection: Collection, coll: int,
+                      current: dict[str, tuple[str, str]]) -> CachedBook | None:
+        """Record the group view's group cards (href -> UID, etag) if they changed.
+
+        The database numbers them, under the book's next revision, and this
+        server's index learns them by catching up like any other change, so
+        every server's group view reports them from the same revision. None:
+        nothing to record (this cache already holds them as they are), or the
+        book moved on since the cache computed them.
+        """
+        book = collection.cached_book
+        if book is None:
+            return None
+        known = {href: (uid, etag) for href, (uid, etag, _) in
+                 collection._index.group_cards(coll).items()}
+        if known == current:
+            return None
+        if self.store.record_groups(book.coll_id, book.revision, current) is None:
+            return None
         return self.catch_up(collection, coll)
 
     def drop_book(self, path: str) -> None:

@@ -352,10 +352,8 @@ class Collection(radicale.AdapterCollection):
     # -- views ---------------------------------------------------------------
     @property
     def _groups_view(self) -> bool:
-        # Not with the PostgreSQL store yet: group cards take their sync numbers from
-        # this server's index, which the database's revisions of cards would overtake.
         return (self._indexed and views.current() in views.GROUP_VIEWS
-                and self._published is None and self.storage.shared is None)
+                and self._published is None)
 
     def _group_items(self) -> dict[str, radicale.Item]:
         """The synthesised group cards of this book (groups view only).
@@ -746,19 +744,19 @@ class Collection(radicale.AdapterCollection):
         the book's id there and its revision, so any server of that database
         answers it: the index's rows carry those revisions as their seq.
         """
+        groups = self._groups_view
+        if groups:
+            self._group_items()  # records any change of the group cards first
+        view = ("p" if self._published is not None
+                else ("G" if views.current() == views.GROUPS4_VIEW else "g") if groups
+                else "c")
         if self.storage.shared is not None and self._published is None:
             coll = self._coll()
             book = self.cached_book
             assert book is not None
-            return (f"{SYNC_TOKEN_PREFIX}c{book.epoch}-{book.coll_id}-{book.revision}", coll,
-                    book.revision, book.floor)
-        groups = self._groups_view
-        if groups:
-            self._group_items()  # records any change of the group cards first
+            return (f"{SYNC_TOKEN_PREFIX}{view}{book.epoch}-{book.coll_id}-{book.revision}",
+                    coll, book.revision, book.floor)
         state = self._index.sync_state(self._sync_coll(), with_groups=groups)
-        view = ("p" if self._published is not None
-                else ("G" if views.current() == views.GROUPS4_VIEW else "g") if groups
-                else "c")
         token = f"{SYNC_TOKEN_PREFIX}{view}{state.epoch}-{state.coll_id}-{state.seq}"
         return token, state.coll_id, state.seq, state.seq_floor
 
@@ -893,8 +891,15 @@ class Storage(radicale.AdapterStorage):
         if cached is not None and cached[0] == key:
             return cached[1]
         cards = categories.Categories(collection).group_cards()
-        self.card_index.update_group_cards(
-            coll, {href: (uid, etag_of(text)) for href, (uid, text) in cards.items()})
+        current = {href: (uid, etag_of(text)) for href, (uid, text) in cards.items()}
+        if self.shared is None:
+            self.card_index.update_group_cards(coll, current)
+        else:
+            # The database numbers group changes, so every server's tokens agree.
+            caught_up = self.shared.record_groups(collection, coll, current)
+            if caught_up is not None:
+                collection.cached_book = caught_up
+                self.note_caught_up(collection.path, caught_up)
         self._group_cache[collection.path] = (key, cards)
         return cards
 

@@ -28,14 +28,14 @@ import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from cardfile.plugin.store import carddav_query, collation
 from cardfile.plugin.store.contact_queries import ContactQueries
 from cardfile.plugin.store.rows import ItemRow, SyncState, etag_of
 
-__all__ = ["CardIndex", "CardRecord", "ItemRow", "MirrorChange", "SyncState", "card_record",
-           "etag_of"]
+__all__ = ["CardIndex", "CardRecord", "ItemRow", "MirrorChange", "MirrorGroup", "SyncState",
+           "card_record", "etag_of"]
 
 from cardfile.plugin.vcard import card_fields
 
@@ -214,6 +214,21 @@ class MirrorChange:
     size: int = 0
     mtime_ns: int = 0
     fields: card_fields.CardFields | None = None
+
+
+class MirrorGroup(Protocol):
+    """A group card's row as read from PostgreSQL (``postgres.GroupRow``)."""
+
+    @property
+    def href(self) -> str: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def etag(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+    @property
+    def deleted(self) -> bool: ...
 
 
 #: Each connection's own page cache (SQLite's default is 2 MiB). A server's
@@ -721,16 +736,32 @@ class CardIndex(ContactQueries):
         return (str(r[0]), int(r[1])) if r else None
 
     def apply_mirror(self, coll: int, source: str, revision: int, floor: int,
-                     changes: Sequence[MirrorChange], full: bool) -> None:
+                     changes: Sequence[MirrorChange], full: bool,
+                     groups: Sequence[MirrorGroup] = ()) -> None:
         """Record changes read from PostgreSQL, each under its own book revision.
 
         The rows take the database's revisions as their ``seq``, so
         ``changed_since`` answers a sync token issued by any server of the
-        database. ``full``: ``changes`` is the whole book; any other row goes.
-        A change whose text is None is a deletion; one whose fields are None
-        is a file that is no card (kept on disk, never listed).
+        database. ``full``: ``changes`` is the whole book (and ``groups`` every
+        group row); any other row goes. A change whose text is None is a
+        deletion; one whose fields are None is a file that is no card (kept on
+        disk, never listed). ``groups``: the group view's group cards as the
+        database recorded them (``PgStore.record_groups``); this server never
+        numbers them itself.
         """
         with self._transaction() as db:
+            if full:
+                listed = {g.href for g in groups}
+                db.execute(f"UPDATE group_cards SET deleted=1, seq=? WHERE coll=? AND deleted=0 "
+                           f"AND href NOT IN ({','.join('?' * len(listed))})",
+                           [revision, coll, *listed])
+            for group in groups:
+                db.execute("INSERT OR REPLACE INTO group_cards (coll, href, uid, etag, seq, "
+                           "deleted) VALUES (?, ?, ?, ?, ?, ?)",
+                           (coll, group.href, group.uid, group.etag, group.revision,
+                            int(group.deleted)))
+            db.execute("DELETE FROM group_cards WHERE coll=? AND deleted=1 AND seq<=?",
+                       (coll, floor))
             if full:
                 kept = {c.href for c in changes if c.text is not None and c.fields is not None}
                 gone = [r[0] for r in db.execute("SELECT href FROM items WHERE coll=?",

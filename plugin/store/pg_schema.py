@@ -142,6 +142,24 @@ CREATE TABLE login_addresses (
 CREATE INDEX cards_tombstones ON cards (coll, revision) INCLUDE (changed_at)
     WHERE body IS NULL;
 """),
+    (5, """
+-- The group cards that the group view (Apple Contacts, DAVx5 in group mode)
+-- gets, one row per group as clients were last shown it. They are derived
+-- from the book's categories, so no body is stored: a change gets the book's
+-- next revision like a card's (PgStore.record_groups), and sync tokens of the
+-- group view count both. ``deleted``: the group is gone (its category was
+-- deleted); pruned with the book's tombstones.
+CREATE TABLE group_cards (
+    coll bigint NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    href text NOT NULL,
+    uid text NOT NULL,
+    etag text NOT NULL,
+    revision bigint NOT NULL,
+    deleted boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (coll, href)
+);
+CREATE INDEX group_cards_revision ON group_cards (coll, revision);
+"""),
 ]
 
 #: The newest schema this Cardfile knows.

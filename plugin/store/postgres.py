@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cardfile.plugin.refused import Refused
@@ -83,18 +83,31 @@ class Pruned:
 
 
 @dataclass(frozen=True)
+class GroupRow:
+    """A group card as the group view's clients were last shown it (``group_cards``)."""
+
+    href: str
+    uid: str
+    etag: str
+    revision: int
+    deleted: bool
+
+
+@dataclass(frozen=True)
 class Changes:
     """The rows changed since a revision, read in one snapshot.
 
     ``full``: the cache was too old (or of another book) to be brought up to
     date by changes, so ``cards`` holds every live card and anything else
-    the cache holds is gone.
+    the cache holds is gone; ``groups`` then holds every group row the
+    database still has, deleted ones included.
     """
 
     revision: int
     floor: int
     full: bool
     cards: list[tuple[str, bytes | None, int]]  # (href, body or None if deleted, revision)
+    groups: list[GroupRow] = field(default_factory=list)
 
 
 def unreachable(error: Exception) -> Refused:
@@ -231,9 +244,14 @@ class PgStore:
                                            (coll_id, since))
                     cards = [(str(h), bytes(b) if b is not None else None, int(r))
                              for h, b, r in cur]
+                    groups = [GroupRow(str(h), str(u), str(e), int(r), bool(d))
+                              for h, u, e, r, d in conn.execute(
+                                  "SELECT href, uid, etag, revision, deleted FROM group_cards "
+                                  "WHERE coll = %s AND revision > %s ORDER BY revision",
+                                  (coll_id, -1 if full else since))]
             finally:
                 conn.isolation_level = None
-        return Changes(revision, floor, full, cards)
+        return Changes(revision, floor, full, cards, groups)
 
     def put(self, coll_id: int, path: str, href: str, body: bytes, uid: str, etag: str,
             basis: str | None) -> int:
@@ -272,6 +290,44 @@ class PgStore:
             conn.execute("UPDATE cards SET body = NULL, etag = '', revision = %s, "
                          "changed_at = now() WHERE coll = %s AND href = %s",
                          (revision, coll_id, href))
+            conn.execute("UPDATE collections SET revision = %s WHERE id = %s",
+                         (revision, coll_id))
+        return revision
+
+    def record_groups(self, coll_id: int, basis: int, current: dict[str, tuple[str, str]]
+                      ) -> int | None:
+        """Record the book's group cards as ``current`` (href -> UID, etag); the revision taken.
+
+        Group cards are derived (from the categories and their members), so
+        each server computes them from its cache; the first to find them
+        changed records that under the book's next revision, and every
+        server's group view then reports them changed from that revision on.
+        ``basis``: the revision the server's cache held when it computed
+        them. If the book moved on since, nothing is recorded (None): the
+        groups were computed from cards that are no longer the newest, and
+        the server records them again once it has caught up.
+        """
+        with self._conn() as conn, conn.transaction():
+            revision = self._lock(conn, coll_id)
+            if revision != basis:
+                return None
+            known = {str(h): (str(u), str(e)) for h, u, e in conn.execute(
+                "SELECT href, uid, etag FROM group_cards WHERE coll = %s AND NOT deleted",
+                (coll_id,))}
+            changed = [(h, u, e) for h, (u, e) in current.items() if known.get(h) != (u, e)]
+            gone = sorted(known.keys() - current.keys())
+            if not changed and not gone:
+                return revision
+            revision += 1
+            for href, uid, etag in changed:
+                conn.execute(
+                    "INSERT INTO group_cards (coll, href, uid, etag, revision) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (coll, href) DO UPDATE SET "
+                    "uid = EXCLUDED.uid, etag = EXCLUDED.etag, revision = EXCLUDED.revision, "
+                    "deleted = false", (coll_id, href, uid, etag, revision))
+            for href in gone:
+                conn.execute("UPDATE group_cards SET deleted = true, revision = %s "
+                             "WHERE coll = %s AND href = %s", (revision, coll_id, href))
             conn.execute("UPDATE collections SET revision = %s WHERE id = %s",
                          (revision, coll_id))
         return revision
@@ -381,6 +437,8 @@ class PgStore:
         """
         cur = conn.execute("DELETE FROM cards WHERE coll = %s AND body IS NULL "
                            "AND revision <= %s", (coll_id, cut))
+        conn.execute("DELETE FROM group_cards WHERE coll = %s AND deleted AND revision <= %s",
+                     (coll_id, cut))
         conn.execute("UPDATE collections SET floor = GREATEST(floor, %s) WHERE id = %s",
                      (cut, coll_id))
         return int(cur.rowcount or 0)
