@@ -316,6 +316,48 @@ def test_export_and_import_move_a_book_between_the_stores_byte_for_byte(
         again.stop()
 
 
+def test_an_apple_group_card_brought_in_by_db_import_becomes_a_category(
+        tmp_path: Path, database_url: str) -> None:
+    """A vdir with Apple's group cards (an export of another server) loses no group.
+
+    The file store turns a group-card file into a category at the book's next
+    write; on PostgreSQL the same happens, and the group card leaves the
+    database, so no server keeps a group file that nobody is served.
+    """
+    folder = tmp_path / "vdir"
+    folder.mkdir()
+    files = start_server(folder)
+    try:
+        put_people(logged_in(files), ("ann", "Ann Smith"), ("bob", "Bob Jones"))
+        book = files.book_dir()
+    finally:
+        files.stop()
+    (book / "FAMILY-GROUP.vcf").write_text(apple_group("FAMILY-GROUP", "Family", ["ann"]))
+    done = subprocess.run([*cardfile_command(), "db", "import", str(files.data_dir),
+                           "--database", database_url], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+
+    a, b = pg_server(tmp_path, "a", database_url), pg_server(tmp_path, "b", database_url)
+    try:
+        plain = logged_in(a)
+        assert plain.put("cyd.vcf", card("cyd", "Cyd Brown"))[0] == 201  # the next write
+        assert categories_of(plain, "ann.vcf") == {"Family"}
+        apple = DavClient(b.url, USER, PASSWORD, user_agent=APPLE_UA)
+        assert groups_seen(apple) == {"FAMILY-GROUP.vcf": ("Family", {"ann"})}
+        assert set(logged_in(b).etags()) == {f"/{USER}/contacts/{n}.vcf"
+                                             for n in ("ann", "bob", "cyd")}
+    finally:
+        a.stop()
+        b.stop()
+    out = tmp_path / "export"
+    done = subprocess.run([*cardfile_command(), "db", "export", str(out), "--database",
+                           database_url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (out / USER / "contacts").glob("*.vcf")) == [
+        "ann.vcf", "bob.vcf", "cyd.vcf"]
+
+
 def test_pruned_tombstones_make_older_tokens_403_on_every_server(
         servers: list[ServerProcess], database_url: str) -> None:
     from cardfile.plugin.store.postgres import PgStore

@@ -223,6 +223,8 @@ class Collection(radicale.AdapterCollection):
                     self.cached_book = shared.catch_up(self, coll)
                     self.storage.note_caught_up(self.path, self.cached_book)
                 self._coll_id = coll
+                if self.storage.write_locked():
+                    self._convert_group_files()
                 return coll
             if recorded_mtime != st.st_mtime_ns:
                 self.reconcile(coll, st.st_mtime_ns)
@@ -390,7 +392,12 @@ class Collection(radicale.AdapterCollection):
         self._groups = None
 
     def _convert_group_files(self) -> None:
-        """Group cards found as files become categories (needs the write lock)."""
+        """Group cards found as files become categories (needs the write lock).
+
+        On PostgreSQL they are cards of the database (``cardfile db import`` of
+        an Apple export): they leave it like any deleted card, so no server
+        keeps an unserved group file.
+        """
         rows = self._index.group_files(self._coll())
         if not rows:
             return
@@ -402,11 +409,17 @@ class Collection(radicale.AdapterCollection):
                 logger.warning("Could not convert group card %r in %r: %s", row.href,
                                self.path, e)
                 continue
-            os.remove(os.path.join(self.folder, row.href))
-            self._index.remove(self._coll(), [row.href])
+            shared = self.storage.shared
+            if shared is not None:
+                self.cached_book = shared.delete_card(self, self._coll(), row.href, row.etag)
+                self.storage.note_caught_up(self.path, self.cached_book)
+            else:
+                os.remove(os.path.join(self.folder, row.href))
+                self._index.remove(self._coll(), [row.href])
             logger.info("Converted group card %r in %r into category %r", row.href,
                         self.path, row.fn)
-        self.note_own_write()
+        if self.storage.shared is None:
+            self.note_own_write()
 
     # -- reading -------------------------------------------------------------
     def list_hrefs(self) -> Iterator[str]:
