@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -144,9 +145,13 @@ class PgStore:
         self.url = url
         self.timeout = timeout
         self._down_until = 0.0
+        # No check of each connection as it leaves the pool: that was a round trip
+        # before every query (half of a read request's time with the database).
+        # A connection broken meanwhile fails its query, the request gets 503,
+        # and the pool's other idle connections are checked then (``_conn``).
         self.pool = ConnectionPool(
             url, min_size=1, max_size=max(1, pool_size), timeout=timeout, open=False,
-            name="cardfile", check=ConnectionPool.check_connection,
+            name="cardfile",
             kwargs={
                 "autocommit": True,  # a transaction is always an explicit block
                 "connect_timeout": max(1, int(timeout)),
@@ -167,7 +172,11 @@ class PgStore:
 
         After a failure, requests are answered 503 at once for ``DOWN_SECONDS``
         instead of each waiting ``timeout`` for a connection that will not
-        come; the first request after that tries the database again.
+        come; the first request after that tries the database again. The
+        failure also has the pool check its idle connections (in the
+        background: a check may wait on a dead network), so after a database
+        restart the requests that follow get new connections, not one broken
+        one each.
         """
         if time.monotonic() < self._down_until:
             raise Refused(503, _UNREACHABLE, retry_after=RETRY_AFTER)
@@ -176,7 +185,13 @@ class PgStore:
                 yield conn
         except self._errors as e:
             self._down_until = time.monotonic() + self.DOWN_SECONDS
+            threading.Thread(target=self._check_pool, name="cardfile-pool-check",
+                             daemon=True).start()
             raise unreachable(e) from None
+
+    def _check_pool(self) -> None:
+        with contextlib.suppress(Exception):  # a closed pool, or the database still away
+            self.pool.check()
 
     @contextlib.contextmanager
     def own_connection(self) -> Iterator[Any]:
