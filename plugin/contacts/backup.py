@@ -50,7 +50,8 @@ FORMAT = 1
 #: inside a book, and must then be backed up like any other card.
 _TOP_SKIP_PREFIXES = ("cardfile-index.sqlite3", ".Radicale.lock", ".Radicale.tmp-",
                       ".cardfile-restore-", ".cardfile-worker-",
-                      ".cardfile-logins.sqlite3", ".cardfile-state", ".cardfile-cache.lock")
+                      ".cardfile-logins.sqlite3", ".cardfile-state", ".cardfile-cache.lock",
+                      ".cardfile-turnstile.lock")
 _TOP_SKIP_NAMES = frozenset({".Radicale.cache", "first-run-password"})
 #: Radicale's own cache and half-written files, at any depth. No card or book can
 #: have these names: Radicale refuses every item or collection name starting with a dot.

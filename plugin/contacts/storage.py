@@ -57,6 +57,7 @@ from cardfile.plugin.store.index import CardIndex, CardRecord, ItemRow, card_rec
 from cardfile.plugin.store.pg_files import PgFiles
 from cardfile.plugin.store.pg_schema import SchemaMismatch
 from cardfile.plugin.store.postgres import PgStore, display_url
+from cardfile.plugin.store.turnstile import Turnstile
 from cardfile.plugin.vcard import card_fields
 
 SYNC_TOKEN_PREFIX = "http://cardfile.org/ns/sync/"
@@ -850,6 +851,7 @@ class Storage(radicale.AdapterStorage):
         self.histories = HistoryStores(self.data_folder, self.history_settings,
                                        self.shared.store if self.shared else None)
         self._held = threading.local()
+        self.turnstile = Turnstile(self.data_folder)
 
     @contextlib.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any
@@ -862,8 +864,13 @@ class Storage(radicale.AdapterStorage):
         Radicale compared with ``If-Match`` is the one a write then asks the
         database to replace, never a newer one another server wrote meanwhile.
         """
-        with super().acquire_lock(mode, user, *args, **kwargs):
-            outermost = getattr(self._held, "books", None) is None
+        outermost = getattr(self._held, "books", None) is None
+        with contextlib.ExitStack() as held:
+            if outermost:  # writers first (store/turnstile.py)
+                with self.turnstile.passing():
+                    held.enter_context(super().acquire_lock(mode, user, *args, **kwargs))
+            else:
+                held.enter_context(super().acquire_lock(mode, user, *args, **kwargs))
             if outermost:
                 self._held.books = {}
             try:

@@ -1,0 +1,48 @@
+"""Writers first: a turnstile in front of Radicale's storage lock.
+
+Radicale's storage lock is a readers-writer lock on one file (``flock``):
+shared for reads, exclusive for writes, across the threads and the worker
+processes of a server. Linux grants a shared ``flock`` whenever no exclusive
+one is *held*, even while a writer waits, so under a steady stream of reads
+(50 clients syncing, fetching and searching) a write waited for a moment
+with no reader at all: in the 50-client mix a PUT that takes 5 ms alone
+waited a median of 350 ms, and the writes were the mix's slowest tenth.
+
+The turnstile is a second lock file taken exclusively, briefly, by everyone
+on the way in: a reader holds it only until it has its shared lock, a writer
+until it has its exclusive lock. A waiting writer thus holds the turnstile,
+new readers queue behind it, the readers already in finish, and the writer
+goes next. Readers still read together; they only pass the turnstile one at
+a time, which is one ``flock`` each.
+
+Only the outermost hold of a thread passes the turnstile: a thread that
+already holds the storage lock and takes it again (nested) must not wait
+behind a writer that waits for that thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+
+#: The turnstile's file, beside Radicale's ``.Radicale.lock`` in the data folder.
+TURNSTILE_FILE_NAME = ".cardfile-turnstile.lock"
+
+
+class Turnstile:
+    """The way in to the storage lock, one at a time (see the module's docstring)."""
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, TURNSTILE_FILE_NAME)
+
+    @contextlib.contextmanager
+    def passing(self) -> Iterator[None]:
+        """Hold the turnstile for the block: take the storage lock inside it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
