@@ -21,19 +21,16 @@ application and starts Granian, so the two overlap.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import threading
 import time
 import traceback
 from typing import Any
 
-log = logging.getLogger("cardfile")
+from cardfile.plugin.store import parent_death
 
-#: prctl(2): the signal a process gets when its parent dies.
-_PR_SET_PDEATHSIG = 1
+log = logging.getLogger("cardfile")
 
 
 def check_in_a_child(configuration: Any) -> bool:
@@ -68,9 +65,7 @@ def _child(configuration: Any, master: int, write_end: int) -> None:
     status = 1
     try:
         # Stop with the master (kill -9 of cardfile serve); a transaction cut short rolls back.
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != master:
-            os._exit(1)
+        parent_death.end_with(master)
         from cardfile.plugin import Storage
 
         def locked() -> None:

@@ -34,7 +34,6 @@ for all of them (``book_check``).
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import logging
@@ -52,15 +51,14 @@ from cardfile.cli import settings as settings_mod
 from cardfile.plugin.contacts.storage import START_GENERATION
 from cardfile.plugin.dav import body_reader
 from cardfile.plugin.dav.log_escape import EscapingFormatter
+from cardfile.plugin.store import parent_death
 
 log = logging.getLogger("cardfile")
 
 #: The environment variable that carries the recipe to each worker process.
 RECIPE_VARIABLE = "CARDFILE_SERVE_RECIPE"
-#: The master's process id, for the workers (``_end_with_the_master``).
+#: The master's process id, for the workers (``parent_death``).
 MASTER_VARIABLE = "CARDFILE_SERVE_MASTER"
-#: prctl(2): the signal a process gets when its parent dies.
-PR_SET_PDEATHSIG = 1
 #: Connections the kernel queues before a worker accepts them.
 LISTEN_BACKLOG = 1024
 #: Most workers ``auto`` starts: past this the index's single writer is the limit.
@@ -151,24 +149,10 @@ def _stop_while_loading() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _end_with_the_master() -> None:
-    """Ask the kernel to stop this worker (SIGTERM) when its master process dies.
-
-    Granian's workers do not watch their master: after a ``kill -9`` of
-    ``cardfile serve`` they went on serving the data folder on their own,
-    beside the server started next. A master already gone by now (it died
-    while this worker started) is handled the same way.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if str(os.getppid()) != os.environ.get(MASTER_VARIABLE):
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def load_application(_target: str) -> Any:
     """Granian's loader, run in each worker: the application from the recipe."""
     _stop_while_loading()
-    _end_with_the_master()
+    parent_death.end_with(int(os.environ[MASTER_VARIABLE]))
     recipe = Recipe(**json.loads(os.environ[RECIPE_VARIABLE]))
     configure_logging(recipe.log_level)  # Granian configured its own in the worker
     configuration = recipe.configuration()

@@ -311,3 +311,94 @@ def test_workers_end_when_the_server_process_is_killed(server: ServerProcess,
     server.process.send_signal(signal.SIGKILL)
     server.process.wait()
     _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=15)
+
+
+def _put_quietly(client: DavClient) -> None:
+    """A PUT whose connection the test expects to break (its server is killed)."""
+    try:
+        client.put("x.vcf", card("x", "Waiting Writer"))
+    except OSError:
+        pass
+
+
+def test_workers_end_with_the_server_process_even_mid_request(server: ServerProcess,
+                                                              dav: DavClient) -> None:
+    """A worker whose request waits for the storage lock still ends with its master.
+
+    Workers stop gracefully on SIGTERM, finishing their running requests
+    first. One whose request waited for the storage lock (here held by the
+    test, as a long ``cardfile import`` would hold it) went on after a
+    ``kill -9`` of ``cardfile serve``, holding the lock's turnstile, and the
+    server started next on the folder waited for it.
+    """
+    import fcntl
+    import threading
+
+    assert dav.put("w.vcf", card("w", "Worker Check"))[0] == 201
+    workers = _children(server.process.pid)
+    lock = os.open(server.data_dir / ".Radicale.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        threading.Thread(target=_put_quietly, args=(server.client(),), daemon=True).start()
+        time.sleep(1)  # the PUT is in a worker, waiting for the lock
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+    finally:
+        os.close(lock)
+    config = server.config_path.read_text() if server.config_path else ""
+    restarted = ServerProcess(server.data_dir, free_port(), config)
+    try:
+        assert restarted.client().get("w.vcf")[0] == 200
+    finally:
+        restarted.stop()
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    level = {pid}
+    while level:
+        level = {child for parent in level for child in _children(parent)} - found
+        found |= level
+    return found
+
+
+def test_a_kill_9_during_the_first_index_build_leaves_no_process_behind(tmp_path: Path) -> None:
+    """The index check's reader processes end with it, and the next start reads every card.
+
+    At start one process compares the books with the index, and for many new
+    cards it forks reader processes, which share its open files, the storage
+    lock's among them. Killed with ``cardfile serve``, it left the readers
+    running, holding the storage lock, so no server could start on the
+    folder again.
+    """
+    first = start_server(tmp_path)
+    try:
+        assert first.client().put("seed.vcf", card("seed", "Seed Card"))[0] == 201
+    finally:
+        first.stop()
+    book = first.data_dir / "collection-root" / USER / "contacts"
+    for number in range(6000):  # past index.BULK_LOAD: read by several processes
+        (book / f"c{number}.vcf").write_text(card(f"c{number}", f"Card Number{number}"))
+    process = subprocess.Popen([*cardfile_command(), "serve", "--port", str(free_port()),
+                                "--data-dir", str(first.data_dir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                _children(child) for child in _children(process.pid)):
+            time.sleep(0.01)
+        seen = _descendants(process.pid)
+        assert any(_children(child) for child in seen), "the check forked its readers"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    _wait_for(lambda: not any(_alive(pid) for pid in seen), timeout=10)
+    again = ServerProcess(first.data_dir, free_port())
+    try:
+        status, _, body = again.client().request(
+            "PROPFIND", f"/{USER}/contacts/", headers={"Depth": "1"})
+        assert status == 207 and body.count("<response>") == 6002  # the book and its cards
+    finally:
+        again.stop()

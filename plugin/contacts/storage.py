@@ -52,6 +52,7 @@ from cardfile.plugin.contacts.sources import registry as source_registry
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store import carddav_query as query
+from cardfile.plugin.store import parent_death
 from cardfile.plugin.store.card_file import write_card_file
 from cardfile.plugin.store.index import CardIndex, CardRecord, ItemRow, card_record, etag_of
 from cardfile.plugin.store.pg_files import PgFiles
@@ -152,8 +153,11 @@ def read_in_parallel(folder: str, book_path: str, hrefs: list[str]
         return
     start = "fork" if threading.active_count() == 1 else "spawn"
     read = functools.partial(_read_records, folder, book_path)
+    # A forked reader shares this process's open files, the storage lock's
+    # among them: it must not outlive a kill -9 of this process (parent_death).
     with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context(start)) as pool:
+            max_workers=workers, mp_context=multiprocessing.get_context(start),
+            initializer=parent_death.end_with, initargs=(os.getpid(),)) as pool:
         waiting = iter(batches)
         ahead = collections.deque(pool.submit(read, batch)
                                   for batch in itertools.islice(waiting, workers * _BATCHES_AHEAD))
