@@ -133,3 +133,48 @@ def test_a_client_that_logged_in_is_not_held_back_by_its_own_parallel_requests(
     assert [a.status for a in first] == [207] * 20
     answers = _in_parallel(20, lambda: _propfind(srv, USER, PASSWORD, "127.0.0.7"))
     assert [a.status for a in answers] == [207] * 20
+
+
+_HOLD_LOGINS = """
+import sys, time
+from cardfile.plugin.dav.login_throttle import FAILURES, LoginThrottle
+throttle = LoginThrottle(path=sys.argv[1])
+held = [throttle.begin(sys.argv[2], "Basic never-checked") for _ in range(FAILURES)]
+assert all(attempt.reserved for attempt in held)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_logins_cut_short_by_a_killed_process_do_not_hold_the_address_back(
+        srv: ServerProcess) -> None:
+    """A server killed mid-login and started again lets its clients straight back in.
+
+    A login not yet known to work holds one of its address's attempts while
+    it runs. A process killed (``kill -9``) during as many logins as the
+    address may attempt held them all: the restarted server made the
+    address's next logins wait ten seconds and answered 429. Here another
+    process of the same records file takes them all and is killed.
+    """
+    import subprocess
+    import sys
+
+    from cardfile.plugin.dav.login_throttle import RECORDS_FILE
+
+    address = "127.0.0.21"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOGINS,
+                               str(srv.data_dir / RECORDS_FILE), address],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    finally:
+        holder.kill()
+        holder.wait()
+    started = time.monotonic()
+    answer = _propfind(srv, USER, PASSWORD, address)
+    assert answer.status == 207, answer
+    assert time.monotonic() - started < QUEUE_WAIT, "the login waited for logins that had died"
+
+
+#: How long a login waits for its address's running logins (login_throttle.QUEUE_SECONDS).
+QUEUE_WAIT = 10.0

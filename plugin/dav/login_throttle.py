@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cardfile.plugin import radicale_adapter as radicale
-from cardfile.plugin.store.login_records import LoginRecords, Records
+from cardfile.plugin.store.login_records import LoginRecords, Records, Reservation, reservation
 from cardfile.plugin.store.pg_login_records import PgLoginRecords
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ radicale.register_option("auth", OPTION, str(FAILURES),
                          "must wait (0: no limit)", int)
 #: The records' file in the data folder, shared by the server's processes.
 RECORDS_FILE = ".cardfile-logins.sqlite3"
-#: A reservation outlives a login that never ends (its process died) by at most this.
+#: A reservation outlives a login that never ends by at most this (one whose process
+#: died on this machine is dropped at once: ``drop_dead_reservations``).
 RESERVATION_SECONDS = 120.0
 #: How often a login waiting for a running one looks again.
 QUEUE_POLL = 0.05
@@ -83,7 +84,7 @@ class LoginAttempt:
     wait: int = 0
     #: The request holds one of the address's attempts until it finishes.
     reserved: bool = False
-    reserved_until: float = 0.0
+    held: Reservation | None = None
 
 
 class LoginThrottle:
@@ -144,8 +145,8 @@ class LoginThrottle:
                     return attempt
                 recent = sum(1 for t in record.failures if now - t < self.window)
                 if recent + len(record.in_flight) < self.failures:
-                    record.in_flight.append(now + RESERVATION_SECONDS)
-                    attempt.reserved, attempt.reserved_until = True, record.in_flight[-1]
+                    attempt.reserved, attempt.held = True, reservation(now + RESERVATION_SECONDS)
+                    record.in_flight.append(attempt.held)
                     return attempt
             if now >= give_up:
                 attempt.wait = 1  # unchecked logins from here kept running all along
@@ -189,8 +190,8 @@ class LoginThrottle:
             return
         attempt.reserved = False  # once: proved() and then finish() give back one attempt
         with self._records.changing(attempt.address, time.time()) as record:
-            if attempt.reserved_until in record.in_flight:
-                record.in_flight.remove(attempt.reserved_until)
+            if attempt.held in record.in_flight:
+                record.in_flight.remove(attempt.held)
 
     def failed(self, address: str, attempt: LoginAttempt | None = None) -> None:
         """Count a failed login from ``address``; block it when it failed too often."""
@@ -200,8 +201,8 @@ class LoginThrottle:
         with self._records.changing(address, now) as record:
             if attempt is not None and attempt.reserved:
                 attempt.reserved = False
-                if attempt.reserved_until in record.in_flight:
-                    record.in_flight.remove(attempt.reserved_until)
+                if attempt.held in record.in_flight:
+                    record.in_flight.remove(attempt.held)
             if now - record.last_seen > self.max_block:
                 record.blocks = 0  # quiet long enough: blocks start short again
             record.last_seen = now

@@ -11,13 +11,21 @@ file is not fsynced and a lost write only slows a guesser less.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 import secrets
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+#: One running login's hold on an attempt: ``[until, owner]`` as JSON keeps it
+#: (``owner``: ``this_process()``). Records written before owners were kept
+#: hold a bare ``until``.
+Reservation = list[Any]
 
 
 @dataclass
@@ -26,9 +34,66 @@ class AddressRecord:
     blocked_until: float = 0.0
     blocks: int = 0
     last_seen: float = 0.0
-    #: Until when each running login with a credential not yet known to work holds
-    #: one of the address's attempts.
-    in_flight: list[float] = field(default_factory=list)
+    #: Each running login with a credential not yet known to work holds one of
+    #: the address's attempts (``Reservation``).
+    in_flight: list[Reservation] = field(default_factory=list)
+
+    def drop_dead_reservations(self, now: float) -> None:
+        """Forget the reservations whose login cannot end any more.
+
+        A login's process can die mid-login (a ``kill -9`` of the server, or
+        of a worker): its reservation would hold one of the address's
+        attempts until it runs out. A server restarted at once, whose
+        clients all log in again, then found the address's attempts all
+        held and answered 429 for ten seconds. A reservation owned by a
+        process of this machine that is gone is dropped at once; one from
+        another machine (servers sharing PostgreSQL) still runs out by time.
+        """
+        self.in_flight = [r for r in self.in_flight if _still_running(r, now)]
+
+
+def reservation(until: float) -> Reservation:
+    """A reservation, owned by this process, held until ``until`` at the latest."""
+    return [until, this_process()]
+
+
+def _still_running(held: Any, now: float) -> bool:
+    until, owner = (held, None) if isinstance(held, (int, float)) else (held[0], held[1])
+    if until <= now:
+        return False
+    if not isinstance(owner, str):
+        return True
+    machine, _, process = owner.rpartition("/")
+    pid, _, started = process.partition(":")
+    if machine != _this_machine() or not pid.isdigit():
+        return True
+    return _start_time(int(pid)) == started
+
+
+@functools.cache
+def _this_machine() -> str:
+    """This machine, as its processes' ids are counted: host name and boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            boot_id = boot.read().strip()
+    except OSError:
+        boot_id = ""
+    return f"{socket.gethostname()}/{boot_id}"
+
+
+def this_process() -> str:
+    """This process, told apart from a later one given the same id (its start time)."""
+    return f"{_this_machine()}/{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    """When process ``pid`` started, in clock ticks since boot ("" if there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else ""
 
 
 class Records(Protocol):
@@ -93,8 +158,7 @@ class LoginRecords:
                 record = (AddressRecord(json.loads(row[0]), row[1], row[2], row[3],
                                         json.loads(row[4])) if row
                           else AddressRecord(last_seen=now))
-                # Reservations of a process that died mid-login run out on their own.
-                record.in_flight = [t for t in record.in_flight if t > now]
+                record.drop_dead_reservations(now)
                 yield record
                 db.execute("INSERT OR REPLACE INTO addresses VALUES (?, ?, ?, ?, ?, ?)",
                            (address, json.dumps(record.failures), record.blocked_until,

@@ -77,8 +77,7 @@ class PgLoginRecords:
                 "FROM login_addresses WHERE address = %s FOR UPDATE", (address,)).fetchone()
             record = AddressRecord(json.loads(row[0]), float(row[1]), int(row[2]),
                                    float(row[3]), json.loads(row[4]))
-            # Reservations of a process that died mid-login run out on their own.
-            record.in_flight = [t for t in record.in_flight if t > now]
+            record.drop_dead_reservations(now)
             yield record
             conn.execute(
                 "UPDATE login_addresses SET failures = %s, blocked_until = %s, blocks = %s, "
