@@ -189,8 +189,11 @@ def run(data_dir: Path, cli: list[str], kills: int, writers: int = 4, per_writer
     for round_ in range(kills + 1):
         process, url = _start(cli, data_dir, log)
         client = lt.Client(url, USER, PASSWORD)
-        if client.request("PROPFIND", f"/{USER}/", None, {"Depth": "1"})[0] != 207:
-            raise RuntimeError("cannot log in after restart")
+        answer = client.request("PROPFIND", f"/{USER}/", None, {"Depth": "1"})
+        if answer[0] != 207:
+            process.kill()  # a failed run leaves no server behind
+            process.wait()
+            raise RuntimeError(f"cannot log in after restart: {answer[0]} {answer[2][:200]!r}")
         if work is None:
             work = Writers(client, f"/{USER}/contacts/", writers, per_writer)
         else:
