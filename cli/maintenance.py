@@ -20,6 +20,29 @@ from cardfile.cli.options import _settings, common_options, load_storage
 from cardfile.plugin.contacts import backup as backup_mod
 
 
+def _files_store_only(settings: settings_mod.Settings, command: str) -> None:
+    """Refuse ``backup`` and ``restore`` when the contacts live in PostgreSQL.
+
+    They archive and bring back the data folder, which on PostgreSQL is only
+    this machine's cache of the database: a backup of it could miss what
+    other servers wrote, and a restore into it would be overwritten by the
+    database at the next request. Said plainly instead, with what to use.
+    """
+    try:
+        configuration = settings_mod.radicale_configuration(settings)
+        backend = str(configuration.get("storage", "backend")).strip()
+    except KeyError:
+        return
+    if backend.startswith(("postgresql://", "postgres://")):
+        from cardfile.plugin.store.postgres import display_url
+
+        raise click.ClickException(
+            f"'cardfile {command}' works on the file store; these contacts are in the "
+            f"database {display_url(backend)} ([storage] backend). Use 'cardfile db export "
+            "DIR' and 'cardfile db import DIR' (every book as .vcf files), or PostgreSQL's "
+            "own pg_dump and pg_restore.")
+
+
 def _lock_factory(settings: settings_mod.Settings) -> Any:
     configuration = settings_mod.radicale_configuration(settings)
     storage = load_storage(settings, configuration)
@@ -49,6 +72,7 @@ def backup(data_dir: str | None, config_file: str | None, file: str, no_users: b
            with_source_passwords: bool) -> None:
     """Write the contacts, categories and users to FILE (.tar.gz), safely while serving."""
     settings = _settings(data_dir, config_file)
+    _files_store_only(settings, "backup")
     summary = backup_mod.create(settings.data_dir, Path(file), _lock_factory(settings),
                                 include_users=not no_users,
                                 include_credentials=with_source_passwords)
@@ -71,6 +95,7 @@ def backup(data_dir: str | None, config_file: str | None, file: str, no_users: b
 def restore(data_dir: str | None, config_file: str | None, file: str, force: bool) -> None:
     """Bring back a backup written by 'cardfile backup' (refuses to overwrite without --force)."""
     settings = _settings(data_dir, config_file)
+    _files_store_only(settings, "restore")
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     summary = backup_mod.restore(Path(file), settings.data_dir, _lock_factory(settings),
                                  force=force)

@@ -773,3 +773,28 @@ def test_a_pruning_policy_that_is_not_a_number_stops_serve_with_a_clear_error(
     assert done.returncode != 0
     assert "tombstone_days = 'ninety' is not a number" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_backup_and_restore_on_postgresql_say_what_to_use_instead(tmp_path: Path,
+                                                                 database_url: str) -> None:
+    """``cardfile backup`` archives a data folder; on PostgreSQL that is only a cache.
+
+    A backup of it could miss what other servers wrote, and a restore into it
+    would be undone by the database. Both refuse, name ``cardfile db export``
+    and pg_dump, and write nothing.
+    """
+    server = pg_server(tmp_path, "a", database_url)
+    try:
+        assert logged_in(server).put("one.vcf", card("one", "Only One"))[0] == 201
+        archive = tmp_path / "backup.tar.gz"
+        older = tmp_path / "older-backup.tar.gz"
+        older.write_bytes(b"an archive from before")
+        for args in (("backup", str(archive)), ("restore", str(older), "--force")):
+            done = server.cli(*args, check=False)
+            assert done.returncode == 1, done
+            assert "db export" in done.stderr and "pg_dump" in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
+            assert not archive.exists()  # the backup wrote nothing
+        assert logged_in(server).get("one.vcf")[0] == 200
+    finally:
+        server.stop()
