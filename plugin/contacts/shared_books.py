@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts.db_transfer import book_cards
 from cardfile.plugin.radicale_adapter import radicale_logger as logger
+from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.card_file import write_card_file
 from cardfile.plugin.store.index import MirrorChange, etag_of
 from cardfile.plugin.store.postgres import BookState, PgStore
@@ -80,9 +81,12 @@ class SharedBooks:
                 return _cached(book, book.revision, book.floor)
             since = held[1] if held is not None and held[0] == book.source else None
             changes = self.store.changes(book.coll_id, since)
-            written = [self._write(collection, href, body, revision)
-                       for href, body, revision in changes.cards
-                       if radicale.is_safe_name(href)]
+            try:
+                written = [self._write(collection, href, body, revision)
+                           for href, body, revision in changes.cards
+                           if radicale.is_safe_name(href)]
+            except OSError as e:
+                raise _cache_unwritable(collection, e) from e
             if changes.full:
                 self._remove_others(collection, {c.href for c in written})
             index.apply_mirror(coll, book.source, changes.revision, changes.floor, written,
@@ -182,3 +186,23 @@ class SharedBooks:
 
 def _cached(book: BookState, revision: int, floor: int) -> CachedBook:
     return CachedBook(book.epoch, book.coll_id, revision, floor)
+
+
+#: Seconds a client is asked to wait when this server's cache cannot be written.
+CACHE_RETRY_SECONDS = 30
+
+
+def _cache_unwritable(collection: Collection, error: OSError) -> Refused:
+    """503, not 500, when this server's cache of a book cannot be written (a full or
+    read-only disk, a folder made immutable).
+
+    The database is the truth and holds every write it acknowledged,
+    including one this request just made; what fails is this server's copy,
+    which it serves from. Another server, or this one once its disk is
+    fixed, answers.
+    """
+    logger.error("Cannot write the cache of %r: %s", collection.path, error)
+    return Refused(503, "this server cannot update its copy of the address book "
+                   f"({error.strerror or error}); the database keeps every change it "
+                   "acknowledged: try again later or through another server",
+                   retry_after=CACHE_RETRY_SECONDS)
