@@ -119,6 +119,50 @@ class ServerProcess:
     def book_dir(self, user: str = USER, book: str = "contacts") -> Path:
         return self.data_dir / "collection-root" / user / book
 
+    def served_cards(self, user: str = USER, password: str = PASSWORD,
+                     book: str = "contacts") -> dict[str, str]:
+        """Name -> text of every card the server serves in a book (PROPFIND, then GET each).
+
+        What a client sees, on any store; a book's folder is only a cache
+        of the database with PostgreSQL.
+        """
+        from urllib.parse import unquote
+
+        client = self.client(user, password)
+        return {unquote(href.rsplit("/", 1)[1]): client.request("GET", href)[2]
+                for href in client.etags_of(f"/{user}/{book}/")}
+
+    def restarted(self) -> ServerProcess:
+        """This server stopped and started again: the same data, port and configuration."""
+        self.stop()
+        config = self.config_path.read_text() if self.config_path else ""
+        return ServerProcess(self.data_dir, self.port, config)
+
+    def seed(self, files: dict[str, bytes], user: str = USER, password: str = PASSWORD,
+             book: str = "contacts") -> None:
+        """Store ``files`` (name -> a card's bytes) in a book through the server, on any store.
+
+        Tests used to write such files into the book's folder. With
+        PostgreSQL that folder is only each server's cache of the database,
+        so cards go in the way a client's do: one PUT each, on one
+        keep-alive connection.
+        """
+        import base64
+        import http.client
+        from urllib.parse import quote
+
+        auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            for name, data in files.items():
+                conn.request("PUT", f"/{user}/{book}/{quote(name)}", body=data,
+                             headers={"Authorization": auth, "Content-Type": "text/vcard"})
+                answer = conn.getresponse()
+                body = answer.read()
+                assert answer.status in (201, 204), (name, answer.status, body[:300])
+        finally:
+            conn.close()
+
     def cli(self, *args: str, stdin: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
         """A ``cardfile`` command on this server's data and configuration (its store)."""
@@ -138,7 +182,8 @@ class ServerProcess:
 
 
 def start_server(tmp_path: Path, users: dict[str, str] | None = None,
-                 extra_config: str = "") -> ServerProcess:
+                 extra_config: str = "", store_config: str = "") -> ServerProcess:
+    """A server on ``tmp_path / "data"``; ``store_config`` (a store fixture's) sets its store."""
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
     for name, password in (users or {USER: PASSWORD}).items():
@@ -146,7 +191,21 @@ def start_server(tmp_path: Path, users: dict[str, str] | None = None,
         # password rules themselves are tested in test_weak_passwords.py.
         run_cli("user", "add", name, "--password-stdin", "--allow-weak", data_dir=data_dir,
                 stdin=password + "\n")
-    return ServerProcess(data_dir, free_port(), extra_config)
+    return ServerProcess(data_dir, free_port(), merged_config(extra_config, store_config))
+
+
+def merged_config(*parts: str) -> str:
+    """One configuration file from several (a test's own options and its store's)."""
+    import configparser
+
+    merged = configparser.ConfigParser(interpolation=None)
+    for part in parts:
+        merged.read_string(part)
+    lines = []
+    for section in merged.sections():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value}" for key, value in merged.items(section)]
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 #: The stores the ``server`` fixture runs on: CARDFILE_STORES=files,postgresql runs every
@@ -159,18 +218,50 @@ EDITS_THE_FOLDER = ("it writes a book's folder directly; with PostgreSQL that fo
                     "server's cache of the database, which is changed through a server")
 
 
-@pytest.fixture(params=STORES if STORES != ["files"] else None)
-def store_config(request: pytest.FixtureRequest) -> str:
-    """The configuration that puts a test server on its store ("" for files)."""
-    store = getattr(request, "param", "files")
+def _store_params() -> list[str] | None:
+    return STORES if STORES != ["files"] else None
+
+
+def _store_configuration(store: str, database_url: Any) -> str:
     if store == "files":
         return ""
-    only = request.node.get_closest_marker("files_only")
-    if only is not None:
-        pytest.skip(f"files store only: {only.args[0]}")
     if store != "postgresql":
         raise ValueError(f"CARDFILE_STORES: unknown store {store!r} (files, postgresql)")
-    return f"[storage]\nbackend = {request.getfixturevalue('database_url')}\n"
+    return f"[storage]\nbackend = {database_url()}\n"
+
+
+@pytest.fixture(params=_store_params())
+def store_config(request: pytest.FixtureRequest) -> str:
+    """The configuration that puts a test's server on its store ("" for files)."""
+    return _store_configuration(getattr(request, "param", "files"),
+                                lambda: request.getfixturevalue("database_url"))
+
+
+@pytest.fixture(scope="module", params=_store_params())
+def module_store_config(request: pytest.FixtureRequest) -> str:
+    """``store_config`` for a server a whole test module shares (one database for it)."""
+    return _store_configuration(getattr(request, "param", "files"),
+                                lambda: request.getfixturevalue("module_database_url"))
+
+
+@pytest.fixture
+def second_store_config(store_config: str, request: pytest.FixtureRequest) -> str:
+    """For a test's second, separate server: the same store, its own database."""
+    if not store_config:
+        return ""
+    return _store_configuration("postgresql", lambda: _upgraded_database(
+        request.getfixturevalue("postgres")))
+
+
+@pytest.fixture(autouse=True)
+def _files_only(request: pytest.FixtureRequest) -> None:
+    """A test marked ``files_only`` is skipped on any other store, saying why."""
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    stores = {params.get("store_config", "files"), params.get("module_store_config", "files")}
+    only = request.node.get_closest_marker("files_only")
+    if only is not None and stores != {"files"}:
+        pytest.skip(f"files store only: {only.args[0]}")
 
 
 @pytest.fixture
@@ -226,11 +317,22 @@ def postgres() -> Iterator[Any]:
         cluster.stop()
 
 
-@pytest.fixture
-def database_url(postgres: Any) -> str:
-    """A new database with Cardfile's tables (``cardfile db upgrade``), for one test."""
+def _upgraded_database(postgres: Any) -> str:
+    """A new database with Cardfile's tables (``cardfile db upgrade``)."""
     url: str = postgres.new_database()
     done = subprocess.run([*cardfile_command(), "db", "upgrade", "--database", url],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return url
+
+
+@pytest.fixture
+def database_url(postgres: Any) -> str:
+    """A new database with Cardfile's tables, for one test."""
+    return _upgraded_database(postgres)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(postgres: Any) -> str:
+    """A new database with Cardfile's tables, for one test module's shared server."""
+    return _upgraded_database(postgres)
