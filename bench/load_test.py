@@ -319,11 +319,12 @@ class Workload:
 
 
 def run_imports(cli: list[str], data_dir: Path, user: str, source: Path, deadline: float,
-                report: Report) -> None:
+                report: Report, config: Path | None = None) -> None:
+    options = ["--config", str(config)] if config is not None else []
     while time.monotonic() < deadline or report.import_runs == 0:
         result = subprocess.run([*cli, "import", str(source), "--user", user, "--data-dir",
-                                 str(data_dir), "--json"], capture_output=True, text=True,
-                                timeout=600)
+                                 str(data_dir), "--json", *options], capture_output=True,
+                                text=True, timeout=600)
         report.import_runs += 1
         if result.returncode != 0:
             report.import_failures.append(result.stderr.strip()[-300:])
@@ -334,8 +335,12 @@ def run_imports(cli: list[str], data_dir: Path, user: str, source: Path, deadlin
 
 def run(url: str, data_dir: Path, cli: list[str], seconds: float, clients: int,
         import_cards: int, seed: int = 1, user: str = USER,
-        password: str = PASSWORD) -> Report:
-    """Run the load, then every check; returns the report (see ``Report.summary``)."""
+        password: str = PASSWORD, config: Path | None = None) -> Report:
+    """Run the load, then every check; returns the report (see ``Report.summary``).
+
+    ``config``: the server's configuration file, which the imports then use too
+    (its store: with PostgreSQL the imports must reach the database).
+    """
     client = Client(url, user, password)
     book = f"/{user}/contacts/"
     status, _, _ = client.request("PROPFIND", f"/{user}/", None, {"Depth": "1"})
@@ -350,7 +355,7 @@ def run(url: str, data_dir: Path, cli: list[str], seconds: float, clients: int,
     threads = [threading.Thread(target=work.run_client, args=(t, deadline))
                for t in range(clients)]
     threads.append(threading.Thread(target=run_imports, args=(
-        cli, data_dir, user, source, deadline, work.report)))
+        cli, data_dir, user, source, deadline, work.report, config)))
     for t in threads:
         t.start()
     for t in threads:
@@ -364,9 +369,10 @@ def run(url: str, data_dir: Path, cli: list[str], seconds: float, clients: int,
 
 def check(work: Workload, client: Client, book_dir: Path, import_cards: int) -> None:
     report = work.report
+    # The listing first: with PostgreSQL it brings the server's copy (the folder) up to date.
+    listed = propfind_etags(client, work.book)
     on_disk, broken = disk_etags(book_dir)
     report.problems += [f"unparseable file {b}" for b in broken]
-    listed = propfind_etags(client, work.book)
     if listed != on_disk:
         diff = sorted(set(listed.items()) ^ set(on_disk.items()))[:5]
         report.problems.append(f"index and files differ: {diff}")

@@ -473,9 +473,10 @@ def test_errors_are_problem_documents(api: Api) -> None:
     assert status == 204 and "PATCH" in headers["allow"]
 
 
-def test_bodies_over_max_content_length_are_413(tmp_path: Path) -> None:
+def test_bodies_over_max_content_length_are_413(tmp_path: Path, store_config: str) -> None:
     srv = start_server(tmp_path, extra_config="[server]\nmax_content_length = 2000\n"
-                                              "max_resource_size = 1500\n")
+                                              "max_resource_size = 1500\n",
+                       store_config=store_config)
     try:
         small = Api(srv)
         srv.client().request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})

@@ -43,10 +43,12 @@ def schemathesis_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "schemathesis.cli"]
 
 
-def test_schemathesis_finds_no_server_error_or_schema_violation(tmp_path: Path) -> None:
+def test_schemathesis_finds_no_server_error_or_schema_violation(tmp_path: Path,
+                                                                store_config: str) -> None:
     # Its security checks send wrong credentials on purpose, many times from one
     # address: with the login throttle on, every later request would be a 429.
-    server = start_server(tmp_path, extra_config="[auth]\nfailed_logins = 0\n")
+    server = start_server(tmp_path, extra_config="[auth]\nfailed_logins = 0\n",
+                          store_config=store_config)
     try:
         _run_schemathesis(server, tmp_path)
     finally:

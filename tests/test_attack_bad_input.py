@@ -23,8 +23,9 @@ ALICE = basic(USER, PASSWORD)
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path_factory.mktemp("bad-input"))
+def srv(tmp_path_factory: pytest.TempPathFactory,
+        module_store_config: str) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path_factory.mktemp("bad-input"), store_config=module_store_config)
     try:
         assert request(server.port, "PROPFIND", f"/{USER}/", ALICE + b"Depth: 1\r\n"
                        ).status == 207  # her address book exists

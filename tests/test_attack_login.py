@@ -25,8 +25,9 @@ DEPTH0 = b"Depth: 0\r\n"
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path_factory.mktemp("login"))
+def srv(tmp_path_factory: pytest.TempPathFactory,
+        module_store_config: str) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path_factory.mktemp("login"), store_config=module_store_config)
     try:
         yield server
     finally:

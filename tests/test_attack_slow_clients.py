@@ -30,8 +30,8 @@ ATTACKERS = 40
 
 
 @pytest.fixture
-def srv(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path)
+def srv(tmp_path: Path, store_config: str) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path, store_config=store_config)
     try:
         yield server
     finally:

@@ -28,11 +28,12 @@ SECONDS = float(os.environ.get("CARDFILE_LOAD_SECONDS", "12"))
 CLIENTS = int(os.environ.get("CARDFILE_LOAD_CLIENTS", "8"))
 
 
-def test_concurrent_writers_and_import_lose_nothing(tmp_path: Path) -> None:
-    server = start_server(tmp_path, {load_test.USER: load_test.PASSWORD})
+def test_concurrent_writers_and_import_lose_nothing(tmp_path: Path, store_config: str) -> None:
+    server = start_server(tmp_path, {load_test.USER: load_test.PASSWORD},
+                          store_config=store_config)
     try:
         report = load_test.run(server.url, server.data_dir, cardfile_command(), SECONDS,
-                               CLIENTS, import_cards=300)
+                               CLIENTS, import_cards=300, config=server.config_path)
     finally:
         server.stop()
     print("\n" + report.summary())

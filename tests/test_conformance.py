@@ -20,10 +20,12 @@ CS = "http://calendarserver.org/ns/"
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def srv(tmp_path_factory: pytest.TempPathFactory,
+        module_store_config: str) -> Iterator[ServerProcess]:
     # A short auth delay keeps the 403 answers quick; test_security checks the default.
     server = start_server(tmp_path_factory.mktemp("conformance"), extra_config=(
-        f"[server]\nmax_resource_size = {MAX_RESOURCE_SIZE}\n[auth]\ndelay = 0.05\n"))
+        f"[server]\nmax_resource_size = {MAX_RESOURCE_SIZE}\n[auth]\ndelay = 0.05\n"),
+        store_config=module_store_config)
     try:
         yield server
     finally:

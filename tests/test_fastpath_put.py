@@ -45,11 +45,13 @@ IGNORED = ("date", "server")
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def srv(tmp_path_factory: pytest.TempPathFactory,
+        module_store_config: str) -> Iterator[ServerProcess]:
     server = start_server(tmp_path_factory.mktemp("fastput"),
                           {USER: PASSWORD, "bob": "bob's password"},
                           extra_config=f"[server]\nmax_resource_size = {LIMIT}\n"
-                                       "[auth]\nfailed_logins = 0\ndelay = 0\n")
+                                       "[auth]\nfailed_logins = 0\ndelay = 0\n",
+                          store_config=module_store_config)
     try:
         for book in BOOKS:
             assert request(server, "MKCOL", f"/{USER}/{book}/", MKCOL)[0] == 201
@@ -273,15 +275,24 @@ def test_a_card_in_a_book_that_does_not_exist(srv: ServerProcess) -> None:
     assert status == slow[0] == 409
 
 
-def test_a_write_the_file_system_refuses_is_answered_as_radicale_does(srv: ServerProcess
-                                                                      ) -> None:
-    """The write itself fails (EPERM: immutable folders): Radicale's mapping, 403."""
+def test_a_write_the_file_system_refuses_is_answered_as_radicale_does(
+        srv: ServerProcess, module_store_config: str) -> None:
+    """The write itself fails (EPERM: immutable folders): Radicale's mapping, 403.
+
+    With PostgreSQL the folders are this server's cache of the database:
+    the database takes the write, the cache cannot follow, and the answer is
+    503 with Retry-After (try later, or another server), never a 500.
+    """
     folders = [str(srv.book_dir(USER, book)) for book in BOOKS]
     if subprocess.run(["chattr", "+i", *folders], capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not permitted here")
+    refused = 503 if module_store_config else 403
     try:
-        assert put_both(srv, "immutable.vcf", card("immutable", "Im Mutable"))[0] == 403
-        assert put_both(srv, "ada.vcf", card("ada", "Ada Immutable"))[0] == 403
+        for name, text in (("immutable.vcf", card("immutable", "Im Mutable")),
+                           ("ada.vcf", card("ada", "Ada Immutable"))):
+            status, headers, _ = put_both(srv, name, text)
+            assert status == refused
+            assert ("retry-after" in headers) == (refused == 503)
     finally:
         subprocess.run(["chattr", "-i", *folders], check=True)
 
@@ -291,7 +302,8 @@ def _app(server: ServerProcess) -> Any:
     from cardfile.cli import settings as settings_mod
     from cardfile.plugin.app import CardfileApp
 
-    settings = settings_mod.resolve(str(server.data_dir), None)
+    settings = settings_mod.resolve(str(server.data_dir),
+                                    str(server.config_path) if server.config_path else None)
     return CardfileApp(settings_mod.radicale_configuration(settings))
 
 

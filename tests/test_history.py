@@ -208,9 +208,10 @@ def test_history_shows_each_version_with_its_author_and_a_field_diff(
 
 
 @pytest.mark.slow
-def test_history_survives_a_restart_and_a_backup_round_trip(tmp_path: Path) -> None:
+def test_history_survives_a_restart_and_a_backup_round_trip(tmp_path: Path,
+                                                            store_config: str) -> None:
     (tmp_path / "one").mkdir()
-    server = start_server(tmp_path / "one")
+    server = start_server(tmp_path / "one", store_config=store_config)
     try:
         dav = server.client()
         dav.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
@@ -218,8 +219,7 @@ def test_history_survives_a_restart_and_a_backup_round_trip(tmp_path: Path) -> N
         assert dav.put("ada.vcf", phone_card("ada", "Ada Lovelace", "+44 2"))[0] == 204
         assert dav.put("bob.vcf", phone_card("bob", "Bob Example", "+1 3"))[0] == 201
         assert dav.delete("bob.vcf") == 200
-        server.stop()
-        server = ServerProcess(server.data_dir, server.port)  # the same data, restarted
+        server = server.restarted()
         api = Api(server)
         assert api.ok("GET", f"{BOOK}/contacts/ada/history")["total"] == 2
         assert [i["uid"] for i in api.ok("GET", f"{BOOK}/trash")["items"]] == ["bob"]
@@ -227,10 +227,12 @@ def test_history_survives_a_restart_and_a_backup_round_trip(tmp_path: Path) -> N
         server.stop()
         for index in server.data_dir.glob("cardfile-index.sqlite3*"):
             index.unlink()
-        server = ServerProcess(server.data_dir, server.port)
+        server = server.restarted()
         api = Api(server)
         assert api.ok("GET", f"{BOOK}/contacts/ada/history")["total"] == 2
         archive = tmp_path / "backup.tar.gz"
+        if store_config:  # PostgreSQL: backups are the database's (test_postgres)
+            return
         run_cli("backup", str(archive), data_dir=server.data_dir)
     finally:
         server.stop()
@@ -400,19 +402,21 @@ def test_history_and_trash_belong_to_the_owner_only(server: ServerProcess,
     assert api.ok("GET", f"{BOOK}/contacts/ada/history")["total"] == 2
 
 
-def test_a_read_only_login_never_sees_history_or_trash(tmp_path: Path) -> None:
+def test_a_read_only_login_never_sees_history_or_trash(tmp_path: Path,
+                                                       store_config: str) -> None:
     rights = tmp_path / "rights"
     rights.write_text(
         "[reader]\nuser: reader\ncollection: reader(/.*)?\npermissions: Rr\n\n"
         "[owner]\nuser: .+\ncollection: {user}(/.*)?\npermissions: RrWw\n\n"
         "[root]\nuser: .+\ncollection:\npermissions: R\n")
     server = start_server(tmp_path, {USER: PASSWORD, "reader": "reader password"},
-                          extra_config=f"[rights]\ntype = from_file\nfile = {rights}\n")
+                          extra_config=f"[rights]\ntype = from_file\nfile = {rights}\n",
+                          store_config=store_config)
     try:
         stored = tmp_path / "card.vcf"
         stored.write_text(phone_card("r1", "Read Only", "+1 1"))
-        run_cli("import", str(stored), "--user", "reader", data_dir=server.data_dir)
-        run_cli("contacts", "remove", "r1", "--user", "reader", data_dir=server.data_dir)
+        server.cli("import", str(stored), "--user", "reader")
+        server.cli("contacts", "remove", "r1", "--user", "reader")
         reader = Api(server, "reader", "reader password")
         assert reader.ok("GET", f"{BOOK}/contacts")["total"] == 0
         for path in ("trash", "trash/r1", "contacts/r1/history", "alerts"):
@@ -425,8 +429,10 @@ def test_a_read_only_login_never_sees_history_or_trash(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_the_trash_keeps_deleted_contacts_for_the_configured_time(tmp_path: Path) -> None:
-    server = start_server(tmp_path, extra_config="[storage]\nhistory_days = 0.00002\n")
+def test_the_trash_keeps_deleted_contacts_for_the_configured_time(tmp_path: Path,
+                                                                  store_config: str) -> None:
+    server = start_server(tmp_path, extra_config="[storage]\nhistory_days = 0.00002\n",
+                          store_config=store_config)
     try:  # 0.00002 days: 1.7 seconds
         dav = server.client()
         dav.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})

@@ -29,10 +29,11 @@ RANDOM_INPUTS = int(os.environ.get("CARDFILE_HOSTILE_INPUTS", "150"))
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def srv(tmp_path_factory: pytest.TempPathFactory,
+        module_store_config: str) -> Iterator[ServerProcess]:
     server = start_server(tmp_path_factory.mktemp("hostile"),
                           {USER: "alice pw", "bob": "bob pw"},
-                          extra_config="[auth]\ndelay = 0.02\n")
+                          extra_config="[auth]\ndelay = 0.02\n", store_config=module_store_config)
     try:
         yield server
     finally:

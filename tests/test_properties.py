@@ -29,8 +29,10 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DavClient]:
-    server: ServerProcess = start_server(tmp_path_factory.mktemp("properties"))
+def client(tmp_path_factory: pytest.TempPathFactory,
+           module_store_config: str) -> Iterator[DavClient]:
+    server: ServerProcess = start_server(tmp_path_factory.mktemp("properties"),
+                                         store_config=module_store_config)
     try:
         c = server.client()
         assert c.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})[0] == 207

@@ -45,8 +45,9 @@ PEOPLE = [
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path_factory.mktemp("search"))
+def site(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path_factory.mktemp("search"), store_config=module_store_config)
     try:
         dav = server.client()
         assert dav.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})[0] == 207

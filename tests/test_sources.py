@@ -16,12 +16,13 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import source_servers
 from tests.conftest import USER, run_cli
-from tests.davclient import card
+from tests.davclient import card, parse_multistatus
 from tests.source_servers import RecordingProxy, SourceServer
 
 NAME = "remote"
@@ -63,9 +64,30 @@ def book_snapshot(data: Path, book: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def served_cards(server: Any, book: str = f"source-{NAME}") -> dict[str, str]:
+    """UID -> FN of every card a server serves in a book (on any store); {} before it exists."""
+    client = server.client()
+    status, text = client.propfind(f"/{USER}/{book}/", '<?xml version="1.0"?><D:propfind '
+                                   'xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>')
+    if status != 207:
+        return {}
+    found = {}
+    for entry in parse_multistatus(text)[1]:
+        if entry.href.endswith("/"):
+            continue
+        body = client.request("GET", entry.href)[2]
+        uid = re.search(r"^UID:(.*?)\r?$", body, re.M)
+        fn = re.search(r"^FN:(.*?)\r?$", body, re.M)
+        assert uid and fn, body
+        found[uid.group(1)] = fn.group(1)
+    return found
+
+
 def add_source(target: Path, url: str, *extra: str, password: str | None = None,
-               check: bool = True) -> str:
+               check: bool = True, config: Path | None = None) -> str:
     args = ["sources", "add", url, "--name", NAME, *extra]
+    if config is not None:
+        args += ["--config", str(config)]
     if password is not None:
         args += ["--password-stdin"]
     result = run_cli(*args, data_dir=target, stdin=(password or "") + "\n", check=False)
@@ -384,21 +406,22 @@ def test_google_and_microsoft_are_designed_in_but_refused_with_the_reason(
 # -- inside 'cardfile serve': the refresher, the read-only book, the API -----------------
 @pytest.mark.slow
 def test_a_running_server_refreshes_serves_read_only_and_offers_the_api(
-        tmp_path: Path) -> None:
+        tmp_path: Path, store_config: str) -> None:
     from tests.conftest import PASSWORD, start_server
 
     (tmp_path / "target").mkdir()
-    target = start_server(tmp_path / "target")
+    target = start_server(tmp_path / "target", store_config=store_config)
     source = source_servers.start("radicale", tmp_path)
     try:
         source.put("s1", card("s1", "Source One"))
         add_source(target.data_dir, source.url + source.book_path, "--interval", "1",
-                   "--login", source.user, password=source.password)
+                   "--login", source.user, password=source.password,
+                   config=target.config_path)
         source.put("s2", card("s2", "Source Two"))
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "s2" not in book_cards(target.data_dir):
+        while time.monotonic() < deadline and "s2" not in served_cards(target):
             time.sleep(0.3)
-        assert book_cards(target.data_dir) == {"s1": "Source One", "s2": "Source Two"}
+        assert served_cards(target) == {"s1": "Source One", "s2": "Source Two"}
 
         dav = target.client()
         book = f"/{USER}/source-{NAME}/"
@@ -415,7 +438,7 @@ def test_a_running_server_refreshes_serves_read_only_and_offers_the_api(
         status, _, body = bob.request("PUT", book + "s9.vcf", card("s9", "X"),
                                       {"Content-Type": "text/vcard"})
         assert status == 401 and "source" not in body
-        assert book_cards(target.data_dir)["s1"] == "Source One"
+        assert served_cards(target)["s1"] == "Source One"
 
         status, _, body = dav.request("GET", f"/api/books/source-{NAME}/contacts")
         assert status == 200 and "Source Two" in body

@@ -60,8 +60,9 @@ def bulk_card(i: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path_factory.mktemp("web"))
+def site(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path_factory.mktemp("web"), store_config=module_store_config)
     try:
         dav = server.client()
         assert dav.request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0] == 207

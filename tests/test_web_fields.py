@@ -32,8 +32,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path_factory.mktemp("web-fields"))
+def site(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path_factory.mktemp("web-fields"), store_config=module_store_config)
     try:
         yield server
     finally:

@@ -64,8 +64,9 @@ def axe_source() -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path_factory.mktemp("web-find"))
+def site(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path_factory.mktemp("web-find"), store_config=module_store_config)
     try:
         dav = server.client()
         assert dav.request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0] == 207

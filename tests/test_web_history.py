@@ -32,8 +32,8 @@ def person(i: int, phone: str = "") -> str:
 
 
 @pytest.fixture
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path_factory.mktemp("web-history"))
+def site(tmp_path_factory: pytest.TempPathFactory, store_config: str) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path_factory.mktemp("web-history"), store_config=store_config)
     try:
         dav = server.client()
         assert dav.request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0] == 207

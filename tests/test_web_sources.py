@@ -40,11 +40,12 @@ HOSTILE = "<img src=x onerror=window.pwned=1>"
 
 
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_config: str
+         ) -> Iterator[ServerProcess]:
     # The key that encrypts source passwords, outside the data folder (the server inherits it).
     monkeypatch.setenv("CARDFILE_KEY_FILE", str(tmp_path / "config" / "sources.key"))
     (tmp_path / "target").mkdir()
-    server = start_server(tmp_path / "target")
+    server = start_server(tmp_path / "target", store_config=store_config)
     try:
         assert server.client().put("own.vcf", card("own", "My Own Contact"))[0] == 201
         yield server
