@@ -61,6 +61,10 @@ def _share_database(settings: settings_mod.Settings) -> None:
     store = PgStore(backend, pool_size=1)
     try:
         store.check_schema()
+        # The folder is only this machine's copy of the database's state: made
+        # here for a machine's first command (``cardfile user add`` before its
+        # first ``serve``), where a mistyped folder can split nothing.
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         state_files.share(settings.data_dir, PgFiles(store))
         state_files.catch_up(settings.data_dir)
     except Refused as e:

@@ -798,3 +798,27 @@ def test_backup_and_restore_on_postgresql_say_what_to_use_instead(tmp_path: Path
         assert logged_in(server).get("one.vcf")[0] == 200
     finally:
         server.stop()
+
+
+def test_a_new_machine_can_add_a_user_before_it_ever_served(tmp_path: Path,
+                                                           database_url: str) -> None:
+    """``cardfile user add`` is a new machine's first command, before any ``serve``.
+
+    Its data folder (with PostgreSQL, only this machine's copy of the
+    database's state) did not exist yet, and the command failed with
+    "cannot use .../.cardfile-state.lock". The user it adds logs in through
+    every server.
+    """
+    running = pg_server(tmp_path, "a", database_url)
+    try:
+        config = tmp_path / "new-machine.conf"
+        config.write_text(f"[storage]\nbackend = {database_url}\n")
+        fresh = tmp_path / "new-machine" / "data"
+        done = run_cli("user", "add", "dora", "--password-stdin", "--config", str(config),
+                       data_dir=fresh, stdin="dora's long password\n", check=False)
+        assert done.returncode == 0, done.stderr
+        status, _, _ = running.client("dora", "dora's long password").request(
+            "PROPFIND", "/dora/", headers={"Depth": "0"})
+        assert status == 207
+    finally:
+        running.stop()
