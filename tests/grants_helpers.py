@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ServerProcess, run_cli, start_server
+from tests.conftest import ServerProcess, start_server
 from tests.davclient import DavClient
 from tests.test_api import Api
 
 USERS = {"alice": "alice password 1", "bob": "bob password 22", "carol": "carol password 3"}
 
 
-def three_user_server(tmp_path: Path, extra_config: str = "") -> ServerProcess:
-    server = start_server(tmp_path, USERS, extra_config)
+def three_user_server(tmp_path: Path, extra_config: str = "",
+                      store_config: str = "") -> ServerProcess:
+    server = start_server(tmp_path, USERS, extra_config, store_config)
     for user, password in USERS.items():  # each home and book exists from here on
         status, _, _ = DavClient(server.url, user, password).request(
             "PROPFIND", f"/{user}/", headers={"Depth": "1"})
@@ -25,9 +26,10 @@ def three_user_server(tmp_path: Path, extra_config: str = "") -> ServerProcess:
     return server
 
 
-def trio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A module's server (each test module wraps it in a fixture)."""
-    server = three_user_server(tmp_path_factory.mktemp("grants"))
+def trio_server(tmp_path_factory: pytest.TempPathFactory, store_config: str = ""
+                ) -> Iterator[ServerProcess]:
+    """A module's server (each test module wraps it in a fixture, with its store)."""
+    server = three_user_server(tmp_path_factory.mktemp("grants"), store_config=store_config)
     try:
         yield server
     finally:
@@ -35,7 +37,8 @@ def trio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 
 
 def cli(server: ServerProcess, *args: str, check: bool = True) -> Any:
-    return run_cli(*args, data_dir=server.data_dir, check=check)
+    """A ``cardfile`` command on the server's data and configuration (its store)."""
+    return server.cli(*args, check=check)
 
 
 def new_device(server: ServerProcess, user: str, name: str, *flags: str) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from tests.grants_helpers import USERS, api, cli, dav, new_device, trio_server
 
 
 @pytest.fixture(scope="module")
-def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    yield from trio_server(tmp_path_factory)
+def trio(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    yield from trio_server(tmp_path_factory, module_store_config)
 
 
 CARD = card("dev-1", "Ada Lovelace", "EMAIL:ada@example.org", "TEL:+44 20 1234 5678")

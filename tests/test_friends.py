@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.conftest import EDITS_A_GRANTS_FILE, ServerProcess
 from tests.davclient import card
 from tests.grants_helpers import USERS, api, cli, dav, new_device, trio_server
 from tests.test_real_clients import vdirsyncer
@@ -28,8 +28,9 @@ BOB_ME = card("bob-me", "Bob Builder", "EMAIL:bob@example.org", "TEL:+1 555 0100
 
 
 @pytest.fixture(scope="module")
-def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    yield from trio_server(tmp_path_factory)
+def trio(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    yield from trio_server(tmp_path_factory, module_store_config)
 
 
 def friend_cards(server: ServerProcess, user: str) -> dict[str, str]:
@@ -132,6 +133,7 @@ def test_friends_see_each_others_me_card_and_edits_reach_the_next_sync(
     assert alice_api.ok("GET", "/api/friends")["items"] == []
 
 
+@pytest.mark.files_only(EDITS_A_GRANTS_FILE)
 def test_decline_is_not_revealed_and_expired_invitations_cannot_be_accepted(
         trio: ServerProcess) -> None:
     sent = json.loads(cli(trio, "friends", "invite", "carol", "--user", "alice").stderr

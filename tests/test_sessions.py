@@ -15,9 +15,10 @@ from tests.grants_helpers import BearerApi, api, cli, dav, new_device, three_use
 
 
 @pytest.fixture(scope="module")
-def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def admin_server(tmp_path_factory: pytest.TempPathFactory,
+                 module_store_config: str) -> Iterator[ServerProcess]:
     server = three_user_server(tmp_path_factory.mktemp("admins"),
-                               "[auth]\nadmins = carol\n")
+                               "[auth]\nadmins = carol\n", module_store_config)
     try:
         yield server
     finally:

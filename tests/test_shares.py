@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 
 from cardfile.plugin.api import ids
-from tests.conftest import ServerProcess
+from tests.conftest import EDITS_A_GRANTS_FILE, ServerProcess
 from tests.davclient import card, parse_multistatus
 from tests.grants_helpers import api, cli, dav, trio_server
 
@@ -34,8 +34,9 @@ ALL_PROPS = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/>'
 
 
 @pytest.fixture(scope="module")
-def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    for server in trio_server(tmp_path_factory):
+def trio(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    for server in trio_server(tmp_path_factory, module_store_config):
         alice = dav(server, "alice")
         assert alice.put("fam-1.vcf", FAMILY)[0] == 201
         assert alice.put("work-1.vcf", WORK)[0] == 201
@@ -221,6 +222,7 @@ def test_revoke_by_admin_cli_stops_the_next_request(trio: ServerProcess) -> None
     assert carol.get("work-1.vcf", book=path)[0] == 404
 
 
+@pytest.mark.files_only(EDITS_A_GRANTS_FILE)
 def test_a_stale_folder_without_its_grant_serves_nothing(trio: ServerProcess) -> None:
     """The grant, not the folder, decides: a share removed from the file behind the
     server's back (the folder left) answers 404 at once."""
@@ -236,6 +238,7 @@ def test_a_stale_folder_without_its_grant_serves_nothing(trio: ServerProcess) ->
     assert path not in carol.propfind("/carol/", ALL_PROPS)[1]
 
 
+@pytest.mark.files_only(EDITS_A_GRANTS_FILE)
 def test_decline_expire_and_handles(trio: ServerProcess) -> None:
     carol_api = api(trio, "carol")
     sent = offer(trio, "carol", category="Work", access="rw")

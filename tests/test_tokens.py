@@ -32,8 +32,9 @@ HIDDEN = ("555", "0147", "0199", "hidden-note", "Secret Street", "Hidden-Categor
 
 
 @pytest.fixture(scope="module")
-def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    yield from trio_server(tmp_path_factory)
+def trio(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    yield from trio_server(tmp_path_factory, module_store_config)
 
 
 def assert_nothing_hidden(answer: object) -> None:

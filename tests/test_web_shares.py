@@ -39,8 +39,10 @@ FAMILY_BOOK = "Family (alice, read-only)"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = three_user_server(tmp_path_factory.mktemp("web-shares"))
+def site(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
+    server = three_user_server(tmp_path_factory.mktemp("web-shares"),
+                               store_config=module_store_config)
     try:
         alice = dav(server, "alice")
         assert alice.put("fam-1.vcf", card("fam-1", FAY, "CATEGORIES:Family"))[0] == 201

@@ -44,9 +44,10 @@ HOST = "cardfile.test"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def site(tmp_path_factory: pytest.TempPathFactory,
+         module_store_config: str) -> Iterator[ServerProcess]:
     server = three_user_server(tmp_path_factory.mktemp("web-sharing"),
-                               f"[server]\nallowed_hosts = {HOST}\n")
+                               f"[server]\nallowed_hosts = {HOST}\n", module_store_config)
     try:
         yield server
     finally:

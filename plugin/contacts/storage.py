@@ -393,6 +393,15 @@ class Collection(radicale.AdapterCollection):
     def note_own_write(self) -> None:
         """Record the folder's mtime after a write of ours (not an outside change)."""
         self._index.set_dir_mtime(self._coll(), os.stat(self.folder).st_mtime_ns)
+        self._forget_rows()
+
+    def _forget_rows(self) -> None:
+        """Drop this object's copies of the book's rows and group cards after a write.
+
+        A share of the whole book reads the card it just stored back through
+        them; on PostgreSQL they were kept, and a card written through a
+        read-write share was stored but answered 400 "cannot be read back".
+        """
         self._rows = None
         self._groups = None
 
@@ -425,6 +434,8 @@ class Collection(radicale.AdapterCollection):
                         self.path, row.fn)
         if self.storage.shared is None:
             self.note_own_write()
+        else:
+            self._forget_rows()
 
     # -- reading -------------------------------------------------------------
     def list_hrefs(self) -> Iterator[str]:
@@ -616,6 +627,7 @@ class Collection(radicale.AdapterCollection):
             self.cached_book = shared.store_card(self, coll, href, text,
                                                  old_row.etag if old_row else None)
             self.storage.note_caught_up(self.path, self.cached_book)
+            self._forget_rows()
             return self._stored(href, text, old_row, old_text, old_item)
         fields = card_fields.extract(text)
         try:
@@ -711,6 +723,7 @@ class Collection(radicale.AdapterCollection):
             self.cached_book = shared.delete_card(self, coll, href,
                                                   current.etag if current else None)
             self.storage.note_caught_up(self.path, self.cached_book)
+            self._forget_rows()
         else:
             os.remove(path)
             self.storage.sync_folder(self.folder)
