@@ -216,6 +216,15 @@ STORES = [s.strip() for s in os.environ.get("CARDFILE_STORES", "files").split(",
 #: Why a test is ``files_only`` (it then runs on the file store alone):
 EDITS_THE_FOLDER = ("it writes a book's folder directly; with PostgreSQL that folder is each "
                     "server's cache of the database, which is changed through a server")
+#: ... or it backs up a data folder, which is the file store's (on PostgreSQL ``cardfile
+#: backup`` refuses and names the database's own tools: test_postgres checks that).
+BACKS_UP_THE_FOLDER = ("'cardfile backup' archives the file store's data folder; with "
+                       "PostgreSQL it refuses and names pg_dump and 'cardfile db export'")
+#: ... or it compares two data folders, each its own store, through the CLI alone.
+TWO_DATA_FOLDERS = ("it compares two data folders as two stores; the one configuration the "
+                    "CLI reads here would put both on the same PostgreSQL database")
+EDITS_A_GRANTS_FILE = ("it edits a grants file by hand (a deadline moved into the past); with "
+                       "PostgreSQL grants are rows of the database, changed through a server")
 
 
 def _store_params() -> list[str] | None:
@@ -251,6 +260,23 @@ def second_store_config(store_config: str, request: pytest.FixtureRequest) -> st
         return ""
     return _store_configuration("postgresql", lambda: _upgraded_database(
         request.getfixturevalue("postgres")))
+
+
+@pytest.fixture
+def cli_store(store_config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every ``cardfile`` command of the test on the store under test, without ``--config``.
+
+    For tests that work on a data folder through the CLI alone: the store's
+    configuration becomes the user's configuration file
+    (``$XDG_CONFIG_HOME/cardfile/config``), which every command reads, as a
+    user's own commands would.
+    """
+    if store_config:
+        home = tmp_path / "xdg-config"
+        (home / "cardfile").mkdir(parents=True, exist_ok=True)
+        (home / "cardfile" / "config").write_text(store_config)
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return store_config
 
 
 @pytest.fixture(autouse=True)

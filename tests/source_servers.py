@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import os
 import shutil
 import subprocess
 import sys
@@ -207,7 +208,14 @@ class CardfileSource(SourceServer):
 
     def __init__(self, tmp: Path) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
-        self.server = start_server(tmp, {USER: SOURCE_PASSWORD})
+        # Another machine's Cardfile, on files: never the user configuration a test set
+        # for its own commands (conftest.cli_store), which would share its database.
+        mine = os.environ.pop("XDG_CONFIG_HOME", None)
+        try:
+            self.server = start_server(tmp, {USER: SOURCE_PASSWORD})
+        finally:
+            if mine is not None:
+                os.environ["XDG_CONFIG_HOME"] = mine
         self.user = USER
         self.url = self.server.url
         self.book_path = f"/{USER}/contacts/"

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from cardfile.plugin.contacts import dedupe
 from tests._sample_csv import cli_json, google_new, import_json, listing, new_data_dir
-from tests.conftest import USER, ServerProcess, run_cli
+from tests.conftest import USER, ServerProcess, merged_config, run_cli
 from tests.davclient import card
 
+#: Every command of these tests on the store under test (conftest.cli_store).
+pytestmark = pytest.mark.usefixtures("cli_store")
 
-def test_same_person_across_google_csv_vcard_and_ldif_becomes_one_card(tmp_path: Path
-                                                                       ) -> None:
+
+def test_same_person_across_google_csv_vcard_and_ldif_becomes_one_card(tmp_path: Path,
+                                                                       cli_store: str) -> None:
     data = new_data_dir(tmp_path)
     google = tmp_path / "google.csv"
     google.write_bytes(google_new([{
@@ -30,7 +35,8 @@ def test_same_person_across_google_csv_vcard_and_ldif_becomes_one_card(tmp_path:
                     "mail: rosalind.franklin@kcl.example\nmozillaSecondEmail: rf@home.example\n"
                     "homePhone: +44 20 7946 0102\n\n")
     config = tmp_path / "config"
-    config.write_text("[storage]\ntype = cardfile.plugin\ndefault_region = GB\n")
+    config.write_text(merged_config("[storage]\ntype = cardfile.plugin\ndefault_region = GB\n",
+                                    cli_store))
     reports = [import_json(data, str(f), "--config", str(config)) for f in (google, vcf, ldif)]
     assert [r["added"] for r in reports] == [1, 0, 0]
     assert [r["merged"] for r in reports] == [0, 1, 1]

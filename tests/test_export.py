@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from tests._sample_csv import import_json, listing, new_data_dir
-from tests.conftest import CORPUS, FIXTURE_FILES, FIXTURES, requires_corpus, run_cli
+from tests.conftest import (
+    CORPUS,
+    FIXTURE_FILES,
+    FIXTURES,
+    TWO_DATA_FOLDERS,
+    requires_corpus,
+    run_cli,
+)
+
+#: Every command of these tests on the store under test (conftest.cli_store).
+pytestmark = pytest.mark.usefixtures("cli_store")
 
 PHOTOS = [CORPUS / "thunderbird" / "v3-binary-png.vcf", CORPUS / "vcard" / "khard" /
           "photov4.vcf", CORPUS / "thunderbird" / "v4-uri-jpeg.vcf"]
@@ -50,6 +60,7 @@ def test_vcard3_and_vcard4_photos_and_folding(tmp_path: Path, files: list[Path],
     assert name in re.sub(r"\r?\n ", "", v4)
 
 
+@pytest.mark.files_only(TWO_DATA_FOLDERS)
 @pytest.mark.slow  # three exports and re-imports: ~11 s
 @pytest.mark.parametrize("source", ["fixtures", pytest.param("corpus", marks=requires_corpus)])
 def test_import_export_import_is_stable(tmp_path: Path, source: str) -> None:
@@ -79,6 +90,7 @@ def test_import_export_import_is_stable(tmp_path: Path, source: str) -> None:
         assert (again["added"], again["merged"]) == (0, 0)
 
 
+@pytest.mark.files_only(TWO_DATA_FOLDERS)
 @requires_corpus
 def test_jcard_and_csv_exports(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
@@ -100,6 +112,7 @@ def test_jcard_and_csv_exports(tmp_path: Path) -> None:
     assert bruce["categories"] == ["Heroes"] and bruce["nickname"] == "Batman"
 
 
+@pytest.mark.files_only(TWO_DATA_FOLDERS)
 def test_jcard_and_csv_exports_of_the_fixtures(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     import_json(data, str(FIXTURES / "jcard.json"), str(FIXTURES / "google.csv"),

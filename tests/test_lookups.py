@@ -10,6 +10,9 @@ import pytest
 from tests._sample_csv import import_json, listing, new_data_dir
 from tests.conftest import CORPUS, FIXTURES, NO_CORPUS, run_cli
 
+#: Every command of these tests on the store under test (conftest.cli_store).
+pytestmark = pytest.mark.usefixtures("cli_store")
+
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.conftest import BACKS_UP_THE_FOLDER, ServerProcess
 from tests.davclient import card
 from tests.grants_helpers import BearerApi, api, cli, dav, new_device, three_user_server
 
@@ -78,6 +78,7 @@ def test_admins_list_and_revoke_every_grant(admin_server: ServerProcess) -> None
     assert laptop.request("PROPFIND", "/alice/", headers={"Depth": "0"})[0] == 401
 
 
+@pytest.mark.files_only(BACKS_UP_THE_FOLDER)
 def test_backup_holds_the_grants_with_hashes_only(admin_server: ServerProcess,
                                                   tmp_path: Path) -> None:
     device = new_device(admin_server, "carol", "Backup phone")

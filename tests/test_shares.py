@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 
 from cardfile.plugin.api import ids
-from tests.conftest import EDITS_A_GRANTS_FILE, ServerProcess
+from tests.conftest import BACKS_UP_THE_FOLDER, EDITS_A_GRANTS_FILE, ServerProcess
 from tests.davclient import card, parse_multistatus
 from tests.grants_helpers import api, cli, dav, trio_server
 
@@ -297,6 +297,7 @@ def test_openapi_document_has_the_share_routes(trio: ServerProcess) -> None:
         assert route in paths
 
 
+@pytest.mark.files_only(BACKS_UP_THE_FOLDER)
 def test_backup_without_users_leaves_out_grants(trio: ServerProcess, tmp_path: Path) -> None:
     assert (trio.data_dir / "grants").is_dir()
     with_users = tmp_path / "all.tar.gz"

@@ -21,9 +21,12 @@ from typing import Any
 import pytest
 
 from tests import source_servers
-from tests.conftest import USER, run_cli
+from tests.conftest import BACKS_UP_THE_FOLDER, USER, run_cli
 from tests.davclient import card, parse_multistatus
 from tests.source_servers import RecordingProxy, SourceServer
+
+#: Every command of these tests on the store under test (conftest.cli_store).
+pytestmark = pytest.mark.usefixtures("cli_store")
 
 NAME = "remote"
 
@@ -335,6 +338,7 @@ def test_a_local_folder_stays_current(tmp_path: Path, target: Path) -> None:
 
 
 # -- credentials ----------------------------------------------------------------------
+@pytest.mark.files_only(BACKS_UP_THE_FOLDER)
 @pytest.mark.slow
 def test_credentials_are_encrypted_outside_the_data_folder_and_never_shown(
         tmp_path: Path, target: Path, _key_file: Path) -> None:

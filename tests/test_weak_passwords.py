@@ -8,6 +8,9 @@ import pytest
 
 from tests.conftest import ServerProcess, free_port, run_cli
 
+#: Every command of these tests on the store under test (conftest.cli_store).
+pytestmark = pytest.mark.usefixtures("cli_store")
+
 STRONG = "a long and private phrase"
 
 
