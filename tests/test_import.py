@@ -75,6 +75,7 @@ def test_every_fixture_file_reads(path: Path) -> None:
     assert not [p for p in parsed.problems if p.skipped], [str(p) for p in parsed.problems]
 
 
+@pytest.mark.usefixtures("cli_store")
 @pytest.mark.slow
 @requires_corpus
 def test_whole_corpus_imports_and_a_second_import_adds_nothing(tmp_path: Path) -> None:
@@ -126,6 +127,7 @@ def _same(name: str, expected: str, actual: str) -> bool:
     return expected == actual
 
 
+@pytest.mark.usefixtures("cli_store")
 @requires_corpus
 @pytest.mark.parametrize("file_name", sorted(TB_FILES))
 def test_thunderbird_expected_results(tmp_path: Path, file_name: str) -> None:
@@ -166,6 +168,7 @@ def _card_of(export: str, uid: str) -> str:
 
 
 # -- khard's expected results (csv/khard/*.yaml) ----------------------------------------
+@pytest.mark.usefixtures("cli_store")
 @requires_corpus
 @pytest.mark.parametrize("csv_name", ["neat.csv", "jumbled.csv"])
 def test_khard_csv_matches_the_yaml(tmp_path: Path, csv_name: str) -> None:
@@ -199,6 +202,7 @@ def test_khard_csv_matches_the_yaml(tmp_path: Path, csv_name: str) -> None:
 
 
 # -- Google and Outlook samples ---------------------------------------------------------
+@pytest.mark.usefixtures("cli_store")
 def test_google_csv_current_layout(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     sample = tmp_path / "google.csv"
@@ -237,6 +241,7 @@ def test_google_csv_current_layout(tmp_path: Path) -> None:
     assert babbage["categories"] == []
 
 
+@pytest.mark.usefixtures("cli_store")
 def test_google_csv_older_layout_in_utf16(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     sample = tmp_path / "google-old.csv"
@@ -258,6 +263,7 @@ def test_google_csv_older_layout_in_utf16(tmp_path: Path) -> None:
     assert grace["org"] == "US Navy" and grace["title"] == "Rear Admiral"
 
 
+@pytest.mark.usefixtures("cli_store")
 @pytest.mark.parametrize("german", [False, True], ids=["english", "german-cp1252"])
 def test_outlook_csv(tmp_path: Path, german: bool) -> None:
     data = new_data_dir(tmp_path)
@@ -282,6 +288,7 @@ def test_outlook_csv(tmp_path: Path, german: bool) -> None:
     assert person["note"] == "Brötchen, täglich"
 
 
+@pytest.mark.usefixtures("cli_store")
 def test_linkedin_connections_with_preamble(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     sample = tmp_path / "Connections.csv"
@@ -299,6 +306,7 @@ def test_linkedin_connections_with_preamble(tmp_path: Path) -> None:
     assert alan["org"] == "Bletchley Park" and alan["title"] == "Cryptanalyst"
 
 
+@pytest.mark.usefixtures("cli_store")
 def test_broken_row_is_named_and_the_rest_imports(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     sample = tmp_path / "broken.csv"
@@ -313,6 +321,7 @@ def test_broken_row_is_named_and_the_rest_imports(tmp_path: Path) -> None:
     assert sorted(p["fn"] for p in listing(data)) == ["Ann Able", "Cy Cole", "Dee Dunn"]
 
 
+@pytest.mark.usefixtures("cli_store")
 def test_messy_vcard_is_repaired(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     sample = tmp_path / "phone.vcf"
@@ -333,6 +342,7 @@ def test_messy_vcard_is_repaired(tmp_path: Path) -> None:
     assert by_name(listing(data), "nameless@example.org")["emails"]
 
 
+@pytest.mark.usefixtures("cli_store")
 def test_group_cards_and_category_option(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     sample = tmp_path / "apple.vcf"
@@ -357,6 +367,7 @@ def test_group_cards_and_category_option(tmp_path: Path) -> None:
                                                                    "Runners")) == 1
 
 
+@pytest.mark.usefixtures("cli_store")
 @requires_corpus
 def test_ldif_mailing_list_becomes_a_category(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
@@ -367,6 +378,7 @@ def test_ldif_mailing_list_becomes_a_category(tmp_path: Path) -> None:
     assert two["title"] == '"worker"' and two["note"] == "here's some unicode text…"
 
 
+@pytest.mark.usefixtures("cli_store")
 def test_stdin_and_dry_run(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     text = (FIXTURES / "multi-card.vcf").read_text()
@@ -377,6 +389,7 @@ def test_stdin_and_dry_run(tmp_path: Path) -> None:
                       )["added"] == 3
 
 
+@pytest.mark.usefixtures("cli_store")
 def test_unknown_file_is_refused_with_advice(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     junk = tmp_path / "notes.txt"
@@ -409,6 +422,7 @@ def _photo_bytes(card_text: str) -> bytes:
                             else line.split(":", 1)[1])
 
 
+@pytest.mark.usefixtures("cli_store")
 def test_every_fixture_imports_with_its_quirk_understood(tmp_path: Path) -> None:
     data = new_data_dir(tmp_path)
     report = import_json(data, *map(str, FIXTURE_FILES))
