@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from cardfile.cli import settings as settings_mod
-from cardfile.cli.options import _settings, common_options, load_storage
+from cardfile.cli.options import _settings, common_options, load_storage, postgres_backend
 from cardfile.plugin.contacts import backup as backup_mod
 
 
@@ -28,12 +28,8 @@ def _files_store_only(settings: settings_mod.Settings, command: str) -> None:
     other servers wrote, and a restore into it would be overwritten by the
     database at the next request. Said plainly instead, with what to use.
     """
-    try:
-        configuration = settings_mod.radicale_configuration(settings)
-        backend = str(configuration.get("storage", "backend")).strip()
-    except KeyError:
-        return
-    if backend.startswith(("postgresql://", "postgres://")):
+    backend = postgres_backend(settings)
+    if backend is not None:
         from cardfile.plugin.store.postgres import display_url
 
         raise click.ClickException(

@@ -44,15 +44,25 @@ def _settings(data_dir: str | None, config_file: str | None,
     return settings
 
 
-def _share_database(settings: settings_mod.Settings) -> None:
-    """With ``[storage] backend = postgresql://``: what this command reads and writes of
-    passwords, grants and settings is the database's (``contacts/state_files.py``)."""
+def postgres_backend(settings: settings_mod.Settings) -> str | None:
+    """``[storage] backend`` when it names a PostgreSQL database, else None (files).
+
+    A broken configuration file reads as None here: the command that reads it
+    reports it.
+    """
     try:
         configuration = settings_mod.radicale_configuration(settings)
         backend = str(configuration.get("storage", "backend")).strip()
     except (KeyError, settings_mod.ConfigFileError):
-        return  # no database; a broken file is reported by the command that reads it
-    if not backend.startswith(("postgresql://", "postgres://")):
+        return None
+    return backend if backend.startswith(("postgresql://", "postgres://")) else None
+
+
+def _share_database(settings: settings_mod.Settings) -> None:
+    """With ``[storage] backend = postgresql://``: what this command reads and writes of
+    passwords, grants and settings is the database's (``contacts/state_files.py``)."""
+    backend = postgres_backend(settings)
+    if backend is None:
         return
     from cardfile.plugin.contacts import state_files
     from cardfile.plugin.store.pg_files import PgFiles
