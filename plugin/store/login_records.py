@@ -83,7 +83,13 @@ def _this_machine() -> str:
 
 def this_process() -> str:
     """This process, told apart from a later one given the same id (its start time)."""
-    return f"{_this_machine()}/{os.getpid()}:{_start_time(os.getpid())}"
+    return _process_name(os.getpid())
+
+
+@functools.lru_cache(maxsize=8)
+def _process_name(pid: int) -> str:
+    # Keyed by the pid: a forked worker computes its own once, not per login.
+    return f"{_this_machine()}/{pid}:{_start_time(pid)}"
 
 
 def _start_time(pid: int) -> str:
