@@ -52,7 +52,7 @@ import defusedxml.ElementTree as DefusedET
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts.sent_card import SentCard
 from cardfile.plugin.contacts.storage import Collection, http_date
-from cardfile.plugin.dav import item_get, item_put, multistatus
+from cardfile.plugin.dav import item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
 
 log = logging.getLogger("cardfile")
@@ -224,53 +224,38 @@ class FastPath:
         if own is None:
             return None
         headers, own_response = own
-        with self.storage.acquire_lock("r", target.user):
-            book = self.book(target)
-            if book is None:
-                return None
-            rows = CompactRows(((href, etag, mtime_ns)
-                                for href, etag, mtime_ns, _ in book.listing()), 3)
-            book_path = book.path
-        del book  # the compact rows are all the stream needs
         names = multistatus.Names()
         plan = [(status, [(tag, names.q(tag)) for tag in group])
                 for status, group in _propfind_plan(tags)]
         content_type = f"text/vcard;charset={self.encoding}"
-        prefix = radicale.unstrip_path(book_path, True)
         own_xml = names.element(own_response)
-        header = names.root_start() + own_xml
-
-        ends = {status: names.propstat_end(status) for status, _ in plan}
-
-        book_href = quote(target.base_prefix + prefix)
-
-        # One %-template for every card's <response>: the href, etag and date go in.
-        template = [names.response_start("\0").replace("%", "%%").replace("\0", "%(href)s")]
+        # One template for every card's <response>: the href, etag and date go in.
+        template = [names.response_start(listing.HREF)]
         for status, group in plan:
-            template.append(names.propstat_start.replace("%", "%%"))
+            template.append(names.propstat_start)
             for tag, q in group:
                 if tag == _GETETAG:
-                    template.append(f"<{q}>%(etag)s</{q}>")
+                    template.append(f"<{q}>{listing.ETAG}</{q}>")
                 elif tag == _LASTMOD:
-                    template.append(f"<{q}>%(date)s</{q}>")
+                    template.append(f"<{q}>{listing.DATE}</{q}>")
                 elif tag == _CTYPE:
-                    template.append(f"<{q}>{multistatus.escape(content_type)}</{q}>"
-                                    .replace("%", "%%"))
+                    template.append(f"<{q}>{multistatus.escape(content_type)}</{q}>")
                 else:
-                    template.append(f"<{q} />".replace("%", "%%"))
-            template.append(ends[status].replace("%", "%%"))
-        template.append(names.response_end.replace("%", "%%"))
-        response = "".join(template)
-        wants_date = any(tag == _LASTMOD for _, group in plan for tag, _ in group)
-        escape, quote_href = multistatus.escape, multistatus.quote_href
-
-        def item(row: tuple[str, ...]) -> str:
-            href, etag, mtime_ns = row
-            return response % {"href": escape(book_href + quote_href(href)),
-                               "etag": escape(etag),
-                               "date": http_date(int(mtime_ns)) if wants_date else ""}
-
-        chunks = multistatus.chunks(header, map(item, rows), names.root_end())
+                    template.append(f"<{q} />")
+            template.append(names.propstat_end(status))
+        template.append(names.response_end)
+        with self.storage.acquire_lock("r", target.user):
+            book = self.book(target)
+            if book is None:
+                return None
+            prefix = radicale.unstrip_path(book.path, True)
+            responses = listing.ResponseTemplate(
+                "".join(template), quote(target.base_prefix + prefix), http_date)
+            parts = responses.render(book.listing(), [])
+        del book  # the text is all the stream needs
+        header = names.root_start() + own_xml  # once every name was seen
+        chunks = multistatus.chunks(header, _taken(parts), names.root_end(),
+                                    listing.ROWS_PER_PART)
         return self._answer(environ, headers, chunks)
 
     def _radicale_depth0(self, environ: dict[str, Any], raw: bytes
@@ -315,6 +300,17 @@ class FastPath:
         report.hrefs.clear()
         token = None
         missing: list[str] = []
+        names = multistatus.Names()
+        ok = [(tag, names.q(tag)) for tag in tags if tag in _REPORT_OK]
+        not_found = "".join(f"<{names.q(tag)} />" for tag in tags if tag not in _REPORT_OK)
+        needs_text = any(tag in _DATA for tag in tags)
+        content_type = f"text/vcard;charset={self.encoding}"
+        base = target.base_prefix
+
+        gone_end = names.status(404) + names.response_end
+        ok_end, not_found = names.propstat_end(200), (
+            names.propstat_start + not_found + names.propstat_end(404) if not_found else "")
+        parts: list[str] | None = None  # a whole book's responses, written as read
         with self.storage.acquire_lock("r", target.user):
             book = self.book(target)
             if book is None:
@@ -333,16 +329,25 @@ class FastPath:
                 # A first sync lists every card: straight from the index listing.
                 token = book.sync("")[0]
                 wanted = []
+                if not needs_text and (ok or not_found):
+                    # The common first sync (etags only): written as the index is read.
+                    unsafe: list[str] = []
+                    parts = listing.ResponseTemplate(
+                        _sync_response(names, ok, ok_end, not_found, content_type),
+                        quote(base + prefix), http_date, safe_names=True,
+                    ).render(book.listing(), unsafe)
+                    missing += [prefix + href for href in unsafe]
+                else:
+                    def servable(rows: Iterable[tuple[str, str, int, int]]
+                                 ) -> Iterator[tuple[str, str, int]]:
+                        for href, etag, _, size in rows:
+                            if (radicale.is_safe_path_component(href)
+                                    and radicale.is_safe_name(href)):
+                                yield href, etag, size
+                            else:
+                                missing.append(prefix + href)
 
-                def servable(listing: Iterable[tuple[str, str, int, int]]
-                             ) -> Iterator[tuple[str, str, int]]:
-                    for href, etag, _, size in listing:
-                        if radicale.is_safe_path_component(href) and radicale.is_safe_name(href):
-                            yield href, etag, size
-                        else:
-                            missing.append(prefix + href)
-
-                rows = CompactRows(servable(book.listing()), 3)
+                    rows = CompactRows(servable(book.listing()), 3)
             elif sync:
                 try:
                     token, changed = book.sync(report.token)
@@ -381,16 +386,6 @@ class FastPath:
                 del found_rows
             folder = book.folder
         del book, wanted
-        names = multistatus.Names()
-        ok = [(tag, names.q(tag)) for tag in tags if tag in _REPORT_OK]
-        not_found = "".join(f"<{names.q(tag)} />" for tag in tags if tag not in _REPORT_OK)
-        needs_text = any(tag in _DATA for tag in tags)
-        content_type = f"text/vcard;charset={self.encoding}"
-        base = target.base_prefix
-
-        gone_end = names.status(404) + names.response_end
-        ok_end, not_found = names.propstat_end(200), (
-            names.propstat_start + not_found + names.propstat_end(404) if not_found else "")
 
         book_href = quote(base + prefix)
 
@@ -421,10 +416,12 @@ class FastPath:
         if token is not None:
             q = names.q(_C("D:sync-token"))
             head += f"<{q}>{multistatus.escape(token)}</{q}>"
-        parts = itertools.chain(map(gone, missing), map(item, rows))
+        responses = itertools.chain(map(gone, missing), map(item, rows) if parts is None
+                                    else _taken(parts))
         headers = {"Content-Type": f"text/xml; charset={self.encoding}",
                    **self.app.extra_headers}
-        body = multistatus.chunks(head, parts, names.root_end())
+        body = multistatus.chunks(head, responses, names.root_end(),
+                                  1 if parts is None else listing.ROWS_PER_PART)
         return self._answer(environ, list(headers.items()), body)
 
     # -- answer -------------------------------------------------------------------
@@ -449,6 +446,27 @@ class FastPath:
 
 
 # -- request shapes ----------------------------------------------------------------
+def _sync_response(names: multistatus.Names, ok: list[tuple[str, str]], ok_end: str,
+                   not_found: str, content_type: str) -> str:
+    """A sync report's ``<response>`` for any card (no card text), as a listing template."""
+    template = [names.response_start(listing.HREF)]
+    if ok:
+        template.append(names.propstat_start)
+        for tag, q in ok:
+            value = listing.ETAG if tag == _GETETAG else multistatus.escape(content_type)
+            template.append(f"<{q}>{value}</{q}>")
+        template.append(ok_end)
+    template += [not_found, names.response_end]
+    return "".join(template)
+
+
+def _taken(parts: list[str]) -> Iterator[str]:
+    """``parts`` in order, each let go of once it is handed on (a stream's memory shrinks)."""
+    parts.reverse()
+    while parts:
+        yield parts.pop()
+
+
 def _read_body(environ: dict[str, Any]) -> bytes | None:
     """The request body, put back so Radicale can still read it."""
     try:

@@ -104,13 +104,17 @@ class Names:
         return f"</{self.q(_C('D:multistatus'))}>"
 
 
-def chunks(head: str, parts: Iterable[str], tail: str) -> Iterator[bytes]:
-    """The answer in chunks of a few hundred responses: never whole in memory."""
+def chunks(head: str, parts: Iterable[str], tail: str, responses_per_part: int = 1
+           ) -> Iterator[bytes]:
+    """The answer in chunks of a few hundred responses: never whole in memory.
+
+    A part is one response, or ``responses_per_part`` already joined (``listing.py``).
+    """
     buffer, size, count = [head], len(head), 0
     for part in parts:
         buffer.append(part)
         size += len(part)
-        count += 1
+        count += responses_per_part
         if count >= CHUNK_ITEMS or size >= CHUNK_BYTES:
             yield "".join(buffer).encode("utf-8", "xmlcharrefreplace")
             buffer, size, count = [], 0, 0

@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS items (
     UNIQUE (coll, href)
 );
 CREATE INDEX IF NOT EXISTS items_uid ON items (coll, uid);
+-- A whole book's listing (PROPFIND Depth 1, a first sync) in href order from
+-- index entries alone: through the (coll, href) key each row was a lookup in
+-- the table, 0.26 s of a 100,000-card listing instead of 0.15 s.
+CREATE INDEX IF NOT EXISTS items_listing ON items (coll, href, etag, mtime_ns, size, kind);
 CREATE INDEX IF NOT EXISTS items_seq ON items (coll, seq);
 CREATE INDEX IF NOT EXISTS items_mtime ON items (coll, mtime_ns);
 CREATE INDEX IF NOT EXISTS items_kind ON items (coll, kind);
