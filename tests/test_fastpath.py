@@ -492,6 +492,21 @@ def test_addressbook_query_props_and_counts(srv: ServerProcess) -> None:
     assert len(hits) == len(range(0, CARDS, 7))  # every seventh card is in Family
 
 
+@pytest.mark.parametrize("filter_xml", [
+    _match("VERSION", "3.0", "equals"),
+    '<C:prop-filter name="PRODID"/>',
+    '<C:prop-filter name="REV"><C:is-not-defined/></C:prop-filter>',
+])
+def test_queries_on_bookkeeping_properties_are_left_to_radicale(srv: ServerProcess,
+                                                                filter_xml: str) -> None:
+    """The index keeps no VERSION, PRODID or REV values; Radicale answers such a filter."""
+    status, fast, _ = both(srv, "REPORT", query(filter_xml, "D:getetag"),
+                           headers={"Depth": "1"}, streamed=False)
+    assert status == 207 and fast.startswith(RADICALE_XML)
+    if "VERSION" in filter_xml:
+        assert parse(fast)["responses"], "every test card is a vCard 3.0"
+
+
 def test_param_filter_queries_are_left_to_radicale(srv: ServerProcess) -> None:
     param = ('<C:prop-filter name="EMAIL"><C:param-filter name="TYPE"><C:text-match>'
              "work</C:text-match></C:param-filter></C:prop-filter>")

@@ -211,7 +211,7 @@ def test_an_index_of_an_older_schema_is_rebuilt_with_a_new_epoch(tmp_path: Path)
     rebuilt.put(coll2, "a.vcf", card("a", "Zoë Müller"), 10, 1)
     found = rebuilt.page(coll2, 10**6, sort="name", descending=False, limit=5, cursor=None,
                          q="zoe muller")
-    assert [r.uid for r in found.rows] == ["a"] and SCHEMA_VERSION == "9"
+    assert [r.uid for r in found.rows] == ["a"] and int(SCHEMA_VERSION) >= 9
 
 
 def test_every_ascii_pair_collates_as_its_characters(tmp_path: Path) -> None:

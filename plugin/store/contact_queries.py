@@ -122,9 +122,10 @@ def _field_condition(props: tuple[str, ...], value: str) -> tuple[str, list[Any]
     return sql, params
 
 
-#: Cards with a TEL whose digits (``norm``) contain the parameter.
+#: Cards with a TEL whose digits (``norm``) contain the parameter. (``IS NOT NULL``
+#: names the partial index's condition: SQLite then reads that index alone.)
 _PHONE_IN = ("i.id IN (SELECT p.item FROM props p WHERE p.name = 'TEL' "
-             "AND p.norm LIKE ? ESCAPE '\\')")
+             "AND p.norm IS NOT NULL AND p.norm LIKE ? ESCAPE '\\')")
 
 #: ``field:`` prefixes of a search term -> the properties searched.
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -200,7 +201,8 @@ def exact_rank(q: str) -> tuple[str, list[Any]]:
         if len(needle) >= 6:
             escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             return ("(CASE WHEN i.id IN (SELECT p.item FROM props p WHERE p.name = 'TEL' "
-                    "AND p.norm LIKE ? ESCAPE '\\' AND length(p.norm) <= ?) THEN 0 ELSE 1 END)",
+                    "AND p.norm IS NOT NULL AND p.norm LIKE ? ESCAPE '\\' "
+                    "AND length(p.norm) <= ?) THEN 0 ELSE 1 END)",
                     ["%" + escaped, len(needle) + 4])
     return "", []
 
