@@ -829,14 +829,15 @@ def sort_keys(fields: card_fields.CardFields) -> tuple[bytes, bytes]:
     return by_name, by_name
 
 
+#: The properties with a normal form (``norm``), and how it is made.
+_NORMALISED: dict[str, Callable[[str], str]] = {
+    "EMAIL": card_fields.normalise_email, "TEL": card_fields.normalise_phone,
+    "CATEGORIES": card_fields.category_key}
+
+
 def _norm(name: str, value: str) -> str | None:
-    if name == "EMAIL":
-        return card_fields.normalise_email(value)
-    if name == "TEL":
-        return card_fields.normalise_phone(value)
-    if name == "CATEGORIES":
-        return card_fields.category_key(value)
-    return None
+    normalise = _NORMALISED.get(name)
+    return normalise(value) if normalise is not None else None
 
 
 def _like_prefix(prefix: str) -> str:
