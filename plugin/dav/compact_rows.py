@@ -1,7 +1,9 @@
 """A whole book's listing kept as a few long strings while its answer is streamed.
 
-PROPFIND Depth 1 and a first sync-collection take the book's rows from the
-index under the storage lock and stream the answer after releasing it. Kept
+A first sync-collection that asks for the cards' text takes the book's rows
+from the index under the storage lock and streams the answer after releasing
+it, reading each card as its response is written (the other whole-book
+listings are written as text while the index is read: ``listing.py``). Kept
 as a tuple of Python objects per card, the rows of 100,000 cards were 40 MB
 of small objects per request; a server answering a few such requests at
 once grew by hundreds of megabytes, and kept most of it (the small objects
