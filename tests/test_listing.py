@@ -27,8 +27,13 @@ _RESPONSE = (f"<D:response><D:href>{listing.HREF}</D:href><D:propstat><D:prop>"
              "<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>")
 
 
-def _parsed(parts: list[str]) -> list[tuple[str, str]]:
-    root = ET.fromstring(f'<D:multistatus xmlns:D="DAV:">{"".join(parts)}</D:multistatus>')
+def _text(parts: list[listing.Part]) -> str:
+    assert all(text.count("<D:response>") == count for text, count in parts)
+    return "".join(text for text, _ in parts)
+
+
+def _parsed(parts: list[listing.Part]) -> list[tuple[str, str]]:
+    root = ET.fromstring(f'<D:multistatus xmlns:D="DAV:">{_text(parts)}</D:multistatus>')
     return [(r.findtext("{DAV:}href") or "",
              r.findtext("{DAV:}propstat/{DAV:}prop/{DAV:}getetag") or "") for r in root]
 
@@ -49,7 +54,7 @@ def test_every_row_reads_back_as_its_name_and_etag(rows: list[tuple[str, str, in
 def test_plain_names_are_written_as_the_general_path_writes_them(
         rows: list[tuple[str, str, int, int]]) -> None:
     template = listing.ResponseTemplate(_RESPONSE, "/alice/book/", http_date)
-    assert "".join(template.render(rows, [])) == "".join(
+    assert _text(template.render(rows, [])) == "".join(
         template.general(href, etag, mtime) for href, etag, mtime, _ in rows)
 
 
@@ -72,7 +77,7 @@ def test_dates_and_many_rows() -> None:
     count = listing.ROWS_PER_PART * 2 + 3
     rows = [(f"{i:06d}.vcf", f'"{i:x}"', i * 10**12, 100) for i in range(count)]
     parts = listing.ResponseTemplate(response, "/a/b/", http_date).render(rows, [])
-    assert len(parts) == 3
-    root = ET.fromstring(f'<D:multistatus xmlns:D="DAV:">{"".join(parts)}</D:multistatus>')
+    assert [count for _, count in parts] == [listing.ROWS_PER_PART] * 2 + [3]
+    root = ET.fromstring(f'<D:multistatus xmlns:D="DAV:">{_text(parts)}</D:multistatus>')
     dates = [r.findtext("{DAV:}propstat/{DAV:}prop/{DAV:}getlastmodified") for r in root]
     assert dates == [http_date(i * 10**12) for i in range(count)]

@@ -254,8 +254,7 @@ class FastPath:
             parts = responses.render(book.listing(), [])
         del book  # the text is all the stream needs
         header = names.root_start() + own_xml  # once every name was seen
-        chunks = multistatus.chunks(header, _taken(parts), names.root_end(),
-                                    listing.ROWS_PER_PART)
+        chunks = multistatus.counted_chunks(header, _taken(parts), names.root_end())
         return self._answer(environ, headers, chunks)
 
     def _radicale_depth0(self, environ: dict[str, Any], raw: bytes
@@ -310,7 +309,7 @@ class FastPath:
         gone_end = names.status(404) + names.response_end
         ok_end, not_found = names.propstat_end(200), (
             names.propstat_start + not_found + names.propstat_end(404) if not_found else "")
-        parts: list[str] | None = None  # a whole book's responses, written as read
+        parts: list[listing.Part] | None = None  # a whole book's responses, written as read
         with self.storage.acquire_lock("r", target.user):
             book = self.book(target)
             if book is None:
@@ -416,12 +415,12 @@ class FastPath:
         if token is not None:
             q = names.q(_C("D:sync-token"))
             head += f"<{q}>{multistatus.escape(token)}</{q}>"
-        responses = itertools.chain(map(gone, missing), map(item, rows) if parts is None
+        responses = itertools.chain(((gone(ref), 1) for ref in missing),
+                                    ((item(row), 1) for row in rows) if parts is None
                                     else _taken(parts))
         headers = {"Content-Type": f"text/xml; charset={self.encoding}",
                    **self.app.extra_headers}
-        body = multistatus.chunks(head, responses, names.root_end(),
-                                  1 if parts is None else listing.ROWS_PER_PART)
+        body = multistatus.counted_chunks(head, responses, names.root_end())
         return self._answer(environ, list(headers.items()), body)
 
     # -- answer -------------------------------------------------------------------
@@ -460,7 +459,7 @@ def _sync_response(names: multistatus.Names, ok: list[tuple[str, str]], ok_end: 
     return "".join(template)
 
 
-def _taken(parts: list[str]) -> Iterator[str]:
+def _taken(parts: list[listing.Part]) -> Iterator[listing.Part]:
     """``parts`` in order, each let go of once it is handed on (a stream's memory shrinks)."""
     parts.reverse()
     while parts:

@@ -24,8 +24,12 @@ from cardfile.plugin.dav import multistatus
 
 #: Where a card's href, etag and last-modified date go in a response template.
 HREF, ETAG, DATE = "\0h", "\0e", "\0d"
-#: Responses per string kept.
-ROWS_PER_PART = multistatus.CHUNK_ITEMS
+#: Responses per string kept: about 500 KB, so each is its own block of memory,
+#: given back to the system when freed (parts of 500 responses, 130 KB, came
+#: from the heap and kept a worker 50 MB bigger after a 100,000-card PROPFIND).
+ROWS_PER_PART = 2000
+#: A listing's text: (responses joined, how many), as ``multistatus.counted_chunks`` takes.
+Part = tuple[str, int]
 #: Names that Radicale's two safety checks accept, ``urllib.parse.quote``
 #: leaves unchanged and XML needs no escape in: a subset of
 #: ``radicale_adapter._PLAINLY_SAFE_NAME`` and of ``multistatus.quote_href``'s.
@@ -55,10 +59,10 @@ class ResponseTemplate:
                            self._pieces[4])
 
     def render(self, rows: Iterable[tuple[str, str, int, int]], unsafe: list[str]
-               ) -> list[str]:
+               ) -> list[Part]:
         """The responses of ``rows`` (href, etag, mtime_ns, size), in order, as strings of
         ``ROWS_PER_PART``; names Radicale would refuse are appended to ``unsafe``."""
-        parts: list[str] = []
+        parts: list[Part] = []
         batch: list[str] = []
         append = batch.append
         plain = self._plain
@@ -73,10 +77,10 @@ class ResponseTemplate:
             else:
                 append(self.general(href, etag, mtime_ns))
             if len(batch) >= ROWS_PER_PART:
-                parts.append("".join(batch))
+                parts.append(("".join(batch), len(batch)))
                 batch.clear()
         if batch:
-            parts.append("".join(batch))
+            parts.append(("".join(batch), len(batch)))
         return parts
 
     def general(self, href: str, etag: str, mtime_ns: int) -> str:

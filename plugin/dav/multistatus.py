@@ -104,17 +104,17 @@ class Names:
         return f"</{self.q(_C('D:multistatus'))}>"
 
 
-def chunks(head: str, parts: Iterable[str], tail: str, responses_per_part: int = 1
-           ) -> Iterator[bytes]:
+def counted_chunks(head: str, parts: Iterable[tuple[str, int]], tail: str) -> Iterator[bytes]:
     """The answer in chunks of a few hundred responses: never whole in memory.
 
-    A part is one response, or ``responses_per_part`` already joined (``listing.py``).
+    Each part is (text, how many responses it holds): one response, or many
+    already joined (``listing.py``).
     """
     buffer, size, count = [head], len(head), 0
-    for part in parts:
+    for part, responses in parts:
         buffer.append(part)
         size += len(part)
-        count += responses_per_part
+        count += responses
         if count >= CHUNK_ITEMS or size >= CHUNK_BYTES:
             yield "".join(buffer).encode("utf-8", "xmlcharrefreplace")
             buffer, size, count = [], 0, 0
