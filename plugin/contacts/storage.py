@@ -53,6 +53,7 @@ from cardfile.plugin.radicale_adapter import radicale_logger as logger
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store import parent_death
+from cardfile.plugin.store.background import Repeating
 from cardfile.plugin.store.card_file import write_card_file
 from cardfile.plugin.store.index import CardIndex, CardRecord, ItemRow, card_record, etag_of
 from cardfile.plugin.store.pg_files import PgFiles
@@ -860,7 +861,7 @@ class Storage(radicale.AdapterStorage):
         #: in a configuration file): a book one of them compared with its files at
         #: this start is not compared again by the others (Collection._coll).
         self.generation = _storage_option(configuration, START_GENERATION, "")
-        self._sweeper: threading.Thread | None = None
+        self._sweeper: Repeating | None = None
         self._group_cache: dict[str, tuple[tuple[int, int], dict[str, tuple[str, str]]]] = {}
         self.history_settings = settings_from(
             lambda name, default: _storage_option(configuration, name, default))
@@ -1037,27 +1038,28 @@ class Storage(radicale.AdapterStorage):
         with self._reconciled_lock:
             self._reconciled.add(path)
             if self._sweeper is None and self._rescan_interval > 0:
-                self._sweeper = threading.Thread(
-                    target=self._sweep_forever, name="cardfile-rescan", daemon=True)
+                self._sweeper = Repeating("cardfile-rescan", self._rescan_interval,
+                                          self._sweep)
                 self._sweeper.start()
 
-    def _sweep_forever(self) -> None:
+    def _sweep(self) -> None:
         """Catch cards edited in place by other programs (same folder mtime).
 
         No storage lock is taken: writers would otherwise wait for a stat of
         every card. A card written meanwhile is at worst indexed twice, by
         this sweep and by its writer, from the same file.
         """
-        while True:
-            time.sleep(self._rescan_interval)
-            for path in list(self._reconciled):
-                try:
-                    collection = Collection(self, radicale.unstrip_path(path, True))
-                    if os.path.isdir(collection.folder) and collection._indexed:
-                        # Timers drift: a comparison a little under an interval ago counts.
-                        collection.rescan(self._rescan_interval * 0.9)
-                except Exception as e:  # keep sweeping the other books
-                    logger.warning("Rescan of %r failed: %s", path, e)
+        sweeper = self._sweeper
+        for path in list(self._reconciled):
+            if sweeper is not None and sweeper.stopping:
+                return
+            try:
+                collection = Collection(self, radicale.unstrip_path(path, True))
+                if os.path.isdir(collection.folder) and collection._indexed:
+                    # Timers drift: a comparison a little under an interval ago counts.
+                    collection.rescan(self._rescan_interval * 0.9)
+            except Exception as e:  # keep sweeping the other books
+                logger.warning("Rescan of %r failed: %s", path, e)
 
     def move(self, item: radicale.Item, to_collection: radicale.BaseCollection,
              to_href: str) -> None:

@@ -34,12 +34,12 @@ advisory lock, and why overlapping rounds would be harmless anyway).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cardfile.plugin.refused import Refused
+from cardfile.plugin.store.background import Repeating
 from cardfile.plugin.store.postgres import PgStore, Pruned
 
 log = logging.getLogger("cardfile")
@@ -98,18 +98,18 @@ def policy_of(configuration: Any) -> TombstonePolicy:
 
 
 class TombstonePruner:
-    """The schedule: a daemon thread that prunes every ``policy.interval`` seconds."""
+    """The schedule: a round every ``policy.interval`` seconds, in the background."""
 
     def __init__(self, store: PgStore, policy: TombstonePolicy) -> None:
         self.store = store
         self.policy = policy
-        self._stop = threading.Event()
+        self._schedule = Repeating("cardfile-tombstones", policy.interval, self.run_once)
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="cardfile-tombstones", daemon=True).start()
+        self._schedule.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._schedule.stop()
 
     def run_once(self) -> Pruned | None:
         """One round; None when another server had the turn or the database was away."""
@@ -124,13 +124,6 @@ class TombstonePruner:
                      "each book's newest %d); clients syncing from before them sync afresh",
                      pruned.tombstones, pruned.books, self.policy.days, self.policy.keep)
         return pruned
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.policy.interval):
-            try:
-                self.run_once()
-            except Exception:  # a bug must not end the schedule
-                log.exception("Pruning deleted cards failed")
 
 
 def start_pruning(storage: Any, configuration: Any) -> TombstonePruner | None:

@@ -1,10 +1,10 @@
 """The background refresh of ``cardfile serve``: each source on its own interval.
 
-One daemon thread looks every ``tick`` seconds for sources that are due
-(``sync.due``: interval passed, not backing off, not waiting for a new
-sign-in) and refreshes them one after another. A refresh holds the storage
-lock only while it writes a batch, so clients are answered meanwhile; a
-source that fails only delays itself (``sync.refresh`` records the failure
+One background thread (``background.Repeating``) looks every ``tick``
+seconds for sources that are due (``sync.due``: interval passed, not backing
+off, not waiting for a new sign-in) and refreshes them one after another.
+A refresh holds the storage lock only while it writes a batch, so clients
+are answered meanwhile; a source that fails only delays itself (``sync.refresh`` records the failure
 and its back-off), never the others.
 """
 
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from typing import Any
 
 from cardfile.plugin.contacts import state_files
 from cardfile.plugin.contacts.sources import registry, sync
+from cardfile.plugin.store.background import Repeating
 
 log = logging.getLogger("cardfile")
 
@@ -26,16 +26,13 @@ class Refresher:
     def __init__(self, storage: Any, tick: float = 1.0) -> None:
         self.storage = storage
         self.tick = tick
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._schedule = Repeating("cardfile-sources", tick, self.run_once)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="cardfile-sources",
-                                        daemon=True)
-        self._thread.start()
+        self._schedule.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._schedule.stop()
 
     def run_once(self, now: float | None = None) -> int:
         """Refresh every due source once; return how many were refreshed."""
@@ -44,7 +41,7 @@ class Refresher:
         state_files.catch_up(self.storage.data_folder)  # sources added through other servers
         for user in registry.all_users(self.storage):
             for source, folder in registry.sources_of(self.storage, user):
-                if self._stop.is_set():
+                if self._schedule.stopping:
                     return done
                 if not sync.due(registry.read_state(folder), now):
                     continue
@@ -59,10 +56,3 @@ class Refresher:
                     log.exception("Refresh of source %s of %s failed", source.name, user)
                 done += 1
         return done
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("Source refresh round failed")
