@@ -7,6 +7,7 @@ storage is mocked. Each server gets its own temporary data folder.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import http.server
 import os
 import shutil
@@ -22,6 +23,11 @@ from typing import Any
 import pytest
 
 from tests.davclient import DavClient
+
+# A crash of this process is reported with every thread's stack, to its very end:
+# enabled before pytest's own faulthandler, which then leaves it on after the
+# session, for the interpreter's exit (CI once saw a bare "Segmentation fault" there).
+faulthandler.enable(all_threads=True)
 
 # The shared corpus of other projects' contact files sits beside the checkout (CI has
 # it); CARDFILE_CORPUS points elsewhere (=/nonexistent shows what a fresh clone runs).

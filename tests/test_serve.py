@@ -239,6 +239,32 @@ def test_changes_while_the_server_was_down_are_found_at_start(tmp_path: Path) ->
         assert srv.stop() == 0
 
 
+def test_a_card_edited_in_place_while_serving_is_found_by_the_rescan(tmp_path: Path) -> None:
+    """Another program rewrites a card in place (the folder's mtime stays): within the
+    rescan interval, searches find the new text and a sync reports the card changed."""
+    srv = start_server(tmp_path, extra_config="[storage]\nrescan_interval = 1\n")
+    try:
+        client = srv.client()
+        client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+        for name in ("kept", "edited"):
+            assert client.put(f"{name}.vcf", card(name, f"Person {name.title()}"))[0] == 201
+        _, token, _ = client.sync()
+        book = srv.book_dir()
+        folder_mtime = book.stat().st_mtime_ns
+        (book / "edited.vcf").write_text(card("edited", "Person Edited",
+                                              "NOTE:rewritten by another program"), newline="")
+        assert book.stat().st_mtime_ns == folder_mtime
+        note = ('<C:prop-filter name="NOTE"><C:text-match>rewritten by another'
+                '</C:text-match></C:prop-filter>')
+        _wait_for(lambda: [h.href.rsplit("/", 1)[-1] for h in client.query(note)]
+                  == ["edited.vcf"], timeout=15)
+        status, _, changed = client.sync(token)
+        assert status == 207
+        assert [e.href.rsplit("/", 1)[-1] for e in changed] == ["edited.vcf"]
+    finally:
+        assert srv.stop() == 0
+
+
 def test_plugin_works_in_plain_radicale(tmp_path: Path) -> None:
     """``[storage] type = cardfile.plugin`` in an ordinary Radicale installation."""
     port = free_port()
