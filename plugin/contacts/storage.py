@@ -639,8 +639,9 @@ class Collection(radicale.AdapterCollection):
             raise ValueError(f"Failed to store item {href!r} in collection {self.path!r}: {e}"
                              ) from e
         st = os.stat(path)
-        self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields)
-        self.note_own_write()
+        self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields,
+                        dir_mtime_ns=os.stat(self.folder).st_mtime_ns)  # note_own_write's
+        self._forget_rows()
         return self._stored(href, text, old_row, old_text, old_item)
 
     def _stored(self, href: str, text: str, old_row: ItemRow | None, old_text: str | None,

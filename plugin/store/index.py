@@ -554,14 +554,21 @@ class CardIndex(ContactQueries):
     # -- writing ---------------------------------------------------------
     def put(
         self, coll: int, href: str, text: str, size: int, mtime_ns: int,
-        fields: card_fields.CardFields | None = None,
+        fields: card_fields.CardFields | None = None, dir_mtime_ns: int | None = None,
     ) -> ItemRow:
-        """Record a card written (by us or found on disk) at ``href``."""
+        """Record a card written (by us or found on disk) at ``href``.
+
+        ``dir_mtime_ns``: the book folder's mtime after our own write of the
+        file, recorded in the same transaction (one commit per PUT, not two),
+        so the next comparison does not take our write for an outside change.
+        """
         if fields is None:
             fields = card_fields.extract(text)
         record = card_record(text, fields)
         with self._transaction() as db:
             row = self._put(db, coll, href, record, size, mtime_ns)
+            if dir_mtime_ns is not None:
+                self._set_dir_mtime(db, coll, dir_mtime_ns)
         return row
 
     def _put(
@@ -713,7 +720,7 @@ class CardIndex(ContactQueries):
                         db.execute(statement)
                 finally:
                     db.execute("PRAGMA threads=0")
-            db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
+            self._set_dir_mtime(db, coll, dir_mtime_ns)
             db.execute("INSERT OR REPLACE INTO checks (coll, generation, checked_ns) "
                        "VALUES (?, ?, ?)", (coll, generation, time.time_ns()))
         return changes
@@ -798,7 +805,11 @@ class CardIndex(ContactQueries):
 
     def set_dir_mtime(self, coll: int, dir_mtime_ns: int) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
+            self._set_dir_mtime(db, coll, dir_mtime_ns)
+
+    @staticmethod
+    def _set_dir_mtime(db: sqlite3.Connection, coll: int, dir_mtime_ns: int) -> None:
+        db.execute("UPDATE collections SET dir_mtime_ns=? WHERE id=?", (dir_mtime_ns, coll))
 
     def prune_tombstones(self, coll: int, keep: int) -> None:
         """Forget all but the newest ``keep`` deletions; older tokens become invalid."""
