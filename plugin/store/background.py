@@ -5,9 +5,10 @@ books for cards edited in place (``storage``), source refreshes
 (``refresher``) and the pruning of old deletions (``tombstones``). Each ran
 in a daemon thread left running at exit. At exit Python clears the frames of
 the threads still alive while they may be inside C code (SQLite, a
-directory listing), which can crash the process at its very end: the test
-run's own process once ended with a segmentation fault after every test had
-passed, in CI, with three rescan threads of in-process applications alive.
+directory listing), which can crash the process at its very end. The test
+run's own process once ended so in CI, with a segmentation fault after every
+test had passed; rescan threads of the applications some tests build in that
+process are alive at its end.
 
 A ``Repeating`` is still a daemon thread (it never holds up an exit by
 itself), but every one is stopped at exit (``atexit``, which runs before

@@ -4,8 +4,8 @@ One background thread (``background.Repeating``) looks every ``tick``
 seconds for sources that are due (``sync.due``: interval passed, not backing
 off, not waiting for a new sign-in) and refreshes them one after another.
 A refresh holds the storage lock only while it writes a batch, so clients
-are answered meanwhile; a source that fails only delays itself (``sync.refresh`` records the failure
-and its back-off), never the others.
+are answered meanwhile; a source that fails only delays itself
+(``sync.refresh`` records the failure and its back-off), never the others.
 """
 
 from __future__ import annotations
