@@ -159,6 +159,33 @@ def test_index_is_derived_and_rebuilt(tmp_path: Path) -> None:
         srv.stop()
 
 
+def test_a_book_restored_from_files_is_indexed_without_a_second_copy_on_disk(
+        tmp_path: Path) -> None:
+    """A book copied in as files (a restore, a move from another server) is indexed
+    at start, and the data folder then holds the index once: SQLite's log of that
+    build, as large as the index, is not left beside it for every later start to
+    read back."""
+    srv = start_server(tmp_path)
+    assert srv.client().etags() == {}  # the user's first login makes the book
+    assert srv.stop() == 0
+    book = srv.book_dir()
+    count = 6000  # over the index's bulk-load threshold, as a real restore is
+    for i in range(count):
+        (book / f"restored{i}.vcf").write_text(
+            card(f"restored{i}", f"Person {i}", f"EMAIL:p{i}@example.com"), newline="")
+    index = srv.data_dir / "cardfile-index.sqlite3"
+    log = srv.data_dir / "cardfile-index.sqlite3-wal"
+    for start in ("first", "second"):
+        srv = ServerProcess(srv.data_dir, free_port())
+        try:
+            assert len(srv.client().etags()) == count
+            log_size = log.stat().st_size if log.exists() else 0
+            assert log_size < index.stat().st_size / 10, (start, log_size,
+                                                          index.stat().st_size)
+        finally:
+            assert srv.stop() == 0
+
+
 def test_an_index_from_an_older_version_is_rebuilt(tmp_path: Path) -> None:
     """An upgrade finds the previous release's index: it is rebuilt, not misread."""
     srv, client = _server_with_cards(tmp_path, 5, "u", "CATEGORIES:Old Friends")

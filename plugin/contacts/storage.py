@@ -966,6 +966,9 @@ class Storage(radicale.AdapterStorage):
                     _remove_stale_temp_files(book_entry.path, collection.temp_files_seen)
                     books += 1
                     cards += collection.card_count()
+            # Nothing reads the index yet: the log of earlier starts' writes (a
+            # first build's is as large as the index) goes, or every start reads it.
+            self.card_index.empty_log()
         return books, cards
 
     def create_collection(self, href: str, items: Any = None, props: Any = None

@@ -246,6 +246,8 @@ class MirrorGroup(Protocol):
 #: over the server with 256 KiB). The B-trees' upper pages fit; the rest is
 #: read from the system's file cache, shared by every process.
 CONNECTION_CACHE_KIB = 512
+#: How long a statement waits for another connection's lock before failing.
+BUSY_TIMEOUT_S = 60
 
 
 class CardIndex(ContactQueries):
@@ -295,7 +297,7 @@ class CardIndex(ContactQueries):
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False: a pooled connection moves from a finished
         # thread to the next; a lease keeps it to one thread at a time.
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                              check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         # The index is derived data: a lost transaction after a power
@@ -724,6 +726,26 @@ class CardIndex(ContactQueries):
             db.execute("INSERT OR REPLACE INTO checks (coll, generation, checked_ns) "
                        "VALUES (?, ?, ?)", (coll, generation, time.time_ns()))
         return changes
+
+    def empty_log(self, wait_ms: int = 1000) -> bool:
+        """Copy the write-ahead log into the index file and cut the log to nothing.
+
+        SQLite starts its log over only when a write begins after a complete
+        checkpoint. A server stopped before that leaves the log as long as the
+        largest transaction it held: after the first build of 100,000 cards,
+        287 MB, every page already copied. The first connection of every later
+        start then read all of it back (SQLite's recovery), a third of a warm
+        start (0.75 -> 1.08 s). SQLite waits for readers to finish with the
+        log; at most ``wait_ms`` here, then returns False (the log is emptied
+        at a later start).
+        """
+        db = self._db()
+        db.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        return not busy
 
     def checked(self, coll: int) -> tuple[str, int] | None:
         """(generation, wall-clock ns) of the last comparison of ``coll`` with its files."""
