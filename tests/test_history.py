@@ -308,6 +308,23 @@ def test_wipe_by_raw_requests_then_restore_to_the_moment_before(
     assert api.ok("GET", f"{BOOK}/alerts")["total"] == 0
 
 
+def test_deleting_a_quarter_of_a_book_is_no_mass_change_and_one_more_is(
+        server: ServerProcess, dav: DavClient) -> None:
+    """The guard's line is a share of the book (25 %): a phone that deletes 25 of 100
+    contacts is doing ordinary work; the 26th deletion makes it a mass change, and the
+    alert gives the book's whole size before the run."""
+    api = Api(server)
+    for i in range(100):
+        assert dav.put(f"q{i}.vcf", card(f"q{i}", f"Person Q{i}"))[0] == 201
+    phone = DavClient(server.url, USER, PASSWORD, user_agent=DAVX5)
+    for i in range(25):
+        assert phone.delete(f"q{i}.vcf") == 200
+    assert api.ok("GET", f"{BOOK}/alerts")["total"] == 0
+    assert phone.delete("q25.vcf") == 200
+    alerts = api.ok("GET", f"{BOOK}/alerts")["items"]
+    assert [(a["deleted"], a["book_size"]) for a in alerts] == [(26, 100)]
+
+
 def _vdirsyncer(tmp_path: Path, server: ServerProcess) -> tuple[Path, Any]:
     if shutil.which("vdirsyncer") is None:
         pytest.skip("vdirsyncer is not installed (it is in the test extra)")

@@ -27,6 +27,7 @@ applied: a client that is refused mid-sync breaks worse.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import threading
 import time
@@ -114,7 +115,7 @@ class BookHistory:
     """The history of one book: recording (under the write lock) and the guard."""
 
     def __init__(self, store: HistoryBackend, settings: HistorySettings, book_path: str,
-                 count_cards: Callable[[], int]) -> None:
+                 count_cards: Callable[[int | None], int]) -> None:
         self.store = store
         self.settings = settings
         self.book_path = book_path
@@ -233,7 +234,11 @@ class _Guard:
         deleted = sum(1 for _, is_delete in snapshot if is_delete)
         emptied = len(snapshot) - deleted
         # The book's size when the run began: what is left and what the run deleted.
-        size_before = book.count_cards() + deleted
+        # Counted only as far as decides it (exact when the run is a mass change):
+        # once a run reached guard_min, counting all of a 100,000-card book was
+        # 5.6 ms of each of its deletions (DELETE p50 8 ms against 3 ms at 10,000).
+        enough = math.ceil(len(snapshot) / settings.guard_share)
+        size_before = book.count_cards(enough) + deleted
         if len(snapshot) <= settings.guard_share * max(size_before, 1):
             return
         try:

@@ -353,9 +353,10 @@ class Collection(radicale.AdapterCollection):
                     for href in sorted(rows)]
         return self._index.listing(self._coll(), self.storage.max_resource_size)
 
-    def card_count(self) -> int:
-        """How many cards the index holds for this book (no rows loaded)."""
-        return self._index.contact_count(self._coll())
+    def card_count(self, at_most: int | None = None) -> int:
+        """How many contacts the index holds for this book (no rows loaded), up to
+        ``at_most``."""
+        return self._index.contact_count(self._coll(), at_most)
 
     # -- views ---------------------------------------------------------------
     @property

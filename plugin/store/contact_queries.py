@@ -400,10 +400,15 @@ class ContactQueries:
         return [ItemRow(*r) for r in self._db().execute(
             f"SELECT {_ROW} FROM items i WHERE {where} ORDER BY i.href", params)]
 
-    def contact_count(self, coll: int) -> int:
-        """Contacts in a book (group cards are not contacts)."""
+    def contact_count(self, coll: int, at_most: int | None = None) -> int:
+        """Contacts in a book (group cards are not contacts), counted up to ``at_most``.
+
+        Counting reads an index entry per card (7 ms at 100,000): a caller that
+        only needs to know whether there are at least so many says so.
+        """
         row = self._db().execute(
-            "SELECT COUNT(*) FROM items WHERE coll=? AND kind != 'group'", (coll,)).fetchone()
+            "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE coll=? AND kind != 'group' "
+            "LIMIT ?)", (coll, -1 if at_most is None else max(at_most, 0))).fetchone()
         return int(row[0])
 
     def people(self, coll: int, alias_prop: str) -> tuple[
