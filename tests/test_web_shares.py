@@ -172,6 +172,21 @@ def test_a_category_shared_read_only_then_ended_and_an_offer_declined(
     assert found == []
 
 
+def test_the_page_routed_again_while_loading_shows_each_part_once(
+        tabs: dict[str, Page], site: ServerProcess) -> None:
+    """A reload or a second click on the link routes the page again while the first
+    drawing still waits for its answers: the friends page still has one card form,
+    not one per drawing (two such forms shared an id and a label)."""
+    alice = tabs["alice"]
+    open_sharing(alice, site, "alice")
+    alice.evaluate("for (let i = 0; i < 3; i++) "
+                   "window.dispatchEvent(new HashChangeEvent('hashchange'))")
+    expect(alice.locator("#me-share-save")).to_be_visible()
+    alice.wait_for_load_state("networkidle")
+    expect(alice.locator("#me-part form#me-share-form")).to_have_count(1)
+    expect(alice.locator("#me-part details")).to_have_count(1)
+
+
 def test_a_book_shared_read_write_is_edited_in_the_page(
         tabs: dict[str, Page], site: ServerProcess) -> None:
     alice, bob = tabs["alice"], tabs["bob"]

@@ -78,7 +78,14 @@ function sharedBoxes(me, scopes, alwaysShared, onSave) {
   return form;
 }
 
+/** Counts showMe's calls: one whose answers arrive after a later call began draws
+ * nothing. The page routes again on every hash change (a reload, a click on the
+ * link it is on), and two calls each appended their form: the part showed twice,
+ * with one id on two forms (found by axe, now and then, in test_web_shares). */
+let meDrawing = 0;
+
 async function showMe(book) {
+  const drawing = ++meDrawing;
   const box = $("#me-part");
   const status = el("p", { id: "me-status", class: "status", role: "status", tabindex: "-1" }, "Loading…");
   box.replaceChildren(el("h3", { id: "me-heading" }, "Your own card"), status);
@@ -95,6 +102,7 @@ async function showMe(book) {
     return;
   }
   const contact = me ? await meContact(me) : null;
+  if (drawing !== meDrawing) return;  // a later call draws the part
   status.replaceChildren(me
     ? el("span", {}, "Friends get your card: ", el("strong", { id: "me-name" }, contact ? displayName(contact) : "(not found)"))
     : "Choose which of your contacts is you; friends get a copy of it, with only what you tick below.");
