@@ -727,7 +727,7 @@ class CardIndex(ContactQueries):
                        "VALUES (?, ?, ?)", (coll, generation, time.time_ns()))
         return changes
 
-    def empty_log(self, wait_ms: int = 1000) -> bool:
+    def empty_log(self, wait_ms: int = 1000) -> None:
         """Copy the write-ahead log into the index file and cut the log to nothing.
 
         SQLite starts its log over only when a write begins after a complete
@@ -736,16 +736,14 @@ class CardIndex(ContactQueries):
         287 MB, every page already copied. The first connection of every later
         start then read all of it back (SQLite's recovery), a third of a warm
         start (0.75 -> 1.08 s). SQLite waits for readers to finish with the
-        log; at most ``wait_ms`` here, then returns False (the log is emptied
-        at a later start).
+        log; at most ``wait_ms`` here, then leaves the log to a later start.
         """
         db = self._db()
         db.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
         try:
-            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         finally:
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-        return not busy
 
     def checked(self, coll: int) -> tuple[str, int] | None:
         """(generation, wall-clock ns) of the last comparison of ``coll`` with its files."""
