@@ -173,12 +173,21 @@ def test_a_book_restored_from_files_is_indexed_without_a_second_copy_on_disk(
     for i in range(count):
         (book / f"restored{i}.vcf").write_text(
             card(f"restored{i}", f"Person {i}", f"EMAIL:p{i}@example.com"), newline="")
+    (book / "broken.vcf").write_text("not a card\n")  # skipped, with the others read
     index = srv.data_dir / "cardfile-index.sqlite3"
     log = srv.data_dir / "cardfile-index.sqlite3-wal"
     for start in ("first", "second"):
         srv = ServerProcess(srv.data_dir, free_port())
         try:
-            assert len(srv.client().etags()) == count
+            client = srv.client()
+            assert len(client.etags()) == count
+            # What the reader processes derived reached the index whole: search by
+            # e-mail address finds the one card, with its name.
+            status, _, body = client.request("GET", "/api/books/contacts/contacts"
+                                                    "?q=p4321@example.com&fields=uid,name")
+            assert status == 200, body
+            assert [(c["uid"], c["name"]) for c in json.loads(body)["items"]] == [
+                ("restored4321", "Person 4321")]
             log_size = log.stat().st_size if log.exists() else 0
             assert log_size < index.stat().st_size / 10, (start, log_size,
                                                           index.stat().st_size)

