@@ -187,6 +187,20 @@ def test_the_page_routed_again_while_loading_shows_each_part_once(
     expect(alice.locator("#me-part details")).to_have_count(1)
 
 
+def test_the_book_to_share_chosen_again_while_loading_lists_its_categories_once(
+        tabs: dict[str, Page], site: ServerProcess) -> None:
+    """Changing the book to share quickly starts several loads of its categories;
+    the list then offers each category once, not once per load."""
+    alice = tabs["alice"]
+    open_sharing(alice, site, "alice")
+    chooser = alice.locator("#share-offer-form").get_by_label("Contacts")
+    expect(chooser.locator("option")).to_have_text(["The whole book", "Family", "Work"])
+    alice.locator("#share-book").evaluate(
+        "select => { for (let i = 0; i < 3; i++) select.dispatchEvent(new Event('change')) }")
+    alice.wait_for_load_state("networkidle")
+    expect(chooser.locator("option")).to_have_text(["The whole book", "Family", "Work"])
+
+
 def test_a_book_shared_read_write_is_edited_in_the_page(
         tabs: dict[str, Page], site: ServerProcess) -> None:
     alice, bob = tabs["alice"], tabs["bob"]

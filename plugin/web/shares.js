@@ -37,12 +37,19 @@ export async function sharedBooks() {
 }
 
 // -- offering a share ----------------------------------------------------------------------
+// The latest filling of each chooser: quick changes of the book overlap, and an
+// earlier book's categories arriving last must not join (or double) the list.
+const choicesFilling = new WeakMap();
+
 async function categoryChoices(select, book) {
+  const filling = (choicesFilling.get(select) || 0) + 1;
+  choicesFilling.set(select, filling);
   const whole = el("option", { value: "" }, "The whole book");
   select.replaceChildren(whole);
   if (!book) return;
   try {
     const { data } = await get(`${book.url}/categories`);
+    if (choicesFilling.get(select) !== filling) return;  // a later call fills it
     select.append(...data.items.map((c) => el("option", { value: c.name }, c.name)));
   } catch (e) { /* the whole book can still be offered */ }
 }
