@@ -217,6 +217,27 @@ def _allow_many_connections() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def granian_settings(configuration: Any) -> dict[str, Any]:
+    """How Granian serves: workers, threads, deadlines, keep-alive (all but address and TLS).
+
+    One place, so that ``bench/floor.py`` measures an empty application
+    served exactly as Cardfile is.
+    """
+    from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    header_seconds = server_options.seconds(configuration, server_options.REQUEST_TIMEOUT)
+    threads = _blocking_threads(configuration)
+    return {"interface": Interfaces.WSGI, "workers": worker_count(configuration),
+            "blocking_threads": threads, "backpressure": threads, "backlog": LISTEN_BACKLOG,
+            "websockets": False,
+            "http1_settings": HTTP1Settings(header_read_timeout=int(header_seconds * 1000),
+                                            keep_alive=True),
+            "log_level": LogLevels.error, "respawn_failed_workers": True,
+            "workers_kill_timeout": 30}
+
+
 def serve(recipe: Recipe) -> None:
     """Serve until SIGINT or SIGTERM, then finish running requests and return."""
     # One generation for this start's processes, then the books' check in a
@@ -229,9 +250,7 @@ def serve(recipe: Recipe) -> None:
         recipe, books_checked=book_check.check_in_a_child(recipe.configuration()))
     # The application's modules, imported once here: the workers are forked from
     # this process and share these pages instead of each importing its own copy.
-    from granian.constants import Interfaces, SSLProtocols
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
+    from granian.constants import SSLProtocols
     from granian.server import Server
 
     import cardfile.plugin.app  # noqa: F401
@@ -240,8 +259,6 @@ def serve(recipe: Recipe) -> None:
     configuration = recipe.configuration()
     hosts = configuration.get("server", "hosts")
     host, port = hosts[0]
-    header_seconds = server_options.seconds(configuration, server_options.REQUEST_TIMEOUT)
-    threads = _blocking_threads(configuration)
     tls: dict[str, Any] = {}
     if configuration.get("server", "ssl"):
         tls = {"ssl_cert": Path(str(configuration.get("server", "certificate"))),
@@ -250,13 +267,7 @@ def serve(recipe: Recipe) -> None:
     os.environ[RECIPE_VARIABLE] = json.dumps(asdict(recipe))
     os.environ[MASTER_VARIABLE] = str(os.getpid())
     _allow_many_connections()
-    server = Server(
-        "cardfile", address=host, port=port, interface=Interfaces.WSGI,
-        workers=worker_count(configuration), blocking_threads=threads,
-        backpressure=threads, backlog=LISTEN_BACKLOG, websockets=False,
-        http1_settings=HTTP1Settings(header_read_timeout=int(header_seconds * 1000),
-                                     keep_alive=True),
-        log_level=LogLevels.error, respawn_failed_workers=True,
-        workers_kill_timeout=30, **tls)
+    server = Server("cardfile", address=host, port=port, **granian_settings(configuration),
+                    **tls)
     server.on_shutdown(lambda: log.info("Stopping: running requests finish first"))
     server.serve(target_loader=load_application)
