@@ -48,6 +48,7 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 import cold_start
+import floor
 import goals
 import proctree
 from servers import (
@@ -519,6 +520,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="write every raw JSON record to this file")
     p.add_argument("--no-api", action="store_true",
                    help="skip timing Cardfile's JSON API (category list, search)")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip measuring the floor under the GET and multiget figures "
+                        "(bench/floor.py: Granian answering canned bytes)")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary folders (data, configs, server logs)")
     for label in LABELS:
@@ -577,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     status = 0
+    floor_line = ""
     try:
         cards = base / "vcards"
         if mode == "files" or args.with_start:
@@ -589,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(args.repeat):
             one_repeat(index, args, script, base, cards if mode == "files" else None,
                        ops, results, out)
+        if not args.no_floor and {"get", "multiget"} & set(ops):
+            floor_line = floor.describe(
+                floor.floor(script, cards if cards.is_dir() else None), args.count)
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped", file=sys.stderr)
         status = 130
@@ -610,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         if checked:
             print()
             print(checked)
+        if floor_line:
+            print(floor_line)
         if results.notes:
             print("\nnotes:")
             for note in dict.fromkeys(results.notes):

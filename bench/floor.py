@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""The floor under the yardstick's GET and multiget figures: a server that does nothing.
+
+Issue 17 asks for a GET of one card in 0.5 ms (p50) and a multiget of 10
+cards in 1 ms (10,000 cards in 1,000 requests, 1 s), as the shared yardstick
+measures them: its client is Python ``requests``, and its timer covers
+sending the request and reading the whole answer. Part of every figure is
+therefore the client's own work and the HTTP server's, whatever the
+application does. This measures that part: Granian serving, with the very
+settings ``cardfile serve`` uses (``cli/server.py: granian_settings``), an
+application that answers every GET with the same card and every REPORT with
+the same multistatus of 10 cards (bytes made once, gzipped once, as Cardfile
+gzips when asked), timed by the yardstick's own client the way the yardstick
+times it. A Cardfile figure minus this floor is what Cardfile itself costs.
+
+    python bench/floor.py                  # 1,000 GETs and 1,000 multigets of 10
+    python bench/floor.py --cards /folder  # canned answers made of these .vcf files
+
+``run_bench.py`` runs it after the servers and prints it under the goal table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from servers import HOST, BenchError, find_yardstick, free_port, tail
+
+#: Cards in the canned multistatus: DAVx5's batch.
+BATCH = 10
+_CARD_VARIABLE = "CARDFILE_FLOOR_CARD"
+_REPORT_VARIABLE = "CARDFILE_FLOOR_REPORT"
+#: A card of the yardstick's usual size, for when no seeded card is at hand.
+_SAMPLE_CARD = ("BEGIN:VCARD\r\nVERSION:3.0\r\nPRODID:-//carddav_bench//EN\r\n"
+                "UID:00007ad6-7f14-4803-a965-477afa3579d3\r\nFN:Karl Hernández\r\n"
+                "N:Hernández;Karl;;;\r\nEMAIL;TYPE=INTERNET,HOME:karl.hernandez16@mail.example.com\r\n"
+                "TEL;TYPE=CELL:+49 158 4555745\r\nADR;TYPE=WORK:;;Bahnhofstraße 189;Hamburg;;20235;"
+                "Germany\r\nCATEGORIES:Colleagues,Press,Volunteering\r\nREV:20240304T043500Z\r\n"
+                "END:VCARD\r\n")
+
+
+def sample_cards(folder: Path | None) -> list[str]:
+    """BATCH card texts: the first seeded ones, else the built-in sample."""
+    found = sorted(folder.glob("*.vcf"))[:BATCH] if folder is not None else []
+    texts = [path.read_text(encoding="utf-8") for path in found]
+    return texts or [_SAMPLE_CARD] * BATCH
+
+
+def multistatus(cards: list[str]) -> str:
+    """The multiget answer Cardfile gives for these cards (etag and address-data)."""
+    responses = "".join(
+        f"<response><href>/bench/book/card{i}.vcf</href><propstat><prop>"
+        f'<getetag>"{i:064x}"</getetag><CR:address-data>{escape(text)}</CR:address-data>'
+        "</prop><status>HTTP/1.1 200 OK</status></propstat></response>"
+        for i, text in enumerate(cards))
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<multistatus xmlns="DAV:" '
+            f'xmlns:CR="urn:ietf:params:xml:ns:carddav">{responses}</multistatus>')
+
+
+def canned_application(card: bytes, report: bytes) -> Callable[..., Iterable[bytes]]:
+    """A WSGI application whose answers cost nothing: bytes made (and gzipped) once."""
+    answers = {
+        "GET": ("200 OK", "text/vcard; charset=utf-8", card, gzip.compress(card, 1)),
+        "REPORT": ("207 Multi-Status", "text/xml; charset=utf-8", report,
+                   gzip.compress(report, 1)),
+    }
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]
+                    ) -> Iterable[bytes]:
+        body = environ["wsgi.input"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length:
+            body.read(length)
+        status, content_type, plain, zipped = answers.get(
+            environ["REQUEST_METHOD"], answers["GET"])
+        headers = [("Content-Type", content_type)]
+        answer = plain
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            answer = zipped
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(answer))))
+        start_response(status, headers)
+        return [answer]
+
+    return application
+
+
+def _load(_target: str) -> Callable[..., Iterable[bytes]]:
+    """Granian's loader in each worker: the canned answers from the files named."""
+    return canned_application(Path(os.environ[_CARD_VARIABLE]).read_bytes(),
+                              Path(os.environ[_REPORT_VARIABLE]).read_bytes())
+
+
+def serve(port: int, card: Path, report: Path) -> None:
+    """Serve the canned answers on loopback as ``cardfile serve`` serves (its settings)."""
+    from granian.server import Server
+
+    from cardfile.cli.server import Recipe, granian_settings
+
+    with tempfile.TemporaryDirectory(prefix="cardfile-floor-") as data:
+        os.environ["XDG_CONFIG_HOME"] = data  # the defaults, not this machine's config
+        configuration = Recipe(data_dir=data, config_file=None).configuration()
+        os.environ[_CARD_VARIABLE], os.environ[_REPORT_VARIABLE] = str(card), str(report)
+        Server("cardfile-floor", address=HOST, port=port,
+               **granian_settings(configuration)).serve(target_loader=_load)
+
+
+def measure(yardstick: Path, port: int, count: int) -> dict[str, float]:
+    """p50 of ``count`` GETs and of ``count`` multigets, timed by the yardstick's client."""
+    sys.path.insert(0, str(yardstick.parent))
+    try:
+        import carddav_bench  # the shared yardstick, read in place
+    finally:
+        sys.path.remove(str(yardstick.parent))
+    client = carddav_bench.Client(f"http://{HOST}:{port}/bench/book/", "bench", "floor",
+                                  timeout=30, pool=1)
+    hrefs = "".join(f"<D:href>/bench/book/card{i}.vcf</D:href>" for i in range(BATCH))
+    body = carddav_bench.xml_body("C:addressbook-multiget",
+                                  "<D:prop><D:getetag/><C:address-data/></D:prop>" + hrefs)
+    figures: dict[str, float] = {}
+    for name, method, data, headers in (
+            ("get_p50_ms", "GET", None, None),
+            ("multiget_10_p50_ms", "REPORT", body, carddav_bench.XML_HDR)):
+        times = []
+        for _ in range(count + count // 10):  # the first tenth warms the connection up
+            response, seconds = client.request(method, client.url_for("card0.vcf")
+                                               if method == "GET" else client.base_url,
+                                               data, headers)
+            if response.status_code not in (200, 207):
+                raise BenchError(f"the floor server answered {method} with "
+                                 f"{response.status_code}")
+            times.append(seconds)
+        figures[name] = round(statistics.median(times[count // 10:]) * 1000, 3)
+    return figures
+
+
+def floor(yardstick: Path, cards: Path | None, count: int = 1000,
+          timeout: float = 30.0) -> dict[str, float]:
+    """Start the canned server, measure it with the yardstick's client, stop it."""
+    texts = sample_cards(cards)
+    with tempfile.TemporaryDirectory(prefix="cardfile-floor-") as folder:
+        card, report = Path(folder) / "card.vcf", Path(folder) / "report.xml"
+        card.write_bytes(texts[0].encode("utf-8"))
+        report.write_bytes(multistatus(texts).encode("utf-8"))
+        port = free_port()
+        log = Path(folder) / "server.log"
+        with open(log, "wb") as output:
+            server = subprocess.Popen(
+                [sys.executable, __file__, "--serve", str(port), str(card), str(report)],
+                stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while not _answers(port):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError(f"the floor server did not start:\n{tail(log)}")
+                time.sleep(0.05)
+            figures = measure(yardstick, port, count)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    figures["card_bytes"] = len(texts[0].encode("utf-8"))
+    return figures
+
+
+def _answers(port: int) -> bool:
+    import http.client
+
+    connection = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def describe(figures: dict[str, float], count: int) -> str:
+    """The floor as a line under the goal table."""
+    requests = max(1, count // BATCH)
+    total = figures["multiget_10_p50_ms"] * requests / 1000
+    return (f"floor: the yardstick's client against Granian answering canned bytes with "
+            f"Cardfile's settings: GET p50 {figures['get_p50_ms']:.3f} ms; multiget of "
+            f"{BATCH} p50 {figures['multiget_10_p50_ms']:.3f} ms, so {total:.2f} s for the "
+            f"{requests:,} multigets of {count:,} cards")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--yardstick", type=Path, default=find_yardstick())
+    parser.add_argument("--cards", type=Path, help="a folder of .vcf files for the answers")
+    parser.add_argument("--count", type=int, default=1000, help="requests of each kind")
+    parser.add_argument("-n", type=int, default=10000,
+                        help="book size the multiget total is given for (10000)")
+    parser.add_argument("--serve", nargs=3, metavar=("PORT", "CARD", "REPORT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(int(args.serve[0]), Path(args.serve[1]), Path(args.serve[2]))
+        return 0
+    script = args.yardstick / "carddav_bench.py" if args.yardstick.is_dir() else args.yardstick
+    if not script.is_file():
+        print(f"error: yardstick not found: {script}", file=sys.stderr)
+        return 2
+    try:
+        figures = floor(script, args.cards, args.count)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(figures))
+    print(describe(figures, args.n))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
