@@ -464,3 +464,22 @@ def test_a_kill_9_during_the_first_index_build_leaves_no_process_behind(tmp_path
         assert status == 207 and body.count("<response>") == 6002  # the book and its cards
     finally:
         again.stop()
+
+
+def test_the_index_log_is_copied_by_saves_after_they_release_the_lock(
+        tmp_path: Path) -> None:
+    """A stream of saves keeps the index's log short: it is copied into the index
+    after saves, once they no longer hold the storage lock, well before SQLite's
+    own copy at 1,000 pages (4 MB), which a save made while everyone waited."""
+    # One worker: its copies are the only ones (with two, each copies after its own 16).
+    srv = start_server(tmp_path, extra_config="[server]\nworkers = 1\n")
+    try:
+        client = srv.client()
+        for i in range(250):
+            assert client.put(f"s{i}.vcf", card(f"s{i}", f"Saved Person {i}",
+                                                f"EMAIL:s{i}@example.com"))[0] == 201
+        log = srv.data_dir / "cardfile-index.sqlite3-wal"
+        assert log.stat().st_size < 2.5 * 1024 * 1024, log.stat().st_size
+        assert len(client.etags()) == 250
+    finally:
+        assert srv.stop() == 0

@@ -25,6 +25,7 @@ import marshal
 import multiprocessing
 import os
 import shutil
+import sqlite3
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -143,6 +144,11 @@ def _unpacked(blob: bytes) -> list[CardRecord | None]:
     return [None if fields is None else CardRecord(*fields) for fields in marshal.loads(blob)]
 
 
+#: Writes of one process between two copies of the index's log into the index. A
+#: save adds 17-27 pages to the log (50 saves into a 100,000-card book: 846 pages;
+#: 16 saves into a small one: 435), so with the two workers of a 2-core machine
+#: SQLite's own copy at 1,000 pages seldom comes; with four, now and then.
+_LOG_COPY_EVERY = 16
 #: Cards one reader process parses per batch.
 _PARALLEL_BATCH = 500
 #: Batches handed out ahead per reader process: enough to keep each busy, few
@@ -889,6 +895,9 @@ class Storage(radicale.AdapterStorage):
         self.histories = HistoryStores(self.data_folder, self.history_settings,
                                        self.shared.store if self.shared else None)
         self._held = threading.local()
+        #: This process's writes since it last copied the index's log (_after_write).
+        self._writes_since_copy = 0
+        self._log_copy_lock = threading.Lock()
         self.turnstile = Turnstile(self.data_folder)
 
     @contextlib.contextmanager
@@ -916,6 +925,29 @@ class Storage(radicale.AdapterStorage):
             finally:
                 if outermost:
                     self._held.books = None
+        if outermost and mode == "w":
+            self._after_write()
+
+    def _after_write(self) -> None:
+        """Every ``_LOG_COPY_EVERY`` writes of this process, the index's log copied
+        into the index, now that the lock is free (``CardIndex.copy_log``).
+
+        In the 50-client mix a save held the lock 5.6-6.8 ms, of which the
+        index took 1.4-2.2 ms; without SQLite's own copy in the save's time it
+        took 0.8 ms, and the mix answered 5-19 % more requests. SQLite still
+        copies at 1,000 pages if these calls fall behind (a process that writes
+        without ever taking the lock to write).
+        """
+        with self._log_copy_lock:
+            self._writes_since_copy += 1
+            due = self._writes_since_copy >= _LOG_COPY_EVERY
+            if due:
+                self._writes_since_copy = 0
+        if due:
+            try:
+                self.card_index.copy_log()
+            except sqlite3.Error as e:  # SQLite copies it at its own limit instead
+                logger.warning("Could not copy the index's log into the index: %s", e)
 
     def books_caught_up(self) -> dict[str, CachedBook] | None:
         """Books caught up during this thread's hold of the lock (None: not holding it)."""

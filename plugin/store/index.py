@@ -745,6 +745,19 @@ class CardIndex(ContactQueries):
         finally:
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
 
+    def copy_log(self) -> None:
+        """Copy what the write-ahead log holds into the index file, waiting for nobody.
+
+        SQLite does this itself (``wal_autocheckpoint``) at the commit that
+        brings the log to 1,000 pages, in the writer's own time: a save that
+        happened to commit it held the storage lock while it wrote 4 MB and
+        flushed the disk. Called often enough after saves release the lock
+        (``Storage.acquire_lock``), the log seldom reaches that length, and the
+        copy is made by a request that no longer holds anyone up. A PASSIVE
+        checkpoint copies what no reader still needs and never waits.
+        """
+        self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
     def checked(self, coll: int) -> tuple[str, int] | None:
         """(generation, wall-clock ns) of the last comparison of ``coll`` with its files."""
         r = self._db().execute("SELECT generation, checked_ns FROM checks WHERE coll=?",
