@@ -25,7 +25,6 @@ import marshal
 import multiprocessing
 import os
 import shutil
-import sqlite3
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -944,10 +943,7 @@ class Storage(radicale.AdapterStorage):
             if due:
                 self._writes_since_copy = 0
         if due:
-            try:
-                self.card_index.copy_log()
-            except sqlite3.Error as e:  # SQLite copies it at its own limit instead
-                logger.warning("Could not copy the index's log into the index: %s", e)
+            self.card_index.copy_log()
 
     def books_caught_up(self) -> dict[str, CachedBook] | None:
         """Books caught up during this thread's hold of the lock (None: not holding it)."""

@@ -19,6 +19,7 @@ Radicale, so a PostgreSQL version can sit behind the same methods.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -39,6 +40,8 @@ __all__ = ["CardIndex", "CardRecord", "ItemRow", "MirrorChange", "MirrorGroup", 
            "card_record", "etag_of"]
 
 from cardfile.plugin.vcard import card_fields
+
+log = logging.getLogger("cardfile")
 
 #: 9: UCA sort keys (sk_name, sk_family) and accent-folded values (fvalue) for search.
 #: 10: no rows for carddav_query.UNINDEXED_PROPERTIES; norm NULL where there is none.
@@ -754,9 +757,13 @@ class CardIndex(ContactQueries):
         flushed the disk. Called often enough after saves release the lock
         (``Storage.acquire_lock``), the log seldom reaches that length, and the
         copy is made by a request that no longer holds anyone up. A PASSIVE
-        checkpoint copies what no reader still needs and never waits.
+        checkpoint copies what no reader still needs and never waits. A failure
+        is only logged: the save is done, and SQLite copies at its own limit.
         """
-        self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        try:
+            self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as e:
+            log.warning("Could not copy the index's log into the index: %s", e)
 
     def checked(self, coll: int) -> tuple[str, int] | None:
         """(generation, wall-clock ns) of the last comparison of ``coll`` with its files."""
