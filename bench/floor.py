@@ -26,16 +26,14 @@ import gzip
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from servers import HOST, BenchError, find_yardstick, free_port, tail
+from servers import HOST, BenchError, Server, find_yardstick, free_port
 
 #: Cards in the canned multistatus: DAVx5's batch.
 BATCH = 10
@@ -153,41 +151,15 @@ def floor(yardstick: Path, cards: Path | None, count: int = 1000,
         card, report = Path(folder) / "card.vcf", Path(folder) / "report.xml"
         card.write_bytes(texts[0].encode("utf-8"))
         report.write_bytes(multistatus(texts).encode("utf-8"))
-        port = free_port()
-        log = Path(folder) / "server.log"
-        with open(log, "wb") as output:
-            server = subprocess.Popen(
-                [sys.executable, __file__, "--serve", str(port), str(card), str(report)],
-                stdout=output, stderr=subprocess.STDOUT)
+        server = Server("floor", free_port(), Path(folder), Path(folder) / "server.log")
+        server.start([sys.executable, __file__, "--serve", str(server.port), str(card),
+                      str(report)], dict(os.environ), timeout)
         try:
-            deadline = time.monotonic() + timeout
-            while not _answers(port):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"the floor server did not start:\n{tail(log)}")
-                time.sleep(0.05)
-            figures = measure(yardstick, port, count)
+            figures = measure(yardstick, server.port, count)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            server.stop()
     figures["card_bytes"] = len(texts[0].encode("utf-8"))
     return figures
-
-
-def _answers(port: int) -> bool:
-    import http.client
-
-    connection = http.client.HTTPConnection(HOST, port, timeout=2)
-    try:
-        connection.request("GET", "/")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
 
 
 def describe(figures: dict[str, float], count: int) -> str:
