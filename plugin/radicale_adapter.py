@@ -197,6 +197,11 @@ class AdapterStorage(multifilesystem.Storage):
     def collection_root_folder(self) -> str:
         return str(self._get_collection_root_folder())
 
+    def folder_of(self, path: str) -> str:
+        """The folder of the collection at ``path`` (UnsafePathError for a hostile path)."""
+        return str(pathutils.path_to_filesystem(self._get_collection_root_folder(),
+                                                pathutils.strip_path(path)))
+
     def write_locked(self) -> bool:
         """Whether this process holds the storage lock for writing now."""
         return bool(self._lock.locked == "w")

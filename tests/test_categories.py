@@ -180,6 +180,9 @@ def test_empty_category_survives_and_pending_members_apply_later(
     # The contact arrives later (from a categories client) and joins the group.
     thunderbird.put("not-yet-here.vcf", card("not-yet-here", "Nat Later"))
     assert categories_of(thunderbird, "not-yet-here.vcf") == {"Neighbours"}
+    # The card the client sent was written out before the save; not the one stored.
+    assert not list(server.book_dir().glob(".Radicale.tmp-*"))
+    assert not list(server.data_dir.glob(".staged-cards/*"))
     assert groups_seen(apple)["LATER.vcf"] == ("Neighbours", {"not-yet-here"})
     # An empty category made with the CLI is a group card for Apple too.
     run_cli("categories", "add", "Choir", "--user", USER, data_dir=server.data_dir)

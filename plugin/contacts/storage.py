@@ -55,7 +55,12 @@ from cardfile.plugin.refused import Refused
 from cardfile.plugin.store import carddav_query as query
 from cardfile.plugin.store import parent_death
 from cardfile.plugin.store.background import Repeating
-from cardfile.plugin.store.card_file import write_card_file
+from cardfile.plugin.store.card_file import (
+    flushes_after,
+    remove_staged,
+    staged,
+    write_card_file,
+)
 from cardfile.plugin.store.index import CardIndex, CardRecord, ItemRow, card_record, etag_of
 from cardfile.plugin.store.pg_files import PgFiles
 from cardfile.plugin.store.pg_schema import SchemaMismatch
@@ -68,6 +73,8 @@ _NOT_A_CARD_SIZE = 256 * 1024 * 1024
 INDEX_FILE_NAME = "cardfile-index.sqlite3"
 #: Radicale's atomic writes go through temporary files named so (``atomic_write``).
 _TEMP_FILE_PREFIX = ".Radicale.tmp-"
+#: The data folder's folder of cards written before their save took the lock.
+STAGING_FOLDER_NAME = ".staged-cards"
 #: The ``[storage]`` option ``cardfile serve`` sets for its processes (Storage.generation).
 START_GENERATION = "start_generation"
 
@@ -898,6 +905,9 @@ class Storage(radicale.AdapterStorage):
         self._writes_since_copy = 0
         self._log_copy_lock = threading.Lock()
         self.turnstile = Turnstile(self.data_folder)
+        #: Where a PUT writes its card before it takes the lock (``staged_card``).
+        self.staging_folder = os.path.join(self.data_folder, STAGING_FOLDER_NAME)
+        self._staging_ready = False
 
     @contextlib.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any
@@ -912,6 +922,8 @@ class Storage(radicale.AdapterStorage):
         """
         outermost = getattr(self._held, "books", None) is None
         with contextlib.ExitStack() as held:
+            if outermost and mode == "w":  # card files flushed once the lock is released
+                held.enter_context(flushes_after())
             if outermost:  # writers first (store/turnstile.py)
                 with self.turnstile.passing():
                     held.enter_context(super().acquire_lock(mode, user, *args, **kwargs))
@@ -926,6 +938,22 @@ class Storage(radicale.AdapterStorage):
                     self._held.books = None
         if outermost and mode == "w":
             self._after_write()
+
+    def staged_card(self, book_path: str, text: str) -> contextlib.AbstractContextManager[None]:
+        """Within: ``text``, if it is what a save into that book then stores, is
+        already written out beside it, so the save's hold of the lock only renames
+        it (``card_file.staged``). Take it before the lock."""
+        if self.shared is not None:  # the database stores the card, not a file
+            return contextlib.nullcontext()
+        try:
+            folder = self.folder_of(book_path)
+            data = text.encode(self.stock_encoding)
+            if not self._staging_ready:
+                os.makedirs(self.staging_folder, exist_ok=True)
+                self._staging_ready = True
+        except (ValueError, UnicodeError, OSError):  # (UnsafePathError is a ValueError)
+            return contextlib.nullcontext()
+        return staged(folder, self.staging_folder, data, durable=self.fsync_enabled)
 
     def _after_write(self) -> None:
         """Every ``_LOG_COPY_EVERY`` writes of this process, the index's log copied
@@ -1013,6 +1041,7 @@ class Storage(radicale.AdapterStorage):
                     _remove_stale_temp_files(book_entry.path, collection.temp_files_seen)
                     books += 1
                     cards += collection.card_count()
+            remove_staged(self.staging_folder)
             # Nothing reads the index yet: the log of earlier starts' writes (a
             # first build's is as large as the index) goes, or every start reads it.
             self.card_index.empty_log()

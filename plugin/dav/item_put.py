@@ -9,7 +9,9 @@ the card Cardfile's check already parsed (``accept_card_upload``, its
 same storage lock, and stored through the same ``Collection.upload``: so the
 one write path still applies everything (repairs, pending categories, the
 index, history and the mass-change guard, friends, the PostgreSQL store) and
-the write itself is ``store/card_file.py``'s, one flush.
+the write itself is ``store/card_file.py``'s, one flush. The sent bytes are
+written out before the lock is taken (``Storage.staged_card``): the save's
+hold of the lock only renames them, and the flush comes after it.
 
 The answer is Radicale's: 201 for a new card, 204 for a replaced one, its
 ETag (dropped by ``app.py`` when the stored card is not the sent one) and
@@ -83,8 +85,8 @@ def respond(fast: FastPath, environ: dict[str, Any], sent: SentCard) -> Response
         target.user, target.groups, book_path + "/"))
     answer: Response | None = None
     try:
-        with fast.storage.acquire_lock("w", target.user, path=target.path, request="PUT",
-                                       actor=target.user):
+        with fast.storage.staged_card(book_path, sent.text), fast.storage.acquire_lock(
+                "w", target.user, path=target.path, request="PUT", actor=target.user):
             book = fast.book(book_target)
             if book is None or source_registry.is_source_folder(book.folder):
                 return None
@@ -104,10 +106,12 @@ def respond(fast: FastPath, environ: dict[str, Any], sent: SentCard) -> Response
                                  text=serialized, uid=uid, name="VCARD", component_name="",
                                  time_range=radicale.TIMESTAMP_RANGE)
             answer = _store(fast, target.path, book, href, item, replaced=old is not None)
-    except Exception:
+    except Exception as e:
         if answer is None:
             raise  # before the write: Radicale answers
-        log.exception("Releasing the storage lock failed after PUT %s", target.path)
+        # The card's flush, after the lock (card_file.py), failed: not durable.
+        return _failed(fast, target.path, ValueError(
+            f"Failed to store item {href!r} in collection {book_path!r}: {e}"))
     return answer
 
 

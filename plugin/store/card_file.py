@@ -42,6 +42,26 @@ An fsync that fails after the rename (an I/O error) leaves the new text in
 place though the write is reported as failed; the disk is then failing
 anyway. A temporary file left by a crash is a dot file, never listed, and
 removed at the next start (``storage._remove_stale_temp_files``).
+
+Two parts of the write need not hold the storage lock, and every save
+holds it exclusively (in the 50-client mix a save held it 5.6-6.8 ms, of
+which the card file took 1.6-1.9 ms):
+
+- **Staged before the lock** (``staged``): a PUT knows the bytes it will
+  store before it takes the lock, so its temporary file is written and
+  written out first, in a staging folder of the data folder: not in the
+  book's folder, whose mtime says whether another program changed the book
+  (a file created there outside the lock would make the next request
+  compare the whole folder with the index). Under the lock, a write of
+  exactly those bytes into that book only renames the file into it; any
+  other write (the server changed the card, or no write came) writes as
+  above, and the staged file is removed. So is one that cannot be renamed
+  (another file system: then the write is made as above).
+- **Flushed after the lock** (``flushes_after``): the one fsync waits until
+  the lock is released, and before the client is answered. Meanwhile the
+  card is in place and other requests may read it before it is durable;
+  after a power cut in that moment its writer was never answered, so it
+  sends the card again, as it does for any write cut off.
 """
 
 from __future__ import annotations
@@ -51,7 +71,9 @@ import ctypes
 import os
 import secrets
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from cardfile.plugin import radicale_adapter as radicale
 
@@ -82,34 +104,164 @@ def _find_sync_file_range() -> Callable[[int], None] | None:
 _write_out = _find_sync_file_range()
 
 
+@dataclass
+class _Staged:
+    """A temporary file holding ``data``, written out, not yet renamed into ``folder``."""
+
+    folder: str
+    data: bytes
+    temp: str
+    fd: int
+    durable: bool
+    used: bool = False
+
+
+@dataclass
+class _Flushes:
+    """Renamed cards whose one fsync waits for the end of ``flushes_after``."""
+
+    fds: list[int] = field(default_factory=list)
+
+
+#: Deferred flushes at most per hold of the lock: an import of 10,000 cards under
+#: one hold flushes as it goes instead of holding 10,000 files open.
+_DEFERRED_AT_MOST = 32
+_this_thread = threading.local()
+
+
 def write_card_file(path: str, data: bytes, durable: bool) -> None:
     """Replace ``path`` by ``data`` atomically; durably (see above) when ``durable``."""
     folder = os.path.dirname(path)
+    staged: _Staged | None = getattr(_this_thread, "staged", None)
+    if (staged is not None and not staged.used and staged.folder == folder
+            and staged.data == data and (staged.durable or not durable)):
+        staged.used = True
+        try:
+            os.replace(staged.temp, path)
+        except OSError:  # removed meanwhile, another file system...: write anew
+            os.close(staged.fd)
+            with contextlib.suppress(OSError):
+                os.unlink(staged.temp)
+        else:
+            _finish(staged.fd, folder, durable)
+            return
+    fd, temp = _written(folder, data, durable)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        os.close(fd)
+        raise
+    _finish(fd, folder, durable)
+
+
+@contextlib.contextmanager
+def staged(folder: str, staging_folder: str, data: bytes, durable: bool
+           ) -> Iterator[None]:
+    """Within: ``data`` is already in a temporary file of ``staging_folder``, for
+    a ``write_card_file`` of exactly those bytes into ``folder`` to rename (see above).
+
+    Nothing is staged if the file cannot be made: the write then makes it
+    itself, and says what failed.
+    """
+    try:
+        fd, temp = _written(staging_folder, data, durable)
+    except OSError:
+        yield
+        return
+    _this_thread.staged = staged_file = _Staged(folder, data, temp, fd, durable)
+    try:
+        yield
+    finally:
+        _this_thread.staged = None
+        if not staged_file.used:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+
+def remove_staged(staging_folder: str) -> None:
+    """Remove what ``staged`` left in ``staging_folder`` (a killed process's files;
+    call before serving: a staged file removed under a waiting save only makes
+    that save write its card itself)."""
+    with contextlib.suppress(FileNotFoundError), os.scandir(staging_folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(TEMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+@contextlib.contextmanager
+def flushes_after() -> Iterator[None]:
+    """Within: each card's one fsync is deferred to the end of this block (see
+    above); an fsync that fails then raises its ``OSError`` there."""
+    if getattr(_this_thread, "flushes", None) is not None:
+        yield  # an inner block: the outer one flushes
+        return
+    _this_thread.flushes = flushes = _Flushes()
+    try:
+        yield
+    finally:
+        _this_thread.flushes = None
+        _flush(flushes.fds)
+
+
+def _written(folder: str, data: bytes, durable: bool) -> tuple[int, str]:
+    """A temporary file in ``folder`` holding ``data``, written out when
+    ``durable``: its open descriptor and its path."""
     temp = os.path.join(folder, TEMP_PREFIX + secrets.token_hex(8))
     # 0o666 less the umask: the mode Radicale's open() gives a card.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if durable:
-                if _write_out is not None:
-                    _write_out(fd)
-                else:
-                    radicale.full_fsync(fd)
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
         if durable:
             if _write_out is not None:
-                os.fsync(fd)  # commits the rename with the data: the one flush
+                _write_out(fd)
             else:
-                _fsync_folder(folder)
-    finally:
+                radicale.full_fsync(fd)
+    except BaseException:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return fd, temp
+
+
+def _finish(fd: int, folder: str, durable: bool) -> None:
+    """After the rename: the one flush (now, or at the end of ``flushes_after``)."""
+    if not durable:
+        os.close(fd)
+        return
+    if _write_out is None:
+        os.close(fd)
+        _fsync_folder(folder)
+        return
+    flushes: _Flushes | None = getattr(_this_thread, "flushes", None)
+    if flushes is None:
+        _flush([fd])
+        return
+    flushes.fds.append(fd)
+    if len(flushes.fds) >= _DEFERRED_AT_MOST:
+        pending, flushes.fds = flushes.fds, []
+        _flush(pending)
+
+
+def _flush(fds: list[int]) -> None:
+    """fsync each file (it commits its rename with its data) and close it; the
+    first failure raised once all are closed."""
+    failure: OSError | None = None
+    for fd in fds:
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            failure = failure or e
+        finally:
+            os.close(fd)
+    if failure is not None:
+        raise failure
 
 
 def _fsync_folder(folder: str) -> None:
