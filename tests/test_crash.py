@@ -33,3 +33,4 @@ def test_kill_9_during_writes_loses_nothing(tmp_path: Path) -> None:
     # The last clean start removed what the kills left behind.
     book = data_dir / "collection-root" / crash_test.USER / "contacts"
     assert not [p for p in book.iterdir() if p.name.startswith(".Radicale.tmp")]
+    assert not list((data_dir / ".staged-cards").glob("*"))  # cards written before a save

@@ -907,7 +907,6 @@ class Storage(radicale.AdapterStorage):
         self.turnstile = Turnstile(self.data_folder)
         #: Where a PUT writes its card before it takes the lock (``staged_card``).
         self.staging_folder = os.path.join(self.data_folder, STAGING_FOLDER_NAME)
-        self._staging_ready = False
 
     @contextlib.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any
@@ -948,9 +947,7 @@ class Storage(radicale.AdapterStorage):
         try:
             folder = self.folder_of(book_path)
             data = text.encode(self.stock_encoding)
-            if not self._staging_ready:
-                os.makedirs(self.staging_folder, exist_ok=True)
-                self._staging_ready = True
+            os.makedirs(self.staging_folder, exist_ok=True)  # (removed by hand: made again)
         except (ValueError, UnicodeError, OSError):  # (UnsafePathError is a ValueError)
             return contextlib.nullcontext()
         return staged(folder, self.staging_folder, data, durable=self.fsync_enabled)
