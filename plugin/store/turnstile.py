@@ -22,9 +22,11 @@ behind a writer that waits for that thread.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 
 #: The turnstile's file, beside Radicale's ``.Radicale.lock`` in the data folder.
@@ -46,3 +48,39 @@ class Turnstile:
             yield
         finally:
             os.close(fd)  # closing the last descriptor releases the flock
+
+
+class ReadSlots:
+    """At most ``count`` reads of this process inside the storage lock at once.
+
+    The others wait, in the order they came, for a slot before they go to
+    the turnstile: a slot passes straight to the longest waiting read, so a
+    read that just arrived never takes it first (a plain semaphore let it,
+    and the mix's slowest reads waited longer).
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[threading.Event] = collections.deque()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold a slot for the block."""
+        with self._lock:
+            turn = None
+            if self._free and not self._waiting:
+                self._free -= 1
+            else:
+                turn = threading.Event()
+                self._waiting.append(turn)
+        if turn is not None:
+            turn.wait()
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._waiting:
+                    self._waiting.popleft().set()  # the slot passes on
+                else:
+                    self._free += 1
