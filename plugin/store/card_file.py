@@ -58,10 +58,11 @@ which the card file took 1.6-1.9 ms):
   above, and the staged file is removed. So is one that cannot be renamed
   (another file system: then the write is made as above).
 - **Flushed after the lock** (``flushes_after``): the one fsync waits until
-  the lock is released, and before the client is answered. Meanwhile the
-  card is in place and other requests may read it before it is durable;
-  after a power cut in that moment its writer was never answered, so it
-  sends the card again, as it does for any write cut off.
+  the lock is released, and comes before the client is answered. This
+  gives up one thing: for that moment another client may read the card
+  before it is durable. After a power cut just then, the writer was never
+  answered and sends the card again, as it does for any write cut off, and
+  the reader gets that write at its next sync; nothing answered is lost.
 """
 
 from __future__ import annotations
