@@ -963,8 +963,7 @@ class Storage(radicale.AdapterStorage):
         try:
             folder = self.folder_of(book_path)
             data = text.encode(self.stock_encoding)
-            os.makedirs(self.staging_folder, exist_ok=True)  # (removed by hand: made again)
-        except (ValueError, UnicodeError, OSError):  # (UnsafePathError is a ValueError)
+        except (ValueError, UnicodeError):  # (UnsafePathError is a ValueError)
             return contextlib.nullcontext()
         return staged(folder, self.staging_folder, data, durable=self.fsync_enabled)
 

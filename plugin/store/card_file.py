@@ -140,9 +140,7 @@ def write_card_file(path: str, data: bytes, durable: bool) -> None:
         try:
             os.replace(staged.temp, path)
         except OSError:  # removed meanwhile, another file system...: write anew
-            os.close(staged.fd)
-            with contextlib.suppress(OSError):
-                os.unlink(staged.temp)
+            _discard(staged.fd, staged.temp)
         else:
             _finish(staged.fd, folder, durable)
             return
@@ -150,9 +148,7 @@ def write_card_file(path: str, data: bytes, durable: bool) -> None:
     try:
         os.replace(temp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        os.close(fd)
+        _discard(fd, temp)
         raise
     _finish(fd, folder, durable)
 
@@ -167,7 +163,11 @@ def staged(folder: str, staging_folder: str, data: bytes, durable: bool
     itself, and says what failed.
     """
     try:
-        fd, temp = _written(staging_folder, data, durable)
+        try:
+            fd, temp = _written(staging_folder, data, durable)
+        except FileNotFoundError:  # the first PUT, or the folder was removed by hand
+            os.makedirs(staging_folder, exist_ok=True)
+            fd, temp = _written(staging_folder, data, durable)
     except OSError:
         yield
         return
@@ -177,9 +177,7 @@ def staged(folder: str, staging_folder: str, data: bytes, durable: bool
     finally:
         _this_thread.staged = None
         if not staged_file.used:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+            _discard(fd, temp)
 
 
 def remove_staged(staging_folder: str) -> None:
@@ -224,11 +222,16 @@ def _written(folder: str, data: bytes, durable: bool) -> tuple[int, str]:
             else:
                 radicale.full_fsync(fd)
     except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+        _discard(fd, temp)
         raise
     return fd, temp
+
+
+def _discard(fd: int, temp: str) -> None:
+    """Close and remove a temporary file that will not become a card."""
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(temp)
 
 
 def _finish(fd: int, folder: str, durable: bool) -> None:
