@@ -403,14 +403,18 @@ def timed(call: Callable[[], Any], limit: float) -> float:
     signal.setitimer(signal.ITIMER_REAL, 3 * limit)
     start = time.perf_counter()
     try:
-        call()
+        try:
+            call()
+        except TookTooLong:
+            pass
+        except (Refused, Problem, ValueError, users.UserError,
+                vobject_base.VObjectError):
+            pass  # refusing the input is fine; taking long is not
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
     except TookTooLong:
-        pass
-    except (Refused, Problem, ValueError, users.UserError,
-            vobject_base.VObjectError):
-        pass  # refusing the input is fine; taking long is not
+        pass  # the alarm came as the call ended, before it was disarmed
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     return time.perf_counter() - start
 
