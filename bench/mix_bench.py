@@ -36,7 +36,9 @@ printed split into Cardfile's and PostgreSQL's share.
 Printed per server: requests/s; server CPU seconds over the window, summed
 over its process tree, and requests per CPU-second (the "requests per second
 per core"); cores used (CPU s / wall s; "both cores used" when > 1.2);
-p50/p95/p99 per operation and overall; errors; and the client processes'
+p50/p95/p99, mean and max per operation and overall (a request that started
+in the window counts even if it ended after it); the fewest, median and most
+requests a client made (a starved client shows); errors; and the client processes'
 own CPU, so a client that saturated its core (and so limited the figures)
 shows. Then the goal rows for all servers.
 
@@ -153,6 +155,8 @@ class Tally:
     errors: dict[str, int] = field(default_factory=lambda: {op: 0 for op in OPS})
     first_errors: list[str] = field(default_factory=list)
     cpu_s: float = 0.0
+    #: Requests each client thread started in the window (a starved client shows).
+    per_client: list[int] = field(default_factory=list)
 
 
 class ClientThread:
@@ -242,6 +246,7 @@ class ClientThread:
         plan = self.plan
         while time.time() < plan.start_at:
             time.sleep(0.005)
+        started = 0
         while True:
             sent = time.time()
             if sent >= plan.end_at:
@@ -252,8 +257,11 @@ class ClientThread:
             except (OSError, http.client.HTTPException) as e:
                 op, ok, error = self.current, False, f"{self.current}: {type(e).__name__}: {e}"
             secs = time.perf_counter() - t0
-            if sent < plan.measure_at or time.time() > plan.end_at:
+            if sent < plan.measure_at:
                 continue
+            # A request that started in the window counts even when it ends after
+            # it: leaving it out would drop the slowest answers from the figures.
+            started += 1
             with self.lock:
                 if ok:
                     self.tally.latencies[op].append(secs)
@@ -263,6 +271,8 @@ class ClientThread:
                         self.tally.first_errors.append(error)
         for conn in self.conns:
             conn.close()
+        with self.lock:
+            self.tally.per_client.append(started)
 
 
 def client_process(plan: Plan, first: int, count: int, queue: Any) -> None:
@@ -550,11 +560,13 @@ def run_server(label: str, args: argparse.Namespace, base: Path, vcards: Path
         "servers": len(servers), "fill_s": filled, "data_dir_mb": disk,
         "load": (load_before, load_after), "notes": deployment.notes,
         "client_cpu_s": [round(t.cpu_s, 2) for t in tallies], "alive": alive,
+        "per_client": sorted(n for t in tallies for n in t.per_client),
         "log": str(servers[0].log)}
     for name, values in (*latencies.items(), ("all", everything)):
         if values:
             res[name] = {"n": len(values), **{f"p{p}": pct(values, p) * 1000
-                                              for p in (50, 95, 99)}}
+                                              for p in (50, 95, 99)},
+                         "mean": sum(values) / len(values) * 1000, "max": max(values) * 1000}
     return res
 
 
@@ -587,18 +599,23 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     lines.append(f"  load average (uptime) at the start / end of the window: "
                  f"{' '.join(f'{x:.2f}' for x in before)} / "
                  f"{' '.join(f'{x:.2f}' for x in after)}")
+    per_client = res["per_client"]
+    if per_client:
+        lines.append(f"  requests per client in the window: fewest {per_client[0]}, median "
+                     f"{per_client[len(per_client) // 2]}, most {per_client[-1]}")
     busy = [c / res["seconds"] for c in res["client_cpu_s"]]
     if busy and max(busy) > 0.85:
         lines.append(f"  WARNING: a client process used {max(busy):.2f} of a core: the "
                      "client may be the bottleneck; raise --client-procs")
     lines.append(f"  {'operation':<9} {'count':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
-                 f" {'errors':>6}")
+                 f" {'mean ms':>8} {'max ms':>8} {'errors':>6}")
     for name in (*OPS, "all"):
         stats = res.get(name)
         errs = res["errors"] if name == "all" else res["errors_by_op"].get(name, 0)
         if stats:
             lines.append(f"  {name:<9} {stats['n']:>7} {stats['p50']:>8.2f} "
-                         f"{stats['p95']:>8.2f} {stats['p99']:>8.2f} {errs:>6}")
+                         f"{stats['p95']:>8.2f} {stats['p99']:>8.2f} {stats['mean']:>8.2f} "
+                         f"{stats['max']:>8.1f} {errs:>6}")
     if res["first_errors"]:
         lines.append(f"  first errors: {res['first_errors']}")
     if not res["alive"]:
