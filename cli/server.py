@@ -11,7 +11,8 @@ gives what a server needs and Cardfile had to write itself before:
 - connections, TLS and request headers are read in Rust, outside the
   Python threads, under a total header deadline (``request_timeout``); an
   idle or trickling client holds no Python thread, and is cut off at the
-  deadline;
+  deadline; a worker keeps many more connections open than it has threads
+  (``CONNECTIONS_AT_MOST``), so idle keep-alive clients leave room for others;
 - several worker processes (``[server] workers``, by default one per core,
   at most four, fewer where memory is short) on one listening socket. They share the data folder as
   separate ``cardfile`` commands always could: Radicale's storage lock is a
@@ -61,6 +62,19 @@ RECIPE_VARIABLE = "CARDFILE_SERVE_RECIPE"
 MASTER_VARIABLE = "CARDFILE_SERVE_MASTER"
 #: Connections the kernel queues before a worker accepts them.
 LISTEN_BACKLOG = 1024
+#: Python threads of a worker at most: requests it answers at once.
+THREADS_AT_MOST = 64
+#: Open connections one worker keeps at most (Granian's ``backpressure``). Granian
+#: counts *connections* there, not requests: a keep-alive connection holds its
+#: place while idle, until the header deadline closes it. When this was the
+#: number of threads (64), 200 idle keep-alive connections (one request each)
+#: made a new client wait 9 s for its first answer, and clients that each send a
+#: request every few seconds could have kept others out for good. A connection
+#: that waits costs a file descriptor and a small buffer in Rust, no thread.
+CONNECTIONS_AT_MOST = 4096
+#: File descriptors a worker keeps for its own work (card files, SQLite, logs)
+#: when the open-file limit is what bounds its connections.
+FILES_KEPT_FOR_WORK = 256
 #: Most workers ``auto`` starts: past this the index's single writer is the limit.
 MAX_AUTO_WORKERS = 4
 #: What ``auto`` counts per worker: a worker serving a 100,000-card book to 32
@@ -200,7 +214,16 @@ def _from_granian(app: Any, inherited: list[str]) -> Any:
 
 def _blocking_threads(configuration: Any) -> int:
     """Python threads per worker: requests answered at once (idle connections need none)."""
-    return max(4, min(64, int(configuration.get("server", "max_connections"))))
+    return max(4, min(THREADS_AT_MOST, int(configuration.get("server", "max_connections"))))
+
+
+def _connections_per_worker(threads: int) -> int:
+    """How many connections a worker holds open at once (``CONNECTIONS_AT_MOST``),
+    leaving it ``FILES_KEPT_FOR_WORK`` descriptors under the open-file limit (each
+    worker has its own), and never fewer than its threads."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    spare = CONNECTIONS_AT_MOST if soft == resource.RLIM_INFINITY else soft - FILES_KEPT_FOR_WORK
+    return max(threads, min(CONNECTIONS_AT_MOST, spare))
 
 
 def _allow_many_connections() -> None:
@@ -230,7 +253,8 @@ def granian_settings(configuration: Any) -> dict[str, Any]:
     header_seconds = server_options.seconds(configuration, server_options.REQUEST_TIMEOUT)
     threads = _blocking_threads(configuration)
     return {"interface": Interfaces.WSGI, "workers": worker_count(configuration),
-            "blocking_threads": threads, "backpressure": threads, "backlog": LISTEN_BACKLOG,
+            "blocking_threads": threads, "backpressure": _connections_per_worker(threads),
+            "backlog": LISTEN_BACKLOG,
             "websockets": False,
             "http1_settings": HTTP1Settings(header_read_timeout=int(header_seconds * 1000),
                                             keep_alive=True),

@@ -15,7 +15,8 @@ configuration is loaded, so every command accepts a file that sets them.
   and fewer where half the available memory holds fewer at 256 MB each.
 
 ``max_connections`` (Cardfile's default 256) now bounds the requests each
-server process answers at once (its Python threads, at most 64); Radicale's
+server process answers at once (its Python threads, at most 64; the
+connections it keeps open are many more, ``server.CONNECTIONS_AT_MOST``); Radicale's
 ``timeout`` is no longer used (Granian bounds the header read).
 """
 

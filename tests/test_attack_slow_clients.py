@@ -186,6 +186,31 @@ def test_many_connections_at_once_are_all_served(srv: ServerProcess) -> None:
     assert answers == [200] * 20
 
 
+def test_idle_keep_alive_connections_beyond_the_threads_hold_up_no_one(
+        srv: ServerProcess) -> None:
+    """Clients that made a request and keep their connection open, more of them than
+    all the workers' threads, leave room for a new client: Granian counts open
+    connections against its limit, and when that limit was the thread count a new
+    client waited for the header deadline to close the idle ones (9 s)."""
+    from cardfile.cli.server import MAX_AUTO_WORKERS, THREADS_AT_MOST
+
+    count = MAX_AUTO_WORKERS * THREADS_AT_MOST + 40
+    idle = [connect(srv.port, timeout=30) for _ in range(count)]
+    try:
+        for sock in idle:
+            sock.sendall(b"GET /.web/icon.svg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        statuses = {read_answer(sock, time.monotonic()).status for sock in idle[:5]}
+        assert statuses == {200}
+        time.sleep(0.5)  # every connection is open and idle
+        answer = request(srv.port, "GET", f"/{USER}/contacts/", basic(USER, PASSWORD),
+                         timeout=20)
+        assert answer.status == 200
+        assert answer.seconds < 2.0, f"a new client waited {answer.seconds:.1f} s"
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_tls_idle_clients_are_closed_by_the_deadline_and_hold_up_no_one(
         tmp_path: Path) -> None:
     """Over TLS too: clients that never finish their handshake, or never speak after it,
