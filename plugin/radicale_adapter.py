@@ -12,6 +12,8 @@ loudly, instead of breaking a request somewhere else.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import functools
 import hashlib
 import hmac
@@ -183,8 +185,50 @@ class AdapterCollection(multifilesystem.Collection):
         return multifilesystem.Collection._get(self, href, verify_href)
 
 
+class StorageRwLock(pathutils.RwLock):
+    """Radicale's readers-writer lock on ``.Radicale.lock``, opened without truncating it.
+
+    Radicale opens the lock file with ``open(path, "w+")`` at every acquire:
+    a text-mode file object, and a truncation that updates the file's times
+    (a metadata write) at every request, 33 us of a 0.33 ms GET in process.
+    The lock itself is unchanged: the same file, ``flock`` shared or
+    exclusive, the same in-process counts that ``locked`` reports.
+    """
+
+    @contextlib.contextmanager
+    def acquire(self, mode: str) -> Iterator[None]:
+        if mode not in ("r", "w"):
+            raise ValueError(f"Invalid mode: {mode!r}")
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if mode == "w" else fcntl.LOCK_SH)
+            except OSError as e:
+                raise RuntimeError(f"Locking the storage failed: {e}") from e
+            with self._lock:
+                if self._writer or mode == "w" and self._readers != 0:
+                    raise RuntimeError("Locking the storage failed: Guarantees failed")
+                if mode == "r":
+                    self._readers += 1
+                else:
+                    self._writer = True
+            try:
+                yield
+            finally:
+                with self._lock:
+                    if mode == "r":
+                        self._readers -= 1
+                    self._writer = False
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
+
+
 class AdapterStorage(multifilesystem.Storage):
     """Radicale's file storage under public names."""
+
+    def __init__(self, configuration: Any) -> None:
+        super().__init__(configuration)
+        self._lock = StorageRwLock(self._lock._path)
 
     @property
     def data_folder(self) -> str:
