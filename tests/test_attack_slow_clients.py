@@ -25,6 +25,7 @@ import pytest
 from tests.conftest import PASSWORD, USER, ServerProcess, start_server
 from tests.davclient import card
 from tests.rawhttp import basic, connect, read_answer, request
+from tests.test_serve import _children
 
 ATTACKERS = 40
 
@@ -215,17 +216,11 @@ def _tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (the server's workers), from /proc."""
     total, level = 0, [pid]
     while level:
-        children = []
         for one in level:
-            try:
-                status = Path(f"/proc/{one}/status").read_text()
-                found = (Path(f"/proc/{one}/task/{one}/children").read_text()).split()
-            except OSError:
-                continue
+            status = Path(f"/proc/{one}/status").read_text()
             total += next(int(line.split()[1]) for line in status.splitlines()
                           if line.startswith("VmRSS:"))
-            children += [int(child) for child in found]
-        level = children
+        level = [child for one in level for child in _children(one)]
     return total / 1024
 
 
