@@ -6,13 +6,16 @@ one ``cardfile serve`` shared by the module (every test uses its own cards).
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import USER, ServerProcess, start_server
+from tests.conftest import EDITS_THE_FOLDER, USER, ServerProcess, start_server
 from tests.davclient import CARDDAV, DavClient, card, parse_multistatus
 
 MAX_RESOURCE_SIZE = 300_000
@@ -342,3 +345,38 @@ def test_server_log_has_no_500(srv: ServerProcess, client: DavClient) -> None:
     """Run last: nothing the module sent made the server fail."""
     lines = [line for line in srv.log().splitlines() if " cardfile: " in line]
     assert lines and not [line for line in lines if re.search(r" 5\d\d \d", line)]
+
+
+@pytest.mark.files_only(EDITS_THE_FOLDER)
+def test_a_book_s_properties_changed_anywhere_are_what_every_request_reads(
+        srv: ServerProcess, client: DavClient) -> None:
+    """Each worker keeps the props it read while the file's stat is unchanged
+    (``AdapterCollection.get_meta``): a PROPPATCH through any worker, another
+    program replacing ``.Radicale.props``, and an edit of it in place that
+    keeps its length must each be what the next requests read, on every worker."""
+    def name() -> str | None:
+        found = _found(_props(client, client.book, "D:displayname"), "{DAV:}displayname")
+        return None if found is None else found.text
+
+    def names() -> set[str | None]:  # fresh connections, spread over the workers
+        return {name() for _ in range(12)}
+
+    body = ('<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:">'
+            "<D:set><D:prop><D:displayname>Alpha</D:displayname></D:prop></D:set>"
+            "</D:propertyupdate>")
+    assert len(names()) == 1  # every worker has read the props
+    status, _, text = client.request("PROPPATCH", client.book, body)
+    assert status == 207, text
+    assert names() == {"Alpha"}
+    props_file = srv.book_dir() / ".Radicale.props"
+    props = json.loads(props_file.read_text())
+    replacement = props_file.with_name(".Radicale.props.new")
+    replacement.write_text(json.dumps({**props, "D:displayname": "Bravo"}))
+    os.replace(replacement, props_file)  # another program, the way Radicale writes it
+    assert names() == {"Bravo"}
+    time.sleep(0.05)  # past the file system's clock tick: an edit in place moves the mtime
+    with open(props_file, "r+b") as f:  # same length, same inode
+        text_now = f.read()
+        f.seek(0)
+        f.write(text_now.replace(b"Bravo", b"Bravx"))
+    assert names() == {"Bravx"}
