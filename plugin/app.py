@@ -140,8 +140,7 @@ class CardfileApp:
         mode = self.group_cards_default
         clients: frozenset[str] = frozenset()
         if _plain_user_name(user):
-            mode = views.read_group_card_mode(self.collection_root, user, mode)
-            clients = views.read_group_clients(self.collection_root, user)
+            mode, clients = views.read_group_settings(self.collection_root, user, mode)
         return views.choose(environ.get("HTTP_USER_AGENT", ""), mode, clients)
 
     def _learn_group_client(self, environ: Environ, vcard4: bool) -> None:

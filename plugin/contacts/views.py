@@ -135,6 +135,14 @@ def read_group_card_mode(collection_root: str, user: str, default: str) -> str:
     return mode if mode in GROUP_CARD_MODES else default
 
 
+def read_group_settings(collection_root: str, user: str, default: str
+                        ) -> tuple[str, frozenset[str]]:
+    """(``read_group_card_mode``, ``read_group_clients``) from one look at the file:
+    every request asks for both (``CardfileApp.view_for``)."""
+    mode, clients = _read_settings(collection_root, user)
+    return (mode if mode in GROUP_CARD_MODES else default), clients
+
+
 def read_group_clients(collection_root: str, user: str) -> frozenset[str]:
     """The client products that wrote group cards for ``user`` (see ``choose``)."""
     return _read_settings(collection_root, user)[1]
