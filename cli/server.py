@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cardfile.cli import book_check, server_options, worker_slots
+from cardfile.cli import book_check, cpu_pinning, server_options, worker_slots
 from cardfile.cli import settings as settings_mod
 from cardfile.plugin.contacts.storage import START_GENERATION
 from cardfile.plugin.dav import body_reader
@@ -181,6 +181,8 @@ def load_application(_target: str) -> Any:
                           threads=_blocking_threads(configuration))
     workers = worker_count(configuration)
     slot = worker_slots.claim(Path(recipe.data_dir), workers)
+    pinning = (cpu_pinning.CorePinning.for_worker(slot, workers)
+               if server_options.pin_workers(configuration) else None)
     from cardfile.plugin.app import CardfileApp  # (imported by the master: shared pages)
     from cardfile.plugin.contacts.sources.refresher import Refresher
 
@@ -193,10 +195,11 @@ def load_application(_target: str) -> Any:
         Refresher(app.radicale.storage).start()
         tombstones.start_pruning(app.radicale.storage, configuration)
     inherited = [k for k in os.environ if k.startswith(_CGI_PREFIXES)]
-    return _from_granian(app, inherited)
+    return _from_granian(app, inherited, pinning)
 
 
-def _from_granian(app: Any, inherited: list[str]) -> Any:
+def _from_granian(app: Any, inherited: list[str],
+                  pinning: cpu_pinning.CorePinning | None = None) -> Any:
     """The environ Cardfile's application expects, from the one Granian builds.
 
     Granian decodes the path's %-escapes as Latin-1, as PEP 3333 says;
@@ -207,6 +210,8 @@ def _from_granian(app: Any, inherited: list[str]) -> Any:
     """
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
+        if pinning is not None:
+            pinning.pin_this_thread()
         for name in inherited:
             environ.pop(name, None)
         path = environ.get("PATH_INFO", "")

@@ -13,6 +13,8 @@ configuration is loaded, so every command accepts a file that sets them.
   the body never holds a thread for long.
 - ``workers``: server processes; 0 (the default) is one per core, at most four,
   and fewer where half the available memory holds fewer at 256 MB each.
+- ``pin_workers``: each worker runs its requests on a core of its own when
+  there are as many cores as workers (``cpu_pinning``); on by default.
 
 ``max_connections`` (Cardfile's default 256) now bounds the requests each
 server process answers at once (its Python threads, at most 64; the
@@ -29,6 +31,7 @@ from cardfile.plugin import radicale_adapter as radicale
 REQUEST_TIMEOUT = "request_timeout"
 BODY_TIMEOUT = "body_timeout"
 WORKERS = "workers"
+PIN_WORKERS = "pin_workers"
 
 radicale.register_option(
     "server", REQUEST_TIMEOUT, "10",
@@ -44,6 +47,18 @@ radicale.register_option(
     "server processes sharing the data folder; 0 means one per core (at most four, "
     "fewer where memory is short)",
     int)
+
+
+radicale.register_option(
+    "server", PIN_WORKERS, "True",
+    "run each worker's requests on a core of its own when there are as many cores as "
+    "workers (its data stays in that core's cache)",
+    bool)
+
+
+def pin_workers(configuration: Any) -> bool:
+    """``[server] pin_workers`` (on unless set false)."""
+    return bool(configuration.get("server", PIN_WORKERS))
 
 
 def workers(configuration: Any) -> int:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import (
     USER,
     ServerProcess,
@@ -483,3 +485,74 @@ def test_the_index_log_is_copied_by_saves_after_they_release_the_lock(
         assert len(client.etags()) == 250
     finally:
         assert srv.stop() == 0
+
+
+def _thread_cores(pid: int) -> list[tuple[str, set[int]]]:
+    """(name, cores it may run on) of every thread of process ``pid``, from /proc."""
+    threads = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            status = (task / "status").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        listed = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M)
+        cores: set[int] = set()
+        for part in (listed.group(1) if listed else "").split(","):
+            low, _, high = part.partition("-")
+            if low:
+                cores.update(range(int(low), int(high or low) + 1))
+        threads.append((name, cores))
+    return threads
+
+
+def _busy(srv: ServerProcess, rounds: int) -> None:
+    """Requests on fresh connections from several threads at once, so every worker gets some."""
+    import concurrent.futures
+
+    def propfind(_: int) -> int:
+        return srv.client().request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(propfind, range(rounds))) == {207}
+
+
+def _pinned_cores(workers: list[int]) -> dict[int, set[int]]:
+    """Per worker, the cores of its threads that may run on one core only."""
+    return {w: {min(cores) for _, cores in _thread_cores(w) if len(cores) == 1}
+            for w in workers}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two usable cores: with one, two workers are not pinned")
+def test_each_worker_answers_on_a_core_of_its_own(tmp_path: Path) -> None:
+    """With as many cores as workers, a worker's request threads stay on one core,
+    another for each worker (``cli/cpu_pinning.py``); its other threads keep every
+    core; ``pin_workers = false`` leaves every thread free."""
+    usable = os.sched_getaffinity(0)
+    for folder in ("pinned", "free"):
+        (tmp_path / folder).mkdir()
+    srv = start_server(tmp_path / "pinned", extra_config="[server]\nworkers = 2\n")
+    try:
+        workers = _children(srv.process.pid)
+        assert len(workers) == 2
+        for _ in range(10):  # which worker a connection reaches is the kernel's choice
+            _busy(srv, 64)
+            if all(_pinned_cores(workers).values()):
+                break
+        pinned = _pinned_cores(workers)
+        assert all(len(cores) == 1 for cores in pinned.values()), pinned
+        first, second = (next(iter(cores)) for cores in pinned.values())
+        assert first != second and {first, second} <= usable, pinned
+        for worker in workers:  # Granian's I/O thread, the main and background threads
+            assert any(cores == usable for _, cores in _thread_cores(worker))
+    finally:
+        srv.stop()
+    free = start_server(tmp_path / "free",
+                        extra_config="[server]\nworkers = 2\npin_workers = false\n")
+    try:
+        _busy(free, 64)
+        workers = _children(free.process.pid)
+        assert workers and not any(_pinned_cores(workers).values())
+    finally:
+        free.stop()
