@@ -45,11 +45,16 @@ def _client_done(pipes: list[tuple[io.FileIO, int]], write_end: int) -> None:
             pipes[n] = (stream, -1)
 
 
+def _sent(pipes: list[tuple[io.FileIO, int]], body: bytes) -> io.FileIO:
+    """A pipe's read end whose client has sent ``body`` (and keeps the pipe open)."""
+    stream, write_end = _pipe(pipes)
+    os.write(write_end, body)
+    return stream
+
+
 def test_a_body_that_arrived_is_read(pipes: list[tuple[io.FileIO, int]]) -> None:
     readers = ReaderThreads(4)
-    stream, write_end = _pipe(pipes)
-    os.write(write_end, b"BEGIN:VCARD")
-    assert readers.read(stream, 1024, timeout=5) == b"BEGIN:VCARD"
+    assert readers.read(_sent(pipes, b"BEGIN:VCARD"), 1024, timeout=5) == b"BEGIN:VCARD"
 
 
 def test_a_stalled_body_ends_at_the_deadline_and_others_are_still_read(
@@ -61,9 +66,7 @@ def test_a_stalled_body_ends_at_the_deadline_and_others_are_still_read(
         readers.read(stalled, 1024, timeout=0.3)
     assert 0.25 <= time.monotonic() - started < 3
     # The stalled reader is still blocked on its client; the next body gets another.
-    stream, write_end = _pipe(pipes)
-    os.write(write_end, b"second")
-    assert readers.read(stream, 1024, timeout=5) == b"second"
+    assert readers.read(_sent(pipes, b"second"), 1024, timeout=5) == b"second"
 
 
 def test_readers_stay_within_the_limit_and_a_freed_one_is_used_again(
@@ -84,9 +87,7 @@ def test_readers_stay_within_the_limit_and_a_freed_one_is_used_again(
     assert len(started) == 2
     # One client goes away: its reader is free again, and the next body is read.
     _client_done(pipes, stalled[0][1])
-    stream, write_end = _pipe(pipes)
-    os.write(write_end, b"fourth")
-    assert readers.read(stream, 1024, timeout=5) == b"fourth"
+    assert readers.read(_sent(pipes, b"fourth"), 1024, timeout=5) == b"fourth"
     # The request that gave up is not read for after it was answered.
     time.sleep(0.2)
     assert waiting.read(1024) == b"third"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -508,8 +509,6 @@ def _thread_cores(pid: int) -> list[tuple[str, set[int]]]:
 
 def _busy(srv: ServerProcess, rounds: int) -> None:
     """Requests on fresh connections from several threads at once, so every worker gets some."""
-    import concurrent.futures
-
     def propfind(_: int) -> int:
         return srv.client().request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})[0]
 
