@@ -17,6 +17,7 @@ import socket
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -359,6 +360,33 @@ def test_hostile_paths_never_leave_the_users_book(srv: ServerProcess, alice: Dav
     assert "must survive" in alice.get("keep-1.vcf")[2]
     assert not list(srv.data_dir.parent.glob("x.vcf")) and not list(
         srv.data_dir.glob("*.vcf"))
+
+
+#: Characters Radicale's address check refuses (``validate_path_value = minimal``):
+#: its list, a control character, an invisible format character, and one of each
+#: next to characters every accepted name below uses.
+REFUSED_IN_NAMES = [":", "'", '"', "*", ",", "%7F", "%E2%80%8E", "%C2%85"]
+
+
+def test_a_refused_character_is_refused_after_many_accepted_names(srv: ServerProcess,
+                                                                  alice: DavClient) -> None:
+    """The server remembers which characters of accepted names passed the check
+    (radicale_adapter._remembered_check_format): a name made of accepted characters
+    plus one refused character must still be refused, for GET and PUT alike."""
+    accepted = [f"ok-{word}-{i}.vcf" for i, word in enumerate(
+        ["plain", "zoë", "müller", "bjørk", "名前", "a_b", "x@y", "1~2"])]
+    for i, name in enumerate(accepted):
+        assert alice.put(quote(name), card(f"named-{i}", f"Named {i}"))[0] == 201, name
+        assert alice.get(quote(name))[0] == 200, name
+    before = fingerprint(srv.data_dir)
+    for i, refused in enumerate(REFUSED_IN_NAMES):
+        name = f"ok-plain-{refused}-{i}.vcf"  # only its one refused character is new
+        status, _, text = alice.put(name, card(f"refused-{i}", "Refused Name"))
+        assert status == 400, (name, status, text)
+        assert alice.get(name)[0] == 400, name
+    assert fingerprint(srv.data_dir) == before
+    for name in accepted:
+        assert alice.delete(quote(name)) in (200, 204), name
 
 
 def test_other_users_data_is_unreachable_through_reports(srv: ServerProcess,

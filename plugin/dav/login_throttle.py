@@ -34,7 +34,6 @@ should then limit logins itself.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 import os
@@ -124,8 +123,8 @@ class LoginThrottle:
 
         Call ``finish`` with the answer's status when the request ends.
         """
-        credential = hmac.new(self._key, authorization.encode("utf-8", "replace"),
-                              hashlib.sha256).digest()
+        credential = hmac.digest(self._key, authorization.encode("utf-8", "replace"),
+                                 "sha256")
         attempt = LoginAttempt(address, credential)
         if self.failures <= 0:
             return attempt

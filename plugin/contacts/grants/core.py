@@ -24,7 +24,6 @@ a revoked or replaced grant fails at the next request, cache or not.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -237,7 +236,7 @@ class Grants:
         if grant is None or grant.expired():
             return None
         stored = str(grant.record.get("hash", ""))
-        key = hmac.new(self._key, f"{grant.user}\0{secret}".encode(), hashlib.sha256).digest()
+        key = hmac.digest(self._key, f"{grant.user}\0{secret}".encode(), "sha256")
         with self._lock:
             known = self._verified.get(key)
         if known is not None and known.grant_id == grant.id and known.hash == stored \
