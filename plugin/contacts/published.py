@@ -42,8 +42,11 @@ def read_pair(folder: str, name: str, first: str, second: str) -> tuple[str, str
     A book that is a view of another (published here, shared in ``shared_book``)
     says so with such a file.
     """
+    path = os.path.join(folder, name)
+    if not os.access(path, os.F_OK):  # the usual book: no exception raised and caught
+        return None
     try:
-        with open(os.path.join(folder, name), encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
         return str(data[first]), str(data[second])
     except (OSError, ValueError, KeyError, TypeError):
