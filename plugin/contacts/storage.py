@@ -551,6 +551,15 @@ class Collection(radicale.AdapterCollection):
         return {href: row for href, row in self._index.rows_for(self._coll(), hrefs).items()
                 if row.kind != "group" and row.size <= limit}
 
+    def servable_etags(self, hrefs: list[str]) -> dict[str, tuple[str, int]]:
+        """href -> (etag, size) of the servable cards among ``hrefs`` (a multiget's
+        lookup: ``_servable_rows`` without the rest of each row)."""
+        if self._rows is not None or self._published is not None or len(hrefs) > 2000:
+            rows = self._all_rows()
+            return {href: (rows[href].etag, rows[href].size) for href in hrefs
+                    if href in rows}
+        return self._index.servable_for(self._coll(), hrefs, self.storage.max_resource_size)
+
     def get_all(self) -> Iterator[radicale.Item]:
         if not self._indexed:
             yield from super().get_all()

@@ -374,14 +374,14 @@ class FastPath:
             # multiget of a whole book never holds every index row at once.
             for start in range(0, len(wanted), 1000):
                 batch = wanted[start:start + 1000]
-                found_rows = book._servable_rows(batch)
+                found_rows = book.servable_etags(batch)
                 for name in batch:
                     row = (found_rows.get(name)
                            if radicale.is_safe_name(name) else None)
                     if row is None:
                         missing.append(prefix + name)
                     else:
-                        found.append((row.href, row.etag, row.size))
+                        found.append((name, *row))
                 del found_rows
             folder = book.folder
         del book, wanted

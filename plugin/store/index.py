@@ -433,6 +433,27 @@ class CardIndex(ContactQueries):
             found.update((r[0], ItemRow(*r)) for r in cur)
         return found
 
+    def servable_for(self, coll: int, hrefs: Sequence[str], max_size: int
+                     ) -> dict[str, tuple[str, int]]:
+        """href -> (etag, size) of those of ``hrefs`` that are servable cards: the
+        multiget's lookup, from the listing index alone.
+
+        As ``listing`` keeps them: no group-card files, no card over ``max_size``.
+        ``rows_for`` also reads each row from the table (uid, name, seq): at
+        100,000 cards, where a multiget's 10 rows are seldom in SQLite's page
+        cache, that doubled the lookup (106-160 against 61-64 us for 10).
+        """
+        found: dict[str, tuple[str, int]] = {}
+        db = self._db()
+        for start in range(0, len(hrefs), 500):
+            chunk = list(hrefs[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            cur = db.execute(
+                f"SELECT href, etag, size FROM items WHERE coll=? AND href IN ({marks}) "
+                "AND kind != 'group' AND size <= ?", (coll, *chunk, max_size))
+            found.update((href, (etag, size)) for href, etag, size in cur)
+        return found
+
     def row(self, coll: int, href: str) -> ItemRow | None:
         r = self._db().execute(
             "SELECT href, uid, etag, size, mtime_ns, fn, kind, seq FROM items "
