@@ -42,7 +42,11 @@ BOOKS = ("fast", "slow")
 LIMIT = 3000  # max_resource_size: small, so both size limits can be reached
 VCARD = {"Content-Type": "text/vcard; charset=utf-8"}
 APPLE = "macOS/14.1 (23B74) AddressBookCore/2659.1.1"
-IGNORED = ("date", "server")
+#: Not the application's answer: the HTTP server's. ``Connection: close`` is Granian's
+#: (hyper's) choice per connection, made when it will not keep one open (among
+#: others, when it writes an answer before it has read the end of the request
+#: body); it came with one of two otherwise identical 412s, once in many runs.
+IGNORED = ("date", "server", "connection")
 
 
 @pytest.fixture(scope="module")
