@@ -35,6 +35,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cardfile.plugin.store.sqlite_wal import use_wal
+
 SCHEMA_VERSION = "1"
 FILE_NAME = "history.sqlite3"
 
@@ -186,7 +188,7 @@ class HistoryStore:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None,
                                    check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db, within_s=60)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._inode = os.stat(path).st_ino

@@ -35,6 +35,7 @@ from typing import NamedTuple, Protocol
 from cardfile.plugin.store import carddav_query, collation
 from cardfile.plugin.store.contact_queries import ContactQueries
 from cardfile.plugin.store.rows import ItemRow, SyncState, etag_of
+from cardfile.plugin.store.sqlite_wal import use_wal
 
 __all__ = ["CardIndex", "CardRecord", "ItemRow", "MirrorChange", "MirrorGroup", "SyncState",
            "card_record", "etag_of"]
@@ -302,7 +303,7 @@ class CardIndex(ContactQueries):
         # thread to the next; a lease keeps it to one thread at a time.
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                              check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        use_wal(db, within_s=BUSY_TIMEOUT_S)
         # The index is derived data: a lost transaction after a power
         # cut is repaired by reconcile, so no fsync per commit.
         db.execute("PRAGMA synchronous=NORMAL")

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cardfile.plugin.store.sqlite_wal import use_wal
+
 #: One running login's hold on an attempt: ``[until, owner]`` as JSON keeps it
 #: (``owner``: ``this_process()``). Records written before owners were kept
 #: hold a bare ``until``.
@@ -134,7 +136,7 @@ class LoginRecords:
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, timeout=10, isolation_level=None,
                              check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        use_wal(db, within_s=10)
         db.execute("PRAGMA synchronous=OFF")
         db.execute("CREATE TABLE IF NOT EXISTS addresses (address TEXT PRIMARY KEY, "
                    "failures TEXT NOT NULL, blocked_until REAL NOT NULL, blocks INTEGER NOT NULL, "
