@@ -751,10 +751,13 @@ class CardIndex(ContactQueries):
         """
         changes = 0
         scan_seq: int | None = None
-        listed = listing_fingerprint(found)
+        # Summed only for a book that has a fingerprint to match (not a first build).
+        listed = listing_fingerprint(found) if self._db().execute(
+            "SELECT 1 FROM listing_sums WHERE coll=?", (coll,)).fetchone() else None
         with self._transaction() as db:
-            if db.execute("SELECT cards, total FROM listing_sums WHERE coll=?",
-                          (coll,)).fetchone() == listed:
+            if listed is not None and db.execute(
+                    "SELECT cards, total FROM listing_sums WHERE coll=?",
+                    (coll,)).fetchone() == listed:
                 # The files the rows describe, each of the same size and mtime.
                 self._record_check(db, coll, dir_mtime_ns, generation)
                 return 0
