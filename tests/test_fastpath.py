@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
+import defusedxml.ElementTree as DefusedET
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,6 +38,7 @@ from tests.conftest import (
     start_server,
 )
 from tests.davclient import card
+from tests.test_hostile import XML_ATTACKS
 
 BOOK = f"/{USER}/contacts/"
 BYPASS = {"X-Cardfile-No-Fastpath": "1"}
@@ -362,6 +364,38 @@ _PATHISH = st.text(alphabet=st.sampled_from(list("/.ab%;?# \t\r\né:")), max_siz
 def test_href_shortcuts_equal_radicales_functions(href: str) -> None:
     assert fastpath._url_path(href) == urlparse(href).path
     assert fastpath._sanitized(href) == pathutils.sanitize_path(href)
+
+
+_XMLISH = st.lists(st.sampled_from([
+    "<", ">", "/", "!", "<!DOCTYPE x [", "<!ENTITY a 'b'>", "]>", "&a;", "&amp;", "&#233;",
+    "<?xml version='1.0' encoding='cp500'?>", "<!--c-->", "<![CDATA[x]]>",
+    '<D:prop xmlns:D="DAV:">', "</D:prop>", "<D:getetag/>", "<x>", "</x>", "é", " ", "text",
+    "SYSTEM 'file:///etc/passwd'", "%p;"]), max_size=12).map("".join)
+
+
+def _parsed(parse: Any, text: str) -> str:
+    try:
+        return ET.tostring(parse(text), encoding="unicode")
+    except Exception as e:  # noqa: BLE001 (the kind of failure is what is compared)
+        return f"refused: {type(e).__name__}"
+
+
+@pytest.mark.parametrize("name", sorted(XML_ATTACKS))
+def test_the_fast_paths_xml_parse_refuses_what_defusedxml_refuses(name: str) -> None:
+    body = XML_ATTACKS[name]
+    assert _parsed(fastpath._element_of, body) == _parsed(DefusedET.fromstring, body)
+
+
+@given(_XMLISH)
+@settings(max_examples=500, deadline=None)
+def test_the_fast_paths_xml_parse_equals_defusedxml(text: str) -> None:
+    """Same tree, or a refusal of the same kind: entities declared in any way
+    reach defusedxml, which refuses them."""
+    ours, theirs = _parsed(fastpath._element_of, text), _parsed(DefusedET.fromstring, text)
+    if theirs.startswith("refused"):
+        assert ours.startswith("refused"), (text, ours, theirs)
+    else:
+        assert ours == theirs, text
 
 
 def test_writer_escapes_as_elementtree_does() -> None:

@@ -169,9 +169,10 @@ class FastPath:
 
     # -- request ----------------------------------------------------------------
     def _parse(self, environ: dict[str, Any], raw: bytes) -> ET.Element | None:
+        """The body as Radicale reads it (decoded by its rules), or None."""
         try:
             text = radicale.decode_request(self.configuration, environ, raw)
-            return DefusedET.fromstring(text) if text else None
+            return _element_of(text) if text else None
         except Exception:  # Radicale answers what it cannot parse (400)
             return None
 
@@ -475,6 +476,20 @@ def _read_body(environ: dict[str, Any]) -> bytes | None:
     raw = environ["wsgi.input"].read(length) if length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(raw)
     return raw if len(raw) == max(length, 0) else None
+
+
+def _element_of(text: str) -> ET.Element:
+    """``defusedxml.ElementTree.fromstring(text)``, without its cost for plain bodies.
+
+    A text with no ``<!`` has no document type declaration, so no entity can
+    be declared in it, internal or external: nothing defusedxml refuses. Such
+    a text (every request a CardDAV client sends) goes to ElementTree's C
+    parser, the same expat building the same tree, not to defusedxml's
+    Python one (12 against 26 us for a multiget of 10). A ``str`` is parsed
+    as the characters scanned here, whatever encoding its declaration names.
+    Any other text goes to defusedxml, which raises on what it refuses.
+    """
+    return ET.fromstring(text) if "<!" not in text else DefusedET.fromstring(text)
 
 
 def _url_path(href: str) -> str:
