@@ -4,7 +4,8 @@ Files are the truth; this is a cache that makes every query, listing, sync and
 UID check cost the same at 100 cards as at 100,000. Deleting the database
 loses nothing: it is rebuilt from the files (``reconcile``), and a card added,
 changed or removed on disk by another tool is picked up by comparing each
-file's size and mtime with what the index recorded.
+file's size and mtime with what the index recorded (all of a book's at once
+first, by a fingerprint the rows keep: ``listing_sums``).
 
 Every change to a collection takes the next number of one global sequence;
 sync tokens are ``(epoch, collection id, sequence)`` so an incremental
