@@ -304,6 +304,42 @@ def test_a_card_edited_in_place_while_serving_is_found_by_the_rescan(tmp_path: P
         assert srv.stop() == 0
 
 
+@pytest.mark.slow
+def test_cards_saved_while_a_rescan_lists_the_folder_stay_listed(tmp_path: Path) -> None:
+    """A rescan compares the folder with the index without the storage lock (writers
+    would wait for a stat of every card). Cards saved and deleted while it lists the
+    folder are their writers' to index: a card a client saved is listed from then on,
+    and a sync never reports it deleted. (Before, a card created during a rescan's
+    listing was dropped from the index, with a tombstone, for up to a rescan interval.)"""
+    srv = start_server(tmp_path, extra_config="[storage]\nrescan_interval = 0.05\n")
+    try:
+        client = srv.client()
+        client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+        book = srv.book_dir()
+        for i in range(6000):  # a listing that takes a while: rescans overlap the saves
+            (book / f"seed{i}.vcf").write_text(card(f"seed{i}", f"Seeded Person {i}"),
+                                               newline="")
+        _wait_for(lambda: len(client.etags()) == 6000, timeout=120)
+        _, token, _ = client.sync()
+        saved: list[str] = []
+        for i in range(240):
+            name = f"saved{i}.vcf"
+            assert client.put(name, card(f"saved{i}", f"Saved Person {i}"),
+                              if_none_match="*")[0] == 201
+            saved.append(name)
+            if i % 2:
+                assert client.delete(f"seed{i}.vcf") in (200, 204)
+            if i % 12 == 11:
+                listed = {href.rsplit("/", 1)[-1] for href in client.etags()}
+                assert not [n for n in saved if n not in listed], i
+                status, token, changes = client.sync(token)
+                assert status == 207
+                reported_gone = {e.href.rsplit("/", 1)[-1] for e in changes if e.status == 404}
+                assert not reported_gone & set(saved), sorted(reported_gone & set(saved))
+    finally:
+        assert srv.stop() == 0
+
+
 def test_plugin_works_in_plain_radicale(tmp_path: Path) -> None:
     """``[storage] type = cardfile.plugin`` in an ordinary Radicale installation."""
     port = free_port()

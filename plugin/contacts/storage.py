@@ -293,6 +293,8 @@ class Collection(radicale.AdapterCollection):
             st = os.stat(self.folder)
             coll, _ = self._index.collection_id(self.path, st.st_ino)
             dir_mtime_ns = st.st_mtime_ns
+        # Changes to the index after this are its writers' (a rescan holds no lock).
+        listed_after = self._index.items_seq(coll)
         # (size, mtime) only: a stat result per file of a 100,000-card book held
         # 50 MB for the comparison, in whichever worker made it.
         found: dict[str, tuple[int, int]] = {}
@@ -317,7 +319,8 @@ class Collection(radicale.AdapterCollection):
         changes = self._index.apply_scan(coll, dir_mtime_ns, found, self._read_record,
                                          functools.partial(read_in_parallel, self.folder,
                                                            self.path),
-                                         generation=self.storage.generation)
+                                         generation=self.storage.generation,
+                                         listed_after=listed_after)
         self.storage.mark_reconciled(self.path)
         self._rows = None
         if changes:

@@ -544,7 +544,11 @@ class CardIndex(ContactQueries):
 
     def items_seq(self, coll: int) -> int:
         """The newest change to the cards of ``coll`` (group cards excluded)."""
-        seq = self._db().execute(
+        return self._items_seq(self._db(), coll)
+
+    @staticmethod
+    def _items_seq(db: sqlite3.Connection, coll: int) -> int:
+        seq = db.execute(
             "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM items WHERE coll=? "
             "UNION ALL SELECT MAX(seq) FROM tombstones WHERE coll=?)",
             (coll, coll),
@@ -734,6 +738,7 @@ class CardIndex(ContactQueries):
     def apply_scan(
         self, coll: int, dir_mtime_ns: int, found: dict[str, tuple[int, int]],
         read: ReadFile, read_many: ReadFiles | None = None, generation: str = "",
+        listed_after: int | None = None,
     ) -> int:
         """Bring ``coll`` in line with a directory listing; return changes made.
 
@@ -749,6 +754,17 @@ class CardIndex(ContactQueries):
         rescan of an unchanged 100,000-card book then cost the ``stat`` of
         every file alone. A different fingerprint, or none yet, compares every
         row, as before.
+
+        ``listed_after``: ``items_seq(coll)`` read before the folder was
+        listed. A rescan lists the folder without the storage lock (writers
+        would wait for a ``stat`` of every card), so a card saved or deleted
+        meanwhile is in the rows but not as the listing saw it: such a row
+        (a later ``seq``) was written by its writer from its file and is left
+        alone, and so is the folder's recorded mtime, which that writer
+        recorded after the listing's. Before, a card created during a rescan's
+        listing was taken for removed on disk: dropped from the index, with a
+        tombstone, so phones were told to delete it (until a later request
+        found the folder changed and put it back).
         """
         changes = 0
         scan_seq: int | None = None
@@ -756,11 +772,15 @@ class CardIndex(ContactQueries):
         listed = listing_fingerprint(found) if self._db().execute(
             "SELECT 1 FROM listing_sums WHERE coll=?", (coll,)).fetchone() else None
         with self._transaction() as db:
+            newest = self._items_seq(db, coll)
+            if listed_after is None or listed_after > newest:
+                listed_after = newest  # (a folder listed under the lock: nothing since)
+            record_mtime = dir_mtime_ns if newest == listed_after else None
             if listed is not None and db.execute(
                     "SELECT cards, total FROM listing_sums WHERE coll=?",
                     (coll,)).fetchone() == listed:
                 # The files the rows describe, each of the same size and mtime.
-                self._record_check(db, coll, dir_mtime_ns, generation)
+                self._record_check(db, coll, record_mtime, generation)
                 return 0
             # Each row is checked off the listing as it is read, not kept: a dict
             # of 100,000 rows was a third of a server's check at start.
@@ -768,11 +788,13 @@ class CardIndex(ContactQueries):
             gone: list[str] = []
             changed: list[tuple[str, tuple[int, int]]] = []
             rows = rows_total = 0
-            for href, size, mtime_ns in db.execute(
-                    "SELECT href, size, mtime_ns FROM items WHERE coll=?", (coll,)):
+            for href, size, mtime_ns, seq in db.execute(
+                    "SELECT href, size, mtime_ns, seq FROM items WHERE coll=?", (coll,)):
                 rows += 1
                 rows_total += file_stamp(href, size, mtime_ns)
                 st = unseen.pop(href, None)
+                if seq > listed_after:  # written since the listing, by its writer
+                    continue
                 if st is None:
                     gone.append(href)
                 elif st != (size, mtime_ns):
@@ -821,12 +843,14 @@ class CardIndex(ContactQueries):
                         db.execute(statement)
                 finally:
                     db.execute("PRAGMA threads=0")
-            self._record_check(db, coll, dir_mtime_ns, generation)
+            self._record_check(db, coll, record_mtime, generation)
         return changes
 
-    def _record_check(self, db: sqlite3.Connection, coll: int, dir_mtime_ns: int,
+    def _record_check(self, db: sqlite3.Connection, coll: int, dir_mtime_ns: int | None,
                       generation: str) -> None:
-        self._set_dir_mtime(db, coll, dir_mtime_ns)
+        """The comparison recorded; the folder's mtime too, unless a writer's is newer."""
+        if dir_mtime_ns is not None:
+            self._set_dir_mtime(db, coll, dir_mtime_ns)
         db.execute("INSERT OR REPLACE INTO checks (coll, generation, checked_ns) "
                    "VALUES (?, ?, ?)", (coll, generation, time.time_ns()))
 
