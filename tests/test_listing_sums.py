@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,13 +68,13 @@ class Book:
             "SELECT href, size, mtime_ns FROM items WHERE coll=?", (self.coll,))
         return listing_fingerprint({href: (size, mtime) for href, size, mtime in rows})
 
-    def statements_of(self, action: object) -> list[str]:
+    def statements_of(self, action: Callable[[], object]) -> list[str]:
         """The SQL statements this thread's connection ran for ``action()``."""
         seen: list[str] = []
         db = self.index.connection()
         db.set_trace_callback(seen.append)
         try:
-            action()  # type: ignore[operator]
+            action()
         finally:
             db.set_trace_callback(None)
         return seen
