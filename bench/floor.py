@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""The floor under the yardstick's GET and multiget figures: a server that does nothing.
+"""The floor under the yardstick's GET, multiget and PUT figures: a server that does nothing.
 
-Issue 17 asks for a GET of one card in 0.5 ms (p50) and a multiget of 10
-cards in 1 ms (10,000 cards in 1,000 requests, 1 s), as the shared yardstick
-measures them: its client is Python ``requests``, and its timer covers
-sending the request and reading the whole answer. Part of every figure is
-therefore the client's own work and the HTTP server's, whatever the
-application does. This measures that part: Granian serving, with the very
-settings ``cardfile serve`` uses (``cli/server.py: granian_settings``), an
-application that answers every GET with the same card and every REPORT with
-the same multistatus of 10 cards (bytes made once, gzipped once, as Cardfile
-gzips when asked), timed by the yardstick's own client the way the yardstick
-times it. A Cardfile figure minus this floor is what Cardfile itself costs.
+Issue 17 asks for a GET of one card in 0.5 ms (p50), a multiget of 10
+cards in 1 ms (10,000 cards in 1,000 requests, 1 s) and a PUT in 5 ms, as
+the shared yardstick measures them: its client is Python ``requests``, and
+its timer covers sending the request and reading the whole answer. Part of
+every figure is therefore the client's own work and the HTTP server's,
+whatever the application does. This measures that part: Granian serving,
+with the very settings ``cardfile serve`` uses (``cli/server.py:
+granian_settings``), an application that answers every GET with the same
+card, every REPORT with the same multistatus of 10 cards (bytes made once,
+gzipped once, as Cardfile gzips when asked) and every PUT with Cardfile's
+201 (an ETag, no body), timed by the yardstick's own client the way the
+yardstick times it. A Cardfile figure minus this floor is what Cardfile
+itself costs.
 
-    python bench/floor.py                  # 1,000 GETs and 1,000 multigets of 10
+    python bench/floor.py                  # 1,000 each of GET, multiget of 10, PUT
     python bench/floor.py --cards /folder  # canned answers made of these .vcf files
 
 ``run_bench.py`` runs it after the servers and prints it under the goal table.
@@ -39,6 +41,8 @@ from servers import HOST, BenchError, Server, find_yardstick, free_port
 BATCH = 10
 _CARD_VARIABLE = "CARDFILE_FLOOR_CARD"
 _REPORT_VARIABLE = "CARDFILE_FLOOR_REPORT"
+#: The ETag of the canned 201 (a SHA-256, as Cardfile's are).
+_PUT_ETAG = f'"{0:064x}"'
 #: A card of the yardstick's usual size, for when no seeded card is at hand.
 _SAMPLE_CARD = ("BEGIN:VCARD\r\nVERSION:3.0\r\nPRODID:-//carddav_bench//EN\r\n"
                 "UID:00007ad6-7f14-4803-a965-477afa3579d3\r\nFN:Karl Hernández\r\n"
@@ -80,6 +84,9 @@ def canned_application(card: bytes, report: bytes) -> Callable[..., Iterable[byt
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length:
             body.read(length)
+        if environ["REQUEST_METHOD"] == "PUT":  # Cardfile's answer to a new card
+            start_response("201 Created", [("ETag", _PUT_ETAG), ("Content-Length", "0")])
+            return [b""]
         status, content_type, plain, zipped = answers.get(
             environ["REQUEST_METHOD"], answers["GET"])
         headers = [("Content-Type", content_type)]
@@ -114,8 +121,13 @@ def serve(port: int, card: Path, report: Path) -> None:
                **granian_settings(configuration)).serve(target_loader=_load)
 
 
-def measure(yardstick: Path, port: int, count: int) -> dict[str, float]:
-    """p50 of ``count`` GETs and of ``count`` multigets, timed by the yardstick's client."""
+def measure(yardstick: Path, port: int, count: int, card: str = _SAMPLE_CARD
+            ) -> dict[str, float]:
+    """p50 of ``count`` GETs, multigets and PUTs of a new card, timed by the yardstick's client.
+
+    The PUTs send the first canned card with the yardstick's headers for a new
+    card (``If-None-Match: *``), each to an address of its own.
+    """
     sys.path.insert(0, str(yardstick.parent))
     try:
         import carddav_bench  # the shared yardstick, read in place
@@ -126,16 +138,18 @@ def measure(yardstick: Path, port: int, count: int) -> dict[str, float]:
     hrefs = "".join(f"<D:href>/bench/book/card{i}.vcf</D:href>" for i in range(BATCH))
     body = carddav_bench.xml_body("C:addressbook-multiget",
                                   "<D:prop><D:getetag/><C:address-data/></D:prop>" + hrefs)
+    put_headers = {"Content-Type": "text/vcard; charset=utf-8", "If-None-Match": "*"}
     figures: dict[str, float] = {}
     for name, method, data, headers in (
             ("get_p50_ms", "GET", None, None),
-            ("multiget_10_p50_ms", "REPORT", body, carddav_bench.XML_HDR)):
+            ("multiget_10_p50_ms", "REPORT", body, carddav_bench.XML_HDR),
+            ("put_p50_ms", "PUT", card, put_headers)):
         times = []
-        for _ in range(count + count // 10):  # the first tenth warms the connection up
-            response, seconds = client.request(method, client.url_for("card0.vcf")
-                                               if method == "GET" else client.base_url,
-                                               data, headers)
-            if response.status_code not in (200, 207):
+        for i in range(count + count // 10):  # the first tenth warms the connection up
+            url = (client.base_url if method == "REPORT" else client.url_for(
+                "card0.vcf" if method == "GET" else f"new{i}.vcf"))
+            response, seconds = client.request(method, url, data, headers)
+            if response.status_code not in (200, 201, 207):
                 raise BenchError(f"the floor server answered {method} with "
                                  f"{response.status_code}")
             times.append(seconds)
@@ -155,7 +169,7 @@ def floor(yardstick: Path, cards: Path | None, count: int = 1000,
         server.start([sys.executable, __file__, "--serve", str(server.port), str(card),
                       str(report)], dict(os.environ), timeout)
         try:
-            figures = measure(yardstick, server.port, count)
+            figures = measure(yardstick, server.port, count, texts[0])
         finally:
             server.stop()
     figures["card_bytes"] = len(texts[0].encode("utf-8"))
@@ -169,7 +183,8 @@ def describe(figures: dict[str, float], count: int) -> str:
     return (f"floor: the yardstick's client against Granian answering canned bytes with "
             f"Cardfile's settings: GET p50 {figures['get_p50_ms']:.3f} ms; multiget of "
             f"{BATCH} p50 {figures['multiget_10_p50_ms']:.3f} ms, so {total:.2f} s for the "
-            f"{requests:,} multigets of {count:,} cards")
+            f"{requests:,} multigets of {count:,} cards; PUT of a new card p50 "
+            f"{figures['put_p50_ms']:.3f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -521,7 +521,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-api", action="store_true",
                    help="skip timing Cardfile's JSON API (category list, search)")
     p.add_argument("--no-floor", action="store_true",
-                   help="skip measuring the floor under the GET and multiget figures "
+                   help="skip measuring the floor under the GET, multiget and PUT figures "
                         "(bench/floor.py: Granian answering canned bytes)")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary folders (data, configs, server logs)")
@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(args.repeat):
             one_repeat(index, args, script, base, cards if mode == "files" else None,
                        ops, results, out)
-        if not args.no_floor and {"get", "multiget"} & set(ops):
+        if not args.no_floor and {"get", "multiget", "insert", "update"} & set(ops):
             floor_line = floor.describe(
                 floor.floor(script, cards if cards.is_dir() else None), args.count)
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""``bench/floor.py``: the floor under the yardstick's GET and multiget figures.
+"""``bench/floor.py``: the floor under the yardstick's GET, multiget and PUT figures.
 
 The goal table's verdicts on GET and multiget only mean something next to
 what the yardstick's client measures against a server that does nothing; this
@@ -50,6 +50,11 @@ def test_the_floor_server_answers_its_canned_card_and_multistatus(tmp_path: Path
         connection.request("REPORT", "/bench/book/", body=b"<x/>")
         answer = connection.getresponse()
         assert (answer.status, answer.read()) == (207, report.read_bytes())
+        connection.request("PUT", "/bench/book/new.vcf", body=card.read_bytes(),
+                           headers={"If-None-Match": "*", "Content-Type": "text/vcard"})
+        answer = connection.getresponse()
+        assert (answer.status, answer.read()) == (201, b"")
+        assert answer.getheader("ETag", "").startswith('"')
         connection.close()
     finally:
         server.terminate()
@@ -65,4 +70,6 @@ def test_the_floor_is_measured_with_the_yardsticks_client() -> None:
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.splitlines()[0])
     assert figures["get_p50_ms"] > 0 and figures["multiget_10_p50_ms"] > 0
+    assert figures["put_p50_ms"] > 0
     assert "for the 100 multigets of 1,000 cards" in done.stdout
+    assert "PUT of a new card p50" in done.stdout
