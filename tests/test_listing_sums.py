@@ -22,8 +22,10 @@ import pytest
 
 from cardfile.plugin.contacts.storage import read_card_record
 from cardfile.plugin.store.index import (
+    BULK_LOAD,
     CardIndex,
     MirrorChange,
+    etag_of,
     listing_fingerprint,
 )
 from cardfile.plugin.vcard import card_fields
@@ -224,3 +226,27 @@ def test_rows_written_while_the_folder_was_listed_are_their_writers(book: Book) 
     assert book.index.collection_id(BOOK, book.folder.stat().st_ino)[1] == written_mtime
     assert book.kept() == book.of_rows()
     assert book.compare() == 0
+
+
+def test_a_first_build_indexes_every_card_whole_and_skips_what_is_no_card(book: Book) -> None:
+    """A first build (BULK_LOAD cards or more: name order, indexes built after) reads
+    each file to its end: a card of several read slices, one with a BOM; an empty
+    file and a folder named like a card are skipped, never indexed."""
+    texts = {f"c{n:05d}.vcf": card(f"uid-{n}", f"Person Number{n}", f"EMAIL:p{n}@example.org")
+             for n in range(BULK_LOAD)}
+    texts["big.vcf"] = card("uid-big", "Big Card", "NOTE:" + "x" * 300_000)
+    texts["bom.vcf"] = "\ufeff" + card("uid-bom", "Bom Card")
+    for name, text in texts.items():
+        book.write(name, text)
+    book.write("empty.vcf", "")
+    (book.folder / "folder.vcf").mkdir()
+    book.compare()
+    rows = {href: (uid, etag) for href, uid, etag in book.index.connection().execute(
+        "SELECT href, uid, etag FROM items WHERE coll=?", (book.coll,))}
+    assert rows == {name: (card_fields.extract(text).uid, etag_of(text.lstrip("\ufeff")))
+                    for name, text in texts.items()}
+    # Each card's values belong to its own row (rows and values are numbered apart).
+    for n in random.Random(7).sample(range(BULK_LOAD), 50):
+        assert [href for (href,) in book.index.connection().execute(
+            "SELECT i.href FROM props p JOIN items i ON i.id = p.item "
+            "WHERE p.name = 'EMAIL' AND p.norm = ?", (f"p{n}@example.org",))] == [f"c{n:05d}.vcf"]

@@ -172,3 +172,29 @@ def test_importers_survive_mutated_corpus_files(data: bytes, fmt: str) -> None:
 def test_every_corpus_file_imports_or_reports(tmp_path: Path) -> None:
     for data in CORPUS_FILES:
         _import_never_crashes(data, "auto")
+
+
+# Content lines as files hold them: groups, parameters (bare, quoted, repeated), odd names.
+_LINE_PART = st.sampled_from(["FN", "EMAIL", "tel", "item1.", "X-A.B", ";", ";TYPE=work",
+                              ";type=\"a;b:c\"", ";CELL", "=", ".", ",", '"', " ", "é", "Ω",
+                              "value", "a:b", "\\;", "\\,"])
+
+
+@SETTINGS
+@given(heads=st.lists(st.lists(_LINE_PART, min_size=1, max_size=6).map("".join),
+                      min_size=1, max_size=8),
+       values=st.lists(st.lists(_LINE_PART, max_size=5).map("".join), min_size=8, max_size=8))
+def test_each_line_of_a_card_is_parsed_as_parse_line_parses_it_alone(
+        heads: list[str], values: list[str]) -> None:
+    """``parse_lines`` reads a line with no group or parameter itself (a rebuild's
+    shortcut); every line must still come out as the general ``parse_line`` reads it."""
+    lines = [f"{head}:{value}" for head, value in zip(heads, values, strict=False)
+             if head[:1].isalpha() and head[0] not in "bBeE"]
+    text = "BEGIN:VCARD\r\n" + "".join(line + "\r\n" for line in lines) + "END:VCARD\r\n"
+    try:
+        expected = [card_fields.parse_line(line) for line in lines]
+    except card_fields.CardSyntaxError:
+        with pytest.raises(card_fields.CardSyntaxError):
+            card_fields.parse_lines(text)
+        return
+    assert card_fields.parse_lines(text) == expected

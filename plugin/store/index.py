@@ -809,7 +809,11 @@ class CardIndex(ContactQueries):
             if bulk:  # built again at the end, from sorted entries: far cheaper
                 for name in _SECONDARY_INDEXES:
                     db.execute(f"DROP INDEX IF EXISTS {name}")
-            stale = changed + list(unseen.items())
+            # New cards in name order: their rows' (coll, href) key then grows at its
+            # end instead of at a random page. In a first build of 100,000 cards
+            # the rows' inserts took 0.95 s of the index's CPU so, 2.15 s in the
+            # listing's order (three A/B pairs); the other keys are built after.
+            stale = changed + (sorted(unseen.items()) if bulk else list(unseen.items()))
             del unseen
             hrefs = [href for href, _ in stale]
             loads = (read_many(hrefs) if read_many is not None and len(stale) >= BULK_LOAD

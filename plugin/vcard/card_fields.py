@@ -218,7 +218,14 @@ def parse_lines(text: str) -> list[ContentLine]:
     depth = 0
     for raw in lines:
         if raw[0].isalpha() and raw[0] not in "bBeE":  # neither BEGIN nor END: most lines
-            result.append(parse_line(raw))
+            colon = raw.find(":")
+            head = raw[:colon]
+            if colon > 0 and ";" not in head and "." not in head and '"' not in head:
+                # NAME:value, no group, no parameter: what parse_line makes of it,
+                # without its splits (a rebuild parses a million lines).
+                result.append(ContentLine("", head.strip().upper(), {}, raw[colon + 1:]))
+            else:
+                result.append(parse_line(raw))
             continue
         upper = raw.strip().upper()
         if upper == "BEGIN:VCARD":
