@@ -710,15 +710,20 @@ class Collection(radicale.AdapterCollection):
             raise ValueError(f"Failed to store item {href!r} in collection {self.path!r}: {e}"
                              ) from e
         st = os.stat(path)
-        self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields,
-                        dir_mtime_ns=os.stat(self.folder).st_mtime_ns)  # note_own_write's
+        row = self._index.put(coll, href, text, st.st_size, st.st_mtime_ns, fields,
+                              dir_mtime_ns=os.stat(self.folder).st_mtime_ns)  # note_own_write's
         self._forget_rows()
-        return self._stored(href, text, old_row, old_text, old_item)
+        return self._stored(href, text, old_row, old_text, old_item, row)
 
     def _stored(self, href: str, text: str, old_row: ItemRow | None, old_text: str | None,
-                old_item: radicale.Item | None) -> tuple[radicale.Item, radicale.Item | None]:
-        """After a card is stored: its history, its friends, and the item to answer with."""
-        row = self._index.row(self._coll(), href)
+                old_item: radicale.Item | None, row: ItemRow | None = None
+                ) -> tuple[radicale.Item, radicale.Item | None]:
+        """After a card is stored: its history, its friends, and the item to answer with.
+
+        ``row``: the one the index just wrote (the lock is held: it is current), or
+        None to read it (the PostgreSQL store wrote it through its cache)."""
+        if row is None:
+            row = self._index.row(self._coll(), href)
         if row is None:
             raise ValueError(f"{href!r} in {self.path!r} was stored but is not a card")
         history = self.history
