@@ -58,7 +58,10 @@ def test_the_floor_server_answers_its_canned_card_and_multistatus(tmp_path: Path
         connection.close()
     finally:
         server.terminate()
-        assert server.wait(timeout=30) == 0
+        # Granian (cardfile serve's settings) gives a worker that does not stop at
+        # once 30 s (workers_kill_timeout) before it ends it; now and then one
+        # takes them (6 of 129 stops here, with and without a PUT before): wait past that.
+        assert server.wait(timeout=45) == 0
 
 
 @pytest.mark.skipif(not YARDSTICK.is_file(),
