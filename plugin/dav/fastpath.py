@@ -54,6 +54,7 @@ from cardfile.plugin.contacts.sent_card import SentCard
 from cardfile.plugin.contacts.storage import Collection, http_date
 from cardfile.plugin.dav import item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
+from cardfile.plugin.store.card_file import read_to_end
 
 log = logging.getLogger("cardfile")
 
@@ -569,9 +570,7 @@ def _read_card(folder: str, href: str, size: int) -> tuple[str, str] | None:
     try:
         fd = os.open(os.path.join(folder, href), os.O_RDONLY)
         try:
-            raw = os.read(fd, size + 1)
-            if len(raw) > size:  # grown since it was indexed
-                raw += b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
+            raw = read_to_end(fd, size)  # (size: as indexed)
         finally:
             os.close(fd)
         if raw.startswith(codecs.BOM_UTF8):
