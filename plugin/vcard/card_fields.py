@@ -94,6 +94,11 @@ def parse_line(line: str) -> ContentLine:
     colon = line.find(":")
     if colon > 0 and '"' not in line[:colon]:
         return _parse_plain_line(line, colon)
+    return _parse_quoted_line(line)
+
+
+def _parse_quoted_line(line: str) -> ContentLine:
+    """Any line, character by character: a ``;`` or ``:`` inside quotes is a value's."""
     i = 0
     length = len(line)
     while i < length and line[i] not in ";:":
@@ -126,7 +131,10 @@ def parse_line(line: str) -> ContentLine:
 
 def _parse_plain_line(line: str, colon: int) -> ContentLine:
     """The common case (no quoted parameter values): plain string splits."""
-    head, *raw_params = line[:colon].split(";")
+    head = line[:colon]
+    if ";" not in head and "." not in head:  # NAME:value, most lines: nothing to split
+        return ContentLine("", head.strip().upper(), {}, line[colon + 1 :])
+    head, *raw_params = head.split(";")
     group, _, name = head.rpartition(".")
     params: dict[str, list[str]] = {}
     for param in raw_params:
@@ -218,14 +226,7 @@ def parse_lines(text: str) -> list[ContentLine]:
     depth = 0
     for raw in lines:
         if raw[0].isalpha() and raw[0] not in "bBeE":  # neither BEGIN nor END: most lines
-            colon = raw.find(":")
-            head = raw[:colon]
-            if colon > 0 and ";" not in head and "." not in head and '"' not in head:
-                # NAME:value, no group, no parameter: what parse_line makes of it,
-                # without its splits (a rebuild parses a million lines).
-                result.append(ContentLine("", head.strip().upper(), {}, raw[colon + 1:]))
-            else:
-                result.append(parse_line(raw))
+            result.append(parse_line(raw))
             continue
         upper = raw.strip().upper()
         if upper == "BEGIN:VCARD":
