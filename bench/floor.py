@@ -19,6 +19,13 @@ itself costs.
     python bench/floor.py --cards /folder  # canned answers made of these .vcf files
 
 ``run_bench.py`` runs it after the servers and prints it under the goal table.
+
+The same server, given a folder of cards (``--listing``), also stands in for
+a whole server in ``mix_bench.py --servers floor``: it lists those cards under
+any book's path (PROPFIND), answers every sync-collection with no change and
+a new token, every multiget with the canned 10 cards and every PUT of a card
+that exists (``If-Match``) with a 204 and an ETag. That is the 50-client
+mix's floor: what its p99 is on this machine when the server costs nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from servers import HOST, BenchError, Server, find_yardstick, free_port
 BATCH = 10
 _CARD_VARIABLE = "CARDFILE_FLOOR_CARD"
 _REPORT_VARIABLE = "CARDFILE_FLOOR_REPORT"
+_LISTING_VARIABLE = "CARDFILE_FLOOR_LISTING"
 #: The ETag of the canned 201 (a SHA-256, as Cardfile's are).
 _PUT_ETAG = f'"{0:064x}"'
 #: A card of the yardstick's usual size, for when no seeded card is at hand.
@@ -70,25 +78,57 @@ def multistatus(cards: list[str]) -> str:
             f'xmlns:CR="urn:ietf:params:xml:ns:carddav">{responses}</multistatus>')
 
 
-def canned_application(card: bytes, report: bytes) -> Callable[..., Iterable[bytes]]:
-    """A WSGI application whose answers cost nothing: bytes made (and gzipped) once."""
+def sync_answer() -> bytes:
+    """A sync-collection answer with no change: what most of a polling client gets."""
+    return (b'<?xml version="1.0" encoding="utf-8"?>\n<multistatus xmlns="DAV:">'
+            b"<sync-token>http://radicale.org/ns/sync/floor</sync-token></multistatus>")
+
+
+def listing_answer(path: str, names: list[str]) -> bytes:
+    """A PROPFIND answer listing ``names`` (with ETags) under the collection at ``path``."""
+    base = path if path.endswith("/") else path + "/"
+    responses = [f"<response><href>{escape(base)}</href><propstat><prop><getetag/></prop>"
+                 "<status>HTTP/1.1 404 Not Found</status></propstat></response>"]
+    responses += [f"<response><href>{escape(base + name)}</href><propstat><prop>"
+                  f'<getetag>"{i:064x}"</getetag></prop><status>HTTP/1.1 200 OK</status>'
+                  "</propstat></response>" for i, name in enumerate(names)]
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<multistatus xmlns="DAV:">'
+            + "".join(responses) + "</multistatus>").encode()
+
+
+def canned_application(card: bytes, report: bytes, names: list[str] | None = None
+                       ) -> Callable[..., Iterable[bytes]]:
+    """A WSGI application whose answers cost nothing: bytes made (and gzipped) once.
+
+    ``names``, when given, are the cards a PROPFIND Depth 1 of any collection
+    lists (the mix's setup); the answers the mix then times stay canned.
+    """
     answers = {
         "GET": ("200 OK", "text/vcard; charset=utf-8", card, gzip.compress(card, 1)),
         "REPORT": ("207 Multi-Status", "text/xml; charset=utf-8", report,
                    gzip.compress(report, 1)),
     }
+    sync = sync_answer()
+    sync_answers = (sync, gzip.compress(sync, 1))
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]
                     ) -> Iterable[bytes]:
-        body = environ["wsgi.input"]
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length:
-            body.read(length)
-        if environ["REQUEST_METHOD"] == "PUT":  # Cardfile's answer to a new card
-            start_response("201 Created", [("ETag", _PUT_ETAG), ("Content-Length", "0")])
+        request = environ["wsgi.input"].read(length) if length else b""
+        method = environ["REQUEST_METHOD"]
+        if method == "PUT":  # Cardfile's answers to a new card and to an edit
+            status = "204 No Content" if "HTTP_IF_MATCH" in environ else "201 Created"
+            start_response(status, [("ETag", _PUT_ETAG), ("Content-Length", "0")])
             return [b""]
-        status, content_type, plain, zipped = answers.get(
-            environ["REQUEST_METHOD"], answers["GET"])
+        if method == "PROPFIND":
+            listed = names if names is not None and environ.get("HTTP_DEPTH") == "1" else []
+            listing = listing_answer(environ.get("PATH_INFO", "/"), listed)
+            start_response("207 Multi-Status", [("Content-Type", "text/xml; charset=utf-8"),
+                                                ("Content-Length", str(len(listing)))])
+            return [listing]
+        status, content_type, plain, zipped = answers.get(method, answers["GET"])
+        if method == "REPORT" and b"sync-collection" in request:
+            plain, zipped = sync_answers
         headers = [("Content-Type", content_type)]
         answer = plain
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
@@ -103,11 +143,13 @@ def canned_application(card: bytes, report: bytes) -> Callable[..., Iterable[byt
 
 def _load(_target: str) -> Callable[..., Iterable[bytes]]:
     """Granian's loader in each worker: the canned answers from the files named."""
+    folder = os.environ.get(_LISTING_VARIABLE)
+    names = sorted(p.name for p in Path(folder).glob("*.vcf")) if folder else None
     return canned_application(Path(os.environ[_CARD_VARIABLE]).read_bytes(),
-                              Path(os.environ[_REPORT_VARIABLE]).read_bytes())
+                              Path(os.environ[_REPORT_VARIABLE]).read_bytes(), names)
 
 
-def serve(port: int, card: Path, report: Path) -> None:
+def serve(port: int, card: Path, report: Path, listing: Path | None = None) -> None:
     """Serve the canned answers on loopback as ``cardfile serve`` serves (its settings)."""
     from granian.server import Server
 
@@ -117,6 +159,8 @@ def serve(port: int, card: Path, report: Path) -> None:
         os.environ["XDG_CONFIG_HOME"] = data  # the defaults, not this machine's config
         configuration = Recipe(data_dir=data, config_file=None).configuration()
         os.environ[_CARD_VARIABLE], os.environ[_REPORT_VARIABLE] = str(card), str(report)
+        if listing is not None:
+            os.environ[_LISTING_VARIABLE] = str(listing)
         Server("cardfile-floor", address=HOST, port=port,
                **granian_settings(configuration)).serve(target_loader=_load)
 
@@ -157,17 +201,28 @@ def measure(yardstick: Path, port: int, count: int, card: str = _SAMPLE_CARD
     return figures
 
 
+def serve_argv(port: int, work: Path, cards: Path | None, listing: bool = False
+               ) -> list[str]:
+    """The command that serves canned answers made of ``cards`` (files written to ``work``).
+
+    With ``listing``, a PROPFIND Depth 1 lists the cards of ``cards`` under any
+    collection: the stand-in ``mix_bench.py`` runs as its ``floor`` server.
+    """
+    texts = sample_cards(cards)
+    card, report = work / "card.vcf", work / "report.xml"
+    card.write_bytes(texts[0].encode("utf-8"))
+    report.write_bytes(multistatus(texts).encode("utf-8"))
+    argv = [sys.executable, __file__, "--serve", str(port), str(card), str(report)]
+    return argv + (["--listing", str(cards)] if listing and cards is not None else [])
+
+
 def floor(yardstick: Path, cards: Path | None, count: int = 1000,
           timeout: float = 30.0) -> dict[str, float]:
     """Start the canned server, measure it with the yardstick's client, stop it."""
     texts = sample_cards(cards)
     with tempfile.TemporaryDirectory(prefix="cardfile-floor-") as folder:
-        card, report = Path(folder) / "card.vcf", Path(folder) / "report.xml"
-        card.write_bytes(texts[0].encode("utf-8"))
-        report.write_bytes(multistatus(texts).encode("utf-8"))
         server = Server("floor", free_port(), Path(folder), Path(folder) / "server.log")
-        server.start([sys.executable, __file__, "--serve", str(server.port), str(card),
-                      str(report)], dict(os.environ), timeout)
+        server.start(serve_argv(server.port, Path(folder), cards), dict(os.environ), timeout)
         try:
             figures = measure(yardstick, server.port, count, texts[0])
         finally:
@@ -196,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="book size the multiget total is given for (10000)")
     parser.add_argument("--serve", nargs=3, metavar=("PORT", "CARD", "REPORT"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--listing", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(int(args.serve[0]), Path(args.serve[1]), Path(args.serve[2]))
+        serve(int(args.serve[0]), Path(args.serve[1]), Path(args.serve[2]), args.listing)
         return 0
     script = args.yardstick / "carddav_bench.py" if args.yardstick.is_dir() else args.yardstick
     if not script.is_file():

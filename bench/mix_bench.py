@@ -28,10 +28,13 @@ Besides the three servers of ``servers.py``, two set-ups of Cardfile on
 PostgreSQL (``pg_servers.py``): ``cardfile-pg``, one server with
 ``--database``, and ``cardfile-pg3``, three servers (each its own data
 folder, the same database and users) with every client sending its requests
-round-robin to the three ports. Their books are loaded with ``cardfile db
-import``; each server's cache is filled by the untimed setup. Their CPU and
-memory include PostgreSQL's processes (its postmaster's tree), and are
-printed split into Cardfile's and PostgreSQL's share.
+round-robin to the three ports. And ``floor``: Granian with ``cardfile
+serve``'s settings answering canned bytes (``floor.py``), so the same clients
+on the same cores show what part of the p99 is theirs and the HTTP server's.
+The PostgreSQL set-ups' books are loaded with ``cardfile db import``; each
+server's cache is filled by the untimed setup. Their CPU and memory include
+PostgreSQL's processes (its postmaster's tree), and are printed split into
+Cardfile's and PostgreSQL's share.
 
 Printed per server: requests/s; server CPU seconds over the window, summed
 over its process tree, and requests per CPU-second (the "requests per second
@@ -45,6 +48,7 @@ shows. Then the goal rows for all servers.
     python bench/mix_bench.py --users 10 --cards 200 --seconds 15
     python bench/mix_bench.py                      # 100 users x 1,000 cards, 50 clients, 60 s
     python bench/mix_bench.py --servers cardfile,cardfile-pg,cardfile-pg3
+    python bench/mix_bench.py --servers floor,cardfile  # the p99 with a server that does nothing
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from types import FrameType
 from typing import Any
 from xml.sax.saxutils import escape
 
+import floor
 import goals
 import pg_servers
 import proctree
@@ -92,8 +97,9 @@ from servers import (
 )
 
 BOOK = "book"
-#: Every set-up this benchmark runs: the three servers, then Cardfile on PostgreSQL.
-MIX_LABELS = (*LABELS, *pg_servers.SERVER_COUNTS)
+#: Every set-up this benchmark runs: the three servers, Cardfile on PostgreSQL, and
+#: the floor (``floor.py``'s canned answers: the mix when the server costs nothing).
+MIX_LABELS = (*LABELS, *pg_servers.SERVER_COUNTS, "floor")
 OPS = ("sync", "multiget", "get", "put")
 WEIGHTS = (40, 25, 25, 10)
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -412,6 +418,10 @@ def deploy(label: str, args: argparse.Namespace, base: Path, vcards: Path, users
             seed_book(label, data, user, BOOK, vcards)
         server = Server(label, free_port(), root, root / "server.log")
         return Deployment(label, [server], [serve_argv(data, server.port, None)])
+    if label == "floor":  # nothing to seed: it lists the cards' names under every book
+        server = Server(label, free_port(), root, root / "server.log")
+        return Deployment(label, [server], [floor.serve_argv(server.port, root, vcards,
+                                                             listing=True)])
     if label not in pg_servers.SERVER_COUNTS:
         server = Server(label, free_port(), root, root / "server.log")
         argv, storage = prepare(label, root, server.port, users, secret, env)

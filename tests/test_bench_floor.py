@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import re
 import subprocess
 import sys
 import time
@@ -76,3 +77,76 @@ def test_the_floor_is_measured_with_the_yardsticks_client() -> None:
     assert figures["put_p50_ms"] > 0
     assert "for the 100 multigets of 1,000 cards" in done.stdout
     assert "PUT of a new card p50" in done.stdout
+
+
+def _wait_for(port: int, server: subprocess.Popen[bytes]) -> http.client.HTTPConnection:
+    deadline = time.monotonic() + 30
+    while True:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.connect()
+            return connection
+        except OSError:
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.05)
+
+
+def test_the_floor_stands_in_for_a_server_in_the_mix(tmp_path: Path) -> None:
+    """With a folder of cards it lists them under any book and answers the mix's requests."""
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    names = ["b&b.vcf", "a.vcf", "c.vcf"]
+    for name in names:
+        (cards / name).write_text(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nEND:VCARD\r\n")
+    port = free_port()
+    argv = [sys.executable, str(BENCH / "floor.py"), "--serve", str(port),
+            str(tmp_path / "card.vcf"), str(tmp_path / "report.xml"), "--listing", str(cards)]
+    (tmp_path / "card.vcf").write_bytes((cards / "a.vcf").read_bytes())
+    (tmp_path / "report.xml").write_bytes(b'<?xml version="1.0"?><multistatus xmlns="DAV:"/>')
+    server = subprocess.Popen(argv, cwd=BENCH)
+    try:
+        connection = _wait_for(port, server)
+        connection.request("PROPFIND", "/u007/book/", headers={"Depth": "1"})
+        answer = connection.getresponse()
+        body = answer.read().decode()
+        assert answer.status == 207
+        hrefs = re.findall(r"<href>([^<]+)</href>", body)
+        assert hrefs == ["/u007/book/", "/u007/book/a.vcf", "/u007/book/b&amp;b.vcf",
+                         "/u007/book/c.vcf"]
+        assert body.count("<getetag>") == len(names)
+        connection.request("PROPFIND", "/u007/", headers={"Depth": "0"})
+        answer = connection.getresponse()
+        assert answer.status == 207 and "a.vcf" not in answer.read().decode()
+        connection.request("REPORT", "/u007/book/", body=b"<D:sync-collection xmlns:D='DAV:'>"
+                           b"<D:sync-token>x</D:sync-token></D:sync-collection>")
+        answer = connection.getresponse()
+        body = answer.read().decode()
+        assert answer.status == 207 and "<sync-token>" in body and "<response>" not in body
+        connection.request("PUT", "/u007/book/a.vcf", body=b"BEGIN:VCARD\r\nEND:VCARD\r\n",
+                           headers={"If-Match": '"1"', "Content-Type": "text/vcard"})
+        answer = connection.getresponse()
+        assert (answer.status, answer.read()) == (204, b"")
+        assert answer.getheader("ETag", "").startswith('"')
+        connection.close()
+    finally:
+        server.terminate()
+        assert server.wait(timeout=45) == 0  # see the test above for the 30 s
+
+
+@pytest.mark.skipif(not YARDSTICK.is_file(),
+                    reason=f"the shared yardstick is not at {YARDSTICK} (CI has it)")
+def test_the_mix_runs_against_the_floor_without_an_error() -> None:
+    """``mix_bench.py --servers floor``: every kind of request answered as the mix checks it."""
+    done = subprocess.run([sys.executable, str(BENCH / "mix_bench.py"), "--servers", "floor",
+                           "--yardstick", str(YARDSTICK), "--users", "2", "--cards", "30",
+                           "--clients", "4", "--client-procs", "1", "--seconds", "2",
+                           "--warmup", "0.5", "--login-rounds", "1"],
+                          cwd=BENCH, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()
+            if line.strip().split(" ")[0] in ("sync", "multiget", "get", "put")}
+    assert set(rows) == {"sync", "multiget", "get", "put"}, done.stdout
+    for op, cells in rows.items():
+        assert int(cells[1]) > 0, f"no {op} was answered: {done.stdout}"
+        assert cells[-1] == "0", f"{op} had errors: {done.stdout}"
+    assert "floor: " in done.stdout and "; errors 0" in done.stdout
