@@ -153,7 +153,7 @@ def serve(port: int, card: Path, report: Path, listing: Path | None = None) -> N
     """Serve the canned answers on loopback as ``cardfile serve`` serves (its settings)."""
     from granian.server import Server
 
-    from cardfile.cli.server import Recipe, granian_settings
+    from cardfile.cli.server import Recipe, granian_settings, stop_forked_workers_while_loading
 
     with tempfile.TemporaryDirectory(prefix="cardfile-floor-") as data:
         os.environ["XDG_CONFIG_HOME"] = data  # the defaults, not this machine's config
@@ -161,6 +161,7 @@ def serve(port: int, card: Path, report: Path, listing: Path | None = None) -> N
         os.environ[_CARD_VARIABLE], os.environ[_REPORT_VARIABLE] = str(card), str(report)
         if listing is not None:
             os.environ[_LISTING_VARIABLE] = str(listing)
+        stop_forked_workers_while_loading()  # as cardfile serve does
         Server("cardfile-floor", address=HOST, port=port,
                **granian_settings(configuration)).serve(target_loader=_load)
 

@@ -155,24 +155,31 @@ def _available_memory() -> int | None:
     return None
 
 
-def _stop_while_loading() -> None:
-    """A SIGTERM that comes while this worker loads ends it at once.
+def stop_forked_workers_while_loading() -> None:
+    """A SIGTERM that comes while a worker starts ends it at once.
 
     Workers are forked from the master and inherit its Python signal
     handlers, which only flag the *master's* shutdown: a SIGTERM reaching a
-    worker before Granian installs the worker's own handlers (while the
-    application loads, about a second) was lost, and the master then waited
-    its full ``workers_kill_timeout`` (30 s) for the worker to stop. Found by
-    a test that stops a server right after it answers. Granian replaces these
-    defaults once the worker serves.
+    worker before Granian installs the worker's own handlers was lost, and
+    the master then waited its full ``workers_kill_timeout`` (30 s) for the
+    worker to stop. Found by a test that stops a server right after it
+    answers. The worker's loader first put the defaults back, but Granian
+    sets up a worker (its logging, socket and event loop) before it calls
+    the loader, and a SIGTERM in that time was still lost: 2 of 150 stops
+    of ``bench/floor.py``'s server took 30.1 s. So the defaults are put back
+    at the fork itself, in every process forked from here on (Granian's
+    workers are the only ones); Granian replaces them once the worker serves.
     """
+    os.register_at_fork(after_in_child=_default_stop_handlers)
+
+
+def _default_stop_handlers() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def load_application(_target: str) -> Any:
     """Granian's loader, run in each worker: the application from the recipe."""
-    _stop_while_loading()
     parent_death.end_with(int(os.environ[MASTER_VARIABLE]))
     recipe = Recipe(**json.loads(os.environ[RECIPE_VARIABLE]))
     configure_logging(recipe.log_level)  # Granian configured its own in the worker
@@ -306,4 +313,5 @@ def serve(recipe: Recipe) -> None:
     server = Server("cardfile", address=host, port=port, **granian_settings(configuration),
                     **tls)
     server.on_shutdown(lambda: log.info("Stopping: running requests finish first"))
+    stop_forked_workers_while_loading()
     server.serve(target_loader=load_application)

@@ -591,3 +591,35 @@ def test_each_worker_answers_on_a_core_of_its_own(tmp_path: Path) -> None:
         assert workers and not any(_pinned_cores(workers).values())
     finally:
         free.stop()
+
+
+_FORK_THEN_SIGTERM = """
+import os, signal, sys
+from cardfile.cli.server import stop_forked_workers_while_loading
+handled = []
+signal.signal(signal.SIGTERM, lambda *_: handled.append(1))  # as Granian's master's handler
+if sys.argv[1] == "reset":
+    stop_forked_workers_while_loading()
+child = os.fork()
+if child == 0:  # a worker, SIGTERMed before it has handlers of its own
+    os.kill(os.getpid(), signal.SIGTERM)
+    os._exit(3 if handled else 4)  # it ran on: the stop was lost
+_, status = os.waitpid(child, 0)
+print(os.WTERMSIG(status) if os.WIFSIGNALED(status) else "exit %d" % os.WEXITSTATUS(status))
+"""
+
+
+@pytest.mark.parametrize("reset", ["reset", "inherited"])
+def test_a_sigterm_before_a_worker_has_handlers_ends_it(reset: str) -> None:
+    """A worker forked by ``cardfile serve`` ends at a SIGTERM from its first instant.
+
+    Forked workers inherit the master's Python handler, which only flags the
+    master's shutdown; a SIGTERM before Granian installed the worker's own was
+    lost, and the master waited 30 s (``workers_kill_timeout``) to kill it.
+    The control case shows the inherited handler swallowing it.
+    """
+    done = subprocess.run([sys.executable, "-c", _FORK_THEN_SIGTERM, reset],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    expected = str(int(signal.SIGTERM)) if reset == "reset" else "exit 3"
+    assert done.stdout.strip() == expected
