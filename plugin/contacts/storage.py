@@ -25,6 +25,7 @@ import marshal
 import multiprocessing
 import os
 import shutil
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -750,7 +751,7 @@ class Collection(radicale.AdapterCollection):
             self._record_book_deletion()
             if self.storage.shared is not None:
                 self.storage.shared.drop_book(self.path)
-            super().delete(None)
+            self._delete_folder()
             self._index.forget_collection(self.path)
             state_files.removed_folder(self.folder)  # gone from every server's folder
             return
@@ -802,6 +803,31 @@ class Collection(radicale.AdapterCollection):
             from cardfile.plugin.contacts.grants import friends  # (imports this module)
 
             friends.copy_deleted(self, old_row.uid)  # a friend's copy, deleted: no more
+
+    def _delete_folder(self) -> None:
+        """The book's folder gone from its place now; its files removed once the lock is free.
+
+        Radicale's delete renames the folder into a temporary one beside it and
+        removes that before it returns, under the storage lock: for a book of
+        100,000 cards 8.2 s of removing files, while every other request
+        waited. The rename is what deletes the book (atomic; the folder is
+        flushed); the removal of the files, which nobody reads any more, waits
+        for the lock to be released (``Storage.remove_when_free``). A crash in
+        between leaves a ``.Radicale.tmp-`` folder, as a crash during
+        Radicale's own removal did; backups skip such folders.
+        """
+        parent = os.path.dirname(self.folder)
+        try:
+            os.rmdir(self.folder)  # an empty book: nothing to remove later
+        except OSError:
+            holder = tempfile.mkdtemp(prefix=_TEMP_FILE_PREFIX, dir=parent)
+            try:
+                os.rename(self.folder, os.path.join(holder, os.path.basename(self.folder)))
+            except OSError:
+                os.rmdir(holder)
+                raise
+            self.storage.remove_when_free(holder)
+        self.storage.sync_folder(parent)
 
     def _record_book_deletion(self) -> None:
         """A whole address book deleted (a client's DELETE): every card goes to the trash.
@@ -975,13 +1001,27 @@ class Storage(radicale.AdapterStorage):
                 held.enter_context(super().acquire_lock(mode, user, *args, **kwargs))
             if outermost:
                 self._held.books = {}
+                self._held.removals = []
             try:
                 yield
             finally:
                 if outermost:
                     self._held.books = None
+                    removals, self._held.removals = self._held.removals, None
+        if outermost:
+            for folder in removals:
+                shutil.rmtree(folder, ignore_errors=True)
         if outermost and mode == "w":
             self._after_write()
+
+    def remove_when_free(self, folder: str) -> None:
+        """Remove ``folder`` and all in it once this thread releases the lock (at once
+        if it holds none): files nobody reads any more need not hold up others."""
+        removals: list[str] | None = getattr(self._held, "removals", None)
+        if removals is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            removals.append(folder)
 
     def staged_card(self, book_path: str, text: str) -> contextlib.AbstractContextManager[None]:
         """Within: ``text``, if it is what a save into that book then stores, is
