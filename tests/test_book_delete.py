@@ -69,5 +69,8 @@ def test_deleting_a_large_book_keeps_the_other_books_and_every_index(
     assert item["name"] == f"Big Person{n}" and item["href"] == f"b{n:05d}.vcf"
     assert api.ok("GET", item["url"])["vcard"] == card(
         f"big-{n}", f"Big Person{n}", f"EMAIL:big{n}@example.org")
+    # The mass-change guard saw every card of the book go, and the book's own size.
+    alerts = api.ok("GET", "/api/books/big/alerts")["items"]
+    assert [(a["deleted"], a["book_size"]) for a in alerts] == [(BULK_LOAD, BULK_LOAD)]
     assert dav.put("n.vcf", card("new-1", "New Person"), book=BIG)[0] == 201
     assert list(dav.etags_of(BIG)) == [f"{BIG}n.vcf"]
