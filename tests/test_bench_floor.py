@@ -8,6 +8,7 @@ the yardstick's own client) and checks the server answered what it was given.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,21 +32,9 @@ def test_the_floor_server_answers_its_canned_card_and_multistatus(tmp_path: Path
     card.write_bytes("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Zoë\r\nEND:VCARD\r\n".encode())
     report = tmp_path / "report.xml"
     report.write_bytes(b'<?xml version="1.0"?><multistatus xmlns="DAV:"/>')
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(BENCH / "floor.py"), "--serve", str(port),
-                               str(card), str(report)], cwd=BENCH)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                connection.request("GET", "/bench/book/x.vcf",
-                                   headers={"Accept-Encoding": "gzip"})
-                answer = connection.getresponse()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.05)
+    with _floor_server(str(card), str(report)) as connection:
+        connection.request("GET", "/bench/book/x.vcf", headers={"Accept-Encoding": "gzip"})
+        answer = connection.getresponse()
         assert answer.status == 200
         assert answer.getheader("Content-Encoding") == "gzip"
         assert gzip.decompress(answer.read()) == card.read_bytes()
@@ -56,13 +46,6 @@ def test_the_floor_server_answers_its_canned_card_and_multistatus(tmp_path: Path
         answer = connection.getresponse()
         assert (answer.status, answer.read()) == (201, b"")
         assert answer.getheader("ETag", "").startswith('"')
-        connection.close()
-    finally:
-        server.terminate()
-        # Past Granian's workers_kill_timeout (30 s): now and then a worker does not
-        # end at its SIGTERM and the master waits that long (3 of 450 stops here since
-        # stop_forked_workers_while_loading in cli/server.py, 17 of 550 before).
-        assert server.wait(timeout=45) == 0
 
 
 @pytest.mark.skipif(not YARDSTICK.is_file(),
@@ -79,16 +62,31 @@ def test_the_floor_is_measured_with_the_yardsticks_client() -> None:
     assert "PUT of a new card p50" in done.stdout
 
 
-def _wait_for(port: int, server: subprocess.Popen[bytes]) -> http.client.HTTPConnection:
-    deadline = time.monotonic() + 30
-    while True:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            connection.connect()
-            return connection
-        except OSError:
-            assert time.monotonic() < deadline and server.poll() is None
-            time.sleep(0.05)
+@contextlib.contextmanager
+def _floor_server(*serve_args: str) -> Iterator[http.client.HTTPConnection]:
+    """``floor.py --serve`` on a free port: a connection to it once it accepts one;
+    the server stopped after, and it must end cleanly."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(BENCH / "floor.py"), "--serve", str(port),
+                               *serve_args], cwd=BENCH)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                connection.connect()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.05)
+        yield connection
+        connection.close()
+    finally:
+        server.terminate()
+        # Past Granian's workers_kill_timeout (30 s): now and then a worker does not
+        # end at its SIGTERM and the master waits that long (3 of 450 stops here since
+        # stop_forked_workers_while_loading in cli/server.py, 17 of 550 before).
+        assert server.wait(timeout=45) == 0
 
 
 def test_the_floor_stands_in_for_a_server_in_the_mix(tmp_path: Path) -> None:
@@ -98,14 +96,10 @@ def test_the_floor_stands_in_for_a_server_in_the_mix(tmp_path: Path) -> None:
     names = ["b&b.vcf", "a.vcf", "c.vcf"]
     for name in names:
         (cards / name).write_text(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nEND:VCARD\r\n")
-    port = free_port()
-    argv = [sys.executable, str(BENCH / "floor.py"), "--serve", str(port),
-            str(tmp_path / "card.vcf"), str(tmp_path / "report.xml"), "--listing", str(cards)]
     (tmp_path / "card.vcf").write_bytes((cards / "a.vcf").read_bytes())
     (tmp_path / "report.xml").write_bytes(b'<?xml version="1.0"?><multistatus xmlns="DAV:"/>')
-    server = subprocess.Popen(argv, cwd=BENCH)
-    try:
-        connection = _wait_for(port, server)
+    with _floor_server(str(tmp_path / "card.vcf"), str(tmp_path / "report.xml"),
+                       "--listing", str(cards)) as connection:
         connection.request("PROPFIND", "/u007/book/", headers={"Depth": "1"})
         answer = connection.getresponse()
         body = answer.read().decode()
@@ -127,10 +121,6 @@ def test_the_floor_stands_in_for_a_server_in_the_mix(tmp_path: Path) -> None:
         answer = connection.getresponse()
         assert (answer.status, answer.read()) == (204, b"")
         assert answer.getheader("ETag", "").startswith('"')
-        connection.close()
-    finally:
-        server.terminate()
-        assert server.wait(timeout=45) == 0  # see the test above for the 30 s
 
 
 @pytest.mark.skipif(not YARDSTICK.is_file(),
