@@ -214,6 +214,64 @@ def test_an_index_of_an_older_schema_is_rebuilt_with_a_new_epoch(tmp_path: Path)
     assert [r.uid for r in found.rows] == ["a"] and int(SCHEMA_VERSION) >= 9
 
 
+#: (href, FN): plain, accented, a letter folded by table, a typographic apostrophe.
+_FOLD_CARDS = [("zoe-1.vcf", "Zoë Müller"), ("zoe-2.vcf", "Zoe Muller"),
+               ("eve.vcf", "eve adams"), ("lukasz.vcf", "Łukasz Nowak"),
+               ("obrien.vcf", "Máire O’Brien")]
+_FOLD_QUERIES = ["zoe muller", "MÜLLER", "adams", "lukasz", "łukasz", "o'brien", "maire",
+                 "name:zoë", "nowak eve"]
+
+
+def _found(index: object, coll: int) -> dict[str, list[str]]:
+    return {q: sorted(r.href for r in index.page(  # type: ignore[attr-defined]
+        coll, 10**6, sort="name", descending=False, limit=50, cursor=None, q=q).rows)
+        for q in _FOLD_QUERIES}
+
+
+def test_an_index_of_version_10_is_migrated_in_place_and_finds_the_same(
+        tmp_path: Path) -> None:
+    """Version 11 keeps a folded value only where it is not the lowercase one
+    (nine in ten values are plain ASCII). An index that version 10 wrote (every
+    folded value stored, and indexed) is changed in place: same epoch and
+    sequence, so the tokens its clients hold stay valid, and search finds what
+    it found before and what a fresh index finds."""
+    from cardfile.plugin.store.index import SCHEMA_VERSION, CardIndex
+
+    path = str(tmp_path / "index.sqlite3")
+    index = CardIndex(path)
+    coll, _ = index.collection_id("alice/contacts", 1)
+    for number, (href, fn) in enumerate(_FOLD_CARDS):
+        index.put(coll, href, card(href[:-4], fn), 10 + number, 1)
+    expected = _found(index, coll)
+    assert expected["zoe muller"] == ["zoe-1.vcf", "zoe-2.vcf"]
+    assert expected["o'brien"] == ["obrien.vcf"] and expected["łukasz"] == ["lukasz.vcf"]
+    db = sqlite3.connect(path)
+    plain = db.execute("SELECT count(*) FROM props WHERE name='FN' AND fvalue=''").fetchone()
+    assert plain == (2,)  # "zoe muller", "eve adams": their lowercase form is the folded one
+    # As version 10 wrote it: the folded value of every searched property, all indexed.
+    db.execute("UPDATE props SET fvalue = lvalue WHERE fvalue = '' AND name IN "
+               "('FN', 'N', 'EMAIL', 'UID', 'TEL', 'NOTE', 'ORG')")
+    db.execute("DROP INDEX props_fold")
+    db.execute("CREATE INDEX props_fold ON props (name, fvalue, item)")
+    db.execute("UPDATE meta SET value='10' WHERE key='schema'")
+    db.commit()
+    db.close()
+    before = index.sync_state(coll)
+
+    migrated = CardIndex(path)
+    assert migrated.sync_state(coll) == before  # tokens stay valid: no rebuild
+    assert _found(migrated, coll) == expected
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (
+        SCHEMA_VERSION,)
+    assert db.execute("SELECT count(*) FROM props WHERE name='FN' AND fvalue=''"
+                      ).fetchone() == plain
+    fold_index = db.execute("SELECT sql FROM sqlite_master WHERE name='props_fold'"
+                            ).fetchone()[0]
+    assert "WHERE fvalue != ''" in fold_index
+    db.close()
+
+
 def test_every_ascii_pair_collates_as_its_characters(tmp_path: Path) -> None:
     """The sort key's shortcut (an ASCII word's elements are its characters') holds:
     DUCET has no contraction among ASCII characters."""

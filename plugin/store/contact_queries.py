@@ -93,17 +93,30 @@ def _word_condition(word: str) -> tuple[str, list[Any]]:
     The phone test only for a word that looks like a phone number: the digits
     of an email address (``ann.1984@...``) must not find phone numbers.
     """
-    names = ",".join("?" * len(_NAME_PROPS))
-    # "i.id IN (...)": SQLite scans the matching values once through the
-    # (name, lvalue) index and picks their cards, instead of looking at every
-    # card's values in turn (6x slower at 100,000 contacts).
-    sql = (f"i.id IN (SELECT p.item FROM props p WHERE p.name IN ({names}) "
-           f"AND p.fvalue LIKE ? ESCAPE '\\')")
-    params: list[Any] = [*_NAME_PROPS, _like(collation.fold(word))]
+    sql, params = _folded_match(_NAME_PROPS, word)
     if _looks_like_phone(word):
         sql = f"({sql} OR {_PHONE_IN})"
         params.append(_like(_phone_needle(word)))
     return sql, params
+
+
+def _folded_match(props: tuple[str, ...], text: str) -> tuple[str, list[Any]]:
+    """Cards with one of ``props`` whose folded value contains ``text`` folded.
+
+    A value's folded form is its lvalue, unless the index kept another in
+    fvalue (``index._prop_row``): so the plain values are found through the
+    (name, lvalue) index, the others through the small (name, fvalue) one
+    (``fvalue != ''`` names that partial index's condition). Both scan the
+    matching values once and pick their cards ("i.id IN"), instead of looking
+    at every card's values in turn (6x slower at 100,000 contacts).
+    """
+    marks = ",".join("?" * len(props))
+    needle = _like(collation.fold(text))
+    sql = (f"i.id IN (SELECT p.item FROM props p WHERE p.name IN ({marks}) "
+           f"AND p.lvalue LIKE ? ESCAPE '\\' "
+           f"UNION ALL SELECT p.item FROM props p WHERE p.name IN ({marks}) "
+           f"AND p.fvalue != '' AND p.fvalue LIKE ? ESCAPE '\\')")
+    return sql, [*props, needle, *props, needle]
 
 
 def _looks_like_phone(text: str) -> bool:
@@ -112,10 +125,7 @@ def _looks_like_phone(text: str) -> bool:
 
 def _field_condition(props: tuple[str, ...], value: str) -> tuple[str, list[Any]]:
     """``field:value``: the value in that field only (phones by digits too)."""
-    marks = ",".join("?" * len(props))
-    sql = (f"i.id IN (SELECT p.item FROM props p WHERE p.name IN ({marks}) "
-           f"AND p.fvalue LIKE ? ESCAPE '\\')")
-    params: list[Any] = [*props, _like(collation.fold(value))]
+    sql, params = _folded_match(props, value)
     if "TEL" in props and sum(c.isdigit() for c in value) >= 3:
         sql = f"({sql} OR {_PHONE_IN})"
         params.append(_like(_phone_needle(value)))
