@@ -59,9 +59,6 @@ class CardFields:
     version: str
     #: (property name, value as text-match sees it) for every indexed value.
     values: list[tuple[str, str]] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-    emails: list[str] = field(default_factory=list)
-    phones: list[str] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
     #: Family and given name from N, for sorting by family name.
     family: str = ""
@@ -278,12 +275,6 @@ def extract(text: str) -> CardFields:
             fields.given = parts[1].strip() if len(parts) > 1 else ""
         elif name in ("KIND", "X-ADDRESSBOOKSERVER-KIND"):
             fields.kind = first.strip().lower()
-        elif name == "CATEGORIES":
-            fields.categories.extend(values)
-        elif name == "EMAIL":
-            fields.emails.extend(normalise_email(v) for v in values if v.strip())
-        elif name == "TEL":
-            fields.phones.extend(normalise_phone(v) for v in values if v.strip())
         elif name in ("MEMBER", "X-ADDRESSBOOKSERVER-MEMBER"):
             fields.members.extend(v.strip() for v in values if v.strip())
     if not fields.fn:
