@@ -225,16 +225,29 @@ class HistoryStore:
 
     # -- writing ---------------------------------------------------------------
     def record(self, changes: Iterable[Change]) -> list[int]:
-        """Record changes in one transaction; returns their ids."""
+        """Record changes in one transaction; returns their ids.
+
+        The texts go in first, in the order of their keys: a hash puts each at
+        a random place in its B-tree, and a whole book's (a book deleted at
+        once) written at random pages took 4.3 s of 100,000 cards' 5 s under
+        the storage's write lock; in key order each page is filled in turn
+        (3.1 s). They are compressed before the transaction begins.
+        """
+        changes = list(changes)
+        texts: dict[bytes, tuple[bytes, bytes, int]] = {}
+        digests: list[bytes | None] = []
+        for change in changes:
+            digest = None
+            if change.before is not None:
+                digest = text_hash(change.before)
+                if digest not in texts:
+                    raw = change.before.encode("utf-8")
+                    texts[digest] = (digest, zlib.compress(raw, 6), len(raw))
+            digests.append(digest)
         ids = []
         with self._transaction() as db:
-            for change in changes:
-                digest = None
-                if change.before is not None:
-                    digest = text_hash(change.before)
-                    raw = change.before.encode("utf-8")
-                    db.execute("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)",
-                               (digest, zlib.compress(raw, 6), len(raw)))
+            db.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)", sorted(texts.values()))
+            for change, digest in zip(changes, digests, strict=True):
                 cursor = db.execute(
                     "INSERT INTO events (time_ns, uid, href, action, before, fn, user, client,"
                     " agent, via, emptied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
