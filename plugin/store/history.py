@@ -142,6 +142,23 @@ def text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
 
+def compressed_texts(changes: list[Change]
+                     ) -> tuple[dict[bytes, tuple[bytes, int]], list[bytes | None]]:
+    """The texts of ``changes`` as both stores keep them, before any transaction begins:
+    key -> (zlib data, size), once per text, and each change's text key (None: no text)."""
+    texts: dict[bytes, tuple[bytes, int]] = {}
+    digests: list[bytes | None] = []
+    for change in changes:
+        digest = None
+        if change.before is not None:
+            digest = text_hash(change.before)
+            if digest not in texts:
+                raw = change.before.encode("utf-8")
+                texts[digest] = (zlib.compress(raw, 6), len(raw))
+        digests.append(digest)
+    return texts, digests
+
+
 class HistoryBackend(Protocol):
     """What one book's history is kept in, as ``contacts/history.py`` and ``undo.py`` use it.
 
@@ -235,19 +252,11 @@ class HistoryStore:
         begins.
         """
         changes = list(changes)
-        texts: dict[bytes, tuple[bytes, bytes, int]] = {}
-        digests: list[bytes | None] = []
-        for change in changes:
-            digest = None
-            if change.before is not None:
-                digest = text_hash(change.before)
-                if digest not in texts:
-                    raw = change.before.encode("utf-8")
-                    texts[digest] = (digest, zlib.compress(raw, 6), len(raw))
-            digests.append(digest)
+        texts, digests = compressed_texts(changes)
         ids = []
         with self._transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)", sorted(texts.values()))
+            db.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)",
+                           [(digest, data, size) for digest, (data, size) in sorted(texts.items())])
             for change, digest in zip(changes, digests, strict=True):
                 cursor = db.execute(
                     "INSERT INTO events (time_ns, uid, href, action, before, fn, user, client,"

@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from cardfile.plugin.store.history import Alert, Change, Event, start_ns, text_hash
+from cardfile.plugin.store.history import Alert, Change, Event, compressed_texts, start_ns
 from cardfile.plugin.store.postgres import PgStore
 
 _EVENT_COLUMNS = ("e.id, e.time_ns, e.uid, e.href, e.action, e.before, e.fn, e.login, "
@@ -100,16 +100,7 @@ class PgHistoryStore:
         changes = list(changes)
         if not changes:
             return []
-        texts: dict[bytes, tuple[bytes, int]] = {}
-        digests: list[bytes | None] = []
-        for change in changes:
-            digest = None
-            if change.before is not None:
-                digest = text_hash(change.before)
-                if digest not in texts:
-                    raw = change.before.encode("utf-8")
-                    texts[digest] = (zlib.compress(raw, 6), len(raw))
-            digests.append(digest)
+        texts, digests = compressed_texts(changes)
         with self.pg._conn() as conn, conn.transaction():
             book, _ = self._book(conn, lock=True)
             cur = conn.cursor()
