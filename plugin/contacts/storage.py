@@ -90,6 +90,48 @@ def decode_card_file(raw: bytes) -> str:
     return raw.decode("utf-8-sig")
 
 
+def served_size(path: str) -> int | None:
+    """The length in UTF-8 of the text ``decode_card_file`` makes of the file at
+    ``path`` (its size less a BOM), or None: gone or unreadable.
+
+    What Radicale's ``getcontentlength`` of a card is, found by reading three
+    bytes instead of the card: a PROPFIND asking it of a 100,000-card book
+    need not read every card.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        return size - len(_BOM) if os.read(fd, len(_BOM)) == _BOM else size
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+_BOM = "\ufeff".encode()
+#: Set in a thread while its book texts are left out (``book_text_left_out``).
+_book_text = threading.local()
+
+
+@contextlib.contextmanager
+def book_text_left_out() -> Iterator[None]:
+    """Within, in this thread, an address book serialises as ``""``.
+
+    Radicale answers a book's ``getcontentlength`` by serialising the whole
+    book: every card read, under the storage lock, 1.8 s at 100,000 cards.
+    The fast path (``dav/fastpath.py``) asks Radicale for the book's other
+    props within this, and writes the length itself from ``served_size``.
+    """
+    _book_text.left_out = True
+    try:
+        yield
+    finally:
+        _book_text.left_out = False
+
+
 def indexed_item(collection: Collection, row: ItemRow, text: str | None = None,
                  folder: str | None = None) -> radicale.LazyItem:
     """An item described by its index row; its text is read only when needed.
@@ -230,6 +272,11 @@ class Collection(radicale.AdapterCollection):
         storage = super().storage
         assert isinstance(storage, Storage)
         return storage
+
+    def serialize(self, *args: Any, **kwargs: Any) -> str:
+        if getattr(_book_text, "left_out", False) and self.tag == "VADDRESSBOOK":
+            return ""  # its length is written by whoever left it out
+        return str(super().serialize(*args, **kwargs))
 
     def __init__(self, storage_: Storage, path: str,
                  filesystem_path: str | None = None) -> None:

@@ -36,6 +36,7 @@ the slower answer) or ``[storage] fastpath = False`` leaves it all to Radicale.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import itertools
 import logging
@@ -51,7 +52,12 @@ import defusedxml.ElementTree as DefusedET
 
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts.sent_card import SentCard
-from cardfile.plugin.contacts.storage import Collection, http_date
+from cardfile.plugin.contacts.storage import (
+    Collection,
+    book_text_left_out,
+    http_date,
+    served_size,
+)
 from cardfile.plugin.dav import item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
 from cardfile.plugin.store.card_file import read_to_end
@@ -65,13 +71,11 @@ Response = tuple[str, Headers, Iterable[bytes]]
 _C = radicale.make_clark
 _RESPONSE, _HREF, _PROP = _C("D:response"), _C("D:href"), _C("D:prop")
 _GETETAG, _LASTMOD, _CTYPE = _C("D:getetag"), _C("D:getlastmodified"), _C("D:getcontenttype")
-_RESOURCETYPE = _C("D:resourcetype")
+_LENGTH, _ALLPROP, _PROPNAME = _C("D:getcontentlength"), _C("D:allprop"), _C("D:propname")
 _DATA = frozenset((_C("CR:address-data"), _C("C:calendar-data")))
-#: PROPFIND props that Radicale answers for an item from anything but the item
-#: (user, rights, size, config): left to Radicale. Other unknown props are 404.
-_PROPFIND_RADICALE = frozenset(_C(t) for t in (
-    "D:principal-collection-set", "D:current-user-principal", "D:current-user-privilege-set",
-    "D:supported-report-set", "D:getcontentlength", "D:owner", "C:max-resource-size"))
+#: A card's own values in a PROPFIND answer; every other value is the same for all
+#: the cards of a book (Radicale's ``xml_propfind_response`` for an item).
+_CARD_MARKERS = {_GETETAG: listing.ETAG, _LASTMOD: listing.DATE, _LENGTH: listing.LENGTH}
 _REPORT_OK = frozenset((_GETETAG, _CTYPE, *_DATA))
 _PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO",
                   "HTTP_X_FORWARDED_SERVER")
@@ -147,24 +151,29 @@ class FastPath:
             return None
         if method in ("GET", "HEAD"):
             return item_get.respond(self, environ, method)
+        depth = environ.get("HTTP_DEPTH", "0")  # Radicale's default
         if method not in ("PROPFIND", "REPORT") or (
-                method == "PROPFIND" and environ.get("HTTP_DEPTH") != "1"):
+                method == "PROPFIND" and depth not in ("0", "1")):
             return None
         raw = _read_body(environ)
-        root = self._parse(environ, raw) if raw is not None else None
-        if root is None:
+        if raw is None:
+            return None
+        root = self._parse(environ, raw) if raw or method != "PROPFIND" else None
+        if root is None and (raw or method != "PROPFIND"):
             return None
         # Only what is needed is kept: a multiget of 100,000 hrefs is a big tree.
-        tags = _propfind_tags(root) if method == "PROPFIND" else None
-        report = _report_request(root) if method == "REPORT" else None
+        lengths = _propfind_lengths(root) if method == "PROPFIND" else None
+        report = _report_request(root) if method == "REPORT" and root is not None else None
         del root
-        if tags is None and report is None:
+        if method == "PROPFIND" and (lengths is None or (depth == "0" and not lengths)):
+            return None  # (a Depth 0 without a length is answered at once by Radicale)
+        if method == "REPORT" and report is None:
             return None
         target = self.target(environ)
         if target is None:
             return None
-        if tags is not None:
-            return self._propfind(environ, raw or b"", target, tags)
+        if lengths is not None:
+            return self._propfind(environ, raw, target, depth == "1", lengths)
         assert report is not None
         return self._report(environ, target, report)
 
@@ -213,56 +222,94 @@ class FastPath:
 
     # -- PROPFIND -----------------------------------------------------------------
     def _propfind(self, environ: dict[str, Any], raw: bytes, target: _Target,
-                  tags: tuple[str, ...]) -> Response | None:
+                  cards: bool, lengths: bool) -> Response | None:
+        """A book's PROPFIND: its own response and, with ``cards``, every card's.
+
+        Both are Radicale's: the book's from running it on the request with
+        Depth 0, each card's from running it on one card and putting each
+        card's href, etag, date and length into that answer (``_card_template``).
+        A length (``getcontentlength``, asked by name or by ``allprop``) is
+        each card's ``served_size``, found after the lock is released; Radicale
+        read every card under the lock, twice over for the book's own length.
+        """
         with self.storage.acquire_lock("r", target.user):
             book = self.book(target)
-            if book is None or _has_child_folders(book.folder):
+            if book is None or (cards and _has_child_folders(book.folder)):
                 return None
+            first = next(iter(book.listing()), None) if cards else None
+            href_base = quote(target.base_prefix + radicale.unstrip_path(book.path, True))
         granted = self.app.authorization(
             target.user, target.groups, radicale.unstrip_path(book.path, True))
         if not radicale.rights_intersect(granted, "rw"):
             return None
-        own = self._radicale_depth0(environ, raw)
+        with book_text_left_out() if lengths else contextlib.nullcontext():
+            own = self._radicale_depth0(environ, raw)
         if own is None:
             return None
         headers, own_response = own
         names = multistatus.Names()
-        plan = [(status, [(tag, names.q(tag)) for tag in group])
-                for status, group in _propfind_plan(tags)]
-        content_type = f"text/vcard;charset={self.encoding}"
-        own_xml = names.element(own_response)
-        # One template for every card's <response>: the href, etag and date go in.
-        template = [names.response_start(listing.HREF)]
-        for status, group in plan:
-            template.append(names.propstat_start)
-            for tag, q in group:
-                if tag == _GETETAG:
-                    template.append(f"<{q}>{listing.ETAG}</{q}>")
-                elif tag == _LASTMOD:
-                    template.append(f"<{q}>{listing.DATE}</{q}>")
-                elif tag == _CTYPE:
-                    template.append(f"<{q}>{multistatus.escape(content_type)}</{q}>")
-                else:
-                    template.append(f"<{q} />")
-            template.append(names.propstat_end(status))
-        template.append(names.response_end)
+        template = "" if first is None else self._card_template(
+            environ, raw, names, target, href_base, first[0])
+        if template is None:
+            return None
+        responses = listing.ResponseTemplate(template, href_base, http_date)
+        parts: list[listing.Part] = []
+        rows: list[tuple[str, str, int, int]] = []
         with self.storage.acquire_lock("r", target.user):
             book = self.book(target)
             if book is None:
                 return None
-            prefix = radicale.unstrip_path(book.path, True)
-            responses = listing.ResponseTemplate(
-                "".join(template), quote(target.base_prefix + prefix), http_date)
-            parts = responses.render(book.listing(), [])
+            folder = book.folder
+            if lengths:  # (each card's length is read once the lock is released)
+                rows = list(book.listing())
+            elif cards:
+                parts = responses.render(book.listing(), [])
         del book  # the text is all the stream needs
+        if lengths:
+            rows = [(href, etag, mtime_ns, size) for href, etag, mtime_ns, _ in rows
+                    if (size := served_size(os.path.join(folder, href))) is not None]
+            for element in own_response.iter(_LENGTH):
+                if element.text is not None:  # (in the propstat of 200)
+                    element.text = str(sum(row[3] for row in rows))
+            if cards:
+                parts = responses.render(rows, [])
+        if cards and parts and not template:
+            return None  # the book's first card came after the first look: Radicale answers
+        own_xml = names.element(own_response)
         header = names.root_start() + own_xml  # once every name was seen
         chunks = multistatus.counted_chunks(header, _taken(parts), names.root_end())
         return self._answer(environ, headers, chunks)
 
-    def _radicale_depth0(self, environ: dict[str, Any], raw: bytes
+    def _card_template(self, environ: dict[str, Any], raw: bytes, names: multistatus.Names,
+                       target: _Target, href_base: str, href: str) -> str | None:
+        """Radicale's answer to this PROPFIND for the card ``href`` alone, its own
+        values made ``listing`` markers: every card's answer once they are filled in.
+
+        What Radicale writes for a card besides those (rights, principal, owner,
+        content type, the 404s) depends only on the user and the book.
+        """
+        path = target.path.rstrip("/") + "/" + href
+        answer = self._radicale_depth0(environ, raw, path)
+        if answer is None:
+            return None
+        response = answer[1]
+        found = response.find(_HREF)
+        if found is None or found.text != href_base + multistatus.quote_href(href):
+            return None
+        found.text = listing.HREF
+        for prop in response.iter(_PROP):
+            for element in prop:
+                if element.tag in _CARD_MARKERS and element.text is not None:
+                    element.text = _CARD_MARKERS[element.tag]
+        return names.element(response)
+
+    def _radicale_depth0(self, environ: dict[str, Any], raw: bytes, path: str | None = None
                          ) -> tuple[Headers, ET.Element] | None:
-        """Radicale's answer for the book itself: its headers and its one <response>."""
-        env = dict(environ, HTTP_DEPTH="0")
+        """Radicale's answer for the book itself (or for ``path``): its headers and
+        its one <response>."""
+        env = dict(environ, HTTP_DEPTH="0", **{BYPASS_HEADER: "1"})
+        if path is not None:
+            env["PATH_INFO"] = path
         env["wsgi.input"] = io.BytesIO(raw)
         env.pop("HTTP_ACCEPT_ENCODING", None)
         captured: dict[str, Any] = {}
@@ -501,23 +548,24 @@ def _url_path(href: str) -> str:
     return urlparse(href).path
 
 
-def _propfind_tags(root: ET.Element) -> tuple[str, ...] | None:
-    """The props of ``<propfind><prop>``, if this module answers them all for items."""
-    if root.tag != _C("D:propfind") or len(root) == 0 or root[0].tag != _PROP:
-        return None
-    tags = tuple(child.tag for child in root[0])
-    if any(not tag.startswith("{") or tag in _PROPFIND_RADICALE for tag in tags):
-        return None
-    return tags
+def _propfind_lengths(root: ET.Element | None) -> bool | None:
+    """Whether a PROPFIND asks for ``getcontentlength``; None: not answered here.
 
-
-def _propfind_plan(tags: tuple[str, ...]) -> list[tuple[int, list[str]]]:
-    """Tags grouped by status, in the order Radicale writes its propstats."""
-    groups: dict[int, list[str]] = {}
-    for tag in tags:
-        status = 200 if tag in (_GETETAG, _LASTMOD, _CTYPE, _RESOURCETYPE) else 404
-        groups.setdefault(status, []).append(tag)
-    return list(groups.items())
+    Radicale reads the first element in ``<propfind>`` (``allprop``,
+    ``propname`` or ``prop``) and nothing else; no body at all is ``allprop``.
+    """
+    if root is None:
+        return True
+    if root.tag != _C("D:propfind") or len(root) == 0:
+        return None
+    top = root[0]
+    if top.tag == _ALLPROP:
+        return True
+    if top.tag == _PROPNAME:
+        return False
+    if top.tag == _PROP:
+        return any(element.tag == _LENGTH for element in top)
+    return None
 
 
 def _report_request(root: ET.Element) -> _Report | None:
