@@ -487,6 +487,38 @@ def test_get_of_one_card_is_radicales_answer(srv: ServerProcess, name: str, meth
         assert body == b""
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("encoding", ["", "gzip, deflate"])
+def test_get_of_a_whole_book_is_radicales_answer(srv: ServerProcess, method: str,
+                                                 encoding: str) -> None:
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    status, body = _same_answer(srv, method, BOOK, headers)
+    assert status == 200
+    if method == "GET":
+        assert body.count(b"BEGIN:VCARD") == CARDS + len(_awkward_cards()) + 1 + bom_cards(srv)
+        assert b"\xef\xbb\xbf" not in body
+
+
+def test_a_book_bigger_than_a_chunk_is_streamed_whole(srv: ServerProcess) -> None:
+    status, _, _ = request(srv, "MKCOL", f"/{USER}/photos/", (
+        f'<?xml version="1.0"?><D:mkcol {NS}><D:set><D:prop><D:resourcetype><D:collection/>'
+        "<C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>"))
+    assert status == 201
+    photo = "PHOTO;ENCODING=b;TYPE=JPEG:" + PHOTO
+    folded = "\r\n ".join(photo[i:i + 74] for i in range(0, len(photo), 74))
+    cards = {f"p{i:03d}.vcf": card(f"photo-{i}", f"Photo {i}", folded).encode()
+             for i in range(300)}
+    srv.seed(cards, book="photos")
+    assert sum(map(len, cards.values())) > 2 * multistatus.CHUNK_BYTES
+    for encoding in ("", "gzip"):
+        fast = request(srv, "GET", f"/{USER}/photos/", headers={"Accept-Encoding": encoding})
+        slow = request(srv, "GET", f"/{USER}/photos/",
+                       headers={"Accept-Encoding": encoding, **BYPASS})
+        assert fast[0] == slow[0] == 200
+        assert "content-length" not in fast[1] and fast[1]["etag"] == slow[1]["etag"]
+        assert fast[2] == slow[2] == b"".join(cards[name] for name in sorted(cards))
+
+
 @pytest.mark.parametrize("path, auth", [
     (BOOK + "no-such-card.vcf", {}),
     (BOOK + "amp.vcf", {"user": None}),
@@ -494,12 +526,14 @@ def test_get_of_one_card_is_radicales_answer(srv: ServerProcess, name: str, meth
     (BOOK + "amp.vcf", {"user": "bob", "password": "bob's password"}),
     (BOOK + "amp.vcf?view=freebusy", {}),
     (BOOK + "..%2Famp.vcf", {}),
-    (BOOK, {}),
+    (BOOK, {"user": "bob", "password": "bob's password"}),
+    (BOOK, {"password": "wrong password"}),
+    (BOOK + "?view=freebusy", {}),
 ])
 def test_get_refusals_and_misses_are_radicales(srv: ServerProcess, path: str,
                                                auth: dict[str, Any]) -> None:
     status, _ = _same_answer(srv, "GET", path, **auth)
-    assert status != 200 or path == BOOK
+    assert status != 200
 
 
 @pytest.mark.files_only(EDITS_THE_FOLDER)

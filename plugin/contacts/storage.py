@@ -15,6 +15,7 @@ Radicale's own behaviour untouched.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import concurrent.futures
 import contextlib
@@ -104,14 +105,14 @@ def served_size(path: str) -> int | None:
         return None
     try:
         size = os.fstat(fd).st_size
-        return size - len(_BOM) if os.read(fd, len(_BOM)) == _BOM else size
+        bom = codecs.BOM_UTF8
+        return size - len(bom) if os.read(fd, len(bom)) == bom else size
     except OSError:
         return None
     finally:
         os.close(fd)
 
 
-_BOM = "\ufeff".encode()
 #: Set in a thread while its book texts are left out (``book_text_left_out``).
 _book_text = threading.local()
 

@@ -58,7 +58,7 @@ from cardfile.plugin.contacts.storage import (
     http_date,
     served_size,
 )
-from cardfile.plugin.dav import item_get, item_put, listing, multistatus
+from cardfile.plugin.dav import book_get, item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
 from cardfile.plugin.store.card_file import read_to_end
 
@@ -150,7 +150,8 @@ class FastPath:
         if not self._wanted(environ):
             return None
         if method in ("GET", "HEAD"):
-            return item_get.respond(self, environ, method)
+            whole_book = environ.get("PATH_INFO", "").endswith("/")
+            return (book_get if whole_book else item_get).respond(self, environ, method)
         depth = environ.get("HTTP_DEPTH", "0")  # Radicale's default
         if method not in ("PROPFIND", "REPORT") or (
                 method == "PROPFIND" and depth not in ("0", "1")):
@@ -307,9 +308,20 @@ class FastPath:
                          ) -> tuple[Headers, ET.Element] | None:
         """Radicale's answer for the book itself (or for ``path``): its headers and
         its one <response>."""
-        env = dict(environ, HTTP_DEPTH="0", **{BYPASS_HEADER: "1"})
-        if path is not None:
-            env["PATH_INFO"] = path
+        changes = {"HTTP_DEPTH": "0"} if path is None else {"HTTP_DEPTH": "0", "PATH_INFO": path}
+        status, headers, body = self.radicale_answer(environ, raw, changes)
+        if not status.startswith("207"):
+            return None
+        root = ET.fromstring(body)
+        if len(root) != 1 or root[0].tag != _RESPONSE:
+            return None
+        return headers, root[0]
+
+    def radicale_answer(self, environ: dict[str, Any], raw: bytes, changes: dict[str, str]
+                        ) -> tuple[str, Headers, bytes]:
+        """Radicale's own answer to this request with ``changes`` to its environ:
+        status, headers (no length or encoding: it is never compressed) and body."""
+        env = dict(environ, **changes, **{BYPASS_HEADER: "1"})
         env["wsgi.input"] = io.BytesIO(raw)
         env.pop("HTTP_ACCEPT_ENCODING", None)
         captured: dict[str, Any] = {}
@@ -324,14 +336,9 @@ class FastPath:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        if not str(captured.get("status", "")).startswith("207"):
-            return None
-        root = ET.fromstring(body)
-        if len(root) != 1 or root[0].tag != _RESPONSE:
-            return None
-        headers = [(k, v) for k, v in captured["headers"]
+        headers = [(k, v) for k, v in captured.get("headers", [])
                    if k.lower() not in ("content-length", "content-encoding")]
-        return headers, root[0]
+        return str(captured.get("status", "")), headers, body
 
     # -- REPORT -------------------------------------------------------------------
     def _report(self, environ: dict[str, Any], target: _Target, report: _Report
