@@ -53,14 +53,34 @@ def _validate(address: str) -> Any:
                           allow_display_name=False, test_environment=True)
 
 
+#: A lowercase ASCII address of the common shape (dot-separated plain words on
+#: both sides). email-validator's normal form of such an address, when it is
+#: valid at all, is the address itself unless a domain label is IDNA
+#: (``xn--``, given back in Unicode); and an invalid address is its own key.
+_PLAIN_ADDRESS = re.compile(r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@[a-z0-9-]+(?:\.[a-z0-9-]+)*")
+
+
 @lru_cache(maxsize=65536)
 def email_key(value: str) -> str:
-    """The address as one person's key: validated, normalised and case-folded."""
-    from email_validator import EmailNotValidError
+    """The address as one person's key: validated, normalised and case-folded.
 
+    A plain address (``_PLAIN_ADDRESS``) is its own key without asking
+    email-validator, which took 110 us an address: two thirds of the time
+    to match a 100,000-card book's people.
+    """
     raw = card_fields.normalise_email(value)
     if not raw or "@" not in raw:
         return raw
+    if _PLAIN_ADDRESS.fullmatch(raw) and "xn--" not in raw:
+        return raw
+    return validated_email_key(raw)
+
+
+def validated_email_key(raw: str) -> str:
+    """``raw`` (an address ``normalise_email`` made) as email-validator normalises it,
+    case-folded; itself if it is not valid."""
+    from email_validator import EmailNotValidError
+
     try:
         return str(_validate(raw).normalized).casefold()
     except (EmailNotValidError, ValueError):
