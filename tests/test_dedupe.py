@@ -151,3 +151,24 @@ def test_merge_cards_is_lossless_and_idempotent() -> None:
     assert merged.count("EMAIL") == 1
     again, changed_again = dedupe.merge_cards(merged, other, "DE")
     assert not changed_again and again == dedupe.merge_cards(merged, other, "DE")[0]
+
+
+def test_the_duplicates_found_do_not_depend_on_the_order_people_are_held_in() -> None:
+    """Four people share an address: one name takes in each of the three others, which
+    differ from each other. Whether the address still says "one person" once counted
+    must not change with the order a set happens to hold them in (it changed from one
+    run of the same book to the next)."""
+    import itertools
+
+    names = {"u1": "Maria Lopez Garcia Diaz", "u2": "Maria Lopez", "u3": "Garcia Diaz",
+             "u4": "Lopez Diaz"}
+    matcher = dedupe.Matcher()
+    for uid, name in names.items():
+        matcher.add(dedupe.Person(uid, dedupe.real_name(name), emails={"m@example.com"}))
+    found = set()
+    for order in itertools.permutations(names):
+        matcher._keys["e:m@example.com"] = list(order)  # type: ignore[assignment]
+        found.add(repr(dedupe.clusters(matcher)))
+    assert len(found) == 1
+    sure, review = dedupe.clusters(matcher)
+    assert [members for members, _ in sure] == [["u1", "u2", "u3", "u4"]] and review == []
