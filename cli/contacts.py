@@ -217,17 +217,23 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
             click.echo(json.dumps({"undone": undo_id, "restored": restored}) if as_json else
                        f"Undid merge {undo_id}: restored {', '.join(restored)}.")
             return
-        with ctx.open("w" if apply_ else "r") as b:
-            matcher = import_book.load_matcher(b, ctx.region)
+        if apply_:  # matched and merged in one hold of the lock: nothing changes between
+            with ctx.open("w") as b:
+                matcher = import_book.load_matcher(b, ctx.region)
+                sure, ambiguous = dedupe.clusters(matcher)
+                merged = [import_book.merge_cluster(b, store, uids, ctx.region,
+                                                    "dedupe: " + "; ".join(reasons))
+                          for uids, reasons in sure]
+                labels = _labels(b, sure, ambiguous)
+        else:  # a listing: a running server's other users need not wait for the matching
+            with ctx.open("r") as b:
+                found = import_book.people_of(b)
+            matcher = import_book.matcher_of(found, ctx.region)
             sure, ambiguous = dedupe.clusters(matcher)
-            names = {uid: p for uid, p in matcher.people.items()}
             merged = []
-            if apply_:
-                for uids, reasons in sure:
-                    merged.append(import_book.merge_cluster(
-                        b, store, uids, ctx.region, "dedupe: " + "; ".join(reasons)))
-            labels = {uid: b.find(uid) for uid in {u for c, _ in sure for u in c}
-                      | {u for a, c, _ in ambiguous for u in (a, c)}}
+            with ctx.open("r") as b:
+                labels = _labels(b, sure, ambiguous)
+        names = {uid: p for uid, p in matcher.people.items()}
     except Refused as e:
         raise _fail(e, ctx) from None
     fn = {uid: (row.fn if row else names[uid].name) for uid, row in labels.items()}
@@ -252,6 +258,13 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
                    "('Review' pairs are never merged automatically).")
     for merge_id in merged:
         click.echo(f"  undo with: cardfile dedupe --undo {merge_id}")
+
+
+def _labels(book: Any, sure: list[tuple[list[str], list[str]]],
+            ambiguous: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """uid -> its index row (None: gone) of every contact the clusters and pairs name."""
+    return {uid: book.find(uid) for uid in {u for c, _ in sure for u in c}
+            | {u for a, c, _ in ambiguous for u in (a, c)}}
 
 
 # -- contacts list / show, search --------------------------------------------------

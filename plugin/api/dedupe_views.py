@@ -77,11 +77,14 @@ def list_duplicates(ctx: Context, book: str) -> Response:
     region = _region(ctx)
     items: list[dict[str, Any]] = []
     with ctx.open(book) as address_book:
-        matcher = import_book.load_matcher(address_book, region)
-        sure, ambiguous = dedupe.clusters(matcher)
-        candidates: list[tuple[list[str], list[str], bool]] = [
-            *((uids, reasons, True) for uids, reasons in sure),
-            *(([a, b], [reason], False) for a, b, reason in ambiguous)]
+        found = import_book.people_of(address_book)
+    # Matching normalises every email and phone: seconds at 100,000 cards, no lock held.
+    sure, ambiguous = dedupe.clusters(import_book.matcher_of(found, region))
+    del found
+    candidates: list[tuple[list[str], list[str], bool]] = [
+        *((uids, reasons, True) for uids, reasons in sure),
+        *(([a, b], [reason], False) for a, b, reason in ambiguous)]
+    with ctx.open(book) as address_book:  # (a contact gone meanwhile is left out)
         for uids, reasons, is_sure in candidates[:limit]:
             contacts = [c for c in (_contact(ctx, book, address_book, u) for u in uids) if c]
             if len(contacts) < 2:

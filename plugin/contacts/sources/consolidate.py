@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardfile.plugin.contacts import dedupe, model
-from cardfile.plugin.contacts.importers.book import load_matcher
+from cardfile.plugin.contacts.importers.book import matcher_of, people_of
 from cardfile.plugin.contacts.sources.registry import Source
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard import card_fields, normalize
@@ -75,6 +75,19 @@ def without_source(main_text: str, name: str) -> str | None:
     return card_fields.card_text(version, kept)
 
 
+def _main_matcher(storage: Any, user: str, region: str) -> dedupe.Matcher:
+    """The people of the user's main book (none before it exists), matched after the
+    lock is released: a big book's matcher takes seconds to make."""
+    try:
+        with model.open_book(storage, user, MAIN_BOOK, "r") as main:
+            found = people_of(main)
+    except Refused as e:
+        if e.status != 404:
+            raise
+        return dedupe.Matcher()
+    return matcher_of(found, region)
+
+
 def apply(storage: Any, source: Source, state: dict[str, Any]) -> dict[str, int]:
     """Bring the changes of the last refresh (``state['changed']``/``['gone']``) into main."""
     links: dict[str, str] = state.setdefault("main", {})
@@ -90,8 +103,9 @@ def apply(storage: Any, source: Source, state: dict[str, Any]) -> dict[str, int]
             if row is not None:
                 texts[uid] = book.read(row).text
     region = normalize.default_region(getattr(storage, "configuration", None))
+    matcher = _main_matcher(storage, source.user, region) if any(
+        u not in links for u in texts) else None
     with model.open_book(storage, source.user, MAIN_BOOK, "w", create=True) as main:
-        matcher = load_matcher(main, region) if any(u not in links for u in texts) else None
         for uid in sorted(gone):
             target = links.pop(uid, None)
             if target and _withdraw(main, target, source.name):
