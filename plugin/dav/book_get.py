@@ -67,7 +67,7 @@ def respond(fast: FastPath, environ: dict[str, Any], method: str) -> Response | 
         whole = b"".join(_gzipped([first])) if gzipped else first
         return status, [*headers, ("Content-Length", str(len(whole)))], (
             [] if method == "HEAD" else [whole])
-    stream = itertools.chain((first, second), chunks)
+    stream: Iterator[bytes] = itertools.chain((first, second), chunks)
     if gzipped:
         stream = _gzipped(stream)
     if method == "HEAD":

@@ -7,14 +7,16 @@ hundreds of megabytes and seconds, and a 10-card multiget still pays for every l
 index-backed address book the answers are regular, so this module writes them
 itself (``multistatus.py``), a chunk of responses at a time, reading a card
 from disk only when its response is written. A GET or HEAD of one card is
-answered the same way, by ``item_get.py``, and a PUT of one plain card is
-checked and stored by ``item_put.py`` (``FastPath.put``).
+answered the same way, by ``item_get.py``, of a whole book by
+``book_get.py``, and a PUT of one plain card is checked and stored by
+``item_put.py`` (``FastPath.put``).
 
 Parity with Radicale is the rule, so the module is deliberately narrow:
 
 - Whatever it does not reproduce exactly is answered by Radicale (``respond``
-  returns None): other shapes, ``allprop``/``propname``, props whose value
-  needs more than the index, query filters the index cannot answer
+  returns None): other shapes, a REPORT's props whose value needs more than
+  the index, PROPFIND Depth 0 unless it asks the book's length, query
+  filters the index cannot answer
   (param-filter), CalDAV filters, sharing, reverse-proxy prefixes, the
   groups view, published books, an invalid sync-token, a missing principal,
   and every request that is not a successful Basic login with read rights
@@ -23,7 +25,11 @@ Parity with Radicale is the rule, so the module is deliberately narrow:
 - Login and rights are Radicale's own objects, called as ``_handle_request``
   and ``Access`` call them; the book's own ``<response>`` in a PROPFIND *is*
   Radicale's, from running it on the same request with Depth 0 (before the
-  cards are listed, so a ctag is never newer than the list it comes with).
+  cards are listed, so a ctag is never newer than the list it comes with),
+  and so is each card's: Radicale's answer for one card, its href, etag,
+  date and length made markers (``_card_template``). So any props a
+  PROPFIND names, ``allprop`` and ``propname`` are answered, and every value
+  but a card's own four is Radicale's, whatever it is.
 
 Concurrency: the index is read under Radicale's storage read lock, compact
 rows kept and the lock released before streaming, so a slow client never
