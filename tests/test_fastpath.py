@@ -275,6 +275,21 @@ def test_a_propfinds_lengths_are_what_a_get_serves(srv: ServerProcess) -> None:
     assert lengths[BOOK] == sum(length for href, length in lengths.items() if href != BOOK)
 
 
+def test_a_propfind_whose_first_card_has_an_awkward_name(srv: ServerProcess) -> None:
+    """The card Radicale is asked about first (the first by name) needs quoting."""
+    status, _, _ = request(srv, "MKCOL", f"/{USER}/odd/", (
+        f'<?xml version="1.0"?><D:mkcol {NS}><D:set><D:prop><D:resourcetype><D:collection/>'
+        "<C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>"))
+    assert status == 201
+    srv.seed({" lead & space é.vcf": card("odd-1", "Odd One").encode(),
+              "plain.vcf": card("odd-2", "Plain Two").encode()}, book="odd")
+    for body in (ALLPROP, propfind("D:getetag", "D:getlastmodified")):
+        status, fast, _ = both(srv, "PROPFIND", body, path=f"/{USER}/odd/",
+                               headers={"Depth": "1"})
+        assert status == 207
+        assert f"/{USER}/odd/%20lead%20%26%20space%20%C3%A9.vcf" in parse(fast)["responses"]
+
+
 @pytest.mark.parametrize("body, depth, path", [
     (propfind("D:getetag"), "0", BOOK),
     (ALLPROP, "1", f"/{USER}/"),
