@@ -57,7 +57,7 @@ def _validate(address: str) -> Any:
 #: both sides). email-validator's normal form of such an address, when it is
 #: valid at all, is the address itself unless a domain label is IDNA
 #: (``xn--``, given back in Unicode); and an invalid address is its own key.
-_PLAIN_ADDRESS = re.compile(r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@[a-z0-9-]+(?:\.[a-z0-9-]+)*")
+_PLAIN_ADDRESS = re.compile(r"[a-z0-9_%+-]++(?:\.[a-z0-9_%+-]++)*+@[a-z0-9-]++(?:\.[a-z0-9-]++)*+")
 
 
 @lru_cache(maxsize=65536)
