@@ -105,11 +105,13 @@ class Target:
         self.overlay: dict[str, str] = {}
 
     @contextmanager
-    def session(self) -> Iterator[None]:
+    def session(self, reading: bool = False) -> Iterator[None]:
+        """The book under the storage lock (``self.book``; None: not there yet); only
+        read with ``reading`` (or a dry run): others may read meanwhile."""
         if self.dry_run and self.storage is None:  # nothing there yet: an empty book
             self.book = None
             yield
-        elif self.dry_run:
+        elif self.dry_run or reading:
             try:
                 with open_book(self.storage, self.user, self.book_name, "r") as b:
                     self.book = b
@@ -159,7 +161,7 @@ def import_cards(storage: Any, user: str, book: str, parsed: list[Parsed],
     report.read = len(cards) + report.skipped
     target = Target(storage, user, book, dry_run)
     found: People | None = None
-    with target.session():
+    with target.session(reading=True):
         if target.book is not None:
             found = people_of(target.book)
     matcher = matcher_of(found, region) if found is not None else dedupe.Matcher()
