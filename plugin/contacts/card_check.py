@@ -84,8 +84,12 @@ def accept_card(text: str, name: str, max_resource_size: int) -> SentCard:
         raise Refused(413, f"This contact is {size} bytes; one contact may be at most "
                            f"{max_resource_size} bytes (max_resource_size). Use a smaller "
                            "photo.")
-    text = text.removeprefix("\ufeff")
     changes: list[str] = []
+    if text.startswith("\ufeff"):
+        # As a Windows editor saves a file. Radicale's parser reads it as part of
+        # BEGIN:VCARD (a PUT was refused), and a card file is served without it.
+        text = text[1:]
+        changes.append("the byte order mark before BEGIN:VCARD was removed")
     if _CONTROL.search(text):
         # Legal in no vCard value, and they would make every multiget answer invalid XML.
         text = _CONTROL.sub("", text)
