@@ -2,7 +2,7 @@
 
 All writes go through ``model.open_book`` (Radicale's storage lock, atomic
 files, index and sync tokens kept right). Cards are written in batches, one
-lock per batch of at most ``HOLD_SECONDS``, so a running server answers
+lock per batch of at most ``model.HOLD_SECONDS``, so a running server answers
 requests between batches of a big import. The book's people are read from
 the index (emails, phones, names and UIDs), not from every file, so matching
 a 100,000-card book is quick.
@@ -12,7 +12,6 @@ The same functions apply ``cardfile dedupe --apply`` and undo merges.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,15 +22,9 @@ from cardfile.plugin.contacts import actor, dedupe
 from cardfile.plugin.contacts.card_check import parse_single_card
 from cardfile.plugin.contacts.importers.groups import member_uid
 from cardfile.plugin.contacts.importers.model import Parsed, Problem, SourceCard
-from cardfile.plugin.contacts.model import AddressBook, open_book
+from cardfile.plugin.contacts.model import AddressBook, in_short_holds, open_book
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard.card_fields import CardSyntaxError
-
-#: How long an import writes cards in one hold of the storage's write lock. A card
-#: costs 3-5 ms there (its file, the index, the history), and every other user
-#: waits meanwhile: batches of 500 cards held it 1.7-2.3 s at a time, for the
-#: same total time of the import (2,000 cards into a 10,000-card book).
-HOLD_SECONDS = 0.1
 
 
 @dataclass
@@ -174,18 +167,14 @@ def import_cards(storage: Any, user: str, book: str, parsed: list[Parsed],
             found = people_of(target.book)
     matcher = matcher_of(found, region) if found is not None else dedupe.Matcher()
     pending_groups = dict(member_of)
-    position = 0
-    while position < len(cards):
-        with target.session():  # for HOLD_SECONDS at most: others are answered between
-            until = time.monotonic() + HOLD_SECONDS
-            while position < len(cards):
-                _import_one(target, matcher, store, cards[position], categories or [],
-                            member_of, pending_groups, region, report)
-                position += 1
-                if progress:
-                    progress(1)
-                if time.monotonic() >= until:
-                    break
+
+    def import_one(_: None, card: SourceCard) -> None:
+        _import_one(target, matcher, store, card, categories or [], member_of,
+                    pending_groups, region, report)
+        if progress:
+            progress(1)
+
+    in_short_holds(target.session, cards, import_one)  # others are answered between
     if pending_groups:
         with target.session():
             _categories_for_existing(target, matcher, pending_groups, report)

@@ -20,6 +20,7 @@ change. The link (source UID → main UID) is kept in the source's state.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from cardfile.plugin.contacts import dedupe, model
@@ -105,31 +106,39 @@ def apply(storage: Any, source: Source, state: dict[str, Any]) -> dict[str, int]
     region = normalize.default_region(getattr(storage, "configuration", None))
     matcher = _main_matcher(storage, source.user, region) if any(
         u not in links for u in texts) else None
-    with model.open_book(storage, source.user, MAIN_BOOK, "w", create=True) as main:
-        for uid in sorted(gone):
-            target = links.pop(uid, None)
-            if target and _withdraw(main, target, source.name):
-                counts["main_withdrawn"] += 1
-        for uid, text in sorted(texts.items()):
-            row = main.find(links[uid]) if uid in links else None
-            if row is None and matcher is not None:
-                match = matcher.match(dedupe.person_of(text, region))
-                if match is not None and match.sure:
-                    row = main.find(match.uid)
-            try:
-                if row is None:
-                    stored = main.put(with_source(_empty_like(text), text, source.name))
-                    counts["main_added"] += 1
-                else:
-                    old = main.read(row).text
-                    new = with_source(old, text, source.name)
-                    stored = main.put(new) if new != old else main.get(row.uid)
-                    counts["main_merged"] += 1
-            except Refused:
-                continue  # the card stays in the source's own book; main is unchanged
-            links[uid] = stored.uid
-            if matcher is not None:
-                matcher.add(dedupe.person_of(stored.text, region))
+    def main_book() -> contextlib.AbstractContextManager[model.AddressBook]:
+        return model.open_book(storage, source.user, MAIN_BOOK, "w", create=True)
+
+    def withdraw(main: model.AddressBook, uid: str) -> None:
+        target = links.pop(uid, None)
+        if target and _withdraw(main, target, source.name):
+            counts["main_withdrawn"] += 1
+
+    def bring(main: model.AddressBook, entry: tuple[str, str]) -> None:
+        uid, text = entry
+        row = main.find(links[uid]) if uid in links else None
+        if row is None and matcher is not None:
+            match = matcher.match(dedupe.person_of(text, region))
+            if match is not None and match.sure:
+                row = main.find(match.uid)
+        try:
+            if row is None:
+                stored = main.put(with_source(_empty_like(text), text, source.name))
+                counts["main_added"] += 1
+            else:
+                old = main.read(row).text
+                new = with_source(old, text, source.name)
+                stored = main.put(new) if new != old else main.get(row.uid)
+                counts["main_merged"] += 1
+        except Refused:
+            return  # the card stays in the source's own book; main is unchanged
+        links[uid] = stored.uid
+        if matcher is not None:
+            matcher.add(dedupe.person_of(stored.text, region))
+
+    # Others are answered between short holds of the lock (model.HOLD_SECONDS).
+    model.in_short_holds(main_book, sorted(gone), withdraw)
+    model.in_short_holds(main_book, sorted(texts.items()), bring)
     return counts
 
 
@@ -161,10 +170,14 @@ def disconnect(storage: Any, source: Source) -> int:
     state = registry.read_state(folder)
     links: dict[str, str] = state.get("main", {})
     touched = 0
+
+    def withdraw(main: model.AddressBook, uid: str) -> None:
+        nonlocal touched
+        touched += _withdraw(main, links[uid], source.name)
+
     try:
-        with model.open_book(storage, source.user, MAIN_BOOK, "w") as main:
-            for uid in sorted(links):
-                touched += _withdraw(main, links[uid], source.name)
+        model.in_short_holds(lambda: model.open_book(storage, source.user, MAIN_BOOK, "w"),
+                             sorted(links), withdraw)
     except Refused as e:
         if e.status != 404:
             raise

@@ -15,11 +15,13 @@ has here, plus the sync token: the next refresh asks only for changes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +42,6 @@ from cardfile.plugin.store.index import etag_of
 from cardfile.plugin.vcard import card_fields
 
 log = logging.getLogger("cardfile")
-BATCH = 250
 MAX_BACKOFF = 6 * 3600
 _running: dict[str, threading.Lock] = {}
 _running_lock = threading.Lock()
@@ -230,27 +231,28 @@ def _apply(storage: Any, source: Source, state: dict[str, Any], pull: Pull) -> d
     items: dict[str, list[Any]] = state["items"]
     counts = {"added": 0, "updated": 0, "removed": 0, "unchanged": pull.unchanged,
               "skipped": 0}
-    deletions = sorted(pull.deleted)
-    upserts = sorted(pull.upserts.items())
-    for start in range(0, max(len(deletions), 1), BATCH):
-        batch = deletions[start:start + BATCH]
-        if not batch:
-            break
+    @contextlib.contextmanager
+    def source_book() -> Iterator[model.AddressBook]:
         with model.open_book(storage, source.user, source.book, "w") as book, \
                 registry.writing():
-            for key in batch:
-                uid = items.pop(key, [None, None])[1]
-                if uid and book.find(uid) is not None:
-                    book.delete(uid)
-                    counts["removed"] += 1
-                    state.setdefault("gone", []).append(uid)
-    for start in range(0, len(upserts), BATCH):
-        with model.open_book(storage, source.user, source.book, "w") as book, \
-                registry.writing():
-            for key, (etag, text) in upserts[start:start + BATCH]:
-                uid = _upsert(book, items, key, etag, text, counts, pull.problems)
-                if uid:
-                    state.setdefault("changed", []).append(uid)
+            yield book
+
+    def delete(book: model.AddressBook, key: str) -> None:
+        uid = items.pop(key, [None, None])[1]
+        if uid and book.find(uid) is not None:
+            book.delete(uid)
+            counts["removed"] += 1
+            state.setdefault("gone", []).append(uid)
+
+    def upsert(book: model.AddressBook, entry: tuple[str, tuple[str, str]]) -> None:
+        key, (etag, text) = entry
+        uid = _upsert(book, items, key, etag, text, counts, pull.problems)
+        if uid:
+            state.setdefault("changed", []).append(uid)
+
+    # Others are answered between short holds of the lock (model.HOLD_SECONDS).
+    model.in_short_holds(source_book, sorted(pull.deleted), delete)
+    model.in_short_holds(source_book, sorted(pull.upserts.items()), upsert)
     return counts
 
 
