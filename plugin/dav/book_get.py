@@ -75,6 +75,11 @@ def respond(fast: FastPath, environ: dict[str, Any], method: str) -> Response | 
     return status, headers, stream
 
 
+def _gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """gzip at zlib's default level, as Radicale's: the same bytes as its whole answer's."""
+    return multistatus.gzip_stream(chunks, level=zlib.Z_DEFAULT_COMPRESSION)
+
+
 def _chunks(folder: str, hrefs: list[str]) -> Iterator[bytes]:
     """The cards' texts one after the other, in pieces of about ``CHUNK_BYTES``;
     at least one piece (an empty book is one empty piece)."""
@@ -97,12 +102,3 @@ def _chunks(folder: str, hrefs: list[str]) -> Iterator[bytes]:
             buffer, size = [], 0
     yield b"".join(buffer)
 
-
-def _gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """gzip at zlib's default level, as Radicale's: the same bytes as its whole answer's."""
-    compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
-    for chunk in chunks:
-        data = compressor.compress(chunk)
-        if data:
-            yield data
-    yield compressor.flush()

@@ -106,6 +106,7 @@ def apply(storage: Any, source: Source, state: dict[str, Any]) -> dict[str, int]
     region = normalize.default_region(getattr(storage, "configuration", None))
     matcher = _main_matcher(storage, source.user, region) if any(
         u not in links for u in texts) else None
+
     def main_book() -> contextlib.AbstractContextManager[model.AddressBook]:
         return model.open_book(storage, source.user, MAIN_BOOK, "w", create=True)
 

@@ -231,6 +231,7 @@ def _apply(storage: Any, source: Source, state: dict[str, Any], pull: Pull) -> d
     items: dict[str, list[Any]] = state["items"]
     counts = {"added": 0, "updated": 0, "removed": 0, "unchanged": pull.unchanged,
               "skipped": 0}
+
     @contextlib.contextmanager
     def source_book() -> Iterator[model.AddressBook]:
         with model.open_book(storage, source.user, source.book, "w") as book, \
