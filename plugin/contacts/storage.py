@@ -15,7 +15,6 @@ Radicale's own behaviour untouched.
 
 from __future__ import annotations
 
-import codecs
 import collections
 import concurrent.futures
 import contextlib
@@ -64,6 +63,7 @@ from cardfile.plugin.store.card_file import (
     staged,
     write_card_file,
 )
+from cardfile.plugin.store.card_reads import opened_ahead, served
 from cardfile.plugin.store.index import CardIndex, CardRecord, ItemRow, card_record, etag_of
 from cardfile.plugin.store.pg_files import PgFiles
 from cardfile.plugin.store.pg_schema import SchemaMismatch
@@ -87,30 +87,8 @@ def http_date(mtime_ns: int) -> str:
 
 
 def decode_card_file(raw: bytes) -> str:
-    """Card files are UTF-8 (a BOM is tolerated, as editors write one)."""
-    return raw.decode("utf-8-sig")
-
-
-def served_size(path: str) -> int | None:
-    """The length in UTF-8 of the text ``decode_card_file`` makes of the file at
-    ``path`` (its size less a BOM), or None: gone or unreadable.
-
-    What Radicale's ``getcontentlength`` of a card is, found by reading three
-    bytes instead of the card: a PROPFIND asking it of a 100,000-card book
-    need not read every card.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        size = os.fstat(fd).st_size
-        bom = codecs.BOM_UTF8
-        return size - len(bom) if os.read(fd, len(bom)) == bom else size
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    """Card files are UTF-8; a BOM is tolerated, as editors write one (``card_reads.served``)."""
+    return served(raw).decode("utf-8")
 
 
 #: Set in a thread while its book texts are left out (``book_text_left_out``).
@@ -124,7 +102,7 @@ def book_text_left_out() -> Iterator[None]:
     Radicale answers a book's ``getcontentlength`` by serialising the whole
     book: every card read, under the storage lock, 1.8 s at 100,000 cards.
     The fast path (``dav/fastpath.py``) asks Radicale for the book's other
-    props within this, and writes the length itself from ``served_size``.
+    props within this, and writes the length itself from ``card_reads.served_size``.
     """
     _book_text.left_out = True
     try:
@@ -149,10 +127,22 @@ def read_card_file(folder: str, href: str, book_path: str
                    ) -> tuple[str, card_fields.CardFields] | None:
     """A card file's text and the fields the index keeps, or None (vanished, unreadable)."""
     try:
+        fd: int | OSError = os.open(os.path.join(folder, href), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        fd = e
+    return _read_opened_card(fd, href, book_path)
+
+
+def _read_opened_card(fd: int | OSError, href: str, book_path: str
+                      ) -> tuple[str, card_fields.CardFields] | None:
+    """``read_card_file`` of the card open as ``fd`` (or the error opening it met);
+    closes ``fd``."""
+    try:
+        if isinstance(fd, OSError):
+            raise fd
         # Cards over max_resource_size are indexed but never served (see
         # _all_rows), so changing the limit needs no rebuild; only files
         # too big to be cards at all are skipped here.
-        fd = os.open(os.path.join(folder, href), os.O_RDONLY | os.O_CLOEXEC)
         try:
             size = os.fstat(fd).st_size
             if size > _NOT_A_CARD_SIZE:
@@ -177,7 +167,9 @@ def read_card_record(folder: str, href: str, book_path: str) -> CardRecord | Non
 
 
 def _read_records(folder: str, book_path: str, hrefs: list[str]) -> list[CardRecord | None]:
-    return [read_card_record(folder, href, book_path) for href in hrefs]
+    """The records of a batch of a rebuild's cards, asked of the disk a few at a time."""
+    return [card_record(*loaded) if (loaded := _read_opened_card(fd, href, book_path))
+            else None for href, fd in opened_ahead(folder, hrefs, str)]
 
 
 def _read_records_packed(folder: str, book_path: str, hrefs: list[str]) -> bytes:

@@ -7,8 +7,9 @@ still makes the answer's status and headers (its rights, ``Content-Type``,
 ``Last-Modified``, ``ETag``, ``Content-Disposition``, the configured extra
 headers), asked within ``book_text_left_out`` so that it reads no card; the
 lock is then held only to list the book from the index, and the cards are
-read and sent once it is released, as ``decode_card_file`` reads them (a BOM
-left out), in Radicale's order (by name). A card deleted meanwhile is left
+read and sent once it is released, as a GET of each serves it (a BOM left
+out), in Radicale's order (by name), asked of the disk a few at a time
+(``card_reads.opened_ahead``). A card deleted meanwhile is left
 out, as if the GET had come after the delete.
 
 The body is streamed without a ``Content-Length`` unless it fits one chunk;
@@ -27,8 +28,9 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from cardfile.plugin.contacts.storage import book_text_left_out, decode_card_file
+from cardfile.plugin.contacts.storage import book_text_left_out
 from cardfile.plugin.dav import multistatus
+from cardfile.plugin.store.card_reads import opened_ahead, read_served
 
 if TYPE_CHECKING:
     from cardfile.plugin.dav.fastpath import FastPath, Response
@@ -86,11 +88,15 @@ def _chunks(folder: str, hrefs: list[str]) -> Iterator[bytes]:
     hrefs.reverse()  # each name let go of once read
     buffer: list[bytes] = []
     size = 0
-    while hrefs:
-        href = hrefs.pop()
+    for href, fd in opened_ahead(folder, _popped(hrefs), str):
         try:
-            with open(os.path.join(folder, href), "rb") as f:
-                data = decode_card_file(f.read()).encode()
+            if isinstance(fd, OSError):
+                raise fd
+            try:
+                data = read_served(fd, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
+            data.decode("utf-8")  # (served only if it is UTF-8, as Radicale reads it)
         except (OSError, UnicodeDecodeError) as e:
             log.warning("Card %r vanished or became unreadable while its book was read: %s",
                         href, e)
@@ -102,3 +108,8 @@ def _chunks(folder: str, hrefs: list[str]) -> Iterator[bytes]:
             buffer, size = [], 0
     yield b"".join(buffer)
 
+
+def _popped(items: list[str]) -> Iterator[str]:
+    """``items`` from the last, each let go of as it is taken."""
+    while items:
+        yield items.pop()

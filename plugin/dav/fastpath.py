@@ -41,7 +41,6 @@ the slower answer) or ``[storage] fastpath = False`` leaves it all to Radicale.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import io
 import itertools
@@ -62,11 +61,10 @@ from cardfile.plugin.contacts.storage import (
     Collection,
     book_text_left_out,
     http_date,
-    served_size,
 )
 from cardfile.plugin.dav import book_get, item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
-from cardfile.plugin.store.card_file import read_to_end
+from cardfile.plugin.store.card_reads import opened_ahead, read_served, served_size
 
 log = logging.getLogger("cardfile")
 
@@ -273,8 +271,8 @@ class FastPath:
                 parts = responses.render(book.listing(), [])
         del book  # the text is all the stream needs
         if lengths:
-            rows = [(href, etag, mtime_ns, size) for href, etag, mtime_ns, _ in rows
-                    if (size := served_size(os.path.join(folder, href))) is not None]
+            rows = [(href, etag, mtime_ns, size) for (href, etag, mtime_ns, _), size
+                    in _served_sizes(folder, rows) if size is not None]
             for element in own_response.iter(_LENGTH):
                 if element.text is not None:  # (in the propstat of 200)
                     element.text = str(sum(row[3] for row in rows))
@@ -453,11 +451,11 @@ class FastPath:
         def gone(ref: str) -> str:
             return names.response_start(multistatus.quote_href(base + ref)) + gone_end
 
-        def item(row: tuple[str | int, ...]) -> str:
+        def item(row: tuple[str | int, ...], fd: int | OSError | None = None) -> str:
             href, etag, size = str(row[0]), str(row[1]), int(row[2])
             text: str | None = None
-            if needs_text:
-                card = _read_card(folder, href, size)
+            if fd is not None:
+                card = _read_card(fd, href, size)
                 if card is None:
                     return gone(prefix + href)
                 text, etag = card
@@ -478,8 +476,10 @@ class FastPath:
             q = names.q(_C("D:sync-token"))
             head += f"<{q}>{multistatus.escape(token)}</{q}>"
         responses = itertools.chain(((gone(ref), 1) for ref in missing),
-                                    ((item(row), 1) for row in rows) if parts is None
-                                    else _taken(parts))
+                                    _taken(parts) if parts is not None
+                                    else ((item(row, fd), 1) for row, fd
+                                          in opened_ahead(folder, rows, _href_of))
+                                    if needs_text else ((item(row), 1) for row in rows))
         headers = {"Content-Type": f"text/xml; charset={self.encoding}",
                    **self.app.extra_headers}
         body = multistatus.counted_chunks(head, responses, names.root_end())
@@ -626,18 +626,38 @@ def _sanitized(path: str) -> str:
     return radicale.sanitize_path(path)
 
 
-def _read_card(folder: str, href: str, size: int) -> tuple[str, str] | None:
-    """A card's text (as ``decode_card_file`` reads it) and the etag of that text."""
+def _read_card(fd: int | OSError, href: str, size: int) -> tuple[str, str] | None:
+    """The text of the card file open as ``fd`` (what a GET serves) and the etag
+    of that text, or None: it could not be opened (``fd``: the error) or read.
+    Closes ``fd``."""
     try:
-        fd = os.open(os.path.join(folder, href), os.O_RDONLY)
+        if isinstance(fd, OSError):
+            raise fd
         try:
-            raw = read_to_end(fd, size)  # (size: as indexed)
+            raw = read_served(fd, size)
         finally:
             os.close(fd)
-        if raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
         # etag_of(text) without encoding the text again: UTF-8 round-trips.
         return raw.decode("utf-8"), f'"{sha256(raw).hexdigest()}"'
     except (OSError, UnicodeDecodeError) as e:
         log.warning("Card %r vanished or became unreadable while it was listed: %s", href, e)
         return None
+
+
+def _href_of(row: tuple[str | int, ...]) -> str:
+    return str(row[0])
+
+
+def _served_sizes(folder: str, rows: Iterable[tuple[str, str, int, int]]
+                  ) -> Iterator[tuple[tuple[str, str, int, int], int | None]]:
+    """Each row with its card's ``served_size``, or None: gone or unreadable."""
+    for row, fd in opened_ahead(folder, rows, _href_of):
+        if isinstance(fd, OSError):
+            yield row, None
+            continue
+        try:
+            yield row, served_size(fd)
+        except OSError:
+            yield row, None
+        finally:
+            os.close(fd)
