@@ -18,7 +18,7 @@ import click
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import _settings, common_options, default_user, load_storage
 from cardfile.plugin.contacts import categories as categories_mod
-from cardfile.plugin.contacts import model, published, views
+from cardfile.plugin.contacts import category_changes, model, published, views
 
 
 def book_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,11 +33,24 @@ def book_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @contextmanager
 def open_categories(data_dir: str | None, config_file: str | None, user_name: str | None,
                     book: str, mode: str) -> Iterator[categories_mod.Categories]:
+    with categories_hold(data_dir, config_file, user_name, book, mode)() as cats:
+        yield cats
+
+
+def categories_hold(data_dir: str | None, config_file: str | None, user_name: str | None,
+                    book: str, mode: str) -> category_changes.Hold:
+    """The book's categories within one hold of its lock, as often as called
+    (the storage loaded once)."""
     settings = _settings(data_dir, config_file)
     storage = load_storage(settings, settings_mod.radicale_configuration(settings))
     user = user_name or default_user(settings)
-    with model.open_book(storage, user, book, mode, create=(mode == "w")) as address_book:
-        yield categories_mod.Categories(address_book.collection)
+
+    @contextmanager
+    def hold() -> Iterator[categories_mod.Categories]:
+        with model.open_book(storage, user, book, mode, create=(mode == "w")) as address_book:
+            yield categories_mod.Categories(address_book.collection)
+
+    return hold
 
 
 def _as_dict(category: categories_mod.Category) -> dict[str, Any]:
@@ -108,8 +121,8 @@ def add(data_dir: str | None, config_file: str | None, user_name: str | None, bo
 def rename(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
            old: str, new: str) -> None:
     """Rename a category on every member."""
-    with open_categories(data_dir, config_file, user_name, book, "w") as cats:
-        category = cats.rename(old, new)
+    category = category_changes.rename(
+        categories_hold(data_dir, config_file, user_name, book, "w"), old, new)
     click.echo(f"Renamed {old!r} to {category.name!r} ({category.count} members).", err=True)
 
 
@@ -119,8 +132,8 @@ def rename(data_dir: str | None, config_file: str | None, user_name: str | None,
 def remove(data_dir: str | None, config_file: str | None, user_name: str | None, book: str,
            name: str) -> None:
     """Delete a category; its contacts stay."""
-    with open_categories(data_dir, config_file, user_name, book, "w") as cats:
-        count = cats.delete(name)
+    count = category_changes.delete(
+        categories_hold(data_dir, config_file, user_name, book, "w"), name)
     click.echo(f"Removed category {name!r} from {count} contact(s).", err=True)
 
 

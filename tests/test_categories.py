@@ -8,13 +8,21 @@ under its ``AddressBookCore`` User-Agent; Thunderbird and Evolution use
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from pathlib import Path
 
 import pytest
 
 from cardfile.plugin.vcard import card_fields
-from tests.conftest import EDITS_THE_FOLDER, PASSWORD, USER, ServerProcess, run_cli
+from tests.conftest import (
+    EDITS_THE_FOLDER,
+    PASSWORD,
+    USER,
+    ServerProcess,
+    run_cli,
+    start_server,
+)
 from tests.davclient import DavClient, Entry, card
 
 APPLE_UA = "macOS/14.1 (23B74) AddressBookCore/2659.1.1"
@@ -250,3 +258,52 @@ def test_published_category_book(server: ServerProcess) -> None:
     run_cli("categories", "unpublish", "Family", "--user", USER, data_dir=server.data_dir)
     assert phone.propfind(path)[0] == 404
     assert thunderbird.get("cyd.vcf")[0] == 200
+
+
+def test_renaming_or_deleting_a_big_category_lets_other_users_in(
+        tmp_path: Path, store_config: str) -> None:
+    """A category of many members is renamed and deleted member by member in
+    short holds of the write lock: another user's saves are answered all along
+    (one between two holds at least), not once after the last member. Every
+    member ends with the new name, then none."""
+    from tests.test_api import BOOK, Api
+
+    bob_password = "bob's own password"
+    server = start_server(tmp_path, {USER: PASSWORD, "bob": bob_password},
+                          store_config=store_config)
+    try:
+        members = 1000
+        server.seed({f"m{i:03}.vcf": card(f"m{i:03}", f"Member {i}", "CATEGORIES:Team,Other")
+                     .encode() for i in range(members)})
+        api, bob = Api(server), server.client("bob", bob_password)
+        assert bob.put("bob.vcf", card("bob", "Bob Own"))[0] == 201
+
+        def saves_by_bob_during(method: str, path: str, body: object) -> tuple[int, int]:
+            """(the API's status, bob's saves sent and answered while it ran)."""
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                change = pool.submit(api.call, method, path, body)
+                answered = 0
+                edit = 0
+                while not change.done():
+                    edit += 1
+                    status = bob.put("bob.vcf", card("bob", f"Bob Own {edit}"))[0]
+                    assert status == 204
+                    answered += not change.done()
+                return change.result()[0], answered
+
+        status, answered = saves_by_bob_during("PUT", f"{BOOK}/categories/Team", {"name": "Crew"})
+        assert status == 200
+        assert answered >= 5, f"bob's saves waited for the whole rename ({answered} answered)"
+        listed = {c["name"]: c["count"] for c in api.ok("GET", f"{BOOK}/categories")["items"]}
+        assert listed == {"Crew": members, "Other": members}
+        assert categories_of(server.client(), "m123.vcf") == {"Crew", "Other"}
+
+        status, answered = saves_by_bob_during("DELETE", f"{BOOK}/categories/Crew", None)
+        assert status == 204
+        assert answered >= 5, f"bob's saves waited for the whole delete ({answered} answered)"
+        listed = {c["name"]: c["count"] for c in api.ok("GET", f"{BOOK}/categories")["items"]}
+        assert listed == {"Other": members}
+        assert len(server.served_cards()) == members
+        assert "Bob Own" in bob.get("bob.vcf")[2]
+    finally:
+        server.stop()

@@ -7,13 +7,15 @@ pick up in their next sync, as group cards for Apple clients too.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from cardfile.plugin.api import ids, schemas
 from cardfile.plugin.api.context import Context, decode_id
 from cardfile.plugin.api.problems import Problem
 from cardfile.plugin.api.web import Response
-from cardfile.plugin.contacts import categories
+from cardfile.plugin.contacts import categories, category_changes
 from cardfile.plugin.vcard.card_fields import category_key
 
 
@@ -62,6 +64,12 @@ def put_category(ctx: Context, book: str, id: str) -> Response:
     ctx.request.body_kind(("json",))
     data = schemas.validate(ctx.request.json(), "CategoryInput")
     new_name = data.get("name")
+    metadata = "color" in data or "description" in data
+
+    def change_metadata(cats: categories.Categories, name: str) -> None:
+        if metadata:
+            cats.update(name, data.get("color"), data.get("description"))
+
     with ctx.open(book, "w") as address_book:
         cats = categories.Categories(address_book.collection)
         category = cats.get(name)
@@ -73,22 +81,34 @@ def put_category(ctx: Context, book: str, id: str) -> Response:
                                   data.get("description", ""))
             body = category_json(ctx, book, created)
             return Response.json(body, 201, headers=[("Location", body["url"])])
-        if new_name is not None and " ".join(new_name.split()) != category.name:
-            target = cats.get(new_name)
+        rename_to = (new_name if new_name is not None
+                     and " ".join(new_name.split()) != category.name else None)
+        if rename_to is not None:
+            target = cats.get(rename_to)
             if target is not None and target.key != category.key:
                 raise Problem(409, f"a category named {target.name!r} exists already; "
                                    "delete or rename it first")
-            category = cats.rename(category.name, new_name)
-        if "color" in data or "description" in data:
+        elif metadata:
             category = cats.update(category.name, data.get("color"), data.get("description"))
+    if rename_to is not None:  # members rewritten in short holds: others answered meanwhile
+        category = category_changes.rename(
+            lambda: _categories_of(ctx, book), category.name, rename_to,
+            within_first=change_metadata)
     return Response.json(category_json(ctx, book, category))
+
+
+@contextlib.contextmanager
+def _categories_of(ctx: Context, book: str) -> Iterator[categories.Categories]:
+    """The book's categories within one hold of its write lock."""
+    with ctx.open(book, "w") as address_book:
+        yield categories.Categories(address_book.collection)
 
 
 def delete_category(ctx: Context, book: str, id: str) -> Response:
     name = decode_id(id, "category")
     with ctx.open(book, "w") as address_book:
-        cats = categories.Categories(address_book.collection)
-        cats.delete(_require(cats, name).name)
+        category = _require(categories.Categories(address_book.collection), name)
+    category_changes.delete(lambda: _categories_of(ctx, book), category.name)
     return Response.empty(204)
 
 

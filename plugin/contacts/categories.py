@@ -196,7 +196,17 @@ class Categories:
         return self.require(name)
 
     def rename(self, old: str, new: str) -> Category:
-        """Rename everywhere: every member's CATEGORIES and the stored entry."""
+        """Rename everywhere, in this one hold: the stored entry and every member's
+        CATEGORIES (a client's group card; the API and the CLI rename in short
+        holds, ``category_changes``)."""
+        new, hrefs = self.rename_entry(old, new)
+        for href in hrefs:
+            self.rewrite_href(href, lambda text: card_edit.rename_category(text, old, new))
+        return self.require(new)
+
+    def rename_entry(self, old: str, new: str) -> tuple[str, list[str]]:
+        """Rename the stored entry (merged into ``new``'s if that exists); return
+        the new name as stored and the hrefs of the members still to rewrite."""
         new = _clean_name(new)
         category = self.require(old)
         new_key = category_key(new)
@@ -209,20 +219,31 @@ class Categories:
         else:
             entry.name = new
             self.entries[new_key] = entry
-        for row in self.members(category.name):
-            self._rewrite(row, lambda text: card_edit.rename_category(text, category.name, new))
+        hrefs = [row.href for row in self.members(category.name)]
         self._save()
-        return self.require(new)
+        return new, hrefs
 
     def delete(self, name: str) -> int:
-        """Remove the category from every member (contacts stay); return how many."""
+        """Remove the category from every member (contacts stay), in this one
+        hold; return how many."""
+        hrefs = self.delete_entry(name)
+        for href in hrefs:
+            self.rewrite_href(href, lambda text: card_edit.remove_category(text, name))
+        return len(hrefs)
+
+    def delete_entry(self, name: str) -> list[str]:
+        """Forget the stored entry; return the hrefs of the members to rewrite."""
         category = self.require(name)
-        rows = self.members(category.name)
-        for row in rows:
-            self._rewrite(row, lambda text: card_edit.remove_category(text, category.name))
+        hrefs = [row.href for row in self.members(category.name)]
         self.entries.pop(category.key, None)
         self._save()
-        return len(rows)
+        return hrefs
+
+    def rewrite_href(self, href: str, change: Callable[[str], str]) -> None:
+        """``change`` the card at ``href`` if it is still there."""
+        row = self.collection._index.row(self.collection._coll(), href)
+        if row is not None:
+            self._rewrite(row, change)
 
     def add_members(self, name: str, keys: Iterable[str]) -> tuple[list[str], list[str]]:
         """Add contacts (by UID or href); return (added, not found)."""
