@@ -13,8 +13,9 @@ the old name, some under the new one, as if it had synced in the middle of
 another client's edits; at the end every member has the new name. A rename
 cut off (the server stopped) is finished by renaming again with ``cardfile
 categories rename``, which merges into the new name (the API refuses a
-rename onto a category that exists); a delete, by deleting again. The CardDAV ways in (a group card PUT or DELETE) stay in
-Radicale's one hold: they change what one client sent, at once.
+rename onto a category that exists); a delete, by deleting again. The
+CardDAV ways in (a group card PUT or DELETE) stay in Radicale's one hold:
+they change what one client sent, at once.
 """
 
 from __future__ import annotations
