@@ -217,22 +217,19 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
             click.echo(json.dumps({"undone": undo_id, "restored": restored}) if as_json else
                        f"Undid merge {undo_id}: restored {', '.join(restored)}.")
             return
-        if apply_:  # matched and merged in one hold of the lock: nothing changes between
-            with ctx.open("w") as b:
-                matcher = import_book.load_matcher(b, ctx.region)
-                sure, ambiguous = dedupe.clusters(matcher)
-                merged = [import_book.merge_cluster(b, store, uids, ctx.region,
-                                                    "dedupe: " + "; ".join(reasons))
-                          for uids, reasons in sure]
-                labels = _labels(b, sure, ambiguous)
-        else:  # a listing: a running server's other users need not wait for the matching
-            with ctx.open("r") as b:
-                found = import_book.people_of(b)
-            matcher = import_book.matcher_of(found, ctx.region)
-            sure, ambiguous = dedupe.clusters(matcher)
-            merged = []
-            with ctx.open("r") as b:
-                labels = _labels(b, sure, ambiguous)
+        # Matched off the lock: a running server's other users need not wait for it.
+        with ctx.open("r") as b:
+            found = import_book.people_of(b)
+            token = import_book.changes_token(b)
+        matcher = import_book.matcher_of(found, ctx.region)
+        sure, ambiguous = dedupe.clusters(matcher)
+        merged: list[str] = []
+        left: list[list[str]] = []
+        if apply_:  # in short holds; a cluster someone changed meanwhile is left
+            merged, left = import_book.merge_unchanged(
+                lambda: ctx.open("w"), store, sure, matcher.people, token, ctx.region)
+        with ctx.open("r") as b:
+            labels = _labels(b, sure, ambiguous)
         names = {uid: p for uid, p in matcher.people.items()}
     except Refused as e:
         raise _fail(e, ctx) from None
@@ -243,12 +240,13 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
                          for u, r in sure],
             "review": [{"uids": [a, b], "names": [fn[a], fn[b]], "reason": r}
                        for a, b, r in ambiguous],
-            "merged": merged}, ensure_ascii=False))
+            "merged": merged, "left": left}, ensure_ascii=False))
         return
     if not sure and not ambiguous:
         click.echo("No duplicates found.")
     for uids, reasons in sure:
-        verb = "Merged" if apply_ else "Duplicates"
+        verb = ("Duplicates" if not apply_ else
+                "Changed since they were matched, not merged" if uids in left else "Merged")
         click.echo(f"{verb}: " + " | ".join(f"{fn[u]} ({u})" for u in uids)
                    + f"  [{'; '.join(reasons)}]")
     for a, b_uid, reason in ambiguous:
@@ -258,6 +256,9 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
                    "('Review' pairs are never merged automatically).")
     for merge_id in merged:
         click.echo(f"  undo with: cardfile dedupe --undo {merge_id}")
+    if left:
+        click.echo(f"{len(left)} group(s) of duplicates changed while this ran and were left "
+                   f"as they are; run 'cardfile dedupe --apply{ctx.flags}' again.")
 
 
 def _labels(book: Any, sure: list[tuple[list[str], list[str]]],

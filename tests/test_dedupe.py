@@ -172,3 +172,43 @@ def test_the_duplicates_found_do_not_depend_on_the_order_people_are_held_in() ->
     assert len(found) == 1
     sure, review = dedupe.clusters(matcher)
     assert [members for members, _ in sure] == [["u1", "u2", "u3", "u4"]] and review == []
+
+
+def test_dedupe_apply_leaves_a_group_someone_changed_after_it_was_matched(
+        server: ServerProcess) -> None:
+    """``cardfile dedupe --apply`` matches off the lock and merges in short holds:
+    a card another client changes in between is not merged over, and the next
+    run merges it."""
+    from cardfile.cli.contacts import Context
+    from cardfile.plugin.contacts.importers import book as import_book
+
+    client = server.client()
+    for uid, name, email in (("a1", "Ann Lee", "ann@example.org"),
+                             ("a2", "Ann Lee", "ANN@example.org"),
+                             ("b1", "Bob Ray", "bob@example.org"),
+                             ("b2", "Bob Ray", "bob@example.org")):
+        assert client.put(f"{uid}.vcf", card(uid, name, f"EMAIL:{email}"))[0] == 201
+    config = str(server.config_path) if server.config_path else None
+    ctx = Context(str(server.data_dir), config, USER, "contacts")
+    with ctx.open("r") as book:  # as the command does
+        found = import_book.people_of(book)
+        token = import_book.changes_token(book)
+    matcher = import_book.matcher_of(found, ctx.region)
+    sure, _ = dedupe.clusters(matcher)
+    assert sorted(sorted(uids) for uids, _ in sure) == [["a1", "a2"], ["b1", "b2"]]
+
+    edited = card("b2", "Bob Ray", "EMAIL:bob@example.org", "NOTE:edited on the phone meanwhile")
+    assert client.put("b2.vcf", edited)[0] == 204
+    merged, left = import_book.merge_unchanged(lambda: ctx.open("w"), ctx.merges, sure,
+                                               matcher.people, token, ctx.region)
+    assert len(merged) == 1 and [sorted(uids) for uids in left] == [["b1", "b2"]]
+    assert sorted(client.get(f"{u}.vcf")[0] for u in ("a1", "a2")) == [200, 404]
+    assert "edited on the phone meanwhile" in client.get("b2.vcf")[2]
+    assert client.get("b1.vcf")[0] == 200
+
+    applied = cli_json(server.data_dir, "dedupe", "--user", USER, "--apply", "--json",
+                       *(("--config", config) if config else ()))
+    assert len(applied["merged"]) == 1 and applied["left"] == []
+    survivor = next(text for u in ("b1", "b2")
+                    if (got := client.get(f"{u}.vcf"))[0] == 200 for text in [got[2]])
+    assert "edited on the phone meanwhile" in survivor

@@ -7,13 +7,15 @@ requests between batches of a big import. The book's people are read from
 the index (emails, phones, names and UIDs), not from every file, so matching
 a 100,000-card book is quick.
 
-The same functions apply ``cardfile dedupe --apply`` and undo merges.
+The same functions apply ``cardfile dedupe --apply`` (in short holds too,
+leaving a cluster someone changed after it was matched: ``merge_unchanged``)
+and undo merges.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,9 +94,56 @@ def matcher_of(found: People, region: str) -> dedupe.Matcher:
 
 
 def load_matcher(book: AddressBook, region: str) -> dedupe.Matcher:
-    """Everyone in ``book`` as a matcher, all under the caller's lock (``cardfile dedupe
-    --apply`` merges what it matched in the same hold)."""
+    """Everyone in ``book`` as a matcher, all under the caller's lock."""
     return matcher_of(people_of(book), region)
+
+
+def changes_token(book: AddressBook) -> str:
+    """The book's sync token now: ``merge_unchanged`` asks what changed since."""
+    return book.collection.sync("")[0]
+
+
+def merge_unchanged(hold: Callable[[], AbstractContextManager[AddressBook]],
+                    store: dedupe.MergeStore, sure: list[dedupe.Cluster],
+                    people: dict[str, dedupe.Person], token: str, region: str
+                    ) -> tuple[list[str], list[list[str]]]:
+    """Merge each sure cluster, matched from the book as it was at ``token``,
+    unless one of its cards changed since; (merge ids, clusters left).
+
+    ``cardfile dedupe --apply`` matched and merged in one hold of the write
+    lock, so that nothing changed in between: about 7 s at 100,000 cards, in
+    which every user waited. Now the matching is done off the lock (a
+    listing's way) and the merges in short holds; before each, the book's
+    sync changes since the last look tell whether anyone else changed one of
+    the cluster's cards (the merges' own changes are told apart: clusters
+    share no card). Such a cluster is left for the next run, as is every
+    cluster once the token is no longer answered (the index rebuilt).
+    """
+    merged: list[str] = []
+    left: list[list[str]] = []
+    ours: set[str] = set()
+    others: set[str] = set()
+    since: list[str | None] = [token]
+
+    def merge(book: AddressBook, cluster: dedupe.Cluster) -> None:
+        uids, reasons = cluster
+        hrefs = {people[uid].href for uid in uids}
+        if since[0] is not None:
+            try:
+                since[0], changed = book.collection.sync(since[0])
+            except ValueError:  # the token is no longer answered: nothing can be told
+                since[0] = None
+            else:
+                others.update(href for href in changed if href not in ours)
+        if since[0] is None or not hrefs.isdisjoint(others):
+            left.append(uids)
+            return
+        ours.update(hrefs)
+        merged.append(merge_cluster(book, store, uids, region,
+                                    "dedupe: " + "; ".join(reasons)))
+
+    in_short_holds(hold, sure, merge)
+    return merged, left
 
 
 class Target:
