@@ -159,11 +159,7 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
             fmt: str, category: str | None, output: str) -> None:
     """Export contacts as vCard 3.0/4.0, jCard or CSV."""
     ctx = Context(data_dir, config_file, user, book)
-    try:
-        with ctx.open() as b:
-            texts = [c for c in _texts(b) if _in_category(c, category)]
-    except Refused as e:
-        raise _fail(e, ctx) from None
+    texts = _texts(ctx, category)
     result = export.export_cards(texts, fmt)
     if output == "-":
         click.echo(result, nl=False)
@@ -172,9 +168,14 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
         click.echo(f"Exported {len(texts)} contact(s) to {output}.", err=True)
 
 
-def _texts(book: AddressBook) -> list[str]:
-    rows = sorted(book.rows().values(), key=lambda r: (r.fn.casefold(), r.uid))
-    return [book.read(row).text for row in rows]
+def _texts(ctx: Context, category: str | None) -> list[str]:
+    """Every contact's text (of ``category``) by name, read after the lock is released."""
+    try:
+        with ctx.open() as b:
+            rows = sorted(b.rows().values(), key=lambda r: (r.fn.casefold(), r.uid))
+    except Refused as e:
+        raise _fail(e, ctx) from None
+    return [text for text in b.texts_after_lock(rows) if _in_category(text, category)]
 
 
 def _in_category(text: str, category: str | None) -> bool:
@@ -283,11 +284,7 @@ def contacts_list(data_dir: str | None, config_file: str | None, user: str | Non
                   category: str | None, as_json: bool, parsable: bool) -> None:
     """List contacts (all, or one category's)."""
     ctx = Context(data_dir, config_file, user, book)
-    try:
-        with ctx.open() as b:
-            items = [export.summary(t) for t in _texts(b) if _in_category(t, category)]
-    except Refused as e:
-        raise _fail(e, ctx) from None
+    items = [export.summary(t) for t in _texts(ctx, category)]
     _print_people(items, as_json, parsable)
 
 

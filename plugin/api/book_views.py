@@ -62,14 +62,7 @@ def export_book(ctx: Context, book: str) -> Response:
             raise Problem(404, f"there is no category {category!r}")
         rows = list(collection._index.all_rows(collection._coll(), ctx.max_resource_size,
                                                category))
-    # The cards are read once the lock is released: at 100,000 that is 1.9 s in
-    # which no other user could write (a card deleted meanwhile is left out).
-    texts = []
-    for row in rows:
-        try:
-            texts.append(address_book.read(row).text)
-        except RuntimeError:  # vanished since the index saw it
-            continue
+    texts = address_book.texts_after_lock(rows)
     if fmt == "vcard":
         body = "".join(t if t.endswith("\n") else t + "\n" for t in texts)
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -123,6 +123,19 @@ class AddressBook:
     def read(self, row: ItemRow) -> Contact:
         item = self.collection._item(row)
         return Contact(row.href, row.uid, row.etag, row.fn, row.mtime_ns, item.serialize())
+
+    def texts_after_lock(self, rows: Iterable[ItemRow]) -> list[str]:
+        """The texts of ``rows`` (listed under the lock), read once it is released:
+        call it after the ``open_book`` block. An export read 100,000 cards under
+        the lock, 1.9 s in which no other user could write. A card deleted
+        meanwhile is left out, as if the export had come after the delete."""
+        texts = []
+        for row in rows:
+            try:
+                texts.append(self.read(row).text)
+            except RuntimeError:  # vanished since the index saw it
+                continue
+        return texts
 
     def get(self, key: str) -> Contact:
         row = self.find(key)
