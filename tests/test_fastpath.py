@@ -390,12 +390,51 @@ def test_logins_and_rights_are_radicales(srv: ServerProcess, method: str, body: 
     assert status in (403, 404)
 
 
-def test_group_cards_view_is_left_to_radicale(srv: ServerProcess) -> None:
-    apple = {"User-Agent": "macOS/14.1 (23B74) AddressBookCore/2659.1.1"}
-    status, body, _ = both(srv, "PROPFIND", propfind("D:getetag"),
-                           headers={"Depth": "1", **apple}, streamed=False)
-    assert status == 207
-    assert both(srv, "REPORT", sync(), headers=apple, streamed=False)[0] == 207
+APPLE = {"User-Agent": "macOS/14.1 (23B74) AddressBookCore/2659.1.1"}
+
+
+def test_the_group_cards_view_is_radicales_answer(srv: ServerProcess) -> None:
+    """An Apple client sees each category as a group card among the cards: its
+    PROPFIND, syncs and multigets list and serve them as Radicale does."""
+    headers = {"Depth": "1", **APPLE}
+    for body in (propfind("D:getetag", "D:getlastmodified", "D:getcontenttype"),
+                 propfind("D:getetag", "D:getcontentlength"),
+                 f'<?xml version="1.0"?><D:propfind {NS}><D:allprop/></D:propfind>'):
+        assert both(srv, "PROPFIND", body, headers=headers)[0] == 207
+    assert both(srv, "PROPFIND", propfind("D:getcontentlength", "D:getetag"),
+                headers={"Depth": "0", **APPLE})[0] == 207  # the book's length counts them
+    status, body, _ = both(srv, "REPORT", sync(), headers=APPLE)
+    listed, token = parse(body)["responses"], parse(body)["token"]
+    assert status == 207 and len(listed) == len(card_hrefs(srv)) + 2  # Family, Work
+    assert both(srv, "REPORT", sync("", "D:getetag", "C:address-data"), headers=APPLE)[0] == 207
+    everything = [*sorted(listed), BOOK + "missing.vcf"]
+    status, body, _ = both(srv, "REPORT", multiget(everything), headers=APPLE)
+    served = parse(body)["responses"]
+    groups = {href: value for href, (_, props) in served.items()
+              for value in [props.get("HTTP/1.1 200 OK", {}).get(
+                  "{urn:ietf:params:xml:ns:carddav}address-data", ("", ""))[1]]
+              if "X-ADDRESSBOOKSERVER-KIND:group" in value}
+    assert len(groups) == 2 and served[BOOK + "missing.vcf"][0] == "HTTP/1.1 404 Not Found"
+    assert any("FN:Family" in text and "urn:uuid:card-7" in text for text in groups.values())
+
+    # A new member of Family and of a new category: both group cards are changes.
+    assert request(srv, "PUT", BOOK + "apple-new.vcf",
+                   card("apple-new", "Apple New", "CATEGORIES:Family,Friends"),
+                   {"Content-Type": "text/vcard"})[0] == 201
+    try:
+        status, body, _ = both(srv, "REPORT", sync(token, "D:getetag", "C:address-data"),
+                               headers=APPLE)
+        changed = parse(body)["responses"]
+        assert BOOK + "apple-new.vcf" in changed and len(changed) == 3, sorted(changed)
+    finally:
+        assert request(srv, "DELETE", BOOK + "apple-new.vcf")[0] in (200, 204)
+    status, body, _ = both(srv, "REPORT", sync(token), headers=APPLE)
+    assert BOOK + "apple-new.vcf" in parse(body)["responses"]  # (gone again: a 404)
+
+
+def test_a_query_in_the_group_cards_view_is_left_to_radicale(srv: ServerProcess) -> None:
+    body = query(_match("FN", "Family"), "D:getetag")
+    assert both(srv, "REPORT", body, headers={"Depth": "1", **APPLE}, streamed=False)[0] == 207
 
 
 def test_streamed_requests_are_logged_with_status(srv: ServerProcess) -> None:

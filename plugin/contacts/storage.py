@@ -19,6 +19,7 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
+import heapq
 import itertools
 import json
 import marshal
@@ -31,7 +32,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from hashlib import sha256
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts import (
@@ -84,6 +85,15 @@ START_GENERATION = "start_generation"
 
 def http_date(mtime_ns: int) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(mtime_ns / 1e9))
+
+
+class GroupCard(NamedTuple):
+    """A group card as a groups view serves it (``Storage.served_group_cards``)."""
+
+    uid: str
+    text: str
+    etag: str
+    size: int
 
 
 def decode_card_file(raw: bytes) -> str:
@@ -436,12 +446,35 @@ class Collection(radicale.AdapterCollection):
         return self._rows
 
     def listing(self) -> Iterable[tuple[str, str, int, int]]:
-        """(href, etag, mtime_ns, size) of every servable contact, in href order."""
+        """(href, etag, mtime_ns, size) of every servable contact, in href order; in
+        the groups view with the group cards among them, as Radicale lists them."""
+        listed: Iterable[tuple[str, str, int, int]]
         if self._published is not None or self._rows is not None:
             rows = self._all_rows()
-            return [(href, rows[href].etag, rows[href].mtime_ns, rows[href].size)
-                    for href in sorted(rows)]
-        return self._index.listing(self._coll(), self.storage.max_resource_size)
+            listed = [(href, rows[href].etag, rows[href].mtime_ns, rows[href].size)
+                      for href in sorted(rows)]
+        else:
+            listed = self._index.listing(self._coll(), self.storage.max_resource_size)
+        groups = self.group_rows()
+        return heapq.merge(listed, groups) if groups else listed
+
+    def group_rows(self) -> list[tuple[str, str, int, int]]:
+        """(href, etag, mtime_ns, size) of the group cards in href order: the groups
+        view's, none in any other. Their date is the book's, as Radicale's items
+        carry it (``_group_items``); their size is their text's in UTF-8."""
+        if not self._groups_view:
+            return []
+        cards = self._served_group_cards()
+        if not cards:
+            return []
+        modified = self.last_modified_ns()
+        return sorted((href, card.etag, modified, card.size) for href, card in cards.items())
+
+    def group_texts(self) -> dict[str, str]:
+        """href -> text of the group cards the groups view shows (none in any other)."""
+        if not self._groups_view:
+            return {}
+        return {href: card.text for href, card in self._served_group_cards().items()}
 
     def card_count(self, at_most: int | None = None) -> int:
         """How many contacts the index holds for this book (no rows loaded), up to
@@ -463,16 +496,17 @@ class Collection(radicale.AdapterCollection):
         """
         if self._groups is None:
             self._groups = {}
-            cards = self.storage.group_cards(self)
+            cards = self._served_group_cards()
             modified = self.last_modified if cards else ""
-            vcard4 = views.current() == views.GROUPS4_VIEW
-            for href, (uid, text) in cards.items():
-                if vcard4:
-                    text = categories.as_vcard4_group(text)
+            for href, card in cards.items():
                 self._groups[href] = radicale.Item(
-                    collection=self, href=href, text=text, etag=etag_of(text), uid=uid,
+                    collection=self, href=href, text=card.text, etag=card.etag, uid=card.uid,
                     name="VCARD", component_name="", last_modified=modified)
         return self._groups
+
+    def _served_group_cards(self) -> dict[str, GroupCard]:
+        """The group cards as the groups view serves them (in the groups view only)."""
+        return self.storage.served_group_cards(self, views.current() == views.GROUPS4_VIEW)
 
     def virtual_item(self, href: str) -> radicale.Item | None:
         """An item that has no file here: a group card, or a published member."""
@@ -600,12 +634,21 @@ class Collection(radicale.AdapterCollection):
 
     def servable_etags(self, hrefs: list[str]) -> dict[str, tuple[str, int]]:
         """href -> (etag, size) of the servable cards among ``hrefs`` (a multiget's
-        lookup: ``_servable_rows`` without the rest of each row)."""
+        lookup: ``_servable_rows`` without the rest of each row), the groups
+        view's group cards among them."""
+        found: dict[str, tuple[str, int]]
         if self._rows is not None or self._published is not None or len(hrefs) > 2000:
             rows = self._all_rows()
-            return {href: (rows[href].etag, rows[href].size) for href in hrefs
-                    if href in rows}
-        return self._index.servable_for(self._coll(), hrefs, self.storage.max_resource_size)
+            found = {href: (rows[href].etag, rows[href].size) for href in hrefs
+                     if href in rows}
+        else:
+            found = self._index.servable_for(self._coll(), hrefs,
+                                             self.storage.max_resource_size)
+        if self._groups_view and len(found) < len(hrefs):  # (only those not found may be)
+            cards = self._served_group_cards()
+            found.update((href, (card.etag, card.size)) for href in hrefs
+                         if (card := cards.get(href)) is not None)
+        return found
 
     def get_all(self) -> Iterator[radicale.Item]:
         if not self._indexed:
@@ -966,13 +1009,17 @@ class Collection(radicale.AdapterCollection):
     def last_modified(self) -> str:
         if not self._indexed:
             return super().last_modified
+        return http_date(self.last_modified_ns())
+
+    def last_modified_ns(self) -> int:
+        """When the book or a card of it last changed (of an indexed book)."""
         newest = self._index.last_mtime_ns(self._sync_coll())
         for path in (self.folder, self.props_file):
             try:
                 newest = max(newest, os.stat(path).st_mtime_ns)
             except FileNotFoundError:
                 pass
-        return http_date(newest)
+        return newest
 
 
 def _parse_token(token: str) -> tuple[str, str, int, int]:
@@ -1003,6 +1050,9 @@ class Storage(radicale.AdapterStorage):
         self.generation = _storage_option(configuration, START_GENERATION, "")
         self._sweeper: Repeating | None = None
         self._group_cache: dict[str, tuple[tuple[int, int], dict[str, tuple[str, str]]]] = {}
+        #: (book path, vCard 4) -> (the group_cards dict it was made from, href -> GroupCard).
+        self._served_groups: dict[tuple[str, bool], tuple[dict[str, tuple[str, str]],
+                                                          dict[str, GroupCard]]] = {}
         self.history_settings = settings_from(
             lambda name, default: _storage_option(configuration, name, default))
         self.shared = shared_books_from(configuration, self.data_folder)
@@ -1184,6 +1234,25 @@ class Storage(radicale.AdapterStorage):
 
     def forget_group_cache(self, collection: Collection) -> None:
         self._group_cache.pop(collection.path, None)
+        for vcard4 in (False, True):
+            self._served_groups.pop((collection.path, vcard4), None)
+
+    def served_group_cards(self, collection: Collection, vcard4: bool) -> dict[str, GroupCard]:
+        """href -> what a book's group card serves in a groups view: its UID, text
+        (vCard 4 in the ``groups4`` view), etag and length; made again only after
+        ``group_cards`` was (a multiget of an Apple client made each one's text
+        and etag again: half its time)."""
+        cards = self.group_cards(collection)
+        cached = self._served_groups.get((collection.path, vcard4))
+        if cached is not None and cached[0] is cards:
+            return cached[1]
+        served = {}
+        for href, (uid, text) in cards.items():
+            if vcard4:
+                text = categories.as_vcard4_group(text)
+            served[href] = GroupCard(uid, text, etag_of(text), len(text.encode()))
+        self._served_groups[(collection.path, vcard4)] = (cards, served)
+        return served
 
     def discover(self, path: str, depth: str = "0", child_context_manager: Any = None,
                  user_groups: Any = frozenset()) -> Iterator[Any]:
