@@ -605,6 +605,7 @@ def test_get_of_an_indexed_card_is_answered_without_radicale(srv: ServerProcess)
     """The fast answer really is taken (the HTTP tests above only show it is equal)."""
     from cardfile.cli import settings as settings_mod
     from cardfile.plugin.app import CardfileApp
+    from cardfile.plugin.contacts import views
 
     settings = settings_mod.resolve(str(srv.data_dir),
                                     str(srv.config_path) if srv.config_path else None)
@@ -620,6 +621,30 @@ def test_get_of_an_indexed_card_is_answered_without_radicale(srv: ServerProcess)
     assert dict(headers)["Content-Type"] == "text/vcard; charset=utf-8"
     missing = dict(environ, PATH_INFO=BOOK + "no-such-card.vcf")
     assert item_get.respond(app.fastpath, missing, "GET") is None  # Radicale's 404
+    # In the groups view (an Apple client's): a card, and a group card (made by the server).
+    status, body, _ = both(srv, "PROPFIND", propfind("D:getetag"),
+                           headers={"Depth": "1", **APPLE})
+    group = next(href for href in parse(body)["responses"] if href.endswith(".vcf")
+                 and b"X-ADDRESSBOOKSERVER-KIND" in request(srv, "GET", href, headers=APPLE)[2])
+    with views.using(views.GROUPS_VIEW):
+        answer = item_get.respond(app.fastpath, environ, "GET")
+        assert answer is not None
+        assert b"".join(answer[2]) == (srv.book_dir() / "amp.vcf").read_bytes()
+        answer = item_get.respond(app.fastpath, dict(environ, PATH_INFO=group), "GET")
+        assert answer is not None and b"X-ADDRESSBOOKSERVER-KIND:group" in b"".join(answer[2])
+
+
+def test_an_apple_clients_get_of_a_card_or_a_group_card_is_radicales_answer(
+        srv: ServerProcess) -> None:
+    status, body, _ = both(srv, "PROPFIND", propfind("D:getetag"),
+                           headers={"Depth": "1", **APPLE})
+    hrefs = sorted(parse(body)["responses"])
+    groups = [h for h in hrefs if h.endswith(".vcf")
+              and b"X-ADDRESSBOOKSERVER-KIND" in request(srv, "GET", h, headers=APPLE)[2]]
+    assert len(groups) == 2
+    for href in [*groups, BOOK + "card-0001.vcf", BOOK + "amp.vcf", BOOK + "no-such.vcf"]:
+        for method in ("GET", "HEAD"):
+            _same_answer(srv, method, href, APPLE)
 
 
 # -- addressbook-query --------------------------------------------------------------------

@@ -255,6 +255,30 @@ def test_apple_in_the_groups_view(srv: ServerProcess) -> None:
     status, _, _ = put_both(srv, "apple-1.vcf", card("apple-1", "Ap Ple"),
                             {"User-Agent": APPLE, "If-None-Match": "*"})
     assert status == 201
+    status, _, _ = put_both(srv, "apple-1.vcf", card("apple-1", "Ap Ple", "NOTE:edited"),
+                            {"User-Agent": APPLE, "If-Match": etag(srv, "apple-1.vcf")})
+    assert status == 204
+    # A contact sent to a group card's name (the category Work's): Radicale's answer.
+    group = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:grp-2\r\nFN:Team\r\nN:Team;;;;\r\n"
+             "X-ADDRESSBOOKSERVER-KIND:group\r\nX-ADDRESSBOOKSERVER-MEMBER:urn:uuid:ada\r\n"
+             "END:VCARD\r\n")
+    assert put_both(srv, "grp-2.vcf", group, {"User-Agent": APPLE})[0] == 201
+    put_both(srv, "grp-2.vcf", card("not-a-group", "Not Group"), {"User-Agent": APPLE})
+
+
+def test_an_apple_clients_plain_card_is_stored_without_radicale(srv: ServerProcess) -> None:
+    from cardfile.plugin.contacts import sent_card, views
+    from cardfile.plugin.contacts.card_check import accept_card_upload
+
+    app = _app(srv)
+    body = card("apple-direct", "Apple Direct").encode()
+    environ = _environ(f"/{USER}/fast/apple-direct.vcf", body, HTTP_USER_AGENT=APPLE)
+    sent = accept_card_upload(environ, body, LIMIT)
+    assert sent is not None
+    with sent_card.receiving(sent), views.using(views.GROUPS_VIEW):
+        answer = app.fastpath.put(environ, sent)
+    assert answer is not None and answer[0] == "201 Created"
+    assert stored(srv, "fast", "apple-direct.vcf") == body
 
 
 @pytest.mark.parametrize("number, content_type", enumerate([

@@ -45,7 +45,7 @@ def respond(fast: FastPath, environ: dict[str, Any], method: str) -> Response | 
     book_target = replace(target, path=book_path + "/", access=fast.app.access(
         target.user, target.groups, book_path + "/"))
     with fast.storage.acquire_lock("r", target.user):
-        book = fast.book(book_target)
+        book = fast.book(book_target, groups_view=True)  # (a group card: its item)
         if book is None:
             return None
         # verify_href: the file itself is checked, so an edit made in place by

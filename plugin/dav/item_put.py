@@ -87,8 +87,9 @@ def respond(fast: FastPath, environ: dict[str, Any], sent: SentCard) -> Response
     try:
         with fast.storage.staged_card(book_path, sent.text), fast.storage.acquire_lock(
                 "w", target.user, path=target.path, request="PUT", actor=target.user):
-            book = fast.book(book_target)
-            if book is None or source_registry.is_source_folder(book.folder):
+            book = fast.book(book_target, groups_view=True)
+            if (book is None or source_registry.is_source_folder(book.folder)
+                    or book._is_group_card(href)):  # (a contact sent to a group's name)
                 return None
             book._coll()  # the index (or the PostgreSQL cache) up to date before looking
             try:
