@@ -313,8 +313,9 @@ class Categories:
         for uid, keys in keys_of.items():
             if len(keys) > MAX_GROUPS_PER_CARD:
                 keys = sorted(keys, key=lambda k: (-size[k], k))[:MAX_GROUPS_PER_CARD]
+            uri = f"urn:uuid:{member_uid(uid)}"
             for key in keys:
-                members.setdefault(key, []).append(f"urn:uuid:{member_uid(uid)}")
+                members.setdefault(key, []).append(uri)
         shown = sorted(
             (c for c in self.all() if len(c.name) <= MAX_GROUP_NAME
              and (c.key in members or c.key in self.entries)),
