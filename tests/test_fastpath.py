@@ -432,6 +432,35 @@ def test_the_group_cards_view_is_radicales_answer(srv: ServerProcess) -> None:
     assert BOOK + "apple-new.vcf" in parse(body)["responses"]  # (gone again: a 404)
 
 
+def test_the_vcard4_group_cards_view_is_radicales_answer(tmp_path: Path,
+                                                         store_config: str) -> None:
+    """A client that wrote a vCard 4 group card (KIND:group, MEMBER) is served
+    its groups in vCard 4 ever after: listed, synced and fetched as Radicale does."""
+    server = start_server(tmp_path, store_config=store_config)
+    try:
+        writer = {"User-Agent": "GroupWriter/2.0 (tests)"}
+        server.seed({f"m{i}.vcf": card(f"m{i}", f"Member {i}",
+                                        *(["CATEGORIES:Crew"] if i % 2 else [])).encode()
+                     for i in range(6)})
+        group = ("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:team-4\r\nFN:Team\r\nKIND:group\r\n"
+                 "MEMBER:urn:uuid:m0\r\nMEMBER:urn:uuid:m2\r\nEND:VCARD\r\n")
+        assert request(server, "PUT", BOOK + "team-4.vcf", group,
+                       {"Content-Type": "text/vcard", **writer})[0] == 201
+        assert both(server, "PROPFIND", propfind("D:getetag", "D:getcontentlength"),
+                    headers={"Depth": "1", **writer})[0] == 207
+        status, body, _ = both(server, "REPORT", sync("", "D:getetag", "C:address-data"),
+                               headers=writer)
+        texts = [props["HTTP/1.1 200 OK"]["{urn:ietf:params:xml:ns:carddav}address-data"][1]
+                 for _, props in parse(body)["responses"].values()]
+        groups = sorted(text for text in texts if "KIND:group" in text)
+        assert len(groups) == 2 and all("VERSION:4.0" in text for text in groups)
+        assert any("FN:Team" in text and "MEMBER:urn:uuid:m2" in text for text in groups)
+        hrefs = sorted(parse(body)["responses"])
+        assert both(server, "REPORT", multiget(hrefs), headers=writer)[0] == 207
+    finally:
+        server.stop()
+
+
 def test_a_query_in_the_group_cards_view_is_left_to_radicale(srv: ServerProcess) -> None:
     body = query(_match("FN", "Family"), "D:getetag")
     assert both(srv, "REPORT", body, headers={"Depth": "1", **APPLE}, streamed=False)[0] == 207
