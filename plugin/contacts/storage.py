@@ -514,9 +514,10 @@ class Collection(radicale.AdapterCollection):
         The group cards are made only when ``href`` may be one: making them
         reads every membership, 1 s at 100,000 cards, and every change of a
         card makes them again, so each PUT and GET of an Apple client took a
-        second under the lock. A contact's href is not one (a contact file
-        named as a group card is served as the contact); a new name is one
-        only if a category has it (0.03 s at 100,000 cards).
+        second under the lock. A contact's href is not one here (a contact
+        file given a group card's name, which only a hand can do, is got as
+        the contact but listed as both); a new name is one only if a category
+        has it (0.03 s at 100,000 cards).
         """
         if not self._groups_view:
             return False
