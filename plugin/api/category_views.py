@@ -84,17 +84,25 @@ def put_category(ctx: Context, book: str, id: str) -> Response:
         rename_to = (new_name if new_name is not None
                      and " ".join(new_name.split()) != category.name else None)
         if rename_to is not None:
-            target = cats.get(rename_to)
-            if target is not None and target.key != category.key:
-                raise Problem(409, f"a category named {target.name!r} exists already; "
-                                   "delete or rename it first")
+            _refuse_taken(cats, category, rename_to)
         elif metadata:
             category = cats.update(category.name, data.get("color"), data.get("description"))
     if rename_to is not None:  # members rewritten in short holds: others answered meanwhile
+        renamed = category
         category = category_changes.rename(
             lambda: _categories_of(ctx, book), category.name, rename_to,
-            within_first=change_metadata)
+            within_first=change_metadata,
+            check_first=lambda cats: _refuse_taken(cats, renamed, rename_to))
     return Response.json(category_json(ctx, book, category))
+
+
+def _refuse_taken(cats: categories.Categories, category: categories.Category,
+                  new_name: str) -> None:
+    """409 when another category has the name ``new_name`` already."""
+    target = cats.get(new_name)
+    if target is not None and target.key != category.key:
+        raise Problem(409, f"a category named {target.name!r} exists already; "
+                           "delete or rename it first")
 
 
 @contextlib.contextmanager

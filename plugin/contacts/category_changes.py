@@ -26,19 +26,25 @@ from collections.abc import Callable
 from cardfile.plugin.contacts import model
 from cardfile.plugin.contacts.categories import Categories, Category
 from cardfile.plugin.vcard import card_edit
+from cardfile.plugin.vcard.card_edit import category_key
 
 #: The book's categories within one hold of its write lock.
 Hold = Callable[[], contextlib.AbstractContextManager[Categories]]
 
 
 def rename(hold: Hold, old: str, new: str,
-           within_first: Callable[[Categories, str], object] | None = None) -> Category:
+           within_first: Callable[[Categories, str], object] | None = None,
+           check_first: Callable[[Categories], object] | None = None) -> Category:
     """Rename ``old`` to ``new`` on the category's entry and every member.
 
-    ``within_first(categories, new name)`` runs in the first hold, after the
-    entry is renamed (the API changes colour and description there).
+    ``check_first(categories)`` runs in the first hold before anything changes
+    (the API refuses there a name another category has); ``within_first
+    (categories, new name)`` after the entry is renamed (the API changes
+    colour and description there).
     """
     with hold() as cats:
+        if check_first is not None:
+            check_first(cats)
         new_name, hrefs = cats.rename_entry(old, new)
         if within_first is not None:
             within_first(cats, new_name)
@@ -46,7 +52,7 @@ def rename(hold: Hold, old: str, new: str,
     def change(text: str) -> str:
         return card_edit.rename_category(text, old, new_name)
 
-    _rewrite_members(hold, old, hrefs, change)
+    _rewrite_members(hold, old, hrefs, change, category_key(old) == category_key(new_name))
     with hold() as cats:
         return cats.require(new_name)
 
@@ -64,14 +70,17 @@ def delete(hold: Hold, name: str) -> int:
 
 
 def _rewrite_members(hold: Hold, name: str, hrefs: list[str],
-                     change: Callable[[str], str]) -> None:
+                     change: Callable[[str], str], same_key: bool = False) -> None:
     """``change`` on each member (by href) in short holds, then on any card that
     came to hold ``name`` meanwhile (a client's edit between two holds)."""
     def one(cats: Categories, href: str) -> None:
         cats.rewrite_href(href, change)
 
     model.in_short_holds(hold, hrefs, one)
-    done = set(hrefs)
+    # Every card holding ``name`` now, a rewritten one given it back included. A
+    # rename that only changes the spelling keeps the key: its rewritten cards
+    # still count as members, and are left out.
+    done = set(hrefs) if same_key else set()
     with hold() as cats:
         late = [row.href for row in cats.members(name) if row.href not in done]
     model.in_short_holds(hold, late, one)
