@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from cardfile.plugin.store import card_reads
@@ -63,3 +66,39 @@ def test_a_byte_order_mark_is_never_served(tmp_path: Path) -> None:
         finally:
             os.close(fd)
     assert card_reads.served(card_reads.BOM * 2 + text) == card_reads.BOM + text  # one mark only
+
+
+_FEW_DESCRIPTORS = """
+import os, resource, sys
+from cardfile.plugin.store import card_reads
+folder, count = sys.argv[1], int(sys.argv[2])
+names = sorted(os.listdir(folder))
+in_use = len(os.listdir("/proc/self/fd"))
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 5, hard))
+read = 0
+for name, fd in card_reads.opened_ahead(folder, names, str, ahead=16):
+    assert isinstance(fd, int), (name, fd)
+    read += len(card_reads.read_served(fd, 10))
+    os.close(fd)
+print(len(names), read)
+"""
+
+
+def test_out_of_descriptors_the_cards_opened_ahead_are_read_first(tmp_path: Path) -> None:
+    """A process near its open-file limit reads every card (the ahead files are read,
+    then the open is tried again): none is taken for deleted."""
+    names = _cards(tmp_path, 40)
+    done = subprocess.run([sys.executable, "-c", _FEW_DESCRIPTORS, str(tmp_path), "40"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    count, size = map(int, done.stdout.split())
+    assert count == len(names) and size == sum((tmp_path / n).stat().st_size for n in names)
+
+
+def test_only_a_missing_file_counts_as_a_deleted_card(tmp_path: Path) -> None:
+    reads = card_reads.opened_ahead(str(tmp_path), ["missing.vcf"], str)
+    _, error = next(reads)
+    assert isinstance(error, OSError) and card_reads.is_gone(error)
+    assert not card_reads.is_gone(OSError(errno.EMFILE, "Too many open files"))
+    assert not card_reads.is_gone(OSError(errno.EIO, "Input/output error"))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from cardfile.plugin.contacts.storage import book_text_left_out
 from cardfile.plugin.dav import multistatus
-from cardfile.plugin.store.card_reads import opened_ahead, read_served
+from cardfile.plugin.store.card_reads import is_gone, opened_ahead, read_served
 
 if TYPE_CHECKING:
     from cardfile.plugin.dav.fastpath import FastPath, Response
@@ -98,6 +98,8 @@ def _chunks(folder: str, hrefs: list[str]) -> Iterator[bytes]:
                 os.close(fd)
             data.decode("utf-8")  # (served only if it is UTF-8, as Radicale reads it)
         except (OSError, UnicodeDecodeError) as e:
+            if isinstance(e, OSError) and not is_gone(e):
+                raise  # (out of descriptors, a failing disk: not a deleted card)
             log.warning("Card %r vanished or became unreadable while its book was read: %s",
                         href, e)
             continue

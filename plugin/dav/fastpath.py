@@ -71,7 +71,7 @@ from cardfile.plugin.contacts.storage import (
 )
 from cardfile.plugin.dav import book_get, item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
-from cardfile.plugin.store.card_reads import opened_ahead, read_served, served_size
+from cardfile.plugin.store.card_reads import is_gone, opened_ahead, read_served, served_size
 
 log = logging.getLogger("cardfile")
 
@@ -470,7 +470,7 @@ class FastPath:
             if href in group_texts:
                 if isinstance(fd, int):  # (a file of that name: not what is served)
                     os.close(fd)
-                text = group_texts[href]
+                text, etag = group_texts[href]
             elif fd is not None:
                 card = _read_card(fd, href, size)
                 if card is None:
@@ -656,8 +656,13 @@ def _read_card(fd: int | OSError, href: str, size: int) -> tuple[str, str] | Non
             os.close(fd)
         # etag_of(text) without encoding the text again: UTF-8 round-trips.
         return raw.decode("utf-8"), f'"{sha256(raw).hexdigest()}"'
-    except (OSError, UnicodeDecodeError) as e:
-        log.warning("Card %r vanished or became unreadable while it was listed: %s", href, e)
+    except OSError as e:
+        if not is_gone(e):
+            raise  # (out of descriptors, a failing disk: not a deleted card)
+        log.warning("Card %r vanished while it was listed: %s", href, e)
+        return None
+    except UnicodeDecodeError as e:
+        log.warning("Card %r became unreadable while it was listed: %s", href, e)
         return None
 
 
@@ -676,11 +681,12 @@ def _served_sizes(folder: str, rows: Iterable[tuple[str, str, int, int]],
             yield row, row[3]
             continue
         if isinstance(fd, OSError):
+            if not is_gone(fd):
+                raise fd  # (out of descriptors, a failing disk: not a deleted card)
             yield row, None
             continue
         try:
-            yield row, served_size(fd)
-        except OSError:
-            yield row, None
+            size = served_size(fd)
         finally:
             os.close(fd)
+        yield row, size

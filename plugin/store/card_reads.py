@@ -19,6 +19,7 @@ extra call of the advice (about a microsecond).
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -30,12 +31,20 @@ from cardfile.plugin.store.card_file import read_to_end
 BOM = codecs.BOM_UTF8
 #: Files opened and advised ahead of the one being read.
 AHEAD = 16
+_OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)
 
 _Item = TypeVar("_Item")
 _advise: Callable[[int], None] | None = None
 if hasattr(os, "posix_fadvise"):  # Linux; not macOS
     def _advise(fd: int) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+
+
+def is_gone(error: OSError) -> bool:
+    """Whether ``error`` says the card is no longer there (deleted since it was
+    listed): answered as a deleted card. Any other error (out of descriptors, a
+    disk failing) must not be: a client would delete its copy."""
+    return error.errno in (errno.ENOENT, errno.ENOTDIR)
 
 
 def served(raw: bytes) -> bytes:
@@ -72,17 +81,20 @@ def opened_ahead(folder: str, items: Iterable[_Item], name_of: Callable[[_Item],
     window: deque[tuple[_Item, int | OSError]] = deque()
     try:
         for item in items:
-            try:
-                opened = os.open(os.path.join(folder, name_of(item)), os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                window.append((item, e))
-            else:
-                window.append((item, opened))
-                if _advise is not None:
-                    try:
-                        _advise(opened)
-                    except OSError:  # advice only
-                        pass
+            path = os.path.join(folder, name_of(item))
+            opened = _open(path)
+            if isinstance(opened, OSError) and opened.errno in _OUT_OF_FILES and window:
+                # Out of descriptors: the files opened ahead are read first, then
+                # this one is tried again (the error kept only if it fails again).
+                while window:
+                    yield window.popleft()
+                opened = _open(path)
+            window.append((item, opened))
+            if isinstance(opened, int) and _advise is not None:
+                try:
+                    _advise(opened)
+                except OSError:  # advice only
+                    pass
             if len(window) > ahead:
                 yield window.popleft()
         while window:
@@ -91,3 +103,10 @@ def opened_ahead(folder: str, items: Iterable[_Item], name_of: Callable[[_Item],
         for _, fd in window:
             if isinstance(fd, int):
                 os.close(fd)
+
+
+def _open(path: str) -> int | OSError:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        return e
