@@ -456,7 +456,12 @@ class Collection(radicale.AdapterCollection):
         else:
             listed = self._index.listing(self._coll(), self.storage.max_resource_size)
         groups = self.group_rows()
-        return heapq.merge(listed, groups) if groups else listed
+        if not groups:
+            return listed
+        # (A file a hand named as a group card: listed once, as the group card, as
+        # Radicale lists it.)
+        names = {row[0] for row in groups}
+        return heapq.merge((row for row in listed if row[0] not in names), groups)
 
     def group_rows(self) -> list[tuple[str, str, int, int]]:
         """(href, etag, mtime_ns, size) of the group cards in href order: the groups
@@ -470,11 +475,12 @@ class Collection(radicale.AdapterCollection):
         modified = self.last_modified_ns()
         return sorted((href, card.etag, modified, card.size) for href, card in cards.items())
 
-    def group_texts(self) -> dict[str, str]:
-        """href -> text of the group cards the groups view shows (none in any other)."""
+    def group_texts(self) -> dict[str, tuple[str, str]]:
+        """href -> (text, etag) of the group cards the groups view shows (none in
+        any other)."""
         if not self._groups_view:
             return {}
-        return {href: card.text for href, card in self._served_group_cards().items()}
+        return {href: (card.text, card.etag) for href, card in self._served_group_cards().items()}
 
     def card_count(self, at_most: int | None = None) -> int:
         """How many contacts the index holds for this book (no rows loaded), up to
@@ -1271,13 +1277,13 @@ class Storage(radicale.AdapterStorage):
         cached = self._served_groups.get((collection.path, vcard4))
         if cached is not None and cached[0] is cards:
             return cached[1]
-        served = {}
+        made = {}
         for href, (uid, text) in cards.items():
             if vcard4:
                 text = categories.as_vcard4_group(text)
-            served[href] = GroupCard(uid, text, etag_of(text), len(text.encode()))
-        self._served_groups[(collection.path, vcard4)] = (cards, served)
-        return served
+            made[href] = GroupCard(uid, text, etag_of(text), len(text.encode()))
+        self._served_groups[(collection.path, vcard4)] = (cards, made)
+        return made
 
     def discover(self, path: str, depth: str = "0", child_context_manager: Any = None,
                  user_groups: Any = frozenset()) -> Iterator[Any]:

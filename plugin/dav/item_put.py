@@ -24,7 +24,8 @@ has). Every check that would refuse hands the request to Radicale instead
 (``None``), before anything is written: a 412, 409, 403 or 400 is thus
 Radicale's own answer, with its wording, XML and delays, and only the
 success is answered here. So is everything unusual: a group card (it becomes
-a category), the groups view, published and shared books, collections, a
+a category), a card sent to a group card's name in the groups view (an Apple
+client's), published and shared books, collections, a
 body Radicale would decode otherwise (a charset that is not UTF-8),
 sharing, reverse-proxy prefixes, Radicale's notification hook, a query
 string, ``X-Cardfile-No-Fastpath`` and ``[storage] fastpath = False``.
