@@ -226,8 +226,9 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
         sure, ambiguous = dedupe.clusters(matcher)
         merged: list[str] = []
         left: list[list[str]] = []
+        refused: list[tuple[list[str], str]] = []
         if apply_:  # in short holds; a cluster someone changed meanwhile is left
-            merged, left = import_book.merge_unchanged(
+            merged, left, refused = import_book.merge_unchanged(
                 lambda: ctx.open("w"), store, sure, matcher.people, token, ctx.region)
         with ctx.open("r") as b:
             labels = _labels(b, sure, ambiguous)
@@ -241,13 +242,17 @@ def dedupe_(data_dir: str | None, config_file: str | None, user: str | None, boo
                          for u, r in sure],
             "review": [{"uids": [a, b], "names": [fn[a], fn[b]], "reason": r}
                        for a, b, r in ambiguous],
-            "merged": merged, "left": left}, ensure_ascii=False))
+            "merged": merged, "left": left,
+            "refused": [{"uids": u, "reason": r} for u, r in refused]}, ensure_ascii=False))
         return
     if not sure and not ambiguous:
         click.echo("No duplicates found.")
+    not_merged = dict((tuple(uids), reason) for uids, reason in refused)
     for uids, reasons in sure:
         verb = ("Duplicates" if not apply_ else
-                "Changed since they were matched, not merged" if uids in left else "Merged")
+                "Changed since they were matched, not merged" if uids in left else
+                f"Not merged ({not_merged[tuple(uids)]})" if tuple(uids) in not_merged
+                else "Merged")
         click.echo(f"{verb}: " + " | ".join(f"{fn[u]} ({u})" for u in uids)
                    + f"  [{'; '.join(reasons)}]")
     for a, b_uid, reason in ambiguous:

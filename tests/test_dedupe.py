@@ -199,16 +199,45 @@ def test_dedupe_apply_leaves_a_group_someone_changed_after_it_was_matched(
 
     edited = card("b2", "Bob Ray", "EMAIL:bob@example.org", "NOTE:edited on the phone meanwhile")
     assert client.put("b2.vcf", edited)[0] == 204
-    merged, left = import_book.merge_unchanged(lambda: ctx.open("w"), ctx.merges, sure,
-                                               matcher.people, token, ctx.region)
+    merged, left, refused = import_book.merge_unchanged(lambda: ctx.open("w"), ctx.merges, sure,
+                                                        matcher.people, token, ctx.region)
     assert len(merged) == 1 and [sorted(uids) for uids in left] == [["b1", "b2"]]
+    assert refused == []
     assert sorted(client.get(f"{u}.vcf")[0] for u in ("a1", "a2")) == [200, 404]
     assert "edited on the phone meanwhile" in client.get("b2.vcf")[2]
     assert client.get("b1.vcf")[0] == 200
 
     applied = cli_json(server.data_dir, "dedupe", "--user", USER, "--apply", "--json",
                        *(("--config", config) if config else ()))
-    assert len(applied["merged"]) == 1 and applied["left"] == []
+    assert len(applied["merged"]) == 1 and applied["left"] == applied["refused"] == []
     survivor = next(text for u in ("b1", "b2")
                     if (got := client.get(f"{u}.vcf"))[0] == 200 for text in [got[2]])
     assert "edited on the phone meanwhile" in survivor
+
+
+def test_dedupe_apply_reports_a_merge_over_the_size_limit_and_merges_the_rest(
+        tmp_path: Path, store_config: str) -> None:
+    from tests.conftest import start_server
+
+    server = start_server(tmp_path, extra_config="[server]\nmax_resource_size = 700\n",
+                          store_config=store_config)
+    try:
+        client = server.client()
+        long_a, long_b = "NOTE:" + "a" * 300, "NOTE:" + "b" * 300
+        for uid, extra in (("big1", long_a), ("big2", long_b), ("s1", ""), ("s2", "")):
+            name = "Big Person" if uid.startswith("big") else "Small Person"
+            lines = [f"EMAIL:{name.split()[0].lower()}@example.org", *([extra] if extra else [])]
+            assert client.put(f"{uid}.vcf", card(uid, name, *lines))[0] == 201
+        config = ("--config", str(server.config_path)) if server.config_path else ()
+        applied = cli_json(server.data_dir, "dedupe", "--user", USER, "--apply", "--json",
+                           *config)
+        assert len(applied["merged"]) == 1 and applied["left"] == []
+        [refused] = applied["refused"]
+        assert sorted(refused["uids"]) == ["big1", "big2"] and refused["reason"]
+        assert client.get("big1.vcf")[0] == client.get("big2.vcf")[0] == 200  # both kept
+        assert sorted(client.get(f"s{i}.vcf")[0] for i in (1, 2)) == [200, 404]
+        text = run_cli("dedupe", "--user", USER, "--apply", *config,
+                       data_dir=server.data_dir).stdout
+        assert "Not merged (" in text and "Traceback" not in text
+    finally:
+        server.stop()

@@ -106,9 +106,10 @@ def changes_token(book: AddressBook) -> str:
 def merge_unchanged(hold: Callable[[], AbstractContextManager[AddressBook]],
                     store: dedupe.MergeStore, sure: list[dedupe.Cluster],
                     people: dict[str, dedupe.Person], token: str, region: str
-                    ) -> tuple[list[str], list[list[str]]]:
+                    ) -> tuple[list[str], list[list[str]], list[tuple[list[str], str]]]:
     """Merge each sure cluster, matched from the book as it was at ``token``,
-    unless one of its cards changed since; (merge ids, clusters left).
+    unless one of its cards changed since; (merge ids, clusters left, clusters
+    refused with the reason: a merged card over the size limit, say).
 
     ``cardfile dedupe --apply`` matched and merged in one hold of the write
     lock, so that nothing changed in between: about 7 s at 100,000 cards, in
@@ -121,6 +122,7 @@ def merge_unchanged(hold: Callable[[], AbstractContextManager[AddressBook]],
     """
     merged: list[str] = []
     left: list[list[str]] = []
+    refused: list[tuple[list[str], str]] = []
     ours: set[str] = set()
     others: set[str] = set()
     since: list[str | None] = [token]
@@ -139,11 +141,14 @@ def merge_unchanged(hold: Callable[[], AbstractContextManager[AddressBook]],
             left.append(uids)
             return
         ours.update(hrefs)
-        merged.append(merge_cluster(book, store, uids, region,
-                                    "dedupe: " + "; ".join(reasons)))
+        try:
+            merged.append(merge_cluster(book, store, uids, region,
+                                        "dedupe: " + "; ".join(reasons)))
+        except Refused as e:  # nothing of this cluster written; the others go on
+            refused.append((uids, e.reason))
 
     in_short_holds(hold, sure, merge)
-    return merged, left
+    return merged, left, refused
 
 
 class Target:
