@@ -522,7 +522,7 @@ class Collection(radicale.AdapterCollection):
         card makes them again, so each PUT and GET of an Apple client took a
         second under the lock. A contact's href is not one here (a contact
         file given a group card's name, which only a hand can do, is got as
-        the contact but listed as both); a new name is one only if a category
+        the contact but listed as the group card); a new name is one only if a category
         has it (0.03 s at 100,000 cards).
         """
         if not self._groups_view:
