@@ -307,3 +307,46 @@ def test_renaming_or_deleting_a_big_category_lets_other_users_in(
         assert "Bob Own" in bob.get("bob.vcf")[2]
     finally:
         server.stop()
+
+
+def test_apple_group_cards_stay_right_through_edits_that_touch_categories_or_not(
+        server: ServerProcess) -> None:
+    """The server makes its group cards again only when a change touched a
+    category: after each kind of edit, what an Apple client gets is what the
+    book's categories make, computed afresh from the index."""
+    from cardfile.cli.contacts import Context
+    from cardfile.plugin.contacts import categories
+
+    apple, thunderbird = clients(server)
+    for uid, fn, extra in (("ann", "Ann Smith", "CATEGORIES:Family,work"),
+                           ("bob", "Bob Jones", "CATEGORIES:Work"),
+                           ("cyd", "Cyd Brown", "")):
+        assert thunderbird.put(f"{uid}.vcf", card(uid, fn, *([extra] if extra else [])))[0] == 201
+    config = str(server.config_path) if server.config_path else None
+    ctx = Context(str(server.data_dir), config, USER, "contacts")
+
+    def served() -> list[str]:
+        texts = [e.data or "" for e in apple.multiget(list(apple.etags()))]
+        return sorted(t for t in texts if "X-ADDRESSBOOKSERVER-KIND:group" in t)
+
+    def made_afresh() -> list[str]:
+        with ctx.open("r") as book:
+            cards = categories.Categories(book.collection).group_cards()
+        return sorted(text.replace("\r\n", "\n") for _, text in cards.values())  # (as XML reads)
+
+    edits = [
+        ("cyd.vcf", card("cyd", "Cyd Brown", "TEL:+1 555 0100")),  # no category
+        ("dan.vcf", card("dan", "Dan Gray")),  # a new contact in none
+        ("cyd.vcf", card("cyd", "Cyd Brown", "CATEGORIES:Family")),  # joins one
+        ("bob.vcf", card("bob", "Bob Jones", "CATEGORIES:work", "NOTE:x")),  # a spelling
+        ("ann.vcf", card("ann", "Ann Smith", "CATEGORIES:Family,work", "NOTE:y")),  # same ones
+        ("eve.vcf", card("eve", "Eve Stone", "CATEGORIES:Work")),  # a new one in one
+    ]
+    assert served() == made_afresh()
+    for name, text in edits:
+        assert thunderbird.put(name, text)[0] in (201, 204), name
+        assert served() == made_afresh(), name
+    for name in ("dan.vcf", "cyd.vcf"):  # in none, then in one
+        assert thunderbird.delete(name) in (200, 204)
+        assert served() == made_afresh(), name
+    assert len(served()) == 2 and any("urn:uuid:eve" in t for t in served())

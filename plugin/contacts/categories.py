@@ -292,7 +292,8 @@ class Categories:
             self.collection.store_card(row.href, item)
 
     # -- group cards -----------------------------------------------------------
-    def group_cards(self) -> dict[str, tuple[str, str]]:
+    def group_cards(self, memberships: Iterable[tuple[str, str]] | None = None
+                    ) -> dict[str, tuple[str, str]]:
         """href -> (UID, vCard text) of one synthesised group card per category.
 
         Bounded, because every group card is one more entry in every listing
@@ -306,7 +307,9 @@ class Categories:
         other client, the web page and the API.
         """
         keys_of: dict[str, list[str]] = {}
-        for key, uid in self.collection._index.memberships(self.collection._coll()):
+        if memberships is None:  # (key, member UID) once each
+            memberships = self.collection._index.memberships(self.collection._coll())
+        for key, uid in memberships:
             keys_of.setdefault(uid, []).append(key)
         size = Counter(key for keys in keys_of.values() for key in keys)
         members: dict[str, list[str]] = {}

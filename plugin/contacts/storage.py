@@ -87,6 +87,21 @@ def http_date(mtime_ns: int) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(mtime_ns / 1e9))
 
 
+class _GroupCache(NamedTuple):
+    """A book's group cards (``Storage.group_cards``) and what they were made of."""
+
+    #: (index epoch, collection id, items seq, category store mtime) when made.
+    key: tuple[str, int, int, int]
+    cards: dict[str, tuple[str, str]]
+    #: href -> (UID, (key, spelling) pairs) of every card with a category.
+    by_card: dict[str, tuple[str, frozenset[tuple[str, str]]]]
+
+
+#: Changes since the group cards were made, at most, that are compared one by
+#: one to tell whether they touched a category (more: they are made again).
+_GROUP_REUSE_AT_MOST = 2000
+
+
 class GroupCard(NamedTuple):
     """A group card as a groups view serves it (``Storage.served_group_cards``)."""
 
@@ -1075,7 +1090,7 @@ class Storage(radicale.AdapterStorage):
         #: this start is not compared again by the others (Collection._coll).
         self.generation = _storage_option(configuration, START_GENERATION, "")
         self._sweeper: Repeating | None = None
-        self._group_cache: dict[str, tuple[tuple[int, int], dict[str, tuple[str, str]]]] = {}
+        self._group_cache: dict[str, _GroupCache] = {}
         #: (book path, vCard 4) -> (the group_cards dict it was made from, href -> GroupCard).
         self._served_groups: dict[tuple[str, bool], tuple[dict[str, tuple[str, str]],
                                                           dict[str, GroupCard]]] = {}
@@ -1197,11 +1212,29 @@ class Storage(radicale.AdapterStorage):
                                   ).st_mtime_ns
         except FileNotFoundError:
             store_mtime = 0
-        key = (self.card_index.items_seq(coll), store_mtime)
+        state = self.card_index.sync_state(coll)
+        key = (state.epoch, coll, state.seq, store_mtime)
         cached = self._group_cache.get(collection.path)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        cards = categories.Categories(collection).group_cards()
+        if cached is not None and cached.key == key:
+            return cached.cards
+        if cached is not None and cached.key[:2] == key[:2] and cached.key[3] == store_mtime \
+                and state.seq_floor <= cached.key[2]:
+            # Most changes touch no category (a phone number edited, a contact
+            # added to none): the same cards, without reading every membership
+            # again (0.8 s at 100,000 cards at an Apple client's next request).
+            changed = self.card_index.changed_since(coll, cached.key[2])
+            if len(changed) <= _GROUP_REUSE_AT_MOST:
+                now = self.card_index.categories_by_card(coll, changed)
+                if all(now.get(href) == cached.by_card.get(href) for href in changed):
+                    by_card = cached.by_card
+                    for href in changed:  # (cards with no category leave it)
+                        by_card.pop(href, None)
+                    by_card.update(now)
+                    self._group_cache[collection.path] = _GroupCache(key, cached.cards, by_card)
+                    return cached.cards
+        by_card = self.card_index.categories_by_card(coll)
+        cards = categories.Categories(collection).group_cards(
+            {(key, uid) for uid, pairs in by_card.values() for key, _ in pairs})
         current = {href: (uid, etag_of(text)) for href, (uid, text) in cards.items()}
         if self.shared is None:
             self.card_index.update_group_cards(coll, current)
@@ -1211,7 +1244,7 @@ class Storage(radicale.AdapterStorage):
             if caught_up is not None:
                 collection.cached_book = caught_up
                 self.note_caught_up(collection.path, caught_up)
-        self._group_cache[collection.path] = (key, cards)
+        self._group_cache[collection.path] = _GroupCache(key, cards, by_card)
         return cards
 
     def warm_up(self, on_locked: Callable[[], None] | None = None) -> tuple[int, int]:

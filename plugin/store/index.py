@@ -661,6 +661,30 @@ class CardIndex(ContactQueries):
             "SELECT norm, item FROM props WHERE coll=? AND name='CATEGORIES'", (coll,))
             if (uid := uids.get(item)) is not None})
 
+    def categories_by_card(self, coll: int, hrefs: Sequence[str] | None = None
+                           ) -> dict[str, tuple[str, frozenset[tuple[str, str]]]]:
+        """href -> (UID, its (category key, spelling) pairs) of every card (of
+        ``hrefs``) that has a category: what the group cards are made of, card
+        by card, so a change that touched none of it can be told apart."""
+        found: dict[str, tuple[str, set[tuple[str, str]]]] = {}
+        db = self._db()
+        if hrefs is None:
+            batches: list[list[str]] = [[]]
+        else:
+            batches = [list(hrefs[i:i + 500]) for i in range(0, len(hrefs), 500)]
+        for batch in batches:
+            # All: from the categories' own index; a few cards: from theirs (0.3 ms,
+            # where the categories' index took 150 ms at 100,000 cards).
+            sql = ("SELECT i.href, i.uid, p.norm, p.value FROM props p JOIN items i "
+                   "ON i.id = p.item WHERE p.coll=? AND p.name='CATEGORIES' "
+                   "AND i.kind != 'group'" if hrefs is None else
+                   "SELECT i.href, i.uid, p.norm, p.value FROM items i CROSS JOIN props p "
+                   "ON p.item = i.id AND p.name = 'CATEGORIES' WHERE i.coll=? "
+                   f"AND i.kind != 'group' AND i.href IN ({','.join('?' * len(batch))})")
+            for href, uid, key, value in db.execute(sql, (coll, *batch)):
+                found.setdefault(href, (uid, set()))[1].add((key, value))
+        return {href: (uid, frozenset(pairs)) for href, (uid, pairs) in found.items()}
+
     def category_members(self, coll: int, key: str) -> list[ItemRow]:
         return self.select(
             coll, "i.kind != 'group' AND i.id IN (SELECT p.item FROM props p "
