@@ -1234,7 +1234,7 @@ class Storage(radicale.AdapterStorage):
                     return cached.cards
         by_card = self.card_index.categories_by_card(coll)
         cards = categories.Categories(collection).group_cards(
-            {(key, uid) for uid, pairs in by_card.values() for key, _ in pairs})
+            {(category, uid) for uid, pairs in by_card.values() for category, _ in pairs})
         current = {href: (uid, etag_of(text)) for href, (uid, text) in cards.items()}
         if self.shared is None:
             self.card_index.update_group_cards(coll, current)
