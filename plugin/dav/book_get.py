@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cardfile.plugin.contacts.storage import book_text_left_out
 from cardfile.plugin.dav import multistatus
-from cardfile.plugin.store.card_reads import is_gone, opened_ahead, read_served
+from cardfile.plugin.store.card_reads import opened_ahead, read_opened
 
 if TYPE_CHECKING:
     from cardfile.plugin.dav.fastpath import FastPath, Response
@@ -89,19 +88,14 @@ def _chunks(folder: str, hrefs: list[str]) -> Iterator[bytes]:
     buffer: list[bytes] = []
     size = 0
     for href, fd in opened_ahead(folder, _popped(hrefs), str):
+        data = read_opened(fd)
+        if data is None:
+            log.warning("Card %r vanished while its book was read", href)
+            continue
         try:
-            if isinstance(fd, OSError):
-                raise fd
-            try:
-                data = read_served(fd, os.fstat(fd).st_size)
-            finally:
-                os.close(fd)
             data.decode("utf-8")  # (served only if it is UTF-8, as Radicale reads it)
-        except (OSError, UnicodeDecodeError) as e:
-            if isinstance(e, OSError) and not is_gone(e):
-                raise  # (out of descriptors, a failing disk: not a deleted card)
-            log.warning("Card %r vanished or became unreadable while its book was read: %s",
-                        href, e)
+        except UnicodeDecodeError as e:
+            log.warning("Card %r became unreadable while its book was read: %s", href, e)
             continue
         buffer.append(data)
         size += len(data)

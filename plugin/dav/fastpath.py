@@ -71,7 +71,7 @@ from cardfile.plugin.contacts.storage import (
 )
 from cardfile.plugin.dav import book_get, item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
-from cardfile.plugin.store.card_reads import is_gone, opened_ahead, read_served, served_size
+from cardfile.plugin.store.card_reads import is_gone, opened_ahead, read_opened, served_size
 
 log = logging.getLogger("cardfile")
 
@@ -645,22 +645,14 @@ def _sanitized(path: str) -> str:
 
 def _read_card(fd: int | OSError, href: str, size: int) -> tuple[str, str] | None:
     """The text of the card file open as ``fd`` (what a GET serves) and the etag
-    of that text, or None: it could not be opened (``fd``: the error) or read.
-    Closes ``fd``."""
+    of that text, or None: it is gone or not UTF-8. Closes ``fd``."""
+    raw = read_opened(fd, size)
+    if raw is None:
+        log.warning("Card %r vanished while it was listed", href)
+        return None
     try:
-        if isinstance(fd, OSError):
-            raise fd
-        try:
-            raw = read_served(fd, size)
-        finally:
-            os.close(fd)
         # etag_of(text) without encoding the text again: UTF-8 round-trips.
         return raw.decode("utf-8"), f'"{sha256(raw).hexdigest()}"'
-    except OSError as e:
-        if not is_gone(e):
-            raise  # (out of descriptors, a failing disk: not a deleted card)
-        log.warning("Card %r vanished while it was listed: %s", href, e)
-        return None
     except UnicodeDecodeError as e:
         log.warning("Card %r became unreadable while it was listed: %s", href, e)
         return None

@@ -69,6 +69,23 @@ def read_served(fd: int, size: int) -> bytes:
     return served(read_to_end(fd, size))
 
 
+def read_opened(fd: int | OSError, size: int | None = None) -> bytes | None:
+    """What a card ``opened_ahead`` gave serves, or None: it is gone (deleted
+    since it was listed). ``fd`` is closed; ``size`` as in ``read_served`` (None:
+    the file's own). Any other error is raised: not to be taken for a deletion."""
+    try:
+        if isinstance(fd, OSError):
+            raise fd
+        try:
+            return read_served(fd, os.fstat(fd).st_size if size is None else size)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if is_gone(e):
+            return None
+        raise
+
+
 def opened_ahead(folder: str, items: Iterable[_Item], name_of: Callable[[_Item], str],
                  ahead: int = AHEAD) -> Iterator[tuple[_Item, int | OSError]]:
     """Each item with its card file (``name_of(item)`` in ``folder``) open for

@@ -93,11 +93,6 @@ def matcher_of(found: People, region: str) -> dedupe.Matcher:
     return matcher
 
 
-def load_matcher(book: AddressBook, region: str) -> dedupe.Matcher:
-    """Everyone in ``book`` as a matcher, all under the caller's lock."""
-    return matcher_of(people_of(book), region)
-
-
 def changes_token(book: AddressBook) -> str:
     """The book's sync token now: ``merge_unchanged`` asks what changed since."""
     return book.collection.sync("")[0]
