@@ -16,7 +16,7 @@ from tests.davclient import DavClient, card, parse_multistatus
 
 APPLE_AGENT = "macOS/14.1 (23B74) AddressBookCore/2659.1.1"
 MANY = 5000
-#: categories.MAX_GROUPS_PER_CARD: what one card may contribute to the group view.
+#: group_members.MAX_GROUPS_PER_CARD: what one card may contribute to the group view.
 PER_CARD = 50
 QUERY_ALL = ('<?xml version="1.0" encoding="utf-8"?><C:addressbook-query xmlns:D="DAV:" '
              'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/><C:address-data/>'

@@ -432,6 +432,53 @@ def test_the_group_cards_view_is_radicales_answer(srv: ServerProcess) -> None:
     assert BOOK + "apple-new.vcf" in parse(body)["responses"]  # (gone again: a 404)
 
 
+def test_a_group_card_another_worker_saw_change_and_change_back_is_synced(
+        srv: ServerProcess) -> None:
+    """Each worker process keeps its own group cards; the index records one set.
+    A worker that did not see a member come and go (another did) must still
+    record the group card as it is again, or a client that synced the member's
+    arrival from the other never learns it left."""
+    import io
+    import sys
+
+    from cardfile.cli import settings as settings_mod
+    from cardfile.plugin.app import CardfileApp
+
+    settings = settings_mod.resolve(str(srv.data_dir),
+                                    str(srv.config_path) if srv.config_path else None)
+    seen_it, missed_it = (CardfileApp(settings_mod.radicale_configuration(settings))
+                          for _ in range(2))
+    auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    def ask(app: Any, method: str, path: str, body: str = "") -> tuple[str, bytes]:
+        data = body.encode()
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "",
+                   "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_AUTHORIZATION": auth,
+                   "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+                   "HTTP_USER_AGENT": APPLE["User-Agent"], "HTTP_DEPTH": "1",
+                   "CONTENT_TYPE": "text/vcard" if method == "PUT" else "application/xml",
+                   "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data),
+                   "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http"}
+        statuses: list[str] = []
+        chunks = app(environ, lambda status, headers, *_: statuses.append(status))
+        return statuses[0], b"".join(chunks)
+
+    assert ask(missed_it, "REPORT", BOOK, sync())[0].startswith("207")  # its cards made
+    href = BOOK + "comes-and-goes.vcf"
+    assert ask(seen_it, "PUT", href, card("comes-and-goes", "Comes Goes",
+                                          "CATEGORIES:Family"))[0].startswith("201")
+    status, body = ask(seen_it, "REPORT", BOOK, sync())
+    after_put = parse(body)["token"]
+    assert ask(seen_it, "DELETE", href)[0].startswith(("200", "204"))
+    status, body = ask(missed_it, "REPORT", BOOK, sync(after_put))
+    changed = parse(body)["responses"]
+    groups = [h for h in changed if h != href]
+    assert href in changed and len(groups) == 1, sorted(changed)  # the card, and Family
+    texts = parse(ask(missed_it, "REPORT", BOOK, multiget(groups))[1])["responses"]
+    text = texts[groups[0]][1]["HTTP/1.1 200 OK"]["{urn:ietf:params:xml:ns:carddav}address-data"][1]
+    assert "FN:Family" in text and "comes-and-goes" not in text
+
+
 def test_the_vcard4_group_cards_view_is_radicales_answer(tmp_path: Path,
                                                          store_config: str) -> None:
     """A client that wrote a vCard 4 group card (KIND:group, MEMBER) is served

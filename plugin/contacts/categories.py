@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from cardfile.plugin import radicale_adapter as radicale
 from cardfile.plugin.contacts import state_files
+from cardfile.plugin.contacts.group_members import GroupMembers
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.store.index import ItemRow, etag_of
 from cardfile.plugin.vcard import card_edit, card_fields
@@ -33,8 +33,7 @@ if TYPE_CHECKING:
     from cardfile.plugin.contacts.storage import Collection
 
 STORE_NAME = ".cardfile-categories.json"
-#: Bounds of the group cards view (see ``Categories.group_cards``).
-MAX_GROUPS_PER_CARD = 50
+#: Bounds of the group cards view (see ``Categories.group_cards_of``).
 MAX_GROUP_CARDS = 500
 MAX_GROUP_NAME = 200
 _GROUP_NAMESPACE = uuid.UUID("6f1f1d2e-9a3c-4d6b-8f0e-7c2a5b4e3d21")
@@ -294,42 +293,46 @@ class Categories:
     # -- group cards -----------------------------------------------------------
     def group_cards(self, memberships: Iterable[tuple[str, str]] | None = None
                     ) -> dict[str, tuple[str, str]]:
+        """href -> (UID, vCard text) of one synthesised group card per category,
+        made from (category key, member UID) pairs (by default, the index's)."""
+        if memberships is None:  # (key, member UID) once each
+            memberships = self.collection._index.memberships(self.collection._coll())
+        return self.group_cards_of(GroupMembers.of((uid, (key,)) for key, uid in set(memberships)))
+
+    def group_cards_of(self, members: GroupMembers) -> dict[str, tuple[str, str]]:
         """href -> (UID, vCard text) of one synthesised group card per category.
 
         Bounded, because every group card is one more entry in every listing
         an Apple client asks for: one card with 5,000 categories would
         otherwise make 5,000 group cards and a 5 MB answer to each PROPFIND.
-        A card counts towards at most ``MAX_GROUPS_PER_CARD`` group cards
+        A card counts towards at most ``group_members.MAX_GROUPS_PER_CARD`` group cards
         (its categories with the most members), a category name longer than
         ``MAX_GROUP_NAME`` characters makes none, and a book shows at most
         ``MAX_GROUP_CARDS`` (categories made on purpose first, then the
         largest). The categories themselves stay on the cards, for every
         other client, the web page and the API.
+
+        A text ``members`` kept is used again while the category (name, UID,
+        pending members) and its members are the same.
         """
-        keys_of: dict[str, list[str]] = {}
-        if memberships is None:  # (key, member UID) once each
-            memberships = self.collection._index.memberships(self.collection._coll())
-        for key, uid in memberships:
-            keys_of.setdefault(uid, []).append(key)
-        size = Counter(key for keys in keys_of.values() for key in keys)
-        members: dict[str, list[str]] = {}
-        for uid, keys in keys_of.items():
-            if len(keys) > MAX_GROUPS_PER_CARD:
-                keys = sorted(keys, key=lambda k: (-size[k], k))[:MAX_GROUPS_PER_CARD]
-            uri = f"urn:uuid:{member_uid(uid)}"
-            for key in keys:
-                members.setdefault(key, []).append(uri)
+        uids = members.members()
         shown = sorted(
             (c for c in self.all() if len(c.name) <= MAX_GROUP_NAME
-             and (c.key in members or c.key in self.entries)),
-            key=lambda c: (c.key not in self.entries, -len(members.get(c.key, ())),
+             and (c.key in uids or c.key in self.entries)),
+            key=lambda c: (c.key not in self.entries, -len(uids.get(c.key, ())),
                            c.name.casefold(), c.key))[:MAX_GROUP_CARDS]
-        cards = {}
+        texts = {}
         for category in shown:
-            uris = sorted(set(members.get(category.key, [])) | {
-                p if ":" in p else f"urn:uuid:{p}" for p in category.pending})
-            cards[category.href] = (category.uid, _group_card_text(category, uris))
-        return cards
+            kept = members.texts.get(category.key)
+            made = (category.name, category.uid, category.pending)
+            if kept is None or kept[0] != made or members.crowded:
+                uris = sorted({f"urn:uuid:{member_uid(uid)}"
+                               for uid in uids.get(category.key, ())} | {
+                    p if ":" in p else f"urn:uuid:{p}" for p in category.pending})
+                kept = (made, _group_card_text(category, uris))
+            texts[category.key] = kept
+        members.texts = texts
+        return {category.href: (category.uid, texts[category.key][1]) for category in shown}
 
     def absorb_group_card(self, href: str, text: str) -> tuple[str, str]:
         """Turn a client's group card into a category; return (href, group card)."""

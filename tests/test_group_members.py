@@ -1,0 +1,69 @@
+"""The members of each category, kept card by card, are those counted afresh.
+
+``GroupMembers`` is updated as cards come and go (``Storage.group_cards``
+applies the changes since the group cards were last made). Whatever the
+order of changes, its members must be those the rule gives for the cards
+there now: a UID is a member of a category while any card with that UID has
+it, and a UID in more than ``MAX_GROUPS_PER_CARD`` categories counts only in
+its largest ones.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from cardfile.plugin.contacts.group_members import MAX_GROUPS_PER_CARD, GroupMembers
+
+KEYS = [f"category-{n}" for n in range(MAX_GROUPS_PER_CARD + 15)]
+
+
+def _by_the_rule(cards: dict[int, tuple[str, frozenset[str]]]) -> dict[str, set[str]]:
+    keys_of: dict[str, set[str]] = {}
+    for uid, keys in cards.values():
+        keys_of.setdefault(uid, set()).update(keys)
+    size = Counter(key for keys in keys_of.values() for key in keys)
+    members: dict[str, set[str]] = {}
+    for uid, keys in keys_of.items():
+        for key in sorted(keys, key=lambda k: (-size[k], k))[:MAX_GROUPS_PER_CARD]:
+            members.setdefault(key, set()).add(uid)
+    return members
+
+
+def test_members_kept_through_changes_are_the_members_counted_afresh() -> None:
+    rng = random.Random(1130)
+    members = GroupMembers()
+    cards: dict[int, tuple[str, frozenset[str]]] = {}
+    for step in range(3000):
+        card = rng.randrange(40)
+        if card in cards:  # the card goes (deleted, or edited: then it comes back)
+            uid, keys = cards.pop(card)
+            members.change(uid, keys, -1)
+        if rng.random() < 0.7:
+            crowded = rng.random() < 0.05
+            keys = frozenset(rng.sample(KEYS, MAX_GROUPS_PER_CARD + 3 if crowded
+                                        else rng.randrange(0, 4)))
+            uid = f"uid-{rng.randrange(25)}"  # some cards share a UID
+            cards[card] = (uid, keys)
+            members.change(uid, keys, +1)
+        got = {key: set(uids) for key, uids in members.members().items()}
+        assert got == _by_the_rule(cards), f"after step {step}"
+        assert set(members.keys()) == {key for _, keys in cards.values() for key in keys}
+
+
+def test_a_category_spelled_twice_on_one_card_leaves_with_the_card() -> None:
+    members = GroupMembers.of([("uid-1", ["family", "family"])])
+    assert {key: set(uids) for key, uids in members.members().items()} == {"family": {"uid-1"}}
+    members.change("uid-1", ["family", "family"], -1)
+    assert members.members() == {}
+
+
+def test_a_text_is_forgotten_when_its_category_gains_or_loses_a_member() -> None:
+    members = GroupMembers.of([("uid-1", ["family"]), ("uid-2", ["work"])])
+    members.texts = {"family": ("made", "text"), "work": ("made", "text")}
+    members.change("uid-1", ["family"], +1)  # a second card of a member: no new member
+    assert set(members.texts) == {"family", "work"}
+    members.change("uid-3", ["family"], +1)
+    assert set(members.texts) == {"work"}
+    members.change("uid-2", ["work"], -1)
+    assert members.texts == {}
