@@ -8,8 +8,13 @@ users' requests while it is answered.
 
 from __future__ import annotations
 
+import base64
+import io
+import sys
 import threading
 import time
+
+import pytest
 
 from tests.conftest import PASSWORD, USER, ServerProcess
 from tests.davclient import DavClient, card, parse_multistatus
@@ -85,3 +90,57 @@ def test_other_users_are_not_held_up_while_apple_lists_the_book(
             worker.join(timeout=60)
     assert apple_statuses and set(apple_statuses) == {207}
     assert slowest < 2, f"bob waited {slowest:.1f} s"
+
+
+@pytest.mark.files_only("it writes two cards of one UID into the book's folder (a PUT of the "
+                        "second is refused), and with PostgreSQL that folder is a cache")
+def test_a_member_cut_from_a_small_group_is_listed_again_once_its_card_is_not_crowded(
+        server: ServerProcess) -> None:
+    """A UID in more than PER_CARD categories counts only in its largest ones; once
+    it is in fewer, the group cards it was cut from list it again. Two card files
+    of one UID (placed by hand) make it crowded; deleting one must bring it back
+    into the smallest group, though that group's own members never changed."""
+    from cardfile.cli import settings as settings_mod
+    from cardfile.plugin.app import CardfileApp
+
+    client = server.client(USER, PASSWORD)
+    assert client.propfind(client.book)[0] == 207  # (the book is made at the first login)
+    folder = server.book_dir()
+    keys = [f"K{i:02d}" for i in range(PER_CARD)]
+    files = {"u1.vcf": card("U", "Crowded One", f"CATEGORIES:{','.join([*keys[1:], 'Kz'])}"),
+             "u2.vcf": card("U", "Crowded Two", "CATEGORIES:K00"),
+             "v.vcf": card("V", "Small Member", "CATEGORIES:Kz")}
+    for n, key in enumerate(keys):  # every K group larger than Kz
+        files[f"a{n}.vcf"] = card(f"A{n}", f"Other A{n}", f"CATEGORIES:{key}")
+        files[f"b{n}.vcf"] = card(f"B{n}", f"Other B{n}", f"CATEGORIES:{key}")
+    for name, text in files.items():
+        (folder / name).write_text(text, newline="")
+    # In process, so that one process's kept group cards answer every request.
+    settings = settings_mod.resolve(str(server.data_dir), None)
+    app = CardfileApp(settings_mod.radicale_configuration(settings))
+    auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    def ask(method: str, path: str, body: str = "") -> tuple[str, str]:
+        data = body.encode()
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "",
+                   "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_AUTHORIZATION": auth,
+                   "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1", "HTTP_DEPTH": "1",
+                   "HTTP_USER_AGENT": APPLE_AGENT, "CONTENT_TYPE": "application/xml",
+                   "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data),
+                   "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http"}
+        statuses: list[str] = []
+        chunks = app(environ, lambda status, headers, *_: statuses.append(status))
+        return statuses[0], b"".join(chunks).decode()
+
+    def members_of_kz() -> set[str]:
+        status, text = ask("REPORT", f"/{USER}/contacts/", QUERY_ALL)
+        assert status.startswith("207"), text[:300]
+        kz = [e.data for e in parse_multistatus(text)[1]
+              if e.data and "X-ADDRESSBOOKSERVER-KIND:group" in e.data and "\nFN:Kz" in e.data]
+        assert len(kz) == 1
+        return {line.split("urn:uuid:")[1].strip() for line in kz[0].splitlines()
+                if line.startswith("X-ADDRESSBOOKSERVER-MEMBER:")}
+
+    assert members_of_kz() == {"V"}  # U is in PER_CARD + 1 groups: cut from the smallest
+    assert ask("DELETE", f"/{USER}/contacts/u2.vcf")[0].startswith(("200", "204"))
+    assert members_of_kz() == {"U", "V"}

@@ -331,7 +331,9 @@ class Categories:
                     p if ":" in p else f"urn:uuid:{p}" for p in category.pending})
                 kept = (made, _group_card_text(category, uris))
             texts[category.key] = kept
-        members.texts = texts
+        # Texts made while a card is crowded are of cut member lists: none is kept
+        # (a text is forgotten only when its own members change, not when a cut ends).
+        members.texts = {} if members.crowded else texts
         return {category.href: (category.uid, texts[category.key][1]) for category in shown}
 
     def absorb_group_card(self, href: str, text: str) -> tuple[str, str]:

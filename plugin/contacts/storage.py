@@ -1244,6 +1244,14 @@ class Storage(radicale.AdapterStorage):
         """The group cards for ``key``: from ``cached`` and the cards changed since
         when it can, else from every card's categories."""
         changes = self._categories_changed_since(coll, state, cached)
+        if changes is not None and self.shared is not None and (
+                changes or cached is None or cached.key[3] != key[3]):
+            # A cache of PostgreSQL numbers its rows with the database's revisions,
+            # except rows a program wrote into the cache folder itself (a command
+            # run without the server's configuration: numbered apart, so they may
+            # not show as changes). Any category change reads every card's again,
+            # as it did before members were kept.
+            changes = None
         if cached is not None and changes is not None:
             by_card, members = cached.by_card, cached.members
             for href, now in changes.items():
@@ -1291,8 +1299,8 @@ class Storage(radicale.AdapterStorage):
         card's can tell (another epoch, a token floor past the cache, too many
         changes). Reading every card's categories took 0.9 s at 100,000 cards."""
         if cached is None or cached.key[:2] != (state.epoch, coll) \
-                or state.seq_floor > cached.key[2]:
-            return None
+                or not state.seq_floor <= cached.key[2] <= state.seq:
+            return None  # (a number gone back: the database's book made again, say)
         changed = self.card_index.changed_since(coll, cached.key[2])
         if len(changed) > _GROUP_REUSE_AT_MOST:
             return None
