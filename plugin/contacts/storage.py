@@ -1274,7 +1274,10 @@ class Storage(radicale.AdapterStorage):
             members = GroupMembers.of(
                 (uid, [category for category, _ in pairs]) for uid, pairs in by_card.values())
         cards = categories.Categories(collection).group_cards_of(members)
-        current = {href: (uid, etag_of(text)) for href, (uid, text) in cards.items()}
+        kept = cached.current if cached is not None else {}
+        current = {href: kept[href] if href in kept and cached is not None
+                   and cached.cards.get(href) == (uid, text) else (uid, etag_of(text))
+                   for href, (uid, text) in cards.items()}
         self._record_group_cards(collection, coll, current)
         self._group_cache[collection.path] = _GroupCache(key, cards, current, by_card, members)
         return cards
@@ -1378,6 +1381,9 @@ class Storage(radicale.AdapterStorage):
             return cached[1]
         made = {}
         for href, (uid, text) in cards.items():
+            if cached is not None and cached[0].get(href) == (uid, text) and href in cached[1]:
+                made[href] = cached[1][href]  # (a text kept: the same object, compared at once)
+                continue
             if vcard4:
                 text = categories.as_vcard4_group(text)
             made[href] = GroupCard(uid, text, etag_of(text), len(text.encode()))
