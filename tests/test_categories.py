@@ -77,7 +77,7 @@ def put_people(client: DavClient, *people: tuple[str, str]) -> None:
         assert client.put(f"{uid}.vcf", card(uid, fn, f"EMAIL:{uid}@example.com"))[0] == 201
 
 
-def test_apple_group_becomes_categories_for_everyone(server: ServerProcess) -> None:
+def test_apple_group_becomes_categories_for_everyone(server: ServerProcess, cli_store: str) -> None:
     apple, thunderbird = clients(server)
     put_people(thunderbird, ("ann", "Ann Smith"), ("bob", "Bob Jones"), ("cyd", "Cyd Brown"))
     status, headers, _ = apple.put("FAMILY-GROUP.vcf",
@@ -126,7 +126,8 @@ def test_categories_client_change_reaches_apple_by_incremental_sync(
     assert apple.sync(tb_token2)[0] == 403
 
 
-def test_rename_and_membership_edits_from_either_side(server: ServerProcess) -> None:
+def test_rename_and_membership_edits_from_either_side(server: ServerProcess,
+                                                      cli_store: str) -> None:
     apple, thunderbird = clients(server)
     put_people(thunderbird, ("ann", "Ann Smith"), ("bob", "Bob Jones"))
     apple.put("G1.vcf", apple_group("G1", "Friends", ["ann", "bob"]))
@@ -155,7 +156,7 @@ def test_rename_and_membership_edits_from_either_side(server: ServerProcess) -> 
     assert groups_seen(apple) == {"G1.vcf": ("Inner Circle", {"bob"})}
 
 
-def test_delete_from_either_side_keeps_contacts(server: ServerProcess) -> None:
+def test_delete_from_either_side_keeps_contacts(server: ServerProcess, cli_store: str) -> None:
     apple, thunderbird = clients(server)
     put_people(thunderbird, ("ann", "Ann Smith"), ("bob", "Bob Jones"))
     apple.put("G2.vcf", apple_group("G2", "Club", ["ann", "bob"]))
@@ -175,7 +176,7 @@ def test_delete_from_either_side_keeps_contacts(server: ServerProcess) -> None:
 
 
 def test_empty_category_survives_and_pending_members_apply_later(
-        server: ServerProcess) -> None:
+        server: ServerProcess, cli_store: str) -> None:
     apple, thunderbird = clients(server)
     apple.put("EMPTY.vcf", apple_group("EMPTY", "Book Club", []))
     apple.put("LATER.vcf", apple_group("LATER", "Neighbours", ["not-yet-here"]))
@@ -212,7 +213,7 @@ def test_group_card_files_on_disk_are_converted(server: ServerProcess, tmp_path:
     assert groups_seen(apple) == {"imported-group.vcf": ("Imported Group", {"ann"})}
 
 
-def test_client_detection_and_per_user_setting(server: ServerProcess) -> None:
+def test_client_detection_and_per_user_setting(server: ServerProcess, cli_store: str) -> None:
     apple, thunderbird = clients(server)
     evolution = DavClient(server.url, USER, PASSWORD, user_agent=EVOLUTION_UA)
     ios = DavClient(server.url, USER, PASSWORD, user_agent=IOS_UA)
@@ -226,7 +227,7 @@ def test_client_detection_and_per_user_setting(server: ServerProcess) -> None:
     assert groups_seen(apple) == {}
 
 
-def test_published_category_book(server: ServerProcess) -> None:
+def test_published_category_book(server: ServerProcess, cli_store: str) -> None:
     _, thunderbird = clients(server)
     put_people(thunderbird, ("ann", "Ann Smith"), ("bob", "Bob Jones"))
     thunderbird.put("ann.vcf", card("ann", "Ann Smith", "CATEGORIES:Family"),
