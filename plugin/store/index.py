@@ -252,7 +252,10 @@ class _Lease:
     def __init__(self, db: sqlite3.Connection, give_back: Callable[[sqlite3.Connection], None]
                  ) -> None:
         self.db = db
-        weakref.finalize(self, give_back, db)
+        # Not at the interpreter's exit: a thread still running then (a daemon,
+        # such as the rescan's) may be using the connection, and closing it under
+        # that thread crashed the process as it ended (a segfault in SQLite).
+        weakref.finalize(self, give_back, db).atexit = False
 
 
 class CardRecord(NamedTuple):
