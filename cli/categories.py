@@ -16,7 +16,13 @@ from typing import Any
 import click
 
 from cardfile.cli import settings as settings_mod
-from cardfile.cli.options import _settings, common_options, default_user, load_storage
+from cardfile.cli.options import (
+    _settings,
+    common_options,
+    default_user,
+    load_storage,
+    refuse_writing_a_database_cache,
+)
 from cardfile.plugin.contacts import categories as categories_mod
 from cardfile.plugin.contacts import category_changes, model, published, views
 
@@ -42,6 +48,8 @@ def categories_hold(data_dir: str | None, config_file: str | None, user_name: st
     """The book's categories within one hold of its lock, as often as called
     (the storage loaded once)."""
     settings = _settings(data_dir, config_file)
+    if mode == "w":
+        refuse_writing_a_database_cache(settings)
     storage = load_storage(settings, settings_mod.radicale_configuration(settings))
     user = user_name or default_user(settings)
 

@@ -20,7 +20,7 @@ import click
 
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.main import _settings, common_options
-from cardfile.cli.options import default_user, load_storage
+from cardfile.cli.options import default_user, load_storage, refuse_writing_a_database_cache
 from cardfile.plugin.contacts import actor, dedupe, export, importers
 from cardfile.plugin.contacts.importers import book as import_book
 from cardfile.plugin.contacts.model import AddressBook, open_book
@@ -72,6 +72,8 @@ class Context:
     @contextlib.contextmanager
     def open(self, mode: str = "r", create: bool | None = None) -> Iterator[AddressBook]:
         """The book under the storage lock; changes made inside are the CLI's in history."""
+        if mode == "w":
+            refuse_writing_a_database_cache(self.settings)
         with actor.acting(self.user, client="cardfile CLI"), open_book(
                 self.storage, self.user, self.book, mode,
                 create=mode == "w" if create is None else create) as book:
@@ -115,6 +117,8 @@ def import_(data_dir: str | None, config_file: str | None, user: str | None, boo
         label = "<stdin>" if name == "-" else name
         parsed.append(importers.read(data, label, fmt, encoding))
     total = sum(len(p.cards) for p in parsed)
+    if not dry_run:
+        refuse_writing_a_database_cache(ctx.settings)
     # A dry run writes nothing: not even the folders and index opening a book makes.
     storage = None if dry_run and not ctx.has_book() else ctx.storage
     show_bar = sys.stderr.isatty() and not as_json and total > 200

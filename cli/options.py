@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -94,6 +96,41 @@ def load_storage(settings: settings_mod.Settings, configuration: Any) -> Any:
             f"there is no Cardfile data folder at {settings.data_dir}; check --data-dir "
             "(a folder is made by 'cardfile serve' or 'cardfile user add')")
     return radicale.load_storage(configuration)
+
+
+def refuse_writing_a_database_cache(settings: settings_mod.Settings) -> None:
+    """Refuse a change to the books of a server's cache of PostgreSQL, made without the database.
+
+    A server on PostgreSQL keeps its copy of the database's books in its data
+    folder. A command given that folder but not the server's configuration
+    took it for a file store and changed the copy alone: a category renamed
+    so was served by GET, yet no client's sync reported it and the database
+    never had it. Reading the copy (a search, an export) stays allowed.
+    """
+    if postgres_backend(settings) is None and _is_database_cache(settings.data_dir):
+        raise click.ClickException(
+            f"{settings.data_dir} is a server's copy of a PostgreSQL database, and this "
+            "command was given no database: run it with the server's configuration "
+            "(--config FILE, or [storage] backend in your configuration file). A change "
+            "made to the copy alone would reach neither the database nor any client.")
+
+
+def _is_database_cache(data_dir: Path) -> bool:
+    """Whether the index in ``data_dir`` holds books copied from PostgreSQL (read-only;
+    an index that cannot be read, or none yet, is no such copy)."""
+    from cardfile.plugin.contacts.storage import INDEX_FILE_NAME  # (a heavy import)
+
+    index = data_dir / INDEX_FILE_NAME
+    if not index.is_file():
+        return False
+    try:
+        db = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT 1 FROM mirror LIMIT 1").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
 
 
 def default_user(settings: settings_mod.Settings) -> str:

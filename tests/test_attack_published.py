@@ -72,7 +72,7 @@ def test_a_marker_naming_another_users_book_serves_nothing_of_it(
 
 
 def test_publishing_your_own_category_still_works_and_names_are_checked(
-        server: ServerProcess, dav: DavClient) -> None:
+        server: ServerProcess, dav: DavClient, cli_store: str) -> None:
     assert dav.put("fam.vcf", card("fam-1", "Fam Member", "CATEGORIES:Family"))[0] == 201
     published = run_cli("categories", "publish", "Family", "--user", USER,
                         data_dir=server.data_dir).stdout.strip()

@@ -800,6 +800,38 @@ def test_backup_and_restore_on_postgresql_say_what_to_use_instead(tmp_path: Path
         server.stop()
 
 
+def test_a_change_without_the_database_to_a_servers_copy_of_it_is_refused(
+        tmp_path: Path, database_url: str) -> None:
+    """A command given the data folder of a server on PostgreSQL but not its
+    configuration took the folder for a file store and changed the server's
+    copy alone: a category renamed so was served by GET, yet no client's sync
+    ever reported it, and the database never had it. Such a change is refused,
+    saying what to pass, and changes nothing; reading the copy still works; with
+    the configuration the change is made for every client."""
+    server = pg_server(tmp_path, "a", database_url)
+    try:
+        client = logged_in(server)
+        assert client.put("ann.vcf", card("ann", "Ann Smith", "CATEGORIES:Friends"))[0] == 201
+        _, token, _ = client.sync()
+        for args in (("categories", "rename", "Friends", "Close Friends", "--user", USER),
+                     ("categories", "add", "Choir", "--user", USER),
+                     ("import", str(tmp_path / "bob.vcf"), "--user", USER)):
+            (tmp_path / "bob.vcf").write_text(card("bob", "Bob Jones"), newline="")
+            done = run_cli(*args, data_dir=server.data_dir, check=False)
+            assert done.returncode == 1, done
+            assert "PostgreSQL" in done.stderr and "--config" in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
+        exported = run_cli("export", "--user", USER, data_dir=server.data_dir)  # a read
+        assert "Ann Smith" in exported.stdout
+        assert "CATEGORIES:Friends" in client.get("ann.vcf")[2]
+        assert client.sync(token)[2] == []  # nothing changed
+        server.cli("categories", "rename", "Friends", "Close Friends", "--user", USER)
+        assert [e.href.rsplit("/", 1)[-1] for e in client.sync(token)[2]] == ["ann.vcf"]
+        assert "CATEGORIES:Close Friends" in client.get("ann.vcf")[2]
+    finally:
+        server.stop()
+
+
 def test_a_new_machine_can_add_a_user_before_it_ever_served(tmp_path: Path,
                                                            database_url: str) -> None:
     """``cardfile user add`` is a new machine's first command, before any ``serve``.
