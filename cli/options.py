@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,21 +115,11 @@ def refuse_writing_a_database_cache(settings: settings_mod.Settings) -> None:
 
 
 def _is_database_cache(data_dir: Path) -> bool:
-    """Whether the index in ``data_dir`` holds books copied from PostgreSQL (read-only;
-    an index that cannot be read, or none yet, is no such copy)."""
-    from cardfile.plugin.contacts.storage import INDEX_FILE_NAME  # (a heavy import)
+    """Whether the index in ``data_dir`` holds books copied from PostgreSQL."""
+    from cardfile.plugin.contacts.storage import INDEX_FILE_NAME  # (heavy imports)
+    from cardfile.plugin.store.index import holds_database_copies
 
-    index = data_dir / INDEX_FILE_NAME
-    if not index.is_file():
-        return False
-    try:
-        db = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            return db.execute("SELECT 1 FROM mirror LIMIT 1").fetchone() is not None
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return False
+    return holds_database_copies(str(data_dir / INDEX_FILE_NAME))
 
 
 def default_user(settings: settings_mod.Settings) -> str:

@@ -28,6 +28,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import urllib.parse
 import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -293,6 +294,24 @@ def file_stamp(href: str, size: int, mtime_ns: int) -> int:
     """
     return int.from_bytes(blake2b(f"{href}/{size}/{mtime_ns}".encode("utf-8", "surrogateescape"),
                                   digest_size=8).digest(), "little")
+
+
+def holds_database_copies(path: str) -> bool:
+    """Whether the index at ``path`` holds books copied from PostgreSQL (``mirror``).
+
+    Read-only, without opening it as ``CardIndex`` does (that would create or
+    migrate it); an index that cannot be read, or none, holds none.
+    """
+    if not os.path.isfile(path):
+        return False
+    try:
+        db = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT 1 FROM mirror LIMIT 1").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
 
 
 def listing_fingerprint(found: dict[str, tuple[int, int]]) -> tuple[int, int]:
