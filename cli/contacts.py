@@ -50,6 +50,8 @@ class Context:
         self.book = book
         self.region = normalize.default_region(self.configuration)
         self._storage: Any = None
+        #: Checked that a change here reaches the store (``refuse_writing_a_database_cache``).
+        self._writes_allowed = False
         #: The options the user gave, for hints that name the same folder and user.
         self.flags = "".join(f" {flag} {shlex.quote(value)}" for flag, value in (
             ("--data-dir", data_dir), ("--config", config_file), ("--user", user))
@@ -72,8 +74,9 @@ class Context:
     @contextlib.contextmanager
     def open(self, mode: str = "r", create: bool | None = None) -> Iterator[AddressBook]:
         """The book under the storage lock; changes made inside are the CLI's in history."""
-        if mode == "w":
+        if mode == "w" and not self._writes_allowed:  # (once: dedupe holds it often)
             refuse_writing_a_database_cache(self.settings)
+            self._writes_allowed = True
         with actor.acting(self.user, client="cardfile CLI"), open_book(
                 self.storage, self.user, self.book, mode,
                 create=mode == "w" if create is None else create) as book:

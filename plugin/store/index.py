@@ -178,11 +178,6 @@ _SCHEMA_STATEMENTS = tuple(
 _INDEX_STATEMENTS = tuple(s for s in _SCHEMA_STATEMENTS if "CREATE INDEX" in s)
 #: New cards written by one statement per table (``_insert_new``).
 _INSERT_BATCH = 500
-#: The items columns a CardRecord holds, in its order, then those of the file.
-_RECORD_FIELDS = 8
-_ITEM_COLUMNS = ("uid", "etag", "fn", "kind", "family", "given", "sk_name", "sk_family",
-                 "size", "mtime_ns", "seq")
-_RECORD_COLUMNS = ", ".join(_ITEM_COLUMNS[:_RECORD_FIELDS])
 _INSERT_PROPS = ("INSERT INTO props (item, coll, name, value, lvalue, norm, fvalue) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?)")
 #: props_item stays: a changed card's old properties are deleted through it.
@@ -277,6 +272,13 @@ class CardRecord(NamedTuple):
     sk_family: bytes
     #: (name, value, lvalue, norm, fvalue) of every indexed value: the ``props`` rows.
     props: list[tuple[str, str, str, str | None, str]]
+
+
+#: The items columns a CardRecord holds (its fields but ``props``, named as the
+#: columns), then those of the file and the change number.
+_RECORD_FIELDS = len(CardRecord._fields) - 1
+_ITEM_COLUMNS = (*CardRecord._fields[:_RECORD_FIELDS], "size", "mtime_ns", "seq")
+_RECORD_COLUMNS = ", ".join(_ITEM_COLUMNS[:_RECORD_FIELDS])
 
 
 #: Fingerprint totals are kept modulo this: a sum of two stays within SQLite's
