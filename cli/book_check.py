@@ -14,8 +14,11 @@ imports and no interpreter start, and it exits when done, so its memory (a
 first index build of 100,000 cards holds far more than serving them does)
 is given back instead of staying in a worker for the server's life. It
 takes the storage's write lock before the master goes on: every request a
-worker receives meanwhile waits for the comparison, as it waited for the
-workers' own before. The master meanwhile imports the rest of the
+worker receives meanwhile waits for the comparison of the books whose
+folders changed (a card added, removed or renamed), as it waited for the
+workers' own before; the other books are compared after the lock is let go,
+while the workers serve, since only an edit in place can be found there
+(``Storage.warm_up``). The master meanwhile imports the rest of the
 application and starts Granian, so the two overlap.
 """
 

@@ -243,7 +243,9 @@ def _seen_by_every_worker(srv: ServerProcess, expected: dict[str, str]) -> None:
 def test_changes_while_the_server_was_down_are_found_at_start(tmp_path: Path) -> None:
     """Cards added, edited in place and removed while no server ran are served from the
     first request by every worker, after one comparison of the files for the whole
-    server: the workers trust it instead of each comparing again."""
+    server: the workers trust it instead of each comparing again. A card edited in
+    place alone (the folder unchanged) is found by that comparison made while the
+    server already answers: searches find its new text and a sync reports it."""
     config = "[server]\nworkers = 2\n"
     srv = start_server(tmp_path, extra_config=config)
     client = srv.client()
@@ -263,6 +265,7 @@ def test_changes_while_the_server_was_down_are_found_at_start(tmp_path: Path) ->
         assert len(checked) == 1 and checked[0][0], checked
         _seen_by_every_worker(srv, {"kept.vcf": "", "edited.vcf": "once", "added.vcf": ""})
         assert _last_check(srv.data_dir) == checked  # no worker compared the files again
+        _, token, _ = srv.client().sync()
     finally:
         assert srv.stop() == 0
     # Edited in place alone: the folder's mtime does not change, the file's does.
@@ -273,8 +276,45 @@ def test_changes_while_the_server_was_down_are_found_at_start(tmp_path: Path) ->
     srv = ServerProcess(srv.data_dir, free_port(), config)
     try:
         _seen_by_every_worker(srv, {"kept.vcf": "", "edited.vcf": "twice", "added.vcf": ""})
+        client = srv.client()
+        twice = ('<C:prop-filter name="NOTE"><C:text-match>changed on disk twice'
+                 '</C:text-match></C:prop-filter>')
+        _wait_for(lambda: [h.href.rsplit("/", 1)[-1] for h in client.query(twice)]
+                  == ["edited.vcf"], timeout=15)
+        status, _, changed = client.sync(token)
+        assert status == 207
+        assert [e.href.rsplit("/", 1)[-1] for e in changed] == ["edited.vcf"]
         later = _last_check(srv.data_dir)
         assert later[0][0] != checked[0][0], "each start of the server compares once"
+    finally:
+        assert srv.stop() == 0
+
+
+def test_a_killed_writes_file_in_a_folder_already_indexed_is_removed_at_the_next_start(
+        tmp_path: Path) -> None:
+    """A temporary file a killed process left, which the index already saw (the folder's
+    mtime recorded since), is removed at the next start, though that start compares
+    such an unchanged folder only after it began to serve; the cards stay."""
+    srv = start_server(tmp_path)
+    leftover = None
+    try:
+        client = srv.client()
+        client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+        assert client.put("kept.vcf", card("kept", "Person Kept"))[0] == 201
+        leftover = srv.book_dir() / ".Radicale.tmp-left-by-a-kill"
+        leftover.write_text(card("half", "Half Written"), newline="")
+        assert {h.rsplit("/", 1)[-1] for h in client.etags()} == {"kept.vcf"}
+    finally:
+        assert srv.stop() == 0
+    assert leftover is not None and leftover.exists()
+    with sqlite3.connect(srv.data_dir / "cardfile-index.sqlite3") as db:
+        recorded = db.execute("SELECT dir_mtime_ns FROM collections").fetchall()
+    # The next start finds the folder as the index saw it (the file is not new to it).
+    assert (srv.book_dir().stat().st_mtime_ns,) in recorded
+    srv = ServerProcess(srv.data_dir, free_port())
+    try:
+        _wait_for(lambda: not leftover.exists(), timeout=15)
+        assert {h.rsplit("/", 1)[-1] for h in srv.client().etags()} == {"kept.vcf"}
     finally:
         assert srv.stop() == 0
 

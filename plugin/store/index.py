@@ -1010,6 +1010,13 @@ class CardIndex(ContactQueries):
             self._record_check(db, coll, record_mtime, generation)
         return changes
 
+    def record_check(self, coll: int, generation: str) -> None:
+        """Record ``coll`` as checked by ``generation`` without comparing its files:
+        its processes trust the index and leave the comparison to whoever recorded
+        this (``Storage.warm_up``: one made just after, without the lock)."""
+        with self._transaction() as db:
+            self._record_check(db, coll, None, generation)
+
     def _record_check(self, db: sqlite3.Connection, coll: int, dir_mtime_ns: int | None,
                       generation: str) -> None:
         """The comparison recorded; the folder's mtime too, unless a writer's is newer."""
