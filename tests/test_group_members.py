@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 from cardfile.plugin.contacts.group_members import MAX_GROUPS_PER_CARD, GroupMembers
+from cardfile.plugin.store.index import CardIndex
 
+BOOK = "alice/contacts"
 KEYS = [f"category-{n}" for n in range(MAX_GROUPS_PER_CARD + 15)]
 
 
@@ -67,3 +70,33 @@ def test_a_text_is_forgotten_when_its_category_gains_or_loses_a_member() -> None
     assert set(members.texts) == {"work"}
     members.change("uid-2", ["work"], -1)
     assert members.texts == {}
+
+
+def test_group_cards_made_before_a_change_are_not_recorded_over_newer_ones(
+        tmp_path: Path) -> None:
+    """Two server processes make an Apple client's group cards from the index; a
+    rescan changes cards without the storage lock, so one may come to record the
+    group cards it made before a change after the other recorded those made after
+    it. The older ones are refused: what clients sync stays the newer cards."""
+    folder = tmp_path / "book"
+    folder.mkdir()
+    index = CardIndex(str(tmp_path / "index.sqlite3"))
+    coll, _ = index.collection_id(BOOK, folder.stat().st_ino)
+    text = _card("ann", "CATEGORIES:Friends")
+    (folder / "ann.vcf").write_text(text, newline="")
+    index.put(coll, "ann.vcf", text, len(text), 1)
+    before = index.items_seq(coll)
+    older = {"friends.vcf": ("friends", '"with-ann"')}  # made by one process, not yet recorded
+    text = _card("ann", "CATEGORIES:Work")  # the rescan finds Ann moved to Work
+    index.put(coll, "ann.vcf", text, len(text), 2)
+    newer = {"work.vcf": ("work", '"with-ann"')}
+    assert index.update_group_cards(coll, newer, index.items_seq(coll))
+    assert not index.update_group_cards(coll, older, before)
+    assert {h: (u, e) for h, (u, e, _) in index.group_cards(coll).items()} == newer
+    # Made from the cards as they are, they are recorded (a later change, as before).
+    assert index.update_group_cards(coll, {}, index.items_seq(coll))
+    assert index.group_cards(coll) == {}
+
+
+def _card(uid: str, line: str) -> str:
+    return f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{uid}\r\n{line}\r\nEND:VCARD\r\n"

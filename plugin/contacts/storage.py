@@ -1289,7 +1289,7 @@ class Storage(radicale.AdapterStorage):
                 # added to none): the same cards (0.8 s at 100,000 cards before).
                 # Recorded all the same: another process may have recorded others
                 # meanwhile (a card it saw come and go), which clients would sync.
-                self._record_group_cards(collection, coll, cached.current)
+                self._record_group_cards(collection, coll, cached.current, state.seq)
                 self._group_cache[collection.path] = cached._replace(key=key)
                 return cached.cards
         else:
@@ -1301,15 +1301,16 @@ class Storage(radicale.AdapterStorage):
         current = {href: kept[href] if href in kept and cached is not None
                    and cached.cards.get(href) == (uid, text) else (uid, etag_of(text))
                    for href, (uid, text) in cards.items()}
-        self._record_group_cards(collection, coll, current)
+        self._record_group_cards(collection, coll, current, state.seq)
         self._group_cache[collection.path] = _GroupCache(key, cards, current, by_card, members)
         return cards
 
     def _record_group_cards(self, collection: Collection, coll: int,
-                            current: dict[str, tuple[str, str]]) -> None:
-        """The index's (or the database's) group cards made ``current`` where they differ."""
+                            current: dict[str, tuple[str, str]], made_at: int) -> None:
+        """The index's (or the database's) group cards made ``current`` where they
+        differ, unless the cards changed since ``made_at`` (``update_group_cards``)."""
         if self.shared is None:
-            self.card_index.update_group_cards(coll, current)
+            self.card_index.update_group_cards(coll, current, made_at)
         else:
             # The database numbers group changes, so every server's tokens agree.
             caught_up = self.shared.record_groups(collection, coll, current)

@@ -730,12 +730,24 @@ class CardIndex(ContactQueries):
             "SELECT href, uid, etag, seq FROM group_cards WHERE coll=? AND deleted=0", (coll,))
         return {r[0]: (r[1], r[2], int(r[3])) for r in cur}
 
-    def update_group_cards(self, coll: int, current: dict[str, tuple[str, str]]) -> bool:
-        """Record the group cards as they are now; changed ones get a new seq."""
+    def update_group_cards(self, coll: int, current: dict[str, tuple[str, str]],
+                           made_at: int | None = None) -> bool:
+        """Record the group cards as they are now; changed ones get a new seq.
+
+        ``made_at``: the cards' newest change (``items_seq``) when ``current`` was
+        made. If the cards changed since, nothing is recorded: a rescan changes
+        cards without the storage lock, so another process may have recorded
+        group cards made after that change already, and these older ones would
+        stay recorded over them (its cards matched its own, so it would not
+        record again) until the next change. The next request that makes the
+        group cards records them.
+        """
         known = self.group_cards(coll)
         if {h: (u, e) for h, (u, e, _) in known.items()} == current:
             return False
         with self._transaction() as db:
+            if made_at is not None and self._items_seq(db, coll) > made_at:
+                return False
             for href, (uid, etag) in current.items():
                 old = known.get(href)
                 if old is None or (old[0], old[1]) != (uid, etag):
