@@ -12,7 +12,7 @@ import contextlib
 import json
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from cardfile.plugin.contacts import actor, dedupe, export, importers
 from cardfile.plugin.contacts.importers import book as import_book
 from cardfile.plugin.contacts.model import AddressBook, open_book
 from cardfile.plugin.refused import Refused
+from cardfile.plugin.store.index import ItemRow
 from cardfile.plugin.vcard import normalize
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,6 +82,14 @@ class Context:
                 self.storage, self.user, self.book, mode,
                 create=mode == "w" if create is None else create) as book:
             yield book
+
+
+def _category_rows(b: AddressBook, ctx: Context, category: str) -> list[ItemRow]:
+    try:
+        return b.category_rows(category)
+    except Refused as e:
+        raise click.ClickException(
+            f"{e.reason} (its categories: cardfile categories list{ctx.flags})") from None
 
 
 def _fail(e: Refused, ctx: Context | None = None) -> click.ClickException:
@@ -166,7 +175,7 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
             fmt: str, category: str | None, output: str) -> None:
     """Export contacts as vCard 3.0/4.0, jCard or CSV."""
     ctx = Context(data_dir, config_file, user, book)
-    texts = _texts(ctx, category)
+    texts = list(_texts(ctx, category))
     result = export.export_cards(texts, fmt)
     if output == "-":
         click.echo(result, nl=False)
@@ -175,21 +184,16 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
         click.echo(f"Exported {len(texts)} contact(s) to {output}.", err=True)
 
 
-def _texts(ctx: Context, category: str | None) -> list[str]:
+def _texts(ctx: Context, category: str | None) -> Iterator[str]:
     """Every contact's text (of ``category``) by name, read after the lock is released."""
     try:
         with ctx.open() as b:
-            rows = sorted(b.rows().values(), key=lambda r: (r.fn.casefold(), r.uid))
+            rows = list(b.rows().values()) if category is None else _category_rows(b, ctx,
+                                                                                   category)
     except Refused as e:
         raise _fail(e, ctx) from None
-    return [text for text in b.texts_after_lock(rows) if _in_category(text, category)]
-
-
-def _in_category(text: str, category: str | None) -> bool:
-    if category is None:
-        return True
-    wanted = category.strip().casefold()
-    return any(c.casefold() == wanted for c in export.summary(text)["categories"])
+    rows.sort(key=lambda r: (r.fn.casefold(), r.uid))
+    return b.each_text_after_lock(rows)
 
 
 # -- dedupe ----------------------------------------------------------------------
@@ -296,21 +300,28 @@ def contacts_list(data_dir: str | None, config_file: str | None, user: str | Non
                   category: str | None, as_json: bool, parsable: bool) -> None:
     """List contacts (all, or one category's)."""
     ctx = Context(data_dir, config_file, user, book)
-    items = [export.summary(t) for t in _texts(ctx, category)]
-    _print_people(items, as_json, parsable)
+    _print_people((export.summary(t) for t in _texts(ctx, category)), as_json, parsable)
 
 
-def _print_people(items: list[dict[str, Any]], as_json: bool, parsable: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(items, ensure_ascii=False))
-        return
+def _print_people(items: Iterable[dict[str, Any]], as_json: bool, parsable: bool) -> None:
+    """One line per person (or one JSON array), written as they come, in blocks."""
+    block: list[str] = []
+    count = 0
     for s in items:
-        email = s["emails"][0]["value"] if s["emails"] else ""
-        phone = s["phones"][0]["value"] if s["phones"] else ""
-        if parsable:
-            click.echo("\t".join((s["uid"], s["fn"], email, phone)))
+        if as_json:
+            block.append(("[" if count == 0 else ", ") + json.dumps(s, ensure_ascii=False))
         else:
-            click.echo(f"{s['fn'] or '(no name)':30}  {email:30}  {phone}")
+            email = s["emails"][0]["value"] if s["emails"] else ""
+            phone = s["phones"][0]["value"] if s["phones"] else ""
+            block.append("\t".join((s["uid"], s["fn"], email, phone)) + "\n" if parsable
+                         else f"{s['fn'] or '(no name)':30}  {email:30}  {phone}\n")
+        count += 1
+        if len(block) >= 500:
+            click.echo("".join(block), nl=False)
+            block = []
+    if as_json:
+        block.append("]\n" if count else "[]\n")
+    click.echo("".join(block), nl=False)
 
 
 @contacts.command("show")

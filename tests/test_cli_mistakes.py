@@ -60,6 +60,24 @@ def test_an_unwritable_output_file_is_named(data: Path, tmp_path: Path) -> None:
     assert_one_sentence(result, str(target))
 
 
+@pytest.mark.parametrize("command", [["contacts", "list"], ["export", "--format", "csv"]])
+def test_an_unknown_category_is_named_with_where_to_see_them(data: Path, tmp_path: Path,
+                                                              command: list[str]) -> None:
+    """A category name mistyped says so (once it said nothing, or listed no one)."""
+    friend = tmp_path / "friend.vcf"
+    friend.write_text(card("fred", "Fred Friend", "CATEGORIES:Friends"), newline="")
+    run_cli("import", str(friend), "--user", USER, data_dir=data)
+    target = tmp_path / "out.csv"
+    result = cardfile(*command, "--category", "Freinds", "--user", USER, "--data-dir",
+                      str(data), *(["-o", str(target)] if command[0] == "export" else []))
+    assert_one_sentence(result, "'Freinds'", "cardfile categories list")
+    assert not target.exists()
+    found = cardfile(*command, "--category", "friends", "--user", USER, "--data-dir",
+                     str(data))
+    assert found.returncode == 0 and "Fred Friend" in found.stdout, found
+    assert "Olive One" not in found.stdout
+
+
 def test_an_unknown_merge_id_is_named_with_the_flags_given(data: Path) -> None:
     before = snapshot(data)
     result = cardfile("dedupe", "--undo", "no-such-merge", "--user", USER,

@@ -88,6 +88,8 @@ def convert_lines(lines: list[ContentLine], source: str, target: str,
 
 
 def _decode_qp(line: ContentLine) -> None:
+    if not line.params:  # most lines: nothing to look at
+        return
     encodings = {e.upper() for e in line.params.get("ENCODING", [])}
     types = {t.upper() for t in line.params.get("TYPE", [])}
     if "QUOTED-PRINTABLE" in encodings | types:
@@ -336,7 +338,7 @@ def summary(text: str) -> dict[str, Any]:
                            "nickname": "", "bday": "", "note": "", "urls": []}
     for line in parse_lines(text):
         _decode_qp(line)
-        types = [t.lower() for t in line.params.get("TYPE", [])]
+        types = [t.lower() for t in line.params.get("TYPE", ())] if line.params else []
         if line.name == "UID":
             out["uid"] = line.value.strip()
         elif line.name == "FN" and not out["fn"]:

@@ -137,13 +137,31 @@ class AddressBook:
         call it after the ``open_book`` block. An export read 100,000 cards under
         the lock, 1.9 s in which no other user could write. A card deleted
         meanwhile is left out, as if the export had come after the delete."""
-        texts = []
+        return list(self.each_text_after_lock(rows))
+
+    def each_text_after_lock(self, rows: Iterable[ItemRow]) -> Iterator[str]:
+        """``texts_after_lock`` one at a time: a listing of 100,000 cards need not
+        hold them all (440 MB, and Python's collector going over them again and
+        again)."""
         for row in rows:
             try:
-                texts.append(self.read(row).text)
+                yield self.read(row).text
             except RuntimeError:  # vanished since the index saw it
                 continue
-        return texts
+
+    def category_rows(self, name: str) -> list[ItemRow]:
+        """Every contact in the category ``name``, as the index groups them (as the
+        category lists count them and the API's export picks them), in file-name
+        order; Refused (404) if the book has no such category."""
+        from cardfile.plugin.contacts import categories  # (imports storage, as this does)
+
+        collection = self.collection
+        coll, scope = collection.index_scope(name)
+        rows = collection._index.all_rows(coll, collection.storage.max_resource_size, scope)
+        if not rows and collection._published is None and categories.Categories(
+                collection).get(name) is None:
+            raise Refused(404, f"there is no category {name!r} in {self.path}")
+        return rows
 
     def get(self, key: str) -> Contact:
         row = self.find(key)
