@@ -33,42 +33,63 @@ def _by_the_rule(cards: dict[int, tuple[str, frozenset[str]]]) -> dict[str, set[
     return members
 
 
+def _counted_afresh(cards: dict[int, tuple[str, frozenset[tuple[str, str]]]]
+                    ) -> list[tuple[str, str, int]]:
+    """(key, smallest spelling, cards with it), as the index's GROUP BY counts them."""
+    spellings: dict[str, set[str]] = {}
+    holders: Counter[str] = Counter()
+    for _, pairs in cards.values():
+        for key, spelling in pairs:
+            spellings.setdefault(key, set()).add(spelling)
+        holders.update({key for key, _ in pairs})
+    return sorted((key, min(names), holders[key]) for key, names in spellings.items())
+
+
 def test_members_kept_through_changes_are_the_members_counted_afresh() -> None:
     rng = random.Random(1130)
     members = GroupMembers()
-    cards: dict[int, tuple[str, frozenset[str]]] = {}
+    cards: dict[int, tuple[str, frozenset[tuple[str, str]]]] = {}
     for step in range(3000):
         card = rng.randrange(40)
         if card in cards:  # the card goes (deleted, or edited: then it comes back)
-            uid, keys = cards.pop(card)
-            members.change(uid, keys, -1)
+            uid, pairs = cards.pop(card)
+            members.change(uid, pairs, -1)
         if rng.random() < 0.7:
             crowded = rng.random() < 0.05
-            keys = frozenset(rng.sample(KEYS, MAX_GROUPS_PER_CARD + 3 if crowded
-                                        else rng.randrange(0, 4)))
+            keys = rng.sample(KEYS, MAX_GROUPS_PER_CARD + 3 if crowded else rng.randrange(0, 4))
+            # Spelled as cards spell them: one category two ways, now and then on one card.
+            pairs = frozenset((key, spelling) for key in keys for spelling in rng.sample(
+                [key, key.title(), key.upper()], 2 if rng.random() < 0.1 else 1))
             uid = f"uid-{rng.randrange(25)}"  # some cards share a UID
-            cards[card] = (uid, keys)
-            members.change(uid, keys, +1)
+            cards[card] = (uid, pairs)
+            members.change(uid, pairs, +1)
+        by_uid = {card: (uid, frozenset(k for k, _ in pairs))
+                  for card, (uid, pairs) in cards.items()}
         got = {key: set(uids) for key, uids in members.members().items()}
-        assert got == _by_the_rule(cards), f"after step {step}"
-        assert set(members.keys()) == {key for _, keys in cards.values() for key in keys}
+        assert got == _by_the_rule(by_uid), f"after step {step}"
+        assert set(members.keys()) == {key for _, keys in by_uid.values() for key in keys}
+        assert sorted(members.category_counts()) == _counted_afresh(cards), f"after step {step}"
 
 
 def test_a_category_spelled_twice_on_one_card_leaves_with_the_card() -> None:
-    members = GroupMembers.of([("uid-1", ["family", "family"])])
+    twice = [("family", "Family"), ("family", "family")]
+    members = GroupMembers.of([("uid-1", twice)])
     assert {key: set(uids) for key, uids in members.members().items()} == {"family": {"uid-1"}}
-    members.change("uid-1", ["family", "family"], -1)
+    assert members.category_counts() == [("family", "Family", 1)]
+    members.change("uid-1", twice, -1)
     assert members.members() == {}
+    assert members.category_counts() == []
 
 
 def test_a_text_is_forgotten_when_its_category_gains_or_loses_a_member() -> None:
-    members = GroupMembers.of([("uid-1", ["family"]), ("uid-2", ["work"])])
+    family, work = [("family", "Family")], [("work", "Work")]
+    members = GroupMembers.of([("uid-1", family), ("uid-2", work)])
     members.texts = {"family": ("made", "text"), "work": ("made", "text")}
-    members.change("uid-1", ["family"], +1)  # a second card of a member: no new member
+    members.change("uid-1", family, +1)  # a second card of a member: no new member
     assert set(members.texts) == {"family", "work"}
-    members.change("uid-3", ["family"], +1)
+    members.change("uid-3", family, +1)
     assert set(members.texts) == {"work"}
-    members.change("uid-2", ["work"], -1)
+    members.change("uid-2", work, -1)
     assert members.texts == {}
 
 

@@ -130,9 +130,12 @@ class Categories:
     def default_uid(self, key: str) -> str:
         return str(uuid.uuid5(_GROUP_NAMESPACE, f"{self.collection.path}\n{key}"))
 
-    def all(self) -> list[Category]:
-        index, coll = self.collection._index, self.collection._coll()
-        counts = {key: (name, count) for key, name, count in index.category_counts(coll)}
+    def all(self, counted: Iterable[tuple[str, str, int]] | None = None) -> list[Category]:
+        """Every category, on a card or made on purpose; ``counted``: the index's
+        ``category_counts``, if the caller has them already (``GroupMembers``)."""
+        if counted is None:
+            counted = self.collection._index.category_counts(self.collection._coll())
+        counts = {key: (name, count) for key, name, count in counted}
         result = []
         for key in counts.keys() | self.entries.keys():
             entry = self.entries.get(key)
@@ -291,15 +294,15 @@ class Categories:
             self.collection.store_card(row.href, item)
 
     # -- group cards -----------------------------------------------------------
-    def group_cards(self, memberships: Iterable[tuple[str, str]] | None = None
-                    ) -> dict[str, tuple[str, str]]:
-        """href -> (UID, vCard text) of one synthesised group card per category,
-        made from (category key, member UID) pairs (by default, the index's)."""
-        if memberships is None:  # (key, member UID) once each
-            memberships = self.collection._index.memberships(self.collection._coll())
-        return self.group_cards_of(GroupMembers.of((uid, (key,)) for key, uid in set(memberships)))
+    def group_cards(self) -> dict[str, tuple[str, str]]:
+        """href -> (UID, vCard text) of one synthesised group card per category, made
+        afresh from every card's categories and the index's category counts (what
+        ``Storage.group_cards`` keeps up to date change by change)."""
+        by_card = self.collection._index.categories_by_card(self.collection._coll())
+        return self.group_cards_of(GroupMembers.of(by_card.values()), self.all())
 
-    def group_cards_of(self, members: GroupMembers) -> dict[str, tuple[str, str]]:
+    def group_cards_of(self, members: GroupMembers, listed: list[Category] | None = None
+                       ) -> dict[str, tuple[str, str]]:
         """href -> (UID, vCard text) of one synthesised group card per category.
 
         Bounded, because every group card is one more entry in every listing
@@ -313,11 +316,14 @@ class Categories:
         other client, the web page and the API.
 
         A text ``members`` kept is used again while the category (name, UID,
-        pending members) and its members are the same.
+        pending members) and its members are the same. ``listed``: ``all()``, if
+        the caller read it already; else it is made from ``members``' counts.
         """
         uids = members.members()
+        if listed is None:
+            listed = self.all(members.category_counts())
         shown = sorted(
-            (c for c in self.all() if len(c.name) <= MAX_GROUP_NAME
+            (c for c in listed if len(c.name) <= MAX_GROUP_NAME
              and (c.key in uids or c.key in self.entries)),
             key=lambda c: (c.key not in self.entries, -len(uids.get(c.key, ())),
                            c.name.casefold(), c.key))[:MAX_GROUP_CARDS]

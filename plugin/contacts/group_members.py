@@ -33,6 +33,8 @@ class GroupMembers:
     def __init__(self) -> None:
         self._uids: dict[str, Counter[str]] = {}  # key -> UID -> cards
         self._keys: dict[str, Counter[str]] = {}  # UID -> key -> cards
+        self._cards: Counter[str] = Counter()  # key -> cards
+        self._spellings: dict[str, Counter[str]] = {}  # key -> spelling -> cards
         #: UIDs in more than MAX_GROUPS_PER_CARD categories (see ``members``).
         self._crowded: set[str] = set()
         #: key -> (what the text was made from, the group card's text), made by
@@ -40,17 +42,29 @@ class GroupMembers:
         self.texts: dict[str, tuple[Any, str]] = {}
 
     @classmethod
-    def of(cls, cards: Iterable[tuple[str, Iterable[str]]]) -> GroupMembers:
-        """From each card's (UID, category keys)."""
+    def of(cls, cards: Iterable[tuple[str, Iterable[tuple[str, str]]]]) -> GroupMembers:
+        """From each card's (UID, its categories' (key, spelling) pairs)."""
         made = cls()
-        for uid, keys in cards:
-            made.change(uid, keys, +1)
+        for uid, categories in cards:
+            made.change(uid, categories, +1)
         return made
 
-    def change(self, uid: str, keys: Iterable[str], by: int) -> None:
-        """A card with ``uid`` and the categories ``keys`` came (``by`` 1) or went (-1)."""
+    def change(self, uid: str, categories: Iterable[tuple[str, str]], by: int) -> None:
+        """A card with ``uid`` and the categories ``categories`` ((key, spelling)
+        pairs) came (``by`` 1) or went (-1)."""
+        pairs = set(categories)
+        for key, spelling in pairs:
+            spellings = self._spellings.setdefault(key, Counter())
+            spellings[spelling] += by
+            if spellings[spelling] <= 0:
+                del spellings[spelling]
+                if not spellings:
+                    del self._spellings[key]
         counts = self._keys.setdefault(uid, Counter())
-        for key in set(keys):  # (a card may spell one category two ways)
+        for key in {key for key, _ in pairs}:  # (a card may spell one category two ways)
+            self._cards[key] += by
+            if self._cards[key] <= 0:
+                del self._cards[key]
             members = self._uids.setdefault(key, Counter())
             was = members[uid] > 0
             members[uid] += by
@@ -71,6 +85,14 @@ class GroupMembers:
 
     def keys(self) -> Iterable[str]:
         return self._uids.keys()
+
+    def category_counts(self) -> list[tuple[str, str, int]]:
+        """(key, a spelling, cards) of every category on a card: what
+        ``CardIndex.category_counts`` reads with a ``GROUP BY`` over every card's
+        categories (30 ms at 100,000 cards, at each change of one), the smallest
+        spelling as SQLite's ``MIN`` picks it."""
+        return [(key, min(spellings), self._cards[key])
+                for key, spellings in self._spellings.items()]
 
     def members(self) -> dict[str, Collection[str]]:
         """key -> member UIDs, a crowded UID counted only in its largest categories.

@@ -677,20 +677,6 @@ class CardIndex(ContactQueries):
             "WHERE coll=? AND name='CATEGORIES' GROUP BY norm", (coll,))
         return [(r[0], r[1], int(r[2])) for r in cur]
 
-    def memberships(self, coll: int) -> list[tuple[str, str]]:
-        """(category key, member UID) for every category on every card, once each.
-
-        Read as two scans, the memberships from ``props_categories`` alone and
-        the cards' UIDs, joined here: SQLite joining each membership to its
-        card took 0.50 s at 100,000 cards, this 0.35 s.
-        """
-        db = self._db()
-        uids = dict(db.execute("SELECT id, uid FROM items WHERE coll=? AND kind != 'group'",
-                               (coll,)))
-        return list({(key, uid) for key, item in db.execute(
-            "SELECT norm, item FROM props WHERE coll=? AND name='CATEGORIES'", (coll,))
-            if (uid := uids.get(item)) is not None})
-
     def categories_by_card(self, coll: int, hrefs: Sequence[str] | None = None
                            ) -> dict[str, tuple[str, frozenset[tuple[str, str]]]]:
         """href -> (UID, its (category key, spelling) pairs) of every card (of
