@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -175,13 +177,68 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
             fmt: str, category: str | None, output: str) -> None:
     """Export contacts as vCard 3.0/4.0, jCard or CSV."""
     ctx = Context(data_dir, config_file, user, book)
-    texts = list(_texts(ctx, category))
-    result = export.export_cards(texts, fmt)
+    texts = _texts(ctx, category)
+    exported = 0
+
+    def counted() -> Iterator[str]:
+        nonlocal exported
+        for text in texts:
+            exported += 1
+            yield text
+
+    parts = export.export_parts(counted(), fmt)
     if output == "-":
-        click.echo(result, nl=False)
+        for block in _blocks(parts):
+            click.echo(block, nl=False)
     else:
-        Path(output).write_text(result, encoding="utf-8", newline="")
-        click.echo(f"Exported {len(texts)} contact(s) to {output}.", err=True)
+        _write_whole(Path(output), _blocks(parts))
+        click.echo(f"Exported {exported} contact(s) to {output}.", err=True)
+
+
+def _blocks(parts: Iterable[str], size: int = 500) -> Iterator[str]:
+    """``parts`` joined ``size`` at a time: one write per block, not per card."""
+    block: list[str] = []
+    for part in parts:
+        block.append(part)
+        if len(block) >= size:
+            yield "".join(block)
+            block = []
+    yield "".join(block)
+
+
+def _write_whole(target: Path, blocks: Iterable[str]) -> None:
+    """Write ``blocks`` to ``target``; a file there is replaced only once all is written.
+
+    An export written as it is made must not leave a file it replaces half
+    written if it stops midway. A target that is not a plain file (a device,
+    a pipe) is written directly.
+    """
+    if target.exists() and not target.is_file():
+        with target.open("w", encoding="utf-8", newline="") as out:
+            out.writelines(blocks)
+        return
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                    dir=target.parent)
+    except OSError as e:
+        e.filename = str(target)  # (the error names what the user asked for)
+        raise
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.writelines(blocks)
+        os.chmod(temp, target.stat().st_mode & 0o7777 if target.exists()
+                 else 0o666 & ~_umask())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _texts(ctx: Context, category: str | None) -> Iterator[str]:

@@ -132,3 +132,20 @@ def test_jcard_and_csv_exports_of_the_fixtures(tmp_path: Path) -> None:
     sione = next(p for p in listing(copy) if p["fn"] == "Sione Tuilagi")
     assert sione["categories"] == ["Rowing", "Heroes"] and sione["nickname"] == "Si"
     assert sione["urls"] == ["https://rowing.example/sione"]
+
+
+@pytest.mark.parametrize("fmt", ["vcard3", "jcard", "csv"])
+def test_an_export_to_a_file_is_the_one_to_standard_output(tmp_path: Path, fmt: str) -> None:
+    """Written as it is made, a card at a time: a file already there is replaced by the
+    whole export (never left half old, half new); a device stays the device."""
+    data = new_data_dir(tmp_path)
+    import_json(data, str(FIXTURES / "jcard.json"), str(FIXTURES / "google.csv"))
+    shown = run_cli("export", "--format", fmt, data_dir=data).stdout
+    target = tmp_path / f"contacts.{fmt}"
+    target.write_text("an older export, longer than this one will be\n" * 2000)
+    written = run_cli("export", "--format", fmt, "-o", str(target), data_dir=data)
+    assert target.read_text(encoding="utf-8") == shown
+    assert "Exported 4 contact(s)" in written.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+    run_cli("export", "--format", fmt, "-o", "/dev/null", data_dir=data)
+    assert Path("/dev/null").is_char_device()

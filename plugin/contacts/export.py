@@ -20,7 +20,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from cardfile.plugin.vcard.card_fields import (  # noqa: F401  (the writer, re-exported)
@@ -257,12 +257,20 @@ CSV_COLUMNS = ["Name", "Given Name", "Additional Name", "Family Name", "Name Pre
 
 def to_csv_rows(texts: Iterable[str]) -> str:
     """Cards as Google-style CSV; multiple values of one slot joined by `` ::: ``."""
+    return "".join(_csv_parts(texts))
+
+
+def _csv_parts(texts: Iterable[str]) -> Iterator[str]:
+    """``to_csv_rows``: the header, then each card's row."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for text in texts:
         writer.writerow(_csv_row(parse_lines(text)))
-    return out.getvalue()
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    yield out.getvalue()
 
 
 def _csv_row(lines: list[ContentLine]) -> dict[str, str]:
@@ -316,18 +324,34 @@ def _csv_row(lines: list[ContentLine]) -> dict[str, str]:
 
 
 # -- whole exports ---------------------------------------------------------------
-def export_cards(texts: list[str], fmt: str) -> str:
+def export_cards(texts: Iterable[str], fmt: str) -> str:
     """The export file for ``texts`` (stored card texts) in ``fmt`` (one of FORMATS)."""
+    return "".join(export_parts(texts, fmt))
+
+
+def export_parts(texts: Iterable[str], fmt: str) -> Iterator[str]:
+    """``export_cards`` piece by piece, a card at a time: an export of 100,000
+    cards need not hold them all, nor the file, at once."""
     if fmt == "vcard3":
-        return "".join(convert(t, "3.0") for t in texts)
+        return (convert(t, "3.0") for t in texts)
     if fmt == "vcard4":
-        return "".join(convert(t, "4.0") for t in texts)
+        return (convert(t, "4.0") for t in texts)
     if fmt == "jcard":
-        cards = [to_jcard(t) for t in texts]
-        return json.dumps(cards, ensure_ascii=False, indent=1) + "\n"
+        return _jcard_parts(texts)
     if fmt == "csv":
-        return to_csv_rows(texts)
+        return _csv_parts(texts)
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _jcard_parts(texts: Iterable[str]) -> Iterator[str]:
+    """``json.dumps(cards, ensure_ascii=False, indent=1) + "\\n"``, a card at a time
+    (each card's own lines indented one more, as inside the array)."""
+    count = 0
+    for text in texts:
+        card = json.dumps(to_jcard(text), ensure_ascii=False, indent=1).replace("\n", "\n ")
+        yield ("[\n " if count == 0 else ",\n ") + card
+        count += 1
+    yield "\n]\n" if count else "[]\n"
 
 
 # -- a plain summary for people and scripts (contacts show --format json, list --json) ---
