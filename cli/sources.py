@@ -17,7 +17,13 @@ from typing import Any
 import click
 
 from cardfile.cli import settings as settings_mod
-from cardfile.cli.options import _settings, common_options, default_user, load_storage
+from cardfile.cli.options import (
+    _settings,
+    common_options,
+    default_user,
+    load_storage,
+    refuse_writing_a_database_cache,
+)
 from cardfile.plugin.contacts.sources import connect, registry, sync
 
 
@@ -28,9 +34,13 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return common_options(func)
 
 
-def _open(data_dir: str | None, config_file: str | None,
-          user_name: str | None) -> tuple[Any, str]:
+def _open(data_dir: str | None, config_file: str | None, user_name: str | None,
+          changes_books: bool = False) -> tuple[Any, str]:
+    """The storage and user; ``changes_books``: the command writes cards (a sync, a
+    connection, a disconnection), refused on a PostgreSQL server's copy alone."""
     settings = _settings(data_dir, config_file)
+    if changes_books:
+        refuse_writing_a_database_cache(settings)
     storage = load_storage(settings, settings_mod.radicale_configuration(settings))
     return storage, user_name or default_user(settings)
 
@@ -77,7 +87,7 @@ def add(data_dir: str | None, config_file: str | None, user_name: str | None, ur
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else ""
     if password and not username:
         raise click.UsageError("--password-stdin needs --login (the user name at the source)")
-    storage, user = _open(data_dir, config_file, user_name)
+    storage, user = _open(data_dir, config_file, user_name, changes_books=True)
     source = connect.add(storage, user, url, name, interval, into, username, password, kind)
     click.echo(f"Connected {source.kind} source {source.name!r}: address book "
                f"/{user}/{source.book}/", err=True)
@@ -144,7 +154,7 @@ def show(data_dir: str | None, config_file: str | None, user_name: str | None, n
 def sync_(data_dir: str | None, config_file: str | None, user_name: str | None,
           name: str | None) -> None:
     """Refresh NAME (or every source) now; exit 1 if any failed."""
-    storage, user = _open(data_dir, config_file, user_name)
+    storage, user = _open(data_dir, config_file, user_name, changes_books=True)
     names = [name] if name else [s.name for s, _ in registry.sources_of(storage, user)]
     failed = False
     for each in names:
@@ -176,7 +186,7 @@ def login(data_dir: str | None, config_file: str | None, user_name: str | None, 
 def remove(data_dir: str | None, config_file: str | None, user_name: str | None,
            name: str) -> None:
     """Disconnect NAME: its book, state and password go; your own contacts stay."""
-    storage, user = _open(data_dir, config_file, user_name)
+    storage, user = _open(data_dir, config_file, user_name, changes_books=True)
     source = registry.find(storage, user, name)[0]
     if source.into == "main":
         from cardfile.plugin.contacts.sources import consolidate

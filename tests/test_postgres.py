@@ -812,10 +812,19 @@ def test_a_change_without_the_database_to_a_servers_copy_of_it_is_refused(
     try:
         client = logged_in(server)
         assert client.put("ann.vcf", card("ann", "Ann Smith", "CATEGORIES:Friends"))[0] == 201
+        phone = tmp_path / "phone"
+        phone.mkdir()
+        (phone / "cyd.vcf").write_text(card("cyd", "Cyd Brown"), newline="")
+        server.cli("sources", "add", str(phone), "--name", "phone", "--into", "main",
+                   "--user", USER)
+        (phone / "dan.vcf").write_text(card("dan", "Dan Gray"), newline="")
         _, token, _ = client.sync()
         for args in (("categories", "rename", "Friends", "Close Friends", "--user", USER),
                      ("categories", "add", "Choir", "--user", USER),
-                     ("import", str(tmp_path / "bob.vcf"), "--user", USER)):
+                     ("import", str(tmp_path / "bob.vcf"), "--user", USER),
+                     ("sources", "sync", "phone", "--user", USER),  # (Dan: a new card there)
+                     ("sources", "add", str(phone), "--name", "again", "--user", USER),
+                     ("sources", "remove", "phone", "--user", USER)):
             (tmp_path / "bob.vcf").write_text(card("bob", "Bob Jones"), newline="")
             done = run_cli(*args, data_dir=server.data_dir, check=False)
             assert done.returncode == 1, done
