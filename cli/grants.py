@@ -235,12 +235,16 @@ def register(cli: click.Group) -> None:
 # -- me and friends --------------------------------------------------------------
 def open_friends(data_dir: str | None, config_file: str | None, user_name: str | None
                  ) -> tuple[Grants, Any, str, list[str]]:
-    """Grants, the storage (for the copies), the user, and every user's name."""
-    from cardfile.cli import settings as settings_mod
-    from cardfile.cli.options import load_storage
+    """Grants, the storage (for the copies), the user, and every user's name.
 
-    grants, user = open_grants(data_dir, config_file, user_name)
+    Every command that opens them may write friends' card copies into books:
+    refused on a PostgreSQL server's copy without the database."""
+    from cardfile.cli import settings as settings_mod
+    from cardfile.cli.options import load_storage, refuse_writing_a_database_cache
+
     settings = _settings(data_dir, config_file)
+    refuse_writing_a_database_cache(settings)
+    grants, user = open_grants(data_dir, config_file, user_name)
     storage = load_storage(settings, settings_mod.radicale_configuration(settings))
     return grants, storage, user, list(users.read(settings.htpasswd))
 

@@ -824,7 +824,8 @@ def test_a_change_without_the_database_to_a_servers_copy_of_it_is_refused(
                      ("import", str(tmp_path / "bob.vcf"), "--user", USER),
                      ("sources", "sync", "phone", "--user", USER),  # (Dan: a new card there)
                      ("sources", "add", str(phone), "--name", "again", "--user", USER),
-                     ("sources", "remove", "phone", "--user", USER)):
+                     ("sources", "remove", "phone", "--user", USER),
+                     ("me", "set", "ann", "--user", USER)):  # (friends get copies)
             (tmp_path / "bob.vcf").write_text(card("bob", "Bob Jones"), newline="")
             done = run_cli(*args, data_dir=server.data_dir, check=False)
             assert done.returncode == 1, done
