@@ -385,6 +385,13 @@ class Collection(radicale.AdapterCollection):
             self._convert_group_files()
         return True
 
+    def forget_start_check(self) -> None:
+        """Undo ``open_unchanged``'s record when the comparison it promised was not
+        made: each process then compares the book itself at its first use."""
+        if self._coll_id is not None:
+            with contextlib.suppress(Exception):  # (its folder's row may be gone)
+                self._index.forget_check(self._coll_id)
+
     def reconcile(self, coll: int | None = None, dir_mtime_ns: int | None = None) -> int:
         """Compare the folder with the index and fix the index; return changes."""
         if coll is None or dir_mtime_ns is None:
@@ -1348,37 +1355,55 @@ class Storage(radicale.AdapterStorage):
         root = self.collection_root_folder()
         books = cards = 0
         unchanged: list[Collection] = []
-        with self.acquire_lock("w"):
-            if on_locked is not None:
-                on_locked()
-            for user_entry in _subfolders(root):
-                for book_entry in _subfolders(user_entry.path):
-                    path = radicale.unstrip_path(f"{user_entry.name}/{book_entry.name}", True)
-                    collection = Collection(self, path)
-                    if collection.tag != "VADDRESSBOOK" or collection._published is not None:
-                        continue
-                    if collection.open_unchanged():
-                        unchanged.append(collection)
-                    else:
-                        collection._coll()
-                        _remove_stale_temp_files(book_entry.path, collection.temp_files_seen)
-                    books += 1
-                    cards += collection.card_count()
-            remove_staged(self.staging_folder)
-            # Nothing reads the index yet: the log of earlier starts' writes (a
-            # first build's is as large as the index) goes, or every start reads it.
-            self.card_index.empty_log()
+        try:
+            with self.acquire_lock("w"):
+                if on_locked is not None:
+                    on_locked()
+                for user_entry in _subfolders(root):
+                    for book_entry in _subfolders(user_entry.path):
+                        path = radicale.unstrip_path(f"{user_entry.name}/{book_entry.name}",
+                                                     True)
+                        collection = Collection(self, path)
+                        if collection.tag != "VADDRESSBOOK" or \
+                                collection._published is not None:
+                            continue
+                        if collection.open_unchanged():
+                            unchanged.append(collection)
+                        else:
+                            collection._coll()
+                            _remove_stale_temp_files(book_entry.path,
+                                                     collection.temp_files_seen)
+                        books += 1
+                        cards += collection.card_count()
+                remove_staged(self.staging_folder)
+                # Nothing reads the index yet: the log of earlier starts' writes (a
+                # first build's is as large as the index) goes, or every start reads it.
+                self.card_index.empty_log()
+        except BaseException:
+            for collection in unchanged:  # recorded as checked, never compared
+                collection.forget_start_check()
+            raise
         # The books whose folders did not change are compared now, as a rescan
         # compares them: requests are served meanwhile (a stat of every card of
         # a 100,000-card book, 0.5-0.8 s, held every request of the start).
-        for collection in unchanged:
-            collection.reconcile()
-            if collection.temp_files_seen:
-                with self.acquire_lock("w"):
-                    # A write in progress when they were listed has ended: those still
-                    # there are left by a killed process.
-                    _remove_stale_temp_files(collection.folder, [
-                        e for e in collection.temp_files_seen if os.path.lexists(e.path)])
+        for position, collection in enumerate(unchanged):
+            try:
+                collection.reconcile()
+                if collection.temp_files_seen:
+                    with self.acquire_lock("w"):
+                        # A write in progress when they were listed has ended: those
+                        # still there are left by a killed process.
+                        _remove_stale_temp_files(collection.folder, [
+                            e for e in collection.temp_files_seen
+                            if os.path.lexists(e.path)])
+            except Exception as e:  # (a book deleted meanwhile, say): the others go on
+                logger.warning("Comparing %r with its files after the start failed: %s",
+                               collection.path, e)
+                collection.forget_start_check()
+            except BaseException:
+                for missed in unchanged[position:]:
+                    missed.forget_start_check()
+                raise
         return books, cards
 
     def create_collection(self, href: str, items: Any = None, props: Any = None

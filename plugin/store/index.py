@@ -1015,6 +1015,11 @@ class CardIndex(ContactQueries):
         with self._transaction() as db:
             self._record_check(db, coll, None, generation)
 
+    def forget_check(self, coll: int) -> None:
+        """``record_check`` undone: no process trusts ``coll``'s index without comparing."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM checks WHERE coll=?", (coll,))
+
     def _record_check(self, db: sqlite3.Connection, coll: int, dir_mtime_ns: int | None,
                       generation: str) -> None:
         """The comparison recorded; the folder's mtime too, unless a writer's is newer."""
