@@ -1273,15 +1273,10 @@ class Storage(radicale.AdapterStorage):
                           ) -> dict[str, tuple[str, str]]:
         """The group cards for ``key``: from ``cached`` and the cards changed since
         when it can, else from every card's categories."""
+        # (A cache of PostgreSQL numbers its rows with the database's revisions; a
+        # command that would write the cache folder alone, numbering rows apart, is
+        # refused: cli/options.py refuse_writing_a_database_cache.)
         changes = self._categories_changed_since(coll, state, cached)
-        if changes is not None and self.shared is not None and (
-                changes or cached is None or cached.key[3] != key[3]):
-            # A cache of PostgreSQL numbers its rows with the database's revisions,
-            # except rows a program wrote into the cache folder itself (a command
-            # run without the server's configuration: numbered apart, so they may
-            # not show as changes). Any category change reads every card's again,
-            # as it did before members were kept.
-            changes = None
         if cached is not None and changes is not None:
             by_card, members = cached.by_card, cached.members
             for href, now in changes.items():
