@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cardfile.plugin.contacts.storage import read_card_record
 from cardfile.plugin.store.index import CardIndex
+from cardfile.plugin.vcard import card_fields
 
 BOOK = "alice/contacts"
 
@@ -93,6 +94,13 @@ def test_edited_cards_have_the_rows_of_the_same_cards_indexed_afresh(tmp_path: P
             assert items == _rows(fresh, fresh_coll)[0]
             assert props == _rows(fresh, fresh_coll)[1]
             assert len(items) == len(list(folder.iterdir()))
+            # The category list's keys, found a key at a time, are those on the cards.
+            cards = [card_fields.extract(p.read_text(encoding="utf-8"))
+                     for p in folder.iterdir()]
+            on_cards = {card_fields.category_key(value) for fields in cards
+                        if fields.kind != "group"  # (its categories make no member)
+                        for name, value in fields.values if name == "CATEGORIES"}
+            assert index.category_keys(coll) == sorted(on_cards)
     # Searches read those rows: an address the card no longer has finds nothing.
     found = {href for (href,) in index.connection().execute(
         "SELECT i.href FROM props p JOIN items i ON i.id = p.item "

@@ -140,14 +140,27 @@ class Categories:
         for key in counts.keys() | self.entries.keys():
             entry = self.entries.get(key)
             name, count = counts.get(key, (entry.name if entry else key, 0))
-            uid = (entry.uid if entry and entry.uid else "") or self.default_uid(key)
+            uid, href = self._identity(key)
             result.append(Category(
-                key=key, name=entry.name if entry else name, uid=uid,
-                href=(entry.href if entry and entry.href else "") or f"{uid}.vcf",
+                key=key, name=entry.name if entry else name, uid=uid, href=href,
                 count=count, color=entry.color if entry else "",
                 description=entry.description if entry else "",
                 pending=tuple(entry.pending) if entry else ()))
         return sorted(result, key=lambda c: (c.name.casefold(), c.key))
+
+    def _identity(self, key: str) -> tuple[str, str]:
+        """(UID, href) of the group card of the category ``key``."""
+        entry = self.entries.get(key)
+        uid = (entry.uid if entry and entry.uid else "") or self.default_uid(key)
+        return uid, (entry.href if entry and entry.href else "") or f"{uid}.vcf"
+
+    def hrefs(self) -> frozenset[str]:
+        """The hrefs of every category's group card (those ``all`` gives), from the
+        categories' keys alone: an Apple client's PUT of a new card asks whether its
+        name is one, and ``all`` counted every category's members for it (30 ms at
+        100,000 cards)."""
+        keys = set(self.collection._index.category_keys(self.collection._coll()))
+        return frozenset(self._identity(key)[1] for key in keys | self.entries.keys())
 
     def get(self, name: str) -> Category | None:
         key = category_key(name)

@@ -1417,8 +1417,8 @@ class Storage(radicale.AdapterStorage):
 
     def category_hrefs(self, collection: Collection) -> frozenset[str]:
         """The hrefs a book's categories' group cards have (a superset of those the
-        groups view shows), without making the cards: 0.03 s at 100,000 cards."""
-        return frozenset(c.href for c in categories.Categories(collection).all())
+        groups view shows), without making the cards."""
+        return categories.Categories(collection).hrefs()
 
     def forget_group_cache(self, collection: Collection) -> None:
         """The book's group cards are made again (from the categories counted so far)."""
