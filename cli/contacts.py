@@ -211,8 +211,10 @@ def _write_whole(target: Path, blocks: Iterable[str]) -> None:
 
     An export written as it is made must not leave a file it replaces half
     written if it stops midway. A target that is not a plain file (a device,
-    a pipe) is written directly.
+    a pipe) is written directly; a symbolic link's own target is the one replaced.
     """
+    if target.is_symlink():
+        target = target.resolve()
     if target.exists() and not target.is_file():
         with target.open("w", encoding="utf-8", newline="") as out:
             out.writelines(blocks)

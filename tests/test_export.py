@@ -147,5 +147,10 @@ def test_an_export_to_a_file_is_the_one_to_standard_output(tmp_path: Path, fmt: 
     assert target.read_text(encoding="utf-8") == shown
     assert "Exported 4 contact(s)" in written.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+    link = tmp_path / "latest"
+    link.symlink_to(target)
+    target.write_text("older\n")
+    run_cli("export", "--format", fmt, "-o", str(link), data_dir=data)
+    assert link.is_symlink() and target.read_text(encoding="utf-8") == shown
     run_cli("export", "--format", fmt, "-o", "/dev/null", data_dir=data)
     assert Path("/dev/null").is_char_device()
