@@ -233,19 +233,13 @@ def _write_whole(target: Path, blocks: Iterable[str]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             out.writelines(blocks)
-        os.chmod(temp, target.stat().st_mode & 0o7777 if target.exists()
-                 else 0o666 & ~_umask())
+        if target.exists():  # (a new file keeps mkstemp's 0600, what the umask of
+            os.chmod(temp, target.stat().st_mode & 0o7777)  # cli/main.py gives too)
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _texts(ctx: Context, category: str | None) -> Iterator[str]:
@@ -369,23 +363,24 @@ def contacts_list(data_dir: str | None, config_file: str | None, user: str | Non
 
 def _print_people(items: Iterable[dict[str, Any]], as_json: bool, parsable: bool) -> None:
     """One line per person (or one JSON array), written as they come, in blocks."""
-    block: list[str] = []
+    for block in _blocks(_people_lines(items, as_json, parsable)):
+        click.echo(block, nl=False)
+
+
+def _people_lines(items: Iterable[dict[str, Any]], as_json: bool, parsable: bool
+                  ) -> Iterator[str]:
     count = 0
     for s in items:
         if as_json:
-            block.append(("[" if count == 0 else ", ") + json.dumps(s, ensure_ascii=False))
+            yield ("[" if count == 0 else ", ") + json.dumps(s, ensure_ascii=False)
         else:
             email = s["emails"][0]["value"] if s["emails"] else ""
             phone = s["phones"][0]["value"] if s["phones"] else ""
-            block.append("\t".join((s["uid"], s["fn"], email, phone)) + "\n" if parsable
-                         else f"{s['fn'] or '(no name)':30}  {email:30}  {phone}\n")
+            yield ("\t".join((s["uid"], s["fn"], email, phone)) + "\n" if parsable
+                   else f"{s['fn'] or '(no name)':30}  {email:30}  {phone}\n")
         count += 1
-        if len(block) >= 500:
-            click.echo("".join(block), nl=False)
-            block = []
     if as_json:
-        block.append("]\n" if count else "[]\n")
-    click.echo("".join(block), nl=False)
+        yield "]\n" if count else "[]\n"
 
 
 @contacts.command("show")

@@ -228,6 +228,18 @@ def _last_check(data_dir: Path) -> list[tuple[str, int]]:
         return db.execute("SELECT generation, checked_ns FROM checks ORDER BY coll").fetchall()
 
 
+def _edit_in_place_found(client: DavClient, note: str, token: str) -> None:
+    """Within 15 s, a search finds edited.vcf by its new NOTE text, and a sync from
+    ``token`` (taken before the edit) reports it changed, and nothing else."""
+    query = (f'<C:prop-filter name="NOTE"><C:text-match>{note}'
+             '</C:text-match></C:prop-filter>')
+    _wait_for(lambda: [h.href.rsplit("/", 1)[-1] for h in client.query(query)]
+              == ["edited.vcf"], timeout=15)
+    status, _, changed = client.sync(token)
+    assert status == 207
+    assert [e.href.rsplit("/", 1)[-1] for e in changed] == ["edited.vcf"]
+
+
 def _seen_by_every_worker(srv: ServerProcess, expected: dict[str, str]) -> None:
     """Each request on a fresh connection (any worker) lists and finds what is on disk."""
     for _ in range(8):
@@ -276,14 +288,7 @@ def test_changes_while_the_server_was_down_are_found_at_start(tmp_path: Path) ->
     srv = ServerProcess(srv.data_dir, free_port(), config)
     try:
         _seen_by_every_worker(srv, {"kept.vcf": "", "edited.vcf": "twice", "added.vcf": ""})
-        client = srv.client()
-        twice = ('<C:prop-filter name="NOTE"><C:text-match>changed on disk twice'
-                 '</C:text-match></C:prop-filter>')
-        _wait_for(lambda: [h.href.rsplit("/", 1)[-1] for h in client.query(twice)]
-                  == ["edited.vcf"], timeout=15)
-        status, _, changed = client.sync(token)
-        assert status == 207
-        assert [e.href.rsplit("/", 1)[-1] for e in changed] == ["edited.vcf"]
+        _edit_in_place_found(srv.client(), "changed on disk twice", token)
         later = _last_check(srv.data_dir)
         assert later[0][0] != checked[0][0], "each start of the server compares once"
     finally:
@@ -334,13 +339,7 @@ def test_a_card_edited_in_place_while_serving_is_found_by_the_rescan(tmp_path: P
         (book / "edited.vcf").write_text(card("edited", "Person Edited",
                                               "NOTE:rewritten by another program"), newline="")
         assert book.stat().st_mtime_ns == folder_mtime
-        note = ('<C:prop-filter name="NOTE"><C:text-match>rewritten by another'
-                '</C:text-match></C:prop-filter>')
-        _wait_for(lambda: [h.href.rsplit("/", 1)[-1] for h in client.query(note)]
-                  == ["edited.vcf"], timeout=15)
-        status, _, changed = client.sync(token)
-        assert status == 207
-        assert [e.href.rsplit("/", 1)[-1] for e in changed] == ["edited.vcf"]
+        _edit_in_place_found(client, "rewritten by another", token)
     finally:
         assert srv.stop() == 0
 
