@@ -50,6 +50,7 @@ from urllib.parse import quote
 import cold_start
 import floor
 import goals
+import least_work
 import proctree
 from servers import (
     FIRST_PROPFIND,
@@ -522,7 +523,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="skip timing Cardfile's JSON API (category list, search)")
     p.add_argument("--no-floor", action="store_true",
                    help="skip measuring the floor under the GET, multiget and PUT figures "
-                        "(bench/floor.py: Granian answering canned bytes)")
+                        "(bench/floor.py: Granian answering canned bytes) and the least "
+                        "work over it (bench/least_work.py: an application that only reads)")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary folders (data, configs, server logs)")
     for label in LABELS:
@@ -597,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_floor and {"get", "multiget", "insert", "update"} & set(ops):
             floor_line = floor.describe(
                 floor.floor(script, cards if cards.is_dir() else None), args.count)
+            if cards.is_dir() and {"get", "multiget"} & set(ops):
+                floor_line += "\n" + least_work.describe(
+                    least_work.least_work(script, cards), args.count)
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped", file=sys.stderr)
         status = 130

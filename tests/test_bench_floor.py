@@ -8,14 +8,17 @@ the yardstick's own client) and checks the server answered what it was given.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
+import hashlib
 import http.client
 import json
 import re
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +35,7 @@ def test_the_floor_server_answers_its_canned_card_and_multistatus(tmp_path: Path
     card.write_bytes("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Zoë\r\nEND:VCARD\r\n".encode())
     report = tmp_path / "report.xml"
     report.write_bytes(b'<?xml version="1.0"?><multistatus xmlns="DAV:"/>')
-    with _floor_server(str(card), str(report)) as connection:
+    with _bench_server("floor.py", str(card), str(report)) as connection:
         connection.request("GET", "/bench/book/x.vcf", headers={"Accept-Encoding": "gzip"})
         answer = connection.getresponse()
         assert answer.status == 200
@@ -63,11 +66,11 @@ def test_the_floor_is_measured_with_the_yardsticks_client() -> None:
 
 
 @contextlib.contextmanager
-def _floor_server(*serve_args: str) -> Iterator[http.client.HTTPConnection]:
-    """``floor.py --serve`` on a free port: a connection to it once it accepts one;
-    the server stopped after, and it must end cleanly."""
+def _bench_server(script: str, *serve_args: str) -> Iterator[http.client.HTTPConnection]:
+    """``script --serve`` (``floor.py``, ``least_work.py``) on a free port: a connection
+    to it once it accepts one; the server stopped after, and it must end cleanly."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(BENCH / "floor.py"), "--serve", str(port),
+    server = subprocess.Popen([sys.executable, str(BENCH / script), "--serve", str(port),
                                *serve_args], cwd=BENCH)
     try:
         deadline = time.monotonic() + 30
@@ -98,7 +101,7 @@ def test_the_floor_stands_in_for_a_server_in_the_mix(tmp_path: Path) -> None:
         (cards / name).write_text(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nEND:VCARD\r\n")
     (tmp_path / "card.vcf").write_bytes((cards / "a.vcf").read_bytes())
     (tmp_path / "report.xml").write_bytes(b'<?xml version="1.0"?><multistatus xmlns="DAV:"/>')
-    with _floor_server(str(tmp_path / "card.vcf"), str(tmp_path / "report.xml"),
+    with _bench_server("floor.py", str(tmp_path / "card.vcf"), str(tmp_path / "report.xml"),
                        "--listing", str(cards)) as connection:
         connection.request("PROPFIND", "/u007/book/", headers={"Depth": "1"})
         answer = connection.getresponse()
@@ -140,3 +143,73 @@ def test_the_mix_runs_against_the_floor_without_an_error() -> None:
         assert int(cells[1]) > 0, f"no {op} was answered: {done.stdout}"
         assert cells[-1] == "0", f"{op} had errors: {done.stdout}"
     assert "floor: " in done.stdout and "; errors 0" in done.stdout
+
+
+def test_the_least_work_server_answers_what_the_cards_hold(tmp_path: Path) -> None:
+    """``least_work.py``: each card's own bytes and SHA-256 ETag, for the right login only."""
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    names = [f"card{i:02d}.vcf" for i in range(10)] + ["b&b.vcf"]
+    for name in names:
+        (cards / name).write_text(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\n"
+                                  "NOTE:<script>&amp;</script>\r\nEND:VCARD\r\n",
+                                  encoding="utf-8", newline="")
+    login = {"Authorization": "Basic " + base64.b64encode(b"bench:least-work").decode()}
+    with _bench_server("least_work.py", str(cards)) as connection:
+        connection.request("GET", "/bench/book/card03.vcf",
+                           headers={"Authorization": "Basic " + base64.b64encode(
+                               b"bench:wrong").decode()})
+        answer = connection.getresponse()
+        assert (answer.status, answer.read()) == (401, b"")
+        connection.request("GET", "/bench/book/card03.vcf", headers=login)
+        answer = connection.getresponse()
+        sent = (cards / "card03.vcf").read_bytes()
+        assert (answer.status, answer.read()) == (200, sent)
+        assert answer.getheader("ETag") == f'"{hashlib.sha256(sent).hexdigest()}"'
+        for missing in ("/bench/book/nobody.vcf", "/bench/book/../cards/card03.vcf"):
+            connection.request("GET", missing, headers=login)
+            answer = connection.getresponse()
+            assert (answer.status, answer.read()) == (404, b"")
+        asked = ["card01.vcf", "b%26b.vcf", "nobody.vcf", "card09.vcf"]
+        hrefs = "".join(f"<D:href>/bench/book/{name}</D:href>" for name in asked)
+        connection.request("REPORT", "/bench/book/", headers=login, body=(
+            '<C:addressbook-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav">'
+            f"<D:prop><D:getetag/><C:address-data/></D:prop>{hrefs}</C:addressbook-multiget>"
+        ).encode())
+        answer = connection.getresponse()
+        assert answer.status == 207
+        root = ET.fromstring(answer.read())
+    found = {}
+    for response in root.iter("{DAV:}response"):
+        href = response.findtext("{DAV:}href", "")
+        found[href] = (response.findtext(".//{DAV:}getetag"),
+                       response.findtext(".//{urn:ietf:params:xml:ns:carddav}address-data"),
+                       response.findtext(".//{DAV:}status"))
+    assert list(found) == ["/bench/book/card01.vcf", "/bench/book/b%26b.vcf",
+                           "/bench/book/nobody.vcf", "/bench/book/card09.vcf"]
+    for href, name in (("/bench/book/card01.vcf", "card01.vcf"),
+                       ("/bench/book/b%26b.vcf", "b&b.vcf"),
+                       ("/bench/book/card09.vcf", "card09.vcf")):
+        text = (cards / name).read_bytes()
+        # (XML turns each CR LF into LF)
+        assert found[href] == (f'"{hashlib.sha256(text).hexdigest()}"',
+                               text.decode().replace("\r\n", "\n"), "HTTP/1.1 200 OK")
+    assert found["/bench/book/nobody.vcf"] == (None, None, "HTTP/1.1 404 Not Found")
+
+
+@pytest.mark.skipif(not YARDSTICK.is_file(),
+                    reason=f"the shared yardstick is not at {YARDSTICK} (CI has it)")
+def test_the_least_work_is_measured_with_the_yardsticks_client(tmp_path: Path) -> None:
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    for i in range(40):
+        (cards / f"c{i}.vcf").write_text(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:P {i}\r\n"
+                                         "END:VCARD\r\n", newline="")
+    done = subprocess.run([sys.executable, str(BENCH / "least_work.py"), "--yardstick",
+                           str(YARDSTICK), "--cards", str(cards), "--count", "50", "-n", "1000"],
+                          cwd=BENCH, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.splitlines()[0])
+    assert figures["get_p50_ms"] > 0 and figures["multiget_10_p50_ms"] > 0
+    assert "least work: " in done.stdout
+    assert "for the 100 multigets of 1,000 cards" in done.stdout
