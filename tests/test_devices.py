@@ -118,6 +118,10 @@ def test_device_password_is_for_its_user_protocol_and_book_only(trio: ServerProc
     status, _, text = phone.request("PROPFIND", "/carol/contacts/", headers={"Depth": "1"})
     assert status == 403 and "only the address book 'work'" in text
     assert phone.put("x.vcf", card("x-1", "Ex Tra"))[0] == 403
+    # nor through an address with dot segments that reaches another book
+    assert owner.put("secret.vcf", card("s-1", "Se Cret"))[0] == 201
+    status, _, text = phone.request("GET", "/carol/work/../contacts/secret.vcf")
+    assert status in (400, 403) and "Se Cret" not in text
     # the home lists only the book it may use
     status, _, text = phone.request("PROPFIND", "/carol/", headers={"Depth": "1"})
     assert status == 207 and "/carol/work/" in text and "/carol/contacts/" not in text
@@ -146,6 +150,12 @@ def test_device_password_is_for_its_user_protocol_and_book_only(trio: ServerProc
     status, _, body = work.call("GET", "/api/books/contacts/contacts")
     assert status == 403 and "only the address book 'work'" in body["detail"]
     assert work.call("GET", "/api/books/work/contacts")[0] == 200
+    # a book whose name is the allowed one %-encoded ("%77ork"): decoded only once
+    assert owner.request("MKCOL", "/carol/%2577ork/", MKCOL,
+                         headers={"Content-Type": "application/xml"})[0] == 201
+    assert owner.put("y.vcf", card("y-1", "Wy Zed"), book="/carol/%2577ork/")[0] == 201
+    assert phone.request("GET", "/carol/%2577ork/y.vcf")[0] == 403
+    assert phone.put("z.vcf", card("z-1", "Zed"), book="/carol/%2577ork/")[0] == 403
 
 
 @pytest.mark.parametrize("args", [["devices", "add", "X", "--user", "nobody"],

@@ -47,8 +47,13 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 def book_of(path: str, user: str) -> str | None:
-    """The book an address names (``/alice/contacts/x.vcf`` -> ``contacts``), or None."""
-    parts = [unquote(p) for p in path.split("/") if p]
+    """The book a request's path names (``/alice/contacts/x.vcf`` -> ``contacts``), or None.
+
+    ``path`` is already %-decoded (``PATH_INFO``), and is read the way Radicale
+    resolves it (``sanitize_path``). Decoding it again let a device limited to
+    ``contacts`` use a book named ``%63ontacts``.
+    """
+    parts = [p for p in radicale.sanitize_path(path).split("/") if p]
     if len(parts) >= 2 and parts[0] == user:
         return parts[1]
     return None
@@ -102,7 +107,7 @@ def filter_home(environ: dict[str, Any], body: bytes) -> bytes:
     changed = False
     for response in list(root.findall(f"{_DAV}response")):
         href = response.findtext(f"{_DAV}href") or ""
-        book = book_of(urlsplit(href).path, grant.user)
+        book = book_of(unquote(urlsplit(href).path), grant.user)  # (an href is %-encoded)
         if book is not None and book not in grant.books:
             root.remove(response)
             changed = True
