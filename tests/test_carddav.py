@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 
+import pytest
+
 from cardfile.plugin.vcard import card_fields
-from tests.conftest import USER, ServerProcess
+from tests.conftest import EDITS_THE_FOLDER, USER, ServerProcess
 from tests.davclient import DavClient, card
 
 
@@ -101,6 +104,27 @@ def test_bad_cards_get_a_reason_and_change_nothing(server: ServerProcess, dav: D
     assert dav.etags() == before
     assert "Kept Card" in dav.get("keep.vcf")[2]
     assert "reason=" in server.log()
+
+
+@pytest.mark.files_only(EDITS_THE_FOLDER)
+def test_a_file_or_folder_named_in_bytes_that_are_not_utf8_is_skipped(
+        server: ServerProcess, dav: DavClient) -> None:
+    """As an unzip of a Latin-1 archive or a sync tool may leave them: before, one such
+    card file made every request to its book fail (500), and one such folder the
+    listing of the user's books, which is how a client finds them."""
+    assert dav.put("good.vcf", card("good-1", "Good Card"))[0] == 201
+    book = os.fsencode(server.book_dir())
+    with open(os.path.join(book, b"caf\xe9.vcf"), "wb") as f:
+        f.write(card("cafe-1", "Caf\u00e9 Card").encode())
+    os.makedirs(os.path.join(os.path.dirname(book), b"caf\xe9"))
+    status, _, text = dav.get("good.vcf")
+    assert status == 200 and "Good Card" in text
+    status, text = dav.propfind(dav.book)
+    assert status == 207 and "good.vcf" in text and "Caf" not in text
+    status, text = dav.propfind(f"/{USER}/")
+    assert status == 207 and f"/{USER}/contacts/" in text
+    assert dav.put("new.vcf", card("new-1", "New Card"))[0] == 201
+    assert "not UTF-8" in server.log()
 
 
 def test_addressbook_query_from_the_index(dav: DavClient) -> None:

@@ -410,7 +410,8 @@ class Collection(radicale.AdapterCollection):
         try:
             with os.scandir(self.folder) as entries:
                 for entry in entries:
-                    if entry.is_file() and radicale.is_safe_name(entry.name):
+                    if (entry.is_file() and radicale.is_safe_name(entry.name)
+                            and _utf8_name(entry.name, self.path)):
                         try:
                             st = os.stat(entry.name, dir_fd=folder_fd)
                         except FileNotFoundError:  # removed since it was listed
@@ -1458,6 +1459,8 @@ class Storage(radicale.AdapterStorage):
         found = False
         for entry in super().discover(path, depth, child_context_manager, set(user_groups)):
             found = True
+            if isinstance(entry, Collection) and not _utf8_name(entry.path, "collection-root"):
+                continue  # a folder named in bytes that are not UTF-8: no answer can hold it
             if isinstance(entry, Collection) and isinstance(
                     entry._published, shared_book.SharedBook) and not entry._published.open:
                 continue  # an ended share: not there (shared_book.py)
@@ -1567,6 +1570,31 @@ def _remove_stale_temp_files(folder: str, seen: list[os.DirEntry[str]] | None = 
             logger.info("Removed %r, left by an interrupted write", entry.path)
         except OSError as e:
             logger.warning("Could not remove %r: %s", entry.path, e)
+
+
+#: Names ``_utf8_name`` warned of, so each is logged once per process, not every rescan.
+_WARNED_NAMES: set[tuple[str, str]] = set()
+
+
+def _utf8_name(name: str, book_path: str) -> bool:
+    """Whether a file's name is UTF-8, so the index and every answer can hold it.
+
+    A name that is not (Latin-1 bytes, as an unzip or a sync tool may leave)
+    reaches Python with its bytes escaped; the index could not store it, and
+    every request to the book failed until the file was removed by hand. It
+    is skipped with a warning, as an unreadable card is.
+    """
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        if (book_path, name) not in _WARNED_NAMES:
+            _WARNED_NAMES.add((book_path, name))
+            logger.warning("Skipping %r in %r: its file name is not UTF-8; rename it to "
+                           "serve it", name.encode("utf-8", "surrogateescape"), book_path)
+        return False
 
 
 def _subfolders(folder: str) -> list[os.DirEntry[str]]:
