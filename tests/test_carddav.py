@@ -83,6 +83,29 @@ def test_uid_conflict_is_409_and_names_the_card(dav: DavClient) -> None:
     assert "First Person" in dav.get("first.vcf")[2]
 
 
+def test_a_uid_read_two_ways_is_written_the_one_way_every_reader_reads_it(
+        dav: DavClient) -> None:
+    """Spaces around a UID and an escape vCard does not define (``tw\\in``): Radicale
+    read them as sent, the index, the API and the CLI as ``twin``. A second card got in
+    beside ``twin`` (the API then deleted the wrong one), and a client could never
+    update its own such card (409 at every save)."""
+    assert dav.put("twin1.vcf", card("twin", "Twin One"))[0] == 201
+    for i, uid in enumerate([" twin", "twin ", "tw\\in"]):
+        status, _, body = dav.put(f"twin-other{i}.vcf", card(uid, f"Twin Other {i}"))
+        assert status == 409 and "twin1.vcf" in body, uid
+        assert dav.get(f"twin-other{i}.vcf")[0] == 404
+    status, headers, _ = dav.put("spaced.vcf", card(" spaced ", "Spaced One"))
+    assert status == 201 and "etag" not in headers  # stored changed: fetch it again
+    status, headers, _ = dav.put("spaced.vcf", card(" spaced ", "Spaced Two"))
+    assert status == 204 and "etag" not in headers
+    status, _, text = dav.get("spaced.vcf")
+    assert "\r\nUID:spaced\r\n" in text and "Spaced Two" in text
+    status, _, _ = dav.request("PUT", dav.book + "spaced.vcf", card(" spaced ", "Spaced 3"),
+                               headers={"Content-Type": "text/vcard",
+                                        "X-Cardfile-No-Fastpath": "1"})  # Radicale's PUT
+    assert status == 204 and "Spaced 3" in dav.get("spaced.vcf")[2]
+
+
 def test_bad_cards_get_a_reason_and_change_nothing(server: ServerProcess, dav: DavClient) -> None:
     assert dav.put("keep.vcf", card("keep", "Kept Card"))[0] == 201
     before = dav.etags()

@@ -21,6 +21,8 @@ from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard import card_fields
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: After each line end: the text's physical lines, each with its own end.
+_LINE_ENDS = re.compile(r"(?<=\n)")
 _VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
 
 
@@ -118,10 +120,64 @@ def accept_card(text: str, name: str, max_resource_size: int) -> SentCard:
         sent = SentCard(repaired, card_uid(card), changes + (notes or ["the card was repaired"]))
     sent.component = card
     try:
-        sent.is_group_card = is_group_card(card_fields.parse_lines(sent.text))
-    except card_fields.CardSyntaxError as e:  # what the index and the API will read
+        lines = card_fields.parse_lines(sent.text)  # what the index and the API will read
+        sent = _with_one_uid(sent, card_fields.uid_of(lines))
+        if sent.component is not card:
+            lines = card_fields.parse_lines(sent.text)
+        sent.is_group_card = is_group_card(lines)
+    except card_fields.CardSyntaxError as e:
         raise Refused(400, f"The card could not be read as a vCard: {e}") from None
     return sent
+
+
+def _with_one_uid(sent: SentCard, uid: str) -> SentCard:
+    """``sent`` with its UID written so that every reader reads ``uid`` (the index's reading).
+
+    Radicale (through vobject) keeps the spaces around a UID and the backslash of
+    an escape vCard does not define (``tw\\in``); the index, the API and the
+    CLI read ``twin``. Read two ways, one UID let a second card in beside the
+    first (Radicale's clash check looked for `` twin``, the index had ``twin``),
+    and a client could never update its own card (the stored card's UID never
+    equalled the one it sent). The UID line is written again, recorded as a
+    change (no ETag in the PUT's answer), and the rest of the card kept as sent.
+    """
+    if not uid:
+        raise Refused(400, "The card's UID is empty once read; every contact needs a "
+                           "unique UID (RFC 6352, section 5.1)")
+    if str(sent.component.uid.value) == uid:
+        return sent
+    rewritten = _uid_line_written(sent.text, uid)
+    if rewritten is None:
+        return sent
+    card = parse_single_card(rewritten)
+    if str(card.uid.value) != uid:
+        return sent  # (no better writing of it found: kept as sent)
+    again = SentCard(rewritten, card_uid(card), sent.changes + [
+        f"the UID {str(sent.component.uid.value)!r} was written as {uid!r}, the one way "
+        "every reader reads it"])
+    again.component = card
+    return again
+
+
+def _uid_line_written(text: str, uid: str) -> str | None:
+    """``text`` with its first UID line's value replaced by ``uid`` (escaped), folded
+    continuation lines included; None when no UID line is found."""
+    physical = _LINE_ENDS.split(text)
+    for i, line in enumerate(physical):
+        if line[:1] in (" ", "\t"):
+            continue
+        name = line.split(":", 1)[0].split(";", 1)[0].rsplit(".", 1)[-1]
+        if name.strip().upper() != "UID" or ":" not in line:
+            continue
+        end = i + 1
+        while end < len(physical) and physical[end][:1] in (" ", "\t"):
+            end += 1
+        last = physical[end - 1]
+        newline = last[len(last.rstrip("\r\n")):] or "\r\n"
+        head = line.split(":", 1)[0]
+        return "".join(physical[:i] + [f"{head}:{card_fields.escape_text(uid)}{newline}"]
+                       + physical[end:])
+    return None
 
 
 def card_uid(card: Any) -> str:
