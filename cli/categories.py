@@ -19,7 +19,7 @@ from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import (
     _settings,
     common_options,
-    default_user,
+    existing_user,
     load_storage,
     refuse_writing_a_database_cache,
 )
@@ -51,11 +51,14 @@ def categories_hold(data_dir: str | None, config_file: str | None, user_name: st
     if mode == "w":
         refuse_writing_a_database_cache(settings)
     storage = load_storage(settings, settings_mod.radicale_configuration(settings))
-    user = user_name or default_user(settings)
+    user = existing_user(settings, user_name)
 
     @contextmanager
     def hold() -> Iterator[categories_mod.Categories]:
-        with model.open_book(storage, user, book, mode, create=(mode == "w")) as address_book:
+        # Only the book every user has is made here (as the server makes it at a first
+        # login): a mistyped --book made a new, empty book appear on the user's phones.
+        with model.open_book(storage, user, book, mode,
+                             create=mode == "w" and book == model.DEFAULT_BOOK) as address_book:
             yield categories_mod.Categories(address_book.collection)
 
     return hold
@@ -200,7 +203,7 @@ def group_cards(data_dir: str | None, config_file: str | None, user_name: str | 
                 mode: str | None) -> None:
     """Show or set who gets group cards: auto (Apple clients), always, never."""
     settings = _settings(data_dir, config_file)
-    user = user_name or default_user(settings)
+    user = existing_user(settings, user_name)
     root = str(settings.collection_root)
     if mode is None:
         click.echo(views.read_group_card_mode(root, user, "auto"))

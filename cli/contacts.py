@@ -22,7 +22,7 @@ import click
 
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.main import _settings, common_options
-from cardfile.cli.options import default_user, load_storage, refuse_writing_a_database_cache
+from cardfile.cli.options import existing_user, load_storage, refuse_writing_a_database_cache
 from cardfile.plugin.contacts import actor, dedupe, export, importers
 from cardfile.plugin.contacts.importers import book as import_book
 from cardfile.plugin.contacts.model import AddressBook, open_book
@@ -49,7 +49,7 @@ class Context:
                  book: str) -> None:
         self.settings = _settings(data_dir, config_file)
         self.configuration = settings_mod.radicale_configuration(self.settings)
-        self.user = user or default_user(self.settings)
+        self.user = existing_user(self.settings, user)
         self.book = book
         self.region = normalize.default_region(self.configuration)
         self._storage: Any = None

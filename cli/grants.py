@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from cardfile.cli import users
-from cardfile.cli.options import _settings, common_options, default_user
+from cardfile.cli.options import _settings, common_options, existing_user
 from cardfile.plugin.contacts.grants.core import Grant, Grants
 from cardfile.plugin.contacts.grants.store import GrantStore
 from cardfile.plugin.refused import Refused
@@ -36,11 +36,7 @@ def open_grants(data_dir: str | None, config_file: str | None,
     if not settings.data_dir.is_dir():
         raise click.ClickException(
             f"there is no Cardfile data folder at {settings.data_dir}; check --data-dir")
-    user = user_name or default_user(settings)
-    known = users.read(settings.htpasswd)
-    if known and user not in known:
-        raise click.ClickException(f"no user {user!r}; the users are: {', '.join(known)}")
-    return Grants(GrantStore(settings.data_dir)), user
+    return Grants(GrantStore(settings.data_dir)), existing_user(settings, user_name)
 
 
 def describe(grant: Grant) -> str:

@@ -126,3 +126,17 @@ def default_user(settings: settings_mod.Settings) -> str:
     """The only user if there is exactly one, else the login name."""
     names = list(users.read(settings.htpasswd))
     return names[0] if len(names) == 1 else getpass.getuser()
+
+
+def existing_user(settings: settings_mod.Settings, user: str | None) -> str:
+    """``user`` (else ``default_user``), who must be one of the server's users.
+
+    A mistyped ``--user`` made commands write a book for nobody: a folder no
+    one can log in to, found later as clutter. (A data folder with no user yet
+    is left alone: the first ``cardfile user add`` may come after an import.)
+    """
+    name = user or default_user(settings)
+    known = users.read(settings.htpasswd)
+    if known and name not in known:
+        raise click.ClickException(f"no user {name!r}; the users are: {', '.join(known)}")
+    return name

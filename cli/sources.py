@@ -20,7 +20,7 @@ from cardfile.cli import settings as settings_mod
 from cardfile.cli.options import (
     _settings,
     common_options,
-    default_user,
+    existing_user,
     load_storage,
     refuse_writing_a_database_cache,
 )
@@ -42,7 +42,7 @@ def _open(data_dir: str | None, config_file: str | None, user_name: str | None,
     if changes_books:
         refuse_writing_a_database_cache(settings)
     storage = load_storage(settings, settings_mod.radicale_configuration(settings))
-    return storage, user_name or default_user(settings)
+    return storage, existing_user(settings, user_name)
 
 
 def _when(timestamp: float | None) -> str:

@@ -114,6 +114,29 @@ def test_a_data_dir_typo_creates_nothing(tmp_path: Path, data: Path, cli_store: 
         assert not typo.exists(), args
 
 
+@pytest.mark.parametrize("args,words", [
+    (["categories", "members", "Work", "--add", "one", "--book", "contcts"],
+     ["no address book", "contcts"]),
+    (["categories", "rename", "Work", "Job", "--book", "contcts"], ["contcts"]),
+    (["categories", "remove", "Work", "--book", "contcts"], ["contcts"]),
+    (["categories", "add", "Work", "--book", "contcts"], ["contcts"]),
+    (["categories", "add", "Work", "--user", "nobdy"], ["no user 'nobdy'", USER]),
+    (["categories", "members", "Work", "--add", "one", "--user", "nobdy"], ["nobdy"]),
+    (["import", "-", "--user", "nobdy"], ["nobdy"]),
+    (["categories", "group-cards", "always", "--user", "nobdy"], ["nobdy"]),
+])
+def test_a_mistyped_book_or_user_makes_no_book(data: Path, args: list[str],
+                                               words: list[str]) -> None:
+    """A new, empty book appeared on the user's phones (or a folder for nobody) after a
+    command that failed, or that wrote to the wrong place."""
+    before = sorted(p.relative_to(data).as_posix() for p in (data / "collection-root").rglob("*")
+                    if p.is_dir())
+    result = cardfile(*args, "--data-dir", str(data), stdin=card("x", "X Y"))
+    assert_one_sentence(result, *words)
+    assert sorted(p.relative_to(data).as_posix() for p in (data / "collection-root").rglob("*")
+                  if p.is_dir()) == before
+
+
 def test_a_dry_run_writes_nothing(tmp_path: Path, data: Path, cli_store: str) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

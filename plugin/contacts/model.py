@@ -43,8 +43,12 @@ def book_path(user: str, book: str) -> str:
     return f"/{user}/{book}/"
 
 
+#: The book every user has: the server makes it at the user's first login.
+DEFAULT_BOOK = "contacts"
+
+
 @contextlib.contextmanager
-def open_book(storage: Any, user: str, book: str = "contacts", mode: str = "r",
+def open_book(storage: Any, user: str, book: str = DEFAULT_BOOK, mode: str = "r",
               create: bool = False) -> Iterator[AddressBook]:
     """An address book under Radicale's storage lock (``mode`` "r" or "w")."""
     path = book_path(user, book)

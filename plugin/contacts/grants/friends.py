@@ -51,7 +51,7 @@ from cardfile.plugin.vcard.card_text import CardText
 CATEGORY = "Friends"
 MARKER = "X-CARDFILE-FRIEND"
 INVITATION_DAYS = 14
-DEFAULT_BOOK = "contacts"
+DEFAULT_BOOK = model.DEFAULT_BOOK
 
 
 # -- the me card -------------------------------------------------------------------
