@@ -110,6 +110,32 @@ def test_dedupe_apply_and_undo_restores_the_originals_exactly(server: ServerProc
     assert cli_json(server.data_dir, "dedupe", "--user", USER, "--history", "--json") == []
 
 
+def test_undo_refuses_to_replace_a_card_a_client_stored_again_after_the_merge(
+        server: ServerProcess) -> None:
+    """A phone that still had a merged-away card stores it again: the undo would
+    delete that card to put the original back, so it asks for --force first."""
+    client = server.client()
+    client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})
+    assert client.put("a.vcf", card("dup-a", "Dana Dup", "EMAIL:dana@example.org",
+                                    "TEL:+1 555 0111"))[0] == 201
+    assert client.put("b.vcf", card("dup-b", "Dana Dup", "EMAIL:dana@example.org"))[0] == 201
+    merge_id = cli_json(server.data_dir, "dedupe", "--user", USER, "--apply",
+                        "--json")["merged"][0]
+    gone, gone_uid = ("a.vcf", "dup-a") if client.get("a.vcf")[0] == 404 else ("b.vcf", "dup-b")
+    assert client.put(gone, card(gone_uid, "Dana Dup", "EMAIL:dana@example.org",
+                                 "NOTE:typed on the phone after the merge"))[0] == 201
+    refused = run_cli("dedupe", "--user", USER, "--undo", merge_id, data_dir=server.data_dir,
+                      check=False)
+    assert refused.returncode == 1
+    assert gone_uid in refused.stderr and "--force" in refused.stderr
+    assert "typed on the phone" in client.get(gone)[2]
+    assert len(client.etags()) == 2
+    run_cli("dedupe", "--user", USER, "--undo", merge_id, "--force", data_dir=server.data_dir)
+    assert "typed on the phone" not in client.get(gone)[2]
+    assert sorted(client.get(name)[2].count("dana@example.org") for name in
+                  ("a.vcf", "b.vcf")) == [1, 1]
+
+
 def texts_as_stored(files: dict[str, bytes], name: str) -> str:
     return files[name].decode()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +33,12 @@ from tests.conftest import (
     FIXTURES,
     USER,
     ServerProcess,
+    cardfile_command,
     corpus_params,
     requires_corpus,
     run_cli,
 )
+from tests.davclient import card as vcard
 
 NOT_CONTACTS = {"addressbook.json", "vcard-samples-license.txt", "SOURCES.md"}
 
@@ -411,6 +415,67 @@ def test_import_while_the_server_runs(server: ServerProcess) -> None:
     status, _, body = client.get(changed[0].href.rsplit("/", 1)[-1])
     assert status == 200 and "BEGIN:VCARD" in body
     assert len(client.etags()) == len(before) + 2
+
+
+def test_an_imported_uid_that_is_another_cards_file_name_is_a_new_contact(
+        server: ServerProcess, tmp_path: Path) -> None:
+    """A card with ``UID:x.vcf`` is not the contact stored as ``x.vcf``: before, the
+    import reported it added and the phone's contact was replaced (and in the trash)."""
+    client = server.client()
+    assert client.put("1234-abcd.vcf", vcard("1234-abcd", "Alice Phone",
+                                            "EMAIL:alice@example.org"))[0] == 201
+    source = tmp_path / "other.vcf"
+    source.write_text(vcard("1234-abcd.vcf", "Bob Other", "EMAIL:bob@example.org"), newline="")
+    report = json.loads(server.cli("import", str(source), "--user", USER, "--json").stdout)
+    assert (report["added"], report["merged"]) == (1, 0)
+    status, _, text = client.get("1234-abcd.vcf")
+    assert status == 200 and "Alice Phone" in text and "Bob Other" not in text
+    names = [card_fn(client.get(href.rsplit("/", 1)[-1])[2]) for href in client.etags()]
+    assert sorted(names) == ["Alice Phone", "Bob Other"]
+
+
+def card_fn(text: str) -> str:
+    return next(line[3:] for line in text.splitlines() if line.startswith("FN:"))
+
+
+@pytest.mark.slow  # an import of 1,500 cards
+def test_a_card_a_client_puts_during_an_import_is_merged_not_replaced(
+        server: ServerProcess, tmp_path: Path) -> None:
+    """The import reads the book once, then stores cards in short holds of the lock;
+    a phone's card stored in between with a UID the file also has is merged, as the
+    import promises for a matching UID. Before, the file's card replaced it."""
+    client = server.client()
+    assert client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})[0] == 207
+    cards = [vcard(f"imp-{i}", f"Person {i}", f"EMAIL:person{i}@example.org")
+             for i in range(1500)]
+    cards.append(vcard("shared-uid-1", "Shared Person", "EMAIL:shared@example.org"))
+    source = tmp_path / "many.vcf"
+    source.write_text("".join(cards), newline="")
+    config = ("--config", str(server.config_path)) if server.config_path else ()
+    importing = subprocess.Popen(
+        [*cardfile_command(), "import", str(source), "--user", USER, "--json", *config,
+         "--data-dir", str(server.data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while client.get("imp-0.vcf")[0] != 200:  # the book was read, the storing began
+            assert importing.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        status = client.put("shared-uid-1.vcf", vcard(
+            "shared-uid-1", "Shared Person", "TEL:+1 202 555 0199", "NOTE:added on the phone"))[0]
+        still_importing = importing.poll() is None
+        out, err = importing.communicate(timeout=120)
+    finally:
+        if importing.poll() is None:
+            importing.kill()
+    assert status == 201 and still_importing, "the import ended before the phone's card"
+    assert importing.returncode == 0, err
+    report = json.loads(out)
+    assert (report["added"], report["merged"]) == (1500, 1)
+    status, _, text = client.get("shared-uid-1.vcf")
+    assert status == 200
+    assert "NOTE:added on the phone" in text and "+1 202 555 0199" in text
+    assert "shared@example.org" in text
 
 
 # -- Cardfile's own fixtures (tests/data), quirk by quirk ----------------------------------

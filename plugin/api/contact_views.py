@@ -151,7 +151,7 @@ def create_contact(ctx: Context, book: str) -> Response:
         text = with_uid(body_card(request, kind), None)
         uid = uid_of(text)
     with ctx.open(book, "w") as address_book:
-        if address_book.find(uid) is not None:
+        if address_book.find_uid(uid) is not None:
             raise Problem(409, f"a contact with UID {uid!r} exists already; PUT to "
                                f"{ctx.contact_url(book, uid)} to change it")
         row = store(ctx, address_book, text, None, from_json=kind == "json")
@@ -405,7 +405,7 @@ def store(ctx: Context, address_book: model.AddressBook, text: str, row: ItemRow
         raise Problem(status, e.reason, headers=e.headers) from None
     except ValueError as e:
         raise Problem(422, f"the card could not be stored: {e}") from None
-    found = address_book.find(stored.uid)
+    found = address_book.find_uid(stored.uid)
     assert found is not None
     return found
 

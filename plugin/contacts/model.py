@@ -123,7 +123,8 @@ class AddressBook:
                 if row.kind not in GROUP_KINDS}
 
     def find(self, key: str) -> ItemRow | None:
-        """A contact by UID or by href."""
+        """A contact by UID or by href: what a user names a contact by (the CLI's
+        and the API's IDs). A card's own UID is looked up with ``find_uid``."""
         if self.collection._published is not None:  # a view of another book: its rows only
             rows = self.rows()
             return rows.get(key) or next((r for r in rows.values() if r.uid == key), None)
@@ -131,6 +132,17 @@ class AddressBook:
         hrefs = index.hrefs_with_uid(coll, key)
         row = index.row(coll, hrefs[0] if hrefs else key)
         return row if row is not None and row.kind not in GROUP_KINDS else None
+
+    def find_uid(self, uid: str) -> ItemRow | None:
+        """The contact whose UID is ``uid``: the one a card with that UID updates.
+
+        Never the card that merely has ``uid`` as its file name: an imported
+        card with ``UID:x.vcf`` replaced the unrelated contact stored as
+        ``x.vcf``. Only a card without a UID of its own is known by its file
+        name (as its history records it).
+        """
+        row = self.find(uid)
+        return row if row is not None and (row.uid == uid or not row.uid) else None
 
     def read(self, row: ItemRow) -> Contact:
         item = self.collection._item(row)
@@ -185,7 +197,7 @@ class AddressBook:
         """
         sent = accept_card(text, href or "", _max_resource_size(self.collection))
         text, card, uid = sent.text, sent.component, sent.uid
-        existing = self.find(uid)
+        existing = self.find_uid(uid)
         if existing is not None:
             if create_only:
                 raise Refused(412, f"a contact with UID {uid!r} exists already")
@@ -198,7 +210,7 @@ class AddressBook:
             raise Refused(412, "the contact changed since it was read (ETag "
                                  f"{existing.etag}, not {if_match})")
         if href is None:
-            href = self._free_href(uid)
+            href = self.free_href(uid)
         elif not radicale.is_safe_name(href) or not restorable_name(href):
             raise Refused(400, f"invalid contact name {href!r}")
         radicale.check_and_sanitize_items(
@@ -218,7 +230,8 @@ class AddressBook:
             raise Refused(412, "the contact changed since it was read")
         self.collection.delete(row.href)
 
-    def _free_href(self, uid: str) -> str:
+    def free_href(self, uid: str) -> str:
+        """A file name for a new contact with ``uid``: ``UID.vcf`` when that is free and safe."""
         view = self.collection._published
         target = view.source if view is not None else self.collection  # where files go
         rows = target._index.row

@@ -49,7 +49,7 @@ def trash(book: AddressBook) -> list[TrashItem]:
     history = book_history(book)
     items = []
     for event in history.store.deletions(history.since_ns()):
-        if book.find(event.uid) is not None:
+        if book.find_uid(event.uid) is not None:
             continue  # back already (added again by a client, or another program)
         items.append(TrashItem(event.uid, event.href, event.fn, event, None))
     return items
@@ -59,7 +59,7 @@ def trash_item(book: AddressBook, uid: str) -> TrashItem:
     history = book_history(book)
     event = history.store.latest(uid)
     if (event is None or event.action != "deleted" or event.time_ns < history.since_ns()
-            or book.find(uid) is not None):
+            or book.find_uid(uid) is not None):
         raise Refused(404, f"{uid!r} is not in the trash (see the trash list; deleted "
                              f"contacts stay {history.settings.days:g} days)")
     return TrashItem(uid, event.href, event.fn, event, history.text(event.before))
@@ -109,7 +109,7 @@ def versions(book: AddressBook, uid: str) -> list[Version]:
     """Every version of a contact in the window, newest first, each with what changed."""
     history = book_history(book)
     events = history.store.events_of(uid)
-    row = book.find(uid)
+    row = book.find_uid(uid)
     if not events and row is None:
         raise Refused(404, f"no contact {uid!r} in {book.path}, and none in its history")
     current = book.read(row).text if row is not None else None
@@ -138,7 +138,7 @@ def restore_version(book: AddressBook, uid: str, version_id: int) -> Contact:
     found = next((v for v in versions(book, uid) if v.id == version_id and v.id), None)
     if found is None or found.text is None:
         raise Refused(404, f"contact {uid!r} has no version {version_id} (see its history)")
-    row = book.find(uid)
+    row = book.find_uid(uid)
     href = row.href if row is not None else None
     if href is None and found.replaced_by is not None:
         taken = book.collection._index.row(book.collection._coll(), found.replaced_by.href)
@@ -188,7 +188,7 @@ def plan_restore_to(book: AddressBook, time_ns: int, category: str | None = None
         if event.action != "added" and then is None:
             plan.failed.append(f"{event.uid}: its text at that time was not recorded")
             continue
-        row = book.find(event.uid)
+        row = book.find_uid(event.uid)
         now = book.read(row).text if row is not None else None
         if wanted is not None and wanted not in _categories(then) | _categories(now):
             continue

@@ -342,7 +342,7 @@ def push(grants: Grants, storage: Any, owner: str) -> int:
     with views.using(views.CATEGORIES_VIEW):
         for friend, ident in _accepted_friends(grants.store, owner):
             book = _book(storage, friend, _friends_book(grants, friend), create=True)
-            existing = book.find(copy_uid(ident, owner))
+            existing = book.find_uid(copy_uid(ident, owner))
             old = book.read(existing).text if existing is not None else None
             new = friend_copy(text, owner, ident, shared_scopes(mine), old)
             if new != old:
@@ -438,7 +438,7 @@ def _unlink(grants: Grants, storage: Any, reader: str, owner: str, ident: str,
     """``reader``'s copy of ``owner``'s card: made plain (``keep``) or deleted."""
     with contextlib.suppress(Refused):
         book = _book(storage, reader, _friends_book(grants, reader), create=False)
-        row = book.find(copy_uid(ident, owner))
+        row = book.find_uid(copy_uid(ident, owner))
         if row is None:
             return
         if not keep:

@@ -183,14 +183,15 @@ class Target:
         assert self.book is not None
         return self.book.get(uid).text
 
-    def put(self, uid: str, text: str) -> str:
-        """Store ``text``; returns its etag ("" in a dry run)."""
+    def put(self, uid: str, text: str, new: bool = False) -> str:
+        """Store ``text``; returns its etag ("" in a dry run). ``new``: only as a new
+        contact (Refused 412 if one with its UID is in the book by now)."""
         if self.dry_run:
             parse_single_card(text)
             self.overlay[uid] = text
             return ""
         assert self.book is not None
-        return self.book.put(text).etag
+        return self.book.put(text, create_only=new).etag
 
 
 @actor.part_of("import")
@@ -241,12 +242,20 @@ def _import_one(target: Target, matcher: dedupe.Matcher, store: dedupe.MergeStor
         pending.pop(key, None)
         match = matcher.match(person)
         if match is None or not match.sure:
-            etag = target.put(person.uid, text)
-            matcher.add(dedupe.person_of(text, region))
-            report.added += 1
-            return
+            try:
+                target.put(person.uid, text, new=True)
+            except Refused as e:
+                if e.status != 412:
+                    raise
+                # A client stored a card with this UID since the book was read (the
+                # import holds the lock in short turns): merged into it, not replaced.
+                match = dedupe.Match(person.uid, True, "the same UID (added during the import)")
+            else:
+                matcher.add(dedupe.person_of(text, region))
+                report.added += 1
+                return
         existing = target.text(match.uid)
-        row = target.book.find(match.uid) if target.book is not None else None
+        row = target.book.find_uid(match.uid) if target.book is not None else None
         merged, changed = dedupe.merge_cards(existing, text, region)
         if not changed:
             report.unchanged += 1
@@ -308,21 +317,32 @@ def undo_merge(book: AddressBook, store: dedupe.MergeStore, merge_id: str,
                force: bool = False) -> list[str]:
     """Put the originals of a merge back exactly as they were; returns their UIDs."""
     meta, texts = store.load(merge_id)
-    current = book.find(meta["survivor"])
+    current = book.find_uid(meta["survivor"])
     if current is not None and current.etag != meta["etag"] and not force:
         raise Refused(409, f"contact {meta['survivor']} changed after merge {merge_id}; "
                              "undoing would lose those changes (use --force to undo anyway)")
+    originals = [(original, text) for original, text
+                 in zip(meta["originals"], texts, strict=True)
+                 if original.get("stored")]  # (a card merged from an import never was alone)
+    for original, text in originals:
+        parse_single_card(text)
+        back = (book.find_uid(original["uid"]) if original["uid"] != meta["survivor"]
+                else None)
+        if back is not None and not force:
+            raise Refused(409, f"contact {original['uid']} was stored again after merge "
+                                 f"{merge_id} (as {back.href}); undoing would replace it "
+                                 "(use --force to undo anyway)")
     if current is not None:
         book.delete(current.uid)
     restored = []
-    for original, text in zip(meta["originals"], texts, strict=True):
-        if not original.get("stored"):
-            continue  # a card from an import that was merged: it was never stored alone
-        parse_single_card(text)
-        href = original.get("href") or f"{original['uid']}.vcf"
-        existing = book.find(original["uid"])
+    coll = book.collection._coll()
+    for original, text in originals:
+        existing = book.find_uid(original["uid"])
         if existing is not None:
             book.delete(existing.uid)
+        href = original.get("href") or f"{original['uid']}.vcf"
+        if book.collection._index.row(coll, href) is not None:
+            href = book.free_href(original["uid"])  # another contact has that name now
         item = radicale.Item(collection_path=book.collection.path.strip("/"), text=text)
         book.collection.upload(href, item)
         restored.append(original["uid"])
