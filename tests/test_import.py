@@ -403,6 +403,27 @@ def test_unknown_file_is_refused_with_advice(tmp_path: Path) -> None:
     assert "skipped" in result.stderr or "no contacts" in result.stderr
 
 
+@pytest.mark.parametrize("kind", ["gzip", "random"])
+def test_a_binary_file_is_refused_not_read_as_csv(tmp_path: Path, kind: str) -> None:
+    """An archive or an image given by mistake (``import`` for ``restore``): read as
+    CSV, every line of it became a junk contact (33 from one small GIF)."""
+    import gzip
+    import random
+
+    data = new_data_dir(tmp_path)
+    source = tmp_path / "one.vcf"
+    source.write_text(vcard("keep-1", "Kept Person", "EMAIL:kept@example.org"), newline="")
+    run_cli("import", str(source), data_dir=data)
+    wrong = tmp_path / ("backup.tar.gz" if kind == "gzip" else "photo.jpg")
+    wrong.write_bytes(gzip.compress(("".join(vcard(f"g-{i}", f"G {i}") for i in range(200))
+                                     ).encode()) if kind == "gzip"
+                      else random.Random(7).randbytes(8000))
+    result = run_cli("import", str(wrong), data_dir=data, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{wrong.name} is not a text file" in result.stderr
+    assert [p["fn"] for p in listing(data)] == ["Kept Person"]
+
+
 def test_import_while_the_server_runs(server: ServerProcess) -> None:
     client = server.client()
     status, _, _ = client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cardfile.plugin.contacts.importers.groups import split_groups
 from cardfile.plugin.contacts.importers.model import CSV_FORMATS, Parsed, Problem, SourceCard
-from cardfile.plugin.contacts.importers.text import decode
+from cardfile.plugin.contacts.importers.text import decode, looks_binary
 from cardfile.plugin.contacts.importers.vcard import read_vcards
 from cardfile.plugin.refused import Refused
 
@@ -57,6 +57,10 @@ def read(data: bytes, name: str, fmt: str = "auto", encoding: str | None = None)
         text, _ = decode(data, encoding)
     except LookupError:
         raise Refused(422, f"unknown encoding {encoding!r}") from None
+    if looks_binary(text):
+        raise Refused(422, f"{name} is not a text file (an image or an archive?); contacts "
+                           "exports are vCard, jCard, CSV or LDIF text (a Cardfile backup "
+                           "is brought back with 'cardfile restore')")
     kind = detect(text) if fmt == "auto" else fmt
     if kind == "vcard":
         parsed = read_vcards(text, name)

@@ -9,6 +9,7 @@ decide UTF-16; valid UTF-8 is taken as UTF-8; anything else is measured by
 from __future__ import annotations
 
 import codecs
+import re
 
 
 def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
@@ -59,3 +60,23 @@ def _decodes(data: bytes, name: str) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+#: Characters no text export holds: C0 controls but tab, line ends and form feed; DEL;
+#: and the replacement character a decoding leaves for bytes that are no text.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")
+#: How much of a file ``looks_binary`` judges it by.
+_SAMPLE = 4096
+
+
+def looks_binary(text: str) -> bool:
+    """Whether decoded ``text`` came from a file that is not text (an image, an archive).
+
+    Read as CSV, every line of a GIF or an icon file became a "contact" (33 from
+    one small GIF). A contacts export holds next to none of these characters;
+    more than one in a hundred of the first 4 KB (and more than three) means
+    the bytes were never text.
+    """
+    sample = text[:_SAMPLE]
+    found = len(_NOT_TEXT.findall(sample))
+    return found > max(3, len(sample) // 100)
