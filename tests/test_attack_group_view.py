@@ -144,3 +144,24 @@ def test_a_member_cut_from_a_small_group_is_listed_again_once_its_card_is_not_cr
     assert members_of_kz() == {"V"}  # U is in PER_CARD + 1 groups: cut from the smallest
     assert ask("DELETE", f"/{USER}/contacts/u2.vcf")[0].startswith(("200", "204"))
     assert members_of_kz() == {"U", "V"}
+
+
+def test_a_group_card_sent_to_a_contacts_name_is_refused(server: ServerProcess,
+                                                          dav: DavClient) -> None:
+    """Before, it was answered 204 and the contact's file stayed under a category's
+    claim: GET gave the contact, listings the group card, and a DELETE with the
+    listed ETag failed for ever."""
+    status, headers, _ = dav.put("gk.vcf", card("gk", "Keep Contact", "EMAIL:keep@example.org"))
+    assert status == 201
+    apple = server.client(USER, PASSWORD)
+    apple.user_agent = APPLE_AGENT
+    group = card("gk", "Team", "X-ADDRESSBOOKSERVER-KIND:group")
+    status, _, body = apple.put("gk.vcf", group, if_match=headers["etag"])
+    assert status == 409 and "gk.vcf is the contact 'Keep Contact'" in body
+    for client in (dav, apple):
+        listed = {e.href.rsplit("/", 1)[-1]: e.etag for e in
+                  parse_multistatus(client.propfind(client.book)[1])[1]}
+        status, got, text = client.get("gk.vcf")
+        assert status == 200 and "Keep Contact" in text
+        assert listed["gk.vcf"] == got["etag"] == headers["etag"]
+    assert dav.delete("gk.vcf", if_match=headers["etag"]) in (200, 204)

@@ -802,6 +802,13 @@ class Collection(radicale.AdapterCollection):
         lines = card_fields.parse_lines(text)
         book = categories.Categories(self)
         if categories.is_group_card(lines):
+            contact = self._index.row(self._coll(), href)
+            if contact is not None and contact.kind != "group":
+                # Absorbed, it left the contact's file in place under a category's
+                # claim: GET gave the contact, listings the group card, and a DELETE
+                # with the listed ETag failed for ever.
+                raise Refused(409, f"{href} is the contact {contact.fn or contact.uid!r}; "
+                                   "a group card must be sent to a name of its own")
             # Never stored as a contact: it becomes CATEGORIES on its members, and the
             # group card served at this href from now on is the server's own.
             sent_card.note_change("the group card is kept as a category")
