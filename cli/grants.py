@@ -36,7 +36,8 @@ def open_grants(data_dir: str | None, config_file: str | None,
     if not settings.data_dir.is_dir():
         raise click.ClickException(
             f"there is no Cardfile data folder at {settings.data_dir}; check --data-dir")
-    return Grants(GrantStore(settings.data_dir)), existing_user(settings, user_name)
+    return Grants(GrantStore(settings.data_dir)), existing_user(settings, user_name,
+                                                                 contacts_suffice=False)
 
 
 def describe(grant: Grant) -> str:

@@ -128,15 +128,22 @@ def default_user(settings: settings_mod.Settings) -> str:
     return names[0] if len(names) == 1 else getpass.getuser()
 
 
-def existing_user(settings: settings_mod.Settings, user: str | None) -> str:
+def existing_user(settings: settings_mod.Settings, user: str | None,
+                  contacts_suffice: bool = True) -> str:
     """``user`` (else ``default_user``), who must be one of the server's users.
 
     A mistyped ``--user`` made commands write a book for nobody: a folder no
-    one can log in to, found later as clutter. (A data folder with no user yet
-    is left alone: the first ``cardfile user add`` may come after an import.)
+    one can log in to, found later as clutter. A user removed with ``cardfile
+    user remove`` keeps their contacts on disk, and (``contacts_suffice``) may
+    still be named to read, export or change them; not for a new login (a
+    device password), which ``contacts_suffice=False`` refuses. A data folder
+    with no user yet is left alone: the first ``cardfile user add`` may come
+    after an import.
     """
     name = user or default_user(settings)
     known = users.read(settings.htpasswd)
-    if known and name not in known:
+    if (known and name not in known
+            and not (contacts_suffice and radicale.is_safe_name(name)
+                     and (settings.collection_root / name).is_dir())):
         raise click.ClickException(f"no user {name!r}; the users are: {', '.join(known)}")
     return name

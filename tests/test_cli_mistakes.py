@@ -137,6 +137,21 @@ def test_a_mistyped_book_or_user_makes_no_book(data: Path, args: list[str],
                   if p.is_dir()) == before
 
 
+def test_a_removed_users_contacts_are_still_theirs_to_read_but_not_to_log_in_to(
+        data: Path, tmp_path: Path) -> None:
+    run_cli("user", "add", "bob", "--password-stdin", data_dir=data, stdin=PASSWORD + "\n")
+    source = tmp_path / "bob.vcf"
+    source.write_text(card("b1", "Bob Friend"), newline="")
+    run_cli("import", str(source), "--user", "bob", data_dir=data)
+    run_cli("user", "remove", "bob", data_dir=data)
+    listed = cardfile("contacts", "list", "--user", "bob", "--data-dir", str(data))
+    assert listed.returncode == 0 and "Bob Friend" in listed.stdout
+    exported = cardfile("export", "--user", "bob", "--data-dir", str(data))
+    assert exported.returncode == 0 and "UID:b1" in exported.stdout
+    assert_one_sentence(cardfile("devices", "add", "Phone", "--user", "bob", "--data-dir",
+                                 str(data)), "no user 'bob'")
+
+
 def test_a_dry_run_writes_nothing(tmp_path: Path, data: Path, cli_store: str) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
