@@ -424,6 +424,17 @@ def test_a_binary_file_is_refused_not_read_as_csv(tmp_path: Path, kind: str) -> 
     assert [p["fn"] for p in listing(data)] == ["Kept Person"]
 
 
+def test_a_csv_with_filemakers_line_breaks_inside_fields_is_text(tmp_path: Path) -> None:
+    """FileMaker writes a line break inside a field as a vertical tab: such an export is
+    text, however short its rows, and is read as the CSV it is."""
+    data = new_data_dir(tmp_path)
+    rows = "".join(f'Person {i},p{i}@example.org,"{i} High Street\x0bFlat {i}"\r\n'
+                   for i in range(30))
+    source = tmp_path / "filemaker.csv"
+    source.write_bytes(("Name,E-mail Address,Home Address\r\n" + rows).encode())
+    assert import_json(data, str(source))["added"] == 30
+
+
 def test_import_while_the_server_runs(server: ServerProcess) -> None:
     client = server.client()
     status, _, _ = client.request("PROPFIND", f"/{USER}/", headers={"Depth": "1"})

@@ -57,7 +57,7 @@ def read(data: bytes, name: str, fmt: str = "auto", encoding: str | None = None)
         text, _ = decode(data, encoding)
     except LookupError:
         raise Refused(422, f"unknown encoding {encoding!r}") from None
-    if looks_binary(text):
+    if looks_binary(text, guessed=encoding is None):
         raise Refused(422, f"{name} is not a text file (an image or an archive?); contacts "
                            "exports are vCard, jCard, CSV or LDIF text (a Cardfile backup "
                            "is brought back with 'cardfile restore')")

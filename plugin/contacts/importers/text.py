@@ -62,21 +62,25 @@ def _decodes(data: bytes, name: str) -> bool:
     return True
 
 
-#: Characters no text export holds: C0 controls but tab, line ends and form feed; DEL;
-#: and the replacement character a decoding leaves for bytes that are no text.
-_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")
+#: Characters no text export holds: C0 controls but tab, line ends, vertical tab
+#: (FileMaker's line break inside a field) and form feed; and DEL.
+_NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+#: The replacement character a guessed decoding leaves for bytes that are no text.
+_NOT_TEXT_OR_UNDECODED = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
 #: How much of a file ``looks_binary`` judges it by.
 _SAMPLE = 4096
 
 
-def looks_binary(text: str) -> bool:
+def looks_binary(text: str, guessed: bool = True) -> bool:
     """Whether decoded ``text`` came from a file that is not text (an image, an archive).
 
     Read as CSV, every line of a GIF or an icon file became a "contact" (33 from
     one small GIF). A contacts export holds next to none of these characters;
     more than one in a hundred of the first 4 KB (and more than three) means
-    the bytes were never text.
+    the bytes were never text. Replacement characters count only when the
+    encoding was ``guessed``: with one the user named, they are that
+    encoding's reading, kept as before.
     """
     sample = text[:_SAMPLE]
-    found = len(_NOT_TEXT.findall(sample))
+    found = len((_NOT_TEXT_OR_UNDECODED if guessed else _NOT_TEXT).findall(sample))
     return found > max(3, len(sample) // 100)
