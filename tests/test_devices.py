@@ -156,6 +156,16 @@ def test_device_password_is_for_its_user_protocol_and_book_only(trio: ServerProc
     assert owner.put("y.vcf", card("y-1", "Wy Zed"), book="/carol/%2577ork/")[0] == 201
     assert phone.request("GET", "/carol/%2577ork/y.vcf")[0] == 403
     assert phone.put("z.vcf", card("z-1", "Zed"), book="/carol/%2577ork/")[0] == 403
+    # nor by moving a card of its book into another (the Destination is another book)
+    status, _, text = phone.request("MOVE", "/carol/work/w.vcf", headers={
+        "Destination": f"{trio.url}/carol/contacts/moved.vcf"})
+    assert status == 403 and "only the address book 'work'" in text
+    assert owner.get("moved.vcf")[0] == 404 and phone.get("w.vcf", book="/carol/work/")[0] == 200
+    # and the home lists its book only, whatever base prefix the client asks hrefs under
+    status, _, text = phone.request("PROPFIND", "/carol/", headers={"Depth": "1",
+                                                                   "X-Script-Name": "/x"})
+    assert status == 207 and "/x/carol/work/" in text
+    assert "/x/carol/contacts/" not in text and "ork/" not in text.replace("/x/carol/work/", "")
 
 
 @pytest.mark.parametrize("args", [["devices", "add", "X", "--user", "nobody"],

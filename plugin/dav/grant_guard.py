@@ -59,6 +59,17 @@ def book_of(path: str, user: str) -> str | None:
     return None
 
 
+def _without_base(environ: dict[str, Any], path: str) -> str:
+    """A %-decoded address from a header or an href without the base prefix Radicale
+    puts before its own (a proxy's ``X-Script-Name``, which any client may send, else
+    ``SCRIPT_NAME``): with ``X-Script-Name: /x`` the home's hrefs were ``/x/carol/...``,
+    which named no book, and a limited device saw every book of the home listed."""
+    prefix = radicale.sanitize_path(environ.get(
+        "HTTP_X_SCRIPT_NAME" if "HTTP_X_SCRIPT_NAME" in environ else "SCRIPT_NAME", "")
+    ).rstrip("/")
+    return path[len(prefix):] if prefix and (path + "/").startswith(prefix + "/") else path
+
+
 class GrantGuard:
     """The CardDAV side of the grants check."""
 
@@ -88,6 +99,10 @@ class GrantGuard:
                                    "(/api/) only")
             check(grant, "carddav", method, book_of(environ.get("PATH_INFO", ""),
                                                      grant.user))
+            destination = environ.get("HTTP_DESTINATION")
+            if destination is not None:  # a MOVE writes where it names too
+                check(grant, "carddav", method, book_of(
+                    _without_base(environ, unquote(urlsplit(destination).path)), grant.user))
         except Refused as e:
             return e
         environ[ENVIRON_KEY] = grant
@@ -107,7 +122,7 @@ def filter_home(environ: dict[str, Any], body: bytes) -> bytes:
     changed = False
     for response in list(root.findall(f"{_DAV}response")):
         href = response.findtext(f"{_DAV}href") or ""
-        book = book_of(unquote(urlsplit(href).path), grant.user)  # (an href is %-encoded)
+        book = book_of(_without_base(environ, unquote(urlsplit(href).path)), grant.user)
         if book is not None and book not in grant.books:
             root.remove(response)
             changed = True
