@@ -36,6 +36,7 @@ from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
 
+from cardfile.plugin.dav.xml_chars import xml_chars
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard import radicale_workarounds
 
@@ -368,6 +369,18 @@ def _refusing(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 class _Application(radicale.Application):
     """Radicale's application; its ``do_*`` handlers answer the core's refusals."""
+
+    def _xml_response(self, xml_content: Any, *args: Any, **kwargs: Any) -> bytes:
+        """Radicale's XML answer, without the characters XML cannot carry.
+
+        ElementTree writes a card file's control character as it is, so one
+        card placed by hand made a whole multiget or sync answer ill-formed
+        (``xml_chars``).
+        """
+        for element in xml_content.iter():
+            if element.text:
+                element.text = xml_chars(element.text)
+        return bytes(super()._xml_response(xml_content, *args, **kwargs))
 
 
 for _name in dir(radicale.Application):

@@ -9,7 +9,7 @@ import pytest
 
 from cardfile.plugin.vcard import card_fields
 from tests.conftest import EDITS_THE_FOLDER, USER, ServerProcess
-from tests.davclient import DavClient, card
+from tests.davclient import CARDDAV, DavClient, card, parse_multistatus
 
 
 def test_discovery_leads_to_the_address_book(server: ServerProcess) -> None:
@@ -148,6 +148,45 @@ def test_a_file_or_folder_named_in_bytes_that_are_not_utf8_is_skipped(
     assert status == 207 and f"/{USER}/contacts/" in text
     assert dav.put("new.vcf", card("new-1", "New Card"))[0] == 201
     assert "not UTF-8" in server.log()
+
+
+@pytest.mark.files_only(EDITS_THE_FOLDER)
+def test_a_card_file_holding_a_character_xml_cannot_carry_is_sent_without_it(
+        server: ServerProcess, dav: DavClient) -> None:
+    """A card file written by hand or by another program may hold a control character
+    (a PUT never stores one). Before, it made every multiget and sync answer holding
+    it ill-formed XML, on Radicale's path as on the fast path: a client could read
+    none of the cards sent with it."""
+    assert dav.put("plain.vcf", card("plain-1", "Plain Card"))[0] == 201
+    raw = card("odd-1", "Odd\x01Card", "NOTE:a bell\x07\x0b and \ufffe end").encode()
+    with open(os.path.join(server.book_dir(), "odd.vcf"), "wb") as f:
+        f.write(raw)
+    sent = re.sub("[\x01\x07\x0b\ufffe]", "", raw.decode())
+    status, headers, text = dav.get("odd.vcf")
+    assert status == 200 and text.encode() == raw  # HTTP carries the file as it is
+    etag = headers["etag"]
+    hrefs = "".join(f"<D:href>{dav.book}{name}</D:href>" for name in ("odd.vcf", "plain.vcf"))
+    prop = '<D:prop><D:getetag/><C:address-data/></D:prop>'
+    reports = {
+        "multiget": f'<C:addressbook-multiget xmlns:D="DAV:" xmlns:C="{CARDDAV}">{prop}{hrefs}'
+                    '</C:addressbook-multiget>',
+        "sync": f'<D:sync-collection xmlns:D="DAV:" xmlns:C="{CARDDAV}"><D:sync-token/>'
+                f'<D:sync-level>1</D:sync-level>{prop}</D:sync-collection>',
+    }
+    for path_header in ({}, {"X-Cardfile-No-Fastpath": "1"}):
+        for name, body in reports.items():
+            status, _, answer = dav.request(
+                "REPORT", dav.book, body, {"Content-Type": "application/xml", "Depth": "1",
+                                           **path_header})
+            assert status == 207, (name, path_header, answer)
+            cards = {e.href.rsplit("/", 1)[-1]: e for e in parse_multistatus(answer)[1]}
+            # (An XML parser reads a CR LF as LF.)
+            assert cards["odd.vcf"].data == sent.replace("\r\n", "\n"), (name, path_header)
+            assert cards["odd.vcf"].etag == etag, (name, path_header)
+            assert cards["plain.vcf"].data == card("plain-1", "Plain Card").replace("\r\n", "\n")
+    # The client saves the card it was sent: it replaces the file.
+    assert dav.put("odd.vcf", sent, if_match=etag)[0] == 204
+    assert dav.get("odd.vcf")[2] == sent
 
 
 def test_addressbook_query_from_the_index(dav: DavClient) -> None:

@@ -71,6 +71,7 @@ from cardfile.plugin.contacts.storage import (
 )
 from cardfile.plugin.dav import book_get, item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
+from cardfile.plugin.dav.xml_chars import xml_chars, xml_text
 from cardfile.plugin.store.card_reads import is_gone, opened_ahead, read_opened, served_size
 
 log = logging.getLogger("cardfile")
@@ -471,6 +472,7 @@ class FastPath:
                 if isinstance(fd, int):  # (a file of that name: not what is served)
                     os.close(fd)
                 text, etag = group_texts[href]
+                text = xml_chars(text)
             elif fd is not None:
                 card = _read_card(fd, href, size)
                 if card is None:
@@ -644,15 +646,16 @@ def _sanitized(path: str) -> str:
 
 
 def _read_card(fd: int | OSError, href: str, size: int) -> tuple[str, str] | None:
-    """The text of the card file open as ``fd`` (what a GET serves) and the etag
-    of that text, or None: it is gone or not UTF-8. Closes ``fd``."""
+    """The text of the card file open as ``fd`` (what a GET serves, without the
+    characters XML cannot carry) and the etag of the file's text, or None: it is gone
+    or not UTF-8. Closes ``fd``."""
     raw = read_opened(fd, size)
     if raw is None:
         log.warning("Card %r vanished while it was listed", href)
         return None
     try:
-        # etag_of(text) without encoding the text again: UTF-8 round-trips.
-        return raw.decode("utf-8"), f'"{sha256(raw).hexdigest()}"'
+        # etag_of(the file's text), without encoding it again: UTF-8 round-trips.
+        return xml_text(raw), f'"{sha256(raw).hexdigest()}"'
     except UnicodeDecodeError as e:
         log.warning("Card %r became unreadable while it was listed: %s", href, e)
         return None
