@@ -189,7 +189,9 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
     parts = export.export_parts(counted(), fmt)
     if output == "-":
         for block in _blocks(parts):
-            click.echo(block, nl=False)
+            # color=True: click would otherwise cut what looks like a colour code
+            # out of a card written into a pipe (a terminal is guarded: terminal.py).
+            click.echo(block, nl=False, color=True)
     else:
         _write_whole(Path(output), _blocks(parts))
         click.echo(f"Exported {exported} contact(s) to {output}.", err=True)

@@ -260,7 +260,9 @@ def user_remove(data_dir: str | None, config_file: str | None, name: str) -> Non
 def main() -> None:
     """The installed ``cardfile`` command."""
     from cardfile.cli.errors import run
+    from cardfile.cli.terminal import guard_terminal_streams
 
+    guard_terminal_streams()
     run(cli)
 
 

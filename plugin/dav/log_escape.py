@@ -37,6 +37,17 @@ def escape(text: str) -> str:
     return _CONTROL.sub(_visible, text)
 
 
+#: What a terminal must not be sent as it is: the control characters above but
+#: tab and line feed, and a CR that does not end a line (it would write over it).
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+
+
+def escape_for_terminal(text: str) -> str:
+    """``text`` with every control character but tab and line breaks written as
+    a visible escape: what the CLI writes to a terminal (``cli/terminal.py``)."""
+    return _TERMINAL_CONTROL.sub(_visible, text)
+
+
 class EscapingFormatter(logging.Formatter):
     """A formatter whose message part is always one line of visible characters."""
 
