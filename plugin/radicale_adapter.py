@@ -36,9 +36,9 @@ from radicale.item import filter as radicale_filter
 from radicale.log import logger
 from radicale.storage import multifilesystem
 
-from cardfile.plugin.dav.xml_chars import xml_chars
 from cardfile.plugin.refused import Refused
 from cardfile.plugin.vcard import radicale_workarounds
+from cardfile.plugin.vcard.xml_chars import xml_chars
 
 #: Radicale releases whose internals this module was checked against.
 SUPPORTED_RADICALE = ("3.9.",)

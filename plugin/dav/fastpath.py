@@ -71,8 +71,8 @@ from cardfile.plugin.contacts.storage import (
 )
 from cardfile.plugin.dav import book_get, item_get, item_put, listing, multistatus
 from cardfile.plugin.dav.compact_rows import CompactRows
-from cardfile.plugin.dav.xml_chars import xml_chars, xml_text
 from cardfile.plugin.store.card_reads import is_gone, opened_ahead, read_opened, served_size
+from cardfile.plugin.vcard.xml_chars import xml_chars, xml_text
 
 log = logging.getLogger("cardfile")
 
