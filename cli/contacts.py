@@ -23,6 +23,7 @@ import click
 from cardfile.cli import settings as settings_mod
 from cardfile.cli.main import _settings, common_options
 from cardfile.cli.options import existing_user, load_storage, refuse_writing_a_database_cache
+from cardfile.cli.terminal import unguarded
 from cardfile.plugin.contacts import actor, dedupe, export, importers
 from cardfile.plugin.contacts.importers import book as import_book
 from cardfile.plugin.contacts.model import AddressBook, open_book
@@ -138,7 +139,9 @@ def import_(data_dir: str | None, config_file: str | None, user: str | None, boo
     show_bar = sys.stderr.isatty() and not as_json and total > 200
     try:
         if show_bar:
-            with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
+            # (unguarded: the bar is drawn with a CR and escape codes of click's own.)
+            with click.progressbar(length=total, label="Importing",
+                                   file=unguarded(sys.stderr)) as bar:
                 report = import_book.import_cards(
                     storage, ctx.user, book, parsed, ctx.merges, ctx.region,
                     list(categories), dry_run, progress=bar.update)
@@ -189,9 +192,7 @@ def export_(data_dir: str | None, config_file: str | None, user: str | None, boo
     parts = export.export_parts(counted(), fmt)
     if output == "-":
         for block in _blocks(parts):
-            # color=True: click would otherwise cut what looks like a colour code
-            # out of a card written into a pipe (a terminal is guarded: terminal.py).
-            click.echo(block, nl=False, color=True)
+            click.echo(block, nl=False)
     else:
         _write_whole(Path(output), _blocks(parts))
         click.echo(f"Exported {exported} contact(s) to {output}.", err=True)

@@ -65,7 +65,11 @@ def register_commands_of(module: str, group: click.Group) -> None:
         loaded.register(group)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# color=True: click never cuts what looks like a colour code out of what a command
+# writes into a pipe (a card's own text, exported or shown); a terminal is
+# guarded instead (terminal.py).
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                              "color": True})
 @click.version_option(package_name="cardfile")
 def cli() -> None:
     """Cardfile: your contacts as plain .vcf files, synced over CardDAV."""

@@ -10,11 +10,14 @@ OSC 52 writes the clipboard in some terminals. So when standard output or
 error is a terminal, every C0 and C1 control character but tab and the line
 breaks is written as a visible escape, as the server's log writes it
 (``log_escape``). A pipe or a file gets the text exactly: an export into a
-file or another program is the cards' own text.
+file or another program is the cards' own text (``main.py`` tells click not
+to cut colour codes out of it).
 
 One wrapper around each stream, installed before any command runs, so no
-command can forget it; click writes through it, as it checks only that the
-stream writes text.
+command that writes through click or ``sys.stdout`` can forget it. What the
+CLI draws itself with a CR and escape codes (the import's progress bar) is
+written to the terminal ``unguarded``. Not covered: a stream click rebuilds
+on the bytes beneath because its encoding is ASCII (``PYTHONIOENCODING=ascii``).
 """
 
 from __future__ import annotations
@@ -37,8 +40,17 @@ class _ShownControls:
             return len(text)
         return self._stream.write(text)  # (bytes: refused by the stream, as click expects)
 
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def unguarded(stream: TextIO) -> TextIO:
+    """The terminal under ``stream``: for what the CLI draws itself (a progress bar)."""
+    return stream._stream if isinstance(stream, _ShownControls) else stream
 
 
 def guard_terminal_streams() -> None:

@@ -46,6 +46,7 @@ from cardfile.plugin.dav.login_throttle import LoginAttempt, LoginThrottle
 from cardfile.plugin.dav.web_app import WebApp, is_web_path
 from cardfile.plugin.radicale_adapter import REFUSED_KEY, RadicaleApp, radicale_logger
 from cardfile.plugin.refused import Refused
+from cardfile.plugin.vcard.xml_chars import xml_chars
 
 log = logging.getLogger("cardfile")
 
@@ -477,7 +478,9 @@ def _with_reason(method: str, code: int, headers: list[tuple[str, str]], body: b
     if "xml" in content_type and body.strip():
         try:
             root = ET.fromstring(body)
-            ET.SubElement(root, f"{{{_REASON_NS}}}reason").text = reason
+            # A reason may quote the name of a card file placed by hand: its control
+            # characters are shown as escapes, and XML's other two left out.
+            ET.SubElement(root, f"{{{_REASON_NS}}}reason").text = xml_chars(escape(reason))
             body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
             headers.append(("Content-Type", content_type))
         except ET.ParseError:

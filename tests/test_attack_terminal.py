@@ -87,8 +87,19 @@ def test_a_terminal_is_shown_the_control_characters_of_a_card_file(
         assert b"Plain Person" in output, output
 
 
-def test_a_pipe_gets_the_cards_exactly(data: Path) -> None:
-    """An export into a file or another program is the card's own text (before, click
-    cut what looked like a colour code out of it)."""
-    exported = run_cli("export", "--user", USER, data_dir=data).stdout
-    assert HOSTILE_NAME in exported and HOSTILE_EMAIL in exported
+def test_the_import_progress_bar_is_still_drawn(data: Path, tmp_path: Path) -> None:
+    """The CLI's own drawing (a CR, then click's escape codes) is not escaped."""
+    many = tmp_path / "many.vcf"
+    many.write_text("".join(card(f"many-{i}", f"Many Person{i}") for i in range(250)))
+    output = _on_a_terminal("import", str(many), "--user", USER, data_dir=data)
+    assert b"\rImporting" in output.replace(b"\x1b[?25l", b"") and b"\\r" not in output, output
+    assert b"added 250" in output, output
+
+
+@pytest.mark.parametrize("command", [("export",), ("contacts", "show", "evil-1", "--format",
+                                                   "vcard")])
+def test_a_pipe_gets_the_cards_exactly(data: Path, command: tuple[str, ...]) -> None:
+    """A card written into a file or another program is the card's own text (before,
+    click cut what looked like a colour code out of it)."""
+    written = run_cli(*command, "--user", USER, data_dir=data).stdout
+    assert HOSTILE_NAME in written and HOSTILE_EMAIL in written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -187,6 +188,16 @@ def test_a_card_file_holding_a_character_xml_cannot_carry_is_sent_without_it(
     # The client saves the card it was sent: it replaces the file.
     assert dav.put("odd.vcf", sent, if_match=etag)[0] == 204
     assert dav.get("odd.vcf")[2] == sent
+    # A refusal naming such a file (its UID taken) is well-formed too.
+    with open(os.path.join(server.book_dir(), "bad\x01name.vcf"), "w") as f:
+        f.write(card("odd-2", "Odd Two"))
+    for path_header in ({}, {"X-Cardfile-No-Fastpath": "1"}):
+        status, headers, answer = dav.request(
+            "PUT", dav.book + "twin.vcf", card("odd-2", "Twin"),
+            {"Content-Type": "text/vcard", **path_header})
+        assert status == 409 and "xml" in headers["content-type"], (path_header, answer)
+        assert f"{USER}/contacts/bad\\x01name.vcf" in ET.fromstring(answer).findtext(
+            "{http://cardfile.org/ns}reason", ""), answer
 
 
 def test_addressbook_query_from_the_index(dav: DavClient) -> None:

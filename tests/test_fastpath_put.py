@@ -154,6 +154,15 @@ def test_a_lone_cr_and_control_characters_are_repaired_without_etag(srv: ServerP
     assert b"\x07" not in (stored(srv, "fast", "rep-1.vcf") or b"")
 
 
+def test_the_noncharacters_xml_cannot_carry_are_removed_without_etag(srv: ServerProcess
+                                                                     ) -> None:
+    """A multiget would send the card without them: the PUT's answer says so now."""
+    text = card("rep-3", "Non Char", "NOTE:one\ufffetwo\uffff")
+    status, headers, _ = put_both(srv, "rep-3.vcf", text)
+    assert status == 201 and "etag" not in headers
+    assert (stored(srv, "fast", "rep-3.vcf") or b"").count(b"NOTE:onetwo\r\n") == 1
+
+
 def test_a_card_without_version_is_repaired_without_etag(srv: ServerProcess) -> None:
     text = "BEGIN:VCARD\r\nUID:rep-2\r\nFN:No Version\r\nTEL;CELL:123\r\nEND:VCARD\r\n"
     status, headers, _ = put_both(srv, "rep-2.vcf", text)

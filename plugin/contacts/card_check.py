@@ -96,6 +96,11 @@ def accept_card(text: str, name: str, max_resource_size: int) -> SentCard:
         # Legal in no vCard value, and they would make every multiget answer invalid XML.
         text = _CONTROL.sub("", text)
         changes.append("control characters were removed")
+    if "\ufffe" in text or "\uffff" in text:
+        # Unicode's two noncharacters XML cannot carry: a multiget would send the card
+        # without them (vcard/xml_chars.py), so the client is told now, not surprised then.
+        text = text.replace("\ufffe", "").replace("\uffff", "")
+        changes.append("the noncharacters U+FFFE and U+FFFF were removed")
     if "\r" in text.replace("\r\n", ""):
         # A lone CR: a classic Mac file's line ends, or (Thunderbird) a line break inside
         # a value, which every line-based reader would take for the end of the line.

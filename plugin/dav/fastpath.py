@@ -42,7 +42,7 @@ Concurrency: the index is read under Radicale's storage read lock, compact
 rows kept and the lock released before streaming, so a slow client never
 blocks writers. A card deleted in between is answered 404 (as if the request
 came after the delete); a card changed in between is sent with the etag of
-the text actually sent. ``X-Cardfile-No-Fastpath: 1`` (any client may ask for
+the file actually read. ``X-Cardfile-No-Fastpath: 1`` (any client may ask for
 the slower answer) or ``[storage] fastpath = False`` leaves it all to Radicale.
 """
 
