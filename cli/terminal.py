@@ -3,7 +3,7 @@
 A card a client sends, or an import reads, has its control characters
 removed (``card_check``), but a card file placed in the data folder by hand,
 or synced into it by another program, is read as it is. Printed raw by
-``contacts list``, ``search``, ``history`` or an export to the screen, an ESC
+``contacts list``, ``search``, ``categories list`` or an export to the screen, an ESC
 in a name or an email address is a command to the terminal: CSI moves the
 cursor and erases lines (a listing that lies), OSC 0 sets the window title,
 OSC 52 writes the clipboard in some terminals. So when standard output or
